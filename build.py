@@ -1,0 +1,253 @@
+#!/usr/bin/env python3
+"""instructlake task runner.
+
+    python build.py setup [--force]   create .venv, install torch, the package and the JVM packages
+    python build.py demo              set up, then run the pipeline on data/samples/ into ./lakehouse/demo
+    python build.py test [ARGS]       set up, then run pytest (ARGS go to pytest)
+    python build.py bench NAME [ARGS] set up, then run bench/NAME.py
+    python build.py lint              ruff over the code
+
+Standard library only: this file runs before the virtual environment exists.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import time
+import venv
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent
+VENV = ROOT / ".venv"
+BIN = VENV / ("Scripts" if os.name == "nt" else "bin")
+PY = BIN / "python"
+STAMP = VENV / ".instructlake-setup.json"
+JARS = VENV / "share" / "instructlake" / "jars"
+POM = ROOT / "jvm" / "pom.xml"
+# torch goes in first, alone, so nothing installed after it can pull another version.
+TORCH = "torch==2.13.0"
+# JVM packages, one Maven profile each. Delta is required (the store is Delta); the others are optional
+# engines that the code replaces with Spark-native paths when their JARs are absent.
+JAR_PROFILES = {
+    "delta": ("io.delta:delta-spark_4.2_2.13", True),
+    "graphframes": ("io.graphframes:graphframes-spark4_2.13", False),
+    "sparknlp": ("com.johnsnowlabs.nlp:spark-nlp_2.13", False),
+}
+
+
+def log(msg: str) -> None:
+    print(f"[build] {msg}", flush=True)
+
+
+def fail(msg: str, code: int = 1) -> None:
+    print(f"[build] error: {msg}", file=sys.stderr, flush=True)
+    sys.exit(code)
+
+
+def run(cmd: list[str], **kw) -> None:
+    log("$ " + " ".join(str(c) for c in cmd))
+    rc = subprocess.call([str(c) for c in cmd], cwd=kw.pop("cwd", ROOT), env=kw.pop("env", child_env()), **kw)
+    if rc != 0:
+        fail(f"command failed with exit code {rc}: {' '.join(str(c) for c in cmd)}", rc)
+
+
+def child_env() -> dict[str, str]:
+    env = dict(os.environ)
+    env["HF_HUB_OFFLINE"] = "1"
+    env["TRANSFORMERS_OFFLINE"] = "1"
+    # Spark's Python workers must use the venv's interpreter, not whatever `python3` is on PATH.
+    env["PYSPARK_PYTHON"] = str(PY)
+    env["PYSPARK_DRIVER_PYTHON"] = str(PY)
+    env["INSTRUCTLAKE_JARS"] = str(JARS)
+    env["PATH"] = f"{BIN}{os.pathsep}{env.get('PATH', '')}"
+    return env
+
+
+# ---------------------------------------------------------------- java
+
+
+def java_major() -> int | None:
+    java = shutil.which("java")
+    home = os.environ.get("JAVA_HOME")
+    if home and (Path(home) / "bin" / "java").exists():
+        java = str(Path(home) / "bin" / "java")
+    if not java:
+        return None
+    try:
+        out = subprocess.run([java, "-version"], capture_output=True, text=True, timeout=60).stderr
+    except (OSError, subprocess.SubprocessError):
+        return None
+    m = re.search(r'version "(\d+)(?:\.(\d+))?', out)
+    if not m:
+        return None
+    major = int(m.group(1))
+    return int(m.group(2)) if major == 1 and m.group(2) else major
+
+
+def require_java() -> None:
+    major = java_major()
+    if major is None:
+        fail("Spark needs Java 17 or newer and no `java` was found on PATH or in JAVA_HOME; "
+             "install one (for example `apt-get install openjdk-17-jre-headless`) and run this again.")
+    if major < 17:
+        fail(f"Spark 4 needs Java 17 or newer but the `java` found is version {major}; "
+             "install Java 17 and point JAVA_HOME at it.")
+
+
+# ---------------------------------------------------------------- setup
+
+
+def digest(*parts: object) -> str:
+    h = hashlib.sha256()
+    for p in parts:
+        h.update(p.read_bytes() if isinstance(p, Path) else str(p).encode())
+        h.update(b"\0")
+    return h.hexdigest()[:16]
+
+
+def read_stamp() -> dict:
+    try:
+        return json.loads(STAMP.read_text())
+    except (OSError, ValueError):
+        return {}
+
+
+def setup(force: bool = False) -> None:
+    if sys.version_info < (3, 10):
+        fail(f"Python 3.10 or newer is needed; this is {sys.version.split()[0]}.")
+    require_java()
+    stamp = read_stamp()
+    py_key = digest(ROOT / "pyproject.toml", TORCH, sys.version)
+    jar_key = digest(POM)
+    if not force and stamp.get("python") == py_key and stamp.get("jars") == jar_key and PY.exists():
+        log("setup: .venv is up to date")
+        return
+    t0 = time.time()
+    if not PY.exists():
+        log(f"creating {VENV}")
+        venv.create(VENV, with_pip=True)
+    if force or stamp.get("python") != py_key:
+        run([PY, "-m", "pip", "install", "--upgrade", "pip"])
+        run([PY, "-m", "pip", "install", TORCH])
+        run([PY, "-m", "pip", "install", "-e", ".[dev]"])
+        stamp["python"] = py_key
+        write_stamp(stamp)
+    if force or stamp.get("jars") != jar_key:
+        stamp["jar_status"] = fetch_jars()
+        stamp["jars"] = jar_key
+        write_stamp(stamp)
+    log(f"setup done in {time.time() - t0:.0f}s")
+
+
+def write_stamp(stamp: dict) -> None:
+    STAMP.write_text(json.dumps(stamp, indent=1))
+
+
+def spark_jar_names() -> set[str]:
+    """Artifact names (without version) of the JARs pyspark ships: those are never copied twice."""
+    out = subprocess.run([str(PY), "-c", "import pyspark, os; print(os.path.dirname(pyspark.__file__))"],
+                         capture_output=True, text=True, check=True).stdout.strip()
+    return {artifact_name(p.name) for p in (Path(out) / "jars").glob("*.jar")}
+
+
+def artifact_name(jar: str) -> str:
+    return re.sub(r"-\d[\w.\-]*\.jar$", "", jar)
+
+
+def fetch_jars() -> dict[str, str]:
+    if not shutil.which("mvn"):
+        fail("Maven (`mvn`) is needed to fetch the Delta Lake JARs and was not found on PATH; "
+             "install it (for example `apt-get install maven`) and run this again.")
+    provided = spark_jar_names()
+    status: dict[str, str] = {}
+    for profile, (coord, required) in JAR_PROFILES.items():
+        dest = JARS / profile
+        shutil.rmtree(dest, ignore_errors=True)
+        dest.mkdir(parents=True)
+        log(f"fetching {profile} ({coord}) with mvn")
+        proc = subprocess.run(
+            ["mvn", "-B", "-U", "-f", str(POM), f"-P{profile}", "dependency:copy-dependencies",
+             "-DincludeScope=runtime", f"-DoutputDirectory={dest}"],
+            capture_output=True, text=True)
+        if proc.returncode != 0:
+            shutil.rmtree(dest, ignore_errors=True)
+            why = mvn_reason(proc.stdout + proc.stderr)
+            status[profile] = f"missing: {why}"
+            if required:
+                fail(f"the {profile} JARs ({coord}) could not be fetched: {why}")
+            log(f"warning: the {profile} JARs ({coord}) could not be fetched: {why}. "
+                f"instructlake runs without them and says so where it matters.")
+            continue
+        dropped = [j for j in dest.glob("*.jar") if artifact_name(j.name) in provided]
+        for j in dropped:  # pyspark already ships these; a second copy on the classpath only risks conflicts
+            j.unlink()
+        kept = sorted(j.name for j in dest.glob("*.jar"))
+        status[profile] = "ok: " + ", ".join(kept)
+        log(f"  {profile}: {len(kept)} JARs ({len(dropped)} already in pyspark skipped)")
+    return status
+
+
+def mvn_reason(output: str) -> str:
+    m = re.search(r"Could not find artifact (\S+)", output) or re.search(r"(\S+) was not found in", output)
+    if m:
+        return f"{m.group(1)} is not in Maven Central as this machine reaches it"
+    if re.search(r"Could not transfer|Connection|UnknownHost|timed out", output):
+        return "Maven Central could not be reached (network)"
+    errors = [ln for ln in output.splitlines() if ln.startswith("[ERROR]") and ln.strip() != "[ERROR]"]
+    return errors[0][8:].strip() if errors else "mvn failed (no error text)"
+
+
+# ---------------------------------------------------------------- tasks
+
+
+def demo(args: list[str]) -> None:
+    setup()
+    run([PY, "-m", "instructlake.demo", *args])
+
+
+def test(args: list[str]) -> None:
+    setup()
+    rc = subprocess.call([str(PY), "-m", "pytest", *args], cwd=ROOT, env=child_env())
+    sys.exit(rc)
+
+
+def bench(args: list[str]) -> None:
+    names = sorted(p.stem for p in (ROOT / "bench").glob("*.py") if not p.stem.startswith("_"))
+    if not args or args[0] not in names:
+        fail(f"usage: python build.py bench NAME [ARGS]; NAME is one of: {', '.join(names)}", 2)
+    setup()
+    run([PY, ROOT / "bench" / f"{args[0]}.py", *args[1:]])
+
+
+def lint(args: list[str]) -> None:
+    setup()
+    run([PY, "-m", "ruff", "check", "build.py", "lib", "jobs", "tests", "bench", *args])
+
+
+def main(argv: list[str]) -> None:
+    if not argv or argv[0] in ("-h", "--help", "help"):
+        print(__doc__)
+        sys.exit(0 if argv else 2)
+    task, rest = argv[0], argv[1:]
+    if task == "setup":
+        setup(force="--force" in rest)
+    elif task == "demo":
+        demo(rest)
+    elif task == "test":
+        test(rest)
+    elif task == "bench":
+        bench(rest)
+    elif task == "lint":
+        lint(rest)
+    else:
+        fail(f"unknown task {task!r}; run `python build.py --help`", 2)
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])

@@ -1,0 +1,192 @@
+"""`instructlake ...`: the command line, also behind every jobs/*.py spark-submit entry."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from collections.abc import Callable
+
+from instructlake.config import Config, ConfigError, load_config
+
+log = logging.getLogger("instructlake")
+
+# Errors that mean "the input or the setup is wrong": one line, no trace, exit code 2.
+EXPECTED_ERRORS: tuple[type[BaseException], ...] = (ConfigError,)
+
+
+def _expected_errors() -> tuple[type[BaseException], ...]:
+    from instructlake.ingest.rawfile import FileFormatError
+    from instructlake.schemas import SchemaError
+    from instructlake.spark import JavaMissingError
+    from instructlake.store import TableNotFoundError
+
+    return EXPECTED_ERRORS + (FileFormatError, SchemaError, JavaMissingError, TableNotFoundError)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="instructlake",
+        description="Build instruction-tuning (SFT) datasets with Spark and Delta tables.",
+        epilog="Tables live under the warehouse directory (--warehouse, INSTRUCTLAKE_WAREHOUSE, "
+               "or store.warehouse in the platform config; default ./lakehouse).")
+    p.add_argument("--warehouse", help="warehouse directory or URI holding the Delta tables")
+    p.add_argument("--platform", help="platform config: local (default), databricks, emr")
+    p.add_argument("--config", action="append", default=[], metavar="FILE",
+                   help="extra YAML merged over conf/defaults.yaml (repeatable)")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", dest="overrides",
+                   help="override one setting, e.g. --set ingest.max_record_bytes=100000 "
+                        "or --set platform.spark.shuffle_partitions=4 (repeatable)")
+    p.add_argument("-q", "--quiet", action="store_true", help="log warnings only")
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    s = sub.add_parser("ingest", help="read chat files into the samples table",
+                       description="Read Alpaca, ShareGPT, OpenAI-messages, Dolly, OASST-tree and Self-Instruct "
+                                   "files (JSON arrays or JSON Lines, optionally gzip) into `samples`. Records "
+                                   "that cannot be read go to `quarantine` with the reason and raw text. "
+                                   "Re-ingesting a file adds nothing.")
+    s.add_argument("paths", nargs="+", metavar="PATH", help="files, or directories of *.json[l][.gz] files")
+    s.add_argument("--source", help="source name for every file (default: the file name without extensions)")
+    s.add_argument("--format", choices=["alpaca", "sharegpt", "openai", "dolly", "oasst", "self_instruct"],
+                   help="force the format instead of detecting it per file")
+
+    s = sub.add_parser("export", help="write SFT files (ShareGPT, OpenAI messages, Parquet) and a manifest",
+                       description="Export the samples a training job should see as JSONL in ShareGPT and "
+                                   "OpenAI-messages form and as Parquet, with manifest.json beside them.")
+    s.add_argument("--out", help="output directory (default: <warehouse>/exports/<UTC timestamp>)")
+
+    s = sub.add_parser("tables", help="list the tables and their row counts")
+    s.add_argument("--json", action="store_true", help="print a JSON object: table -> row count")
+
+    s = sub.add_parser("table", help="operations on one table")
+    tsub = s.add_subparsers(dest="table_command", required=True, metavar="OPERATION")
+    t = tsub.add_parser("export", help="write one table to a JSON Lines file",
+                        description="Write every row of table NAME to OUT as JSON Lines.")
+    t.add_argument("name", metavar="NAME")
+    t.add_argument("out", metavar="OUT.jsonl")
+    t.add_argument("--version", type=int, help="the table as of this Delta version")
+
+    s = sub.add_parser("show", help="print the first rows of a table",
+                       description="Print the first rows of table NAME (for example samples, quarantine, runs).")
+    s.add_argument("name", metavar="NAME")
+    s.add_argument("-n", type=int, default=20, help="rows to show (default 20)")
+    s.add_argument("--width", type=int, default=60, help="truncate cells to this many characters (0: never)")
+    return p
+
+
+def _session(cfg: Config):
+    from instructlake.spark import get_session
+    from instructlake.store import Store
+
+    spark = get_session(cfg.platform)
+    return spark, Store(spark, cfg.warehouse, cfg.platform.store.write_retries)
+
+
+def _run_stage(name: str, cfg: Config, fn: Callable, args: dict):
+    """Run one stage and append its run record, also when it fails."""
+    from instructlake import runs
+
+    spark, store = _session(cfg)
+    started = runs.now()
+    try:
+        result = fn(spark, store, cfg)
+    except BaseException as e:
+        failed = runs.StageResult(stage=name, config_hash=cfg.stage_hash(name) if hasattr(cfg.semantic, name) else "")
+        try:
+            runs.record(store, failed, started, status="failed", args=args, message=f"{type(e).__name__}: {e}"[:4000])
+        except Exception:  # noqa: BLE001 - the original error matters more than the record
+            log.exception("could not record the failed run")
+        raise
+    runs.record(store, result, started, args=args)
+    return result
+
+
+def cmd_ingest(cfg: Config, a) -> int:
+    from instructlake.ingest import stage
+
+    r = _run_stage("ingest", cfg, lambda sp, st, c: stage.run(sp, st, c, a.paths, a.source, a.format),
+                   {"paths": a.paths, "source": a.source, "format": a.format})
+    c = r.counts
+    print(f"ingest: {c['files']} files, {c['read']:,} records read = {c['ingested']:,} ingested + "
+          f"{c['duplicate']:,} duplicate + {c['quarantined']:,} quarantined ({r.seconds:.1f}s)")
+    return 0
+
+
+def cmd_export(cfg: Config, a) -> int:
+    from instructlake.export import stage
+
+    r = _run_stage("export", cfg, lambda sp, st, c: stage.run(sp, st, c, a.out), {"out": a.out})
+    print(f"export: {r.counts['exported']:,} samples -> {r.extra['out']} (manifest.json inside)")
+    return 0
+
+
+def cmd_tables(cfg: Config, a) -> int:
+    _, store = _session(cfg)
+    counts = {name: store.count(name) for name in store.tables()}
+    if a.json:
+        print(json.dumps(counts, indent=2))
+    else:
+        if not counts:
+            print(f"no tables in {store.warehouse}")
+        for name, n in counts.items():
+            print(f"{name:<24} {n:>12,}")
+    return 0
+
+
+def cmd_table(cfg: Config, a) -> int:
+    _, store = _session(cfg)
+    df = store.read(a.name, version=a.version)
+    n = 0
+    with open(a.out, "w", encoding="utf-8") as f:
+        for line in df.toJSON().toLocalIterator():
+            f.write(line + "\n")
+            n += 1
+    print(f"table {a.name}: {n:,} rows -> {a.out}")
+    return 0
+
+
+def cmd_show(cfg: Config, a) -> int:
+    _, store = _session(cfg)
+    store.read(a.name).show(a.n, truncate=a.width if a.width > 0 else False, vertical=False)
+    return 0
+
+
+COMMANDS = {"ingest": cmd_ingest, "export": cmd_export, "tables": cmd_tables, "table": cmd_table, "show": cmd_show}
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.WARNING if args.quiet else logging.INFO,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s", datefmt="%H:%M:%S")
+    for noisy in ("py4j", "pyspark"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+    try:
+        cfg = load_config(args.platform, args.overrides, args.config, warehouse=args.warehouse)
+        return COMMANDS[args.command](cfg, args)
+    except _expected_errors() as e:
+        print(f"instructlake: error: {e}", file=sys.stderr)
+        return 2
+
+
+def stage_main(command: str) -> None:
+    """Entry of jobs/<stage>.py under spark-submit: `spark-submit jobs/ingest.py [global options] PATH...`."""
+    argv = sys.argv[1:]
+    # Global options come before the command; everything else belongs to the command.
+    globals_, rest, i = [], [], 0
+    takes_value = {"--warehouse", "--platform", "--config", "--set"}
+    while i < len(argv):
+        if argv[i] in takes_value and i + 1 < len(argv):
+            globals_ += argv[i:i + 2]
+            i += 2
+        elif argv[i] in ("-q", "--quiet"):
+            globals_.append(argv[i])
+            i += 1
+        else:
+            rest.append(argv[i])
+            i += 1
+    sys.exit(main([*globals_, command, *rest]))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,161 @@
+"""One file -> rows: a sample row per valid conversation, a quarantine row per record that cannot be one.
+
+Every unit the file yields (a conversation, or a record that failed) becomes exactly one row, so the
+stage's counts add up: read = ingested + duplicate + quarantined.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import unicodedata
+from collections.abc import Iterator
+from pathlib import Path
+from instructlake.config import IngestConfig
+from instructlake.ingest.formats import CONVERTERS, Conversation, RecordError
+from instructlake.ingest.rawfile import FileFormatError, iter_raw
+
+# Columns of the rows parse_file yields (kind = sample | quarantine); the stage splits them per table.
+ROW_FIELDS = (
+    "kind", "sample_id", "source", "source_id", "conversation", "system", "instruction", "n_turns", "lang",
+    "chars", "meta", "source_file", "format", "locator", "ordinal", "line", "reason", "detail", "raw",
+    "raw_length", "quarantine_id",
+)
+
+
+def normalize_text(s: str) -> str:
+    """The light normalization samples are stored and identified with: NFC, LF line ends, outer blanks."""
+    return unicodedata.normalize("NFC", s.replace("\r\n", "\n").replace("\r", "\n")).strip()
+
+
+def sample_id(system: str | None, turns: list[tuple[str, str]], tools: str | None = None) -> str:
+    """Identity of a sample: its normalized system prompt, turns and (for tool use) tool schemas."""
+    parts: list = [system or "", [[r, c] for r, c in turns]]
+    if tools and tools.strip() not in ("", "[]", "{}"):
+        parts.append(tools.strip())
+    payload = json.dumps(parts, ensure_ascii=False, separators=(",", ":"))
+    return hashlib.sha256(payload.encode("utf-8")).hexdigest()[:32]
+
+
+def validate(conv: Conversation) -> tuple[str | None, list[tuple[str, str]]]:
+    """Normalized (system, turns), or RecordError for empty content or a wrong role order."""
+    system = normalize_text(conv.system) if conv.system is not None else None
+    turns = [(role, normalize_text(content)) for role, content in conv.turns]
+    if not turns:
+        raise RecordError("empty_content", "the conversation has no turns")
+    for i, (role, content) in enumerate(turns):
+        if not content:
+            raise RecordError("empty_content", f"turn {i} ({role}) is empty")
+    prev = None
+    for i, (role, _) in enumerate(turns):
+        ok = {None: ("user",), "user": ("assistant",), "assistant": ("user", "tool"),
+              "tool": ("assistant", "tool")}[prev]
+        if role not in ok:
+            first = "the first turn" if prev is None else f"turn {i} follows a {prev} turn"
+            raise RecordError("role_order", f"{first} but is {role}; expected {' or '.join(ok)}")
+        prev = role
+    if prev != "assistant":
+        raise RecordError("role_order", f"the conversation ends with a {prev} turn, not an assistant reply")
+    return (system or None), turns
+
+
+def parse_file(path: str, source: str, fmt: str, cfg: IngestConfig, label: str | None = None) -> Iterator[dict]:
+    """Rows for every unit in one file. Never raises for bad records; FileFormatError only for a bad file."""
+    label = label or Path(path).name
+    convert = CONVERTERS[fmt]
+    for ordinal, raw in enumerate(iter_raw(path)):
+        raw.ordinal = ordinal
+        if raw.error is not None:
+            yield _quarantine(raw, source, fmt, label, cfg, *raw.error)
+            continue
+        if raw.nbytes > cfg.max_record_bytes:
+            yield _quarantine(raw, source, fmt, label, cfg, "too_large",
+                              f"{raw.nbytes:,} bytes > ingest.max_record_bytes = {cfg.max_record_bytes:,}")
+            continue
+        if not isinstance(raw.value, dict):
+            yield _quarantine(raw, source, fmt, label, cfg, "not_an_object",
+                              f"the record is a JSON {type(raw.value).__name__}, expected an object")
+            continue
+        try:
+            convs = [(c, *validate(c)) for c in convert(raw.value, cfg)]
+        except RecordError as e:
+            yield _quarantine(raw, source, fmt, label, cfg, e.reason, e.detail)
+            continue
+        except RecursionError:
+            yield _quarantine(raw, source, fmt, label, cfg, "too_deep", "the record nests too deeply")
+            continue
+        for conv, system, turns in convs:
+            yield _sample(conv, system, turns, raw, source, fmt, label)
+
+
+def _sample(conv: Conversation, system: str | None, turns: list[tuple[str, str]], raw,
+            source: str, fmt: str, label: str) -> dict:
+    own = conv.own_id if conv.own_id is not None else f"{label}:{raw.locator}"
+    chars = sum(len(c) for _, c in turns) + len(system or "")
+    return {
+        "kind": "sample",
+        "sample_id": sample_id(system, turns, conv.meta.get("tools")),
+        "source": source,
+        "source_id": own + conv.suffix,
+        "conversation": [{"role": r, "content": c} for r, c in turns],
+        "system": system,
+        "instruction": next(c for r, c in turns if r == "user"),
+        "n_turns": len(turns),
+        "lang": conv.lang,
+        "chars": chars,
+        "meta": conv.meta or None,
+        "source_file": label,
+        "format": fmt,
+        "locator": raw.locator,
+        "ordinal": raw.ordinal,
+        "line": raw.line,
+    }
+
+
+def _quarantine(raw, source: str, fmt: str, label: str, cfg: IngestConfig, reason: str, detail: str) -> dict:
+    return {
+        "kind": "quarantine",
+        "source": source,
+        "source_file": label,
+        "format": fmt,
+        "locator": raw.locator,
+        "line": raw.line,
+        "reason": reason,
+        "detail": detail[:2000],
+        "raw": raw.text[: cfg.quarantine_raw_chars],
+        "raw_length": raw.nbytes,
+        "ordinal": raw.ordinal,
+        "quarantine_id": quarantine_id("ingest", source, label, raw.locator, reason, raw.text),
+    }
+
+
+def quarantine_id(*parts: str) -> str:
+    """Same bad record, same id: re-ingesting a broken file adds no second quarantine row."""
+    h = hashlib.sha256()
+    for p in parts:
+        h.update(p.encode("utf-8", errors="replace") + b"\0")
+    return h.hexdigest()[:32]
+
+
+def detect_file(path: str, forced: str | None = None) -> str:
+    """The file's format: forced, or detected from its leading records. FileFormatError names the file."""
+    from instructlake.ingest.formats import FORMATS, detect
+    from instructlake.ingest.rawfile import sniff
+
+    if forced:
+        if forced not in FORMATS:
+            raise FileFormatError(f"unknown format {forced!r}; use one of {', '.join(FORMATS)}")
+        sniff(path)  # still fail clearly on a file that is not JSON records at all
+        return forced
+    _, records = sniff(path)
+    votes: dict[str, int] = {}
+    for r in records:
+        f = detect(r)
+        if f:
+            votes[f] = votes.get(f, 0) + 1
+    if not votes:
+        keys = sorted({k for r in records if isinstance(r, dict) for k in r})[:12]
+        raise FileFormatError(f"{path}: unknown format (fields seen: {', '.join(keys) or 'none'}); "
+                              f"pass --format with one of {', '.join(FORMATS)}")
+    return max(votes.items(), key=lambda kv: (kv[1], kv[0]))[0]
+

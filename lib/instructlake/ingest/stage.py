@@ -1,0 +1,230 @@
+"""Ingest: chat files of six formats -> `samples` (MERGE on sample_id) and `quarantine`.
+
+The driver checks every file first (exists, JSON, known format) so a bad file is one clear error before
+anything is written. Python workers then parse the files (a task per large file, small ones packed
+together), and every unit of a file becomes one row: a sample or a quarantine row. Samples are merged
+insert-only on their content hash, so re-ingesting a file adds nothing and a file with ten new records
+adds ten.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from pyspark import StorageLevel
+from pyspark.sql import DataFrame, SparkSession, Window
+from pyspark.sql import functions as F
+from pyspark.sql.types import (
+    ArrayType,
+    IntegerType,
+    LongType,
+    MapType,
+    StringType,
+    StructField,
+    StructType,
+)
+
+from instructlake import schemas
+from instructlake.config import Config, IngestConfig
+from instructlake.ingest.rawfile import FileFormatError
+from instructlake.ingest.records import ROW_FIELDS, detect_file, parse_file
+from instructlake.runs import StageResult
+from instructlake.store import Store
+
+log = logging.getLogger(__name__)
+
+SUFFIXES = (".json", ".jsonl", ".ndjson", ".json.gz", ".jsonl.gz", ".ndjson.gz")
+
+PARSED = StructType([
+    StructField("kind", StringType()),
+    StructField("sample_id", StringType()),
+    StructField("source", StringType()),
+    StructField("source_id", StringType()),
+    StructField("conversation", ArrayType(schemas.TURN)),
+    StructField("system", StringType()),
+    StructField("instruction", StringType()),
+    StructField("n_turns", IntegerType()),
+    StructField("lang", StringType()),
+    StructField("chars", LongType()),
+    StructField("meta", MapType(StringType(), StringType())),
+    StructField("source_file", StringType()),
+    StructField("format", StringType()),
+    StructField("locator", StringType()),
+    StructField("ordinal", LongType()),
+    StructField("line", LongType()),
+    StructField("reason", StringType()),
+    StructField("detail", StringType()),
+    StructField("raw", StringType()),
+    StructField("raw_length", LongType()),
+    StructField("quarantine_id", StringType()),
+])
+assert tuple(PARSED.fieldNames()) == ROW_FIELDS
+
+
+@dataclass(frozen=True)
+class InputFile:
+    path: str
+    source: str
+    format: str
+    label: str  # the name rows and quarantine entries refer to the file by
+    size: int
+
+
+def find_files(paths: list[str]) -> list[tuple[str, str]]:
+    """(file, label) for each path; a directory contributes its *.json[l][.gz] files, recursively."""
+    out: list[tuple[str, str]] = []
+    for p in paths:
+        path = Path(p)
+        if path.is_dir():
+            found = sorted(f for f in path.rglob("*") if f.is_file() and f.name.endswith(SUFFIXES))
+            if not found:
+                raise FileFormatError(f"{path}: directory holds no {', '.join(SUFFIXES)} files")
+            out += [(str(f.resolve()), str(f.relative_to(path))) for f in found]
+        elif path.exists():
+            out.append((str(path.resolve()), path.name))
+        else:
+            raise FileFormatError(f"{path}: file does not exist")
+    return out
+
+
+def source_name(label: str) -> str:
+    name = Path(label).name
+    for suffix in sorted(SUFFIXES, key=len, reverse=True):
+        if name.endswith(suffix):
+            return name[: -len(suffix)]
+    return name
+
+
+def plan(paths: list[str], source: str | None = None, fmt: str | None = None) -> list[InputFile]:
+    """Check every file on the driver; all whole-file errors are reported together, before any write."""
+    files, errors = [], []
+    for path, label in find_files(paths):
+        try:
+            f = detect_file(path, fmt)
+            files.append(InputFile(path, source or source_name(label), f, label, Path(path).stat().st_size))
+        except FileFormatError as e:
+            errors.append(str(e))
+    if errors:
+        raise FileFormatError("cannot ingest:\n  " + "\n  ".join(errors))
+    return files
+
+
+def pack(files: list[InputFile], small_bytes: int) -> list[list[InputFile]]:
+    """One task per large file; small files share a task up to `small_bytes`."""
+    tasks: list[list[InputFile]] = []
+    current: list[InputFile] = []
+    size = 0
+    for f in sorted(files, key=lambda f: -f.size):
+        if f.size >= small_bytes:
+            tasks.append([f])
+            continue
+        if current and size + f.size > small_bytes:
+            tasks.append(current)
+            current, size = [], 0
+        current.append(f)
+        size += f.size
+    if current:
+        tasks.append(current)
+    return tasks
+
+
+def parse(spark: SparkSession, files: list[InputFile], cfg: IngestConfig, batch_rows: int,
+          small_bytes: int) -> DataFrame:
+    """DataFrame of PARSED rows for the files, parsed in Python workers."""
+    import pyarrow as pa
+    from pyspark.sql.pandas.types import to_arrow_schema
+
+    tasks = pack(files, small_bytes)
+    rows = [(i, [(f.path, f.source, f.format, f.label) for f in t]) for i, t in enumerate(tasks)]
+    task_schema = "task int, files array<struct<path:string, source:string, format:string, label:string>>"
+    tasks_df = spark.createDataFrame(spark.sparkContext.parallelize(rows, max(1, len(rows))), task_schema)
+    arrow_schema = to_arrow_schema(PARSED)
+
+    def run_tasks(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
+        wlog = logging.getLogger("instructlake.ingest.worker")
+        for batch in batches:
+            for task in batch.column("files").to_pylist():
+                for f in task:
+                    buf: list[dict] = []
+                    n = 0
+                    for row in parse_file(f["path"], f["source"], f["format"], cfg, f["label"]):
+                        if row.get("meta") is not None:
+                            row["meta"] = list(row["meta"].items())
+                        buf.append(row)
+                        n += 1
+                        if len(buf) >= batch_rows:
+                            yield pa.RecordBatch.from_pylist(buf, schema=arrow_schema)
+                            buf = []
+                    if buf:
+                        yield pa.RecordBatch.from_pylist(buf, schema=arrow_schema)
+                    wlog.info("parsed %s: %d rows", f["label"], n)
+
+    return tasks_df.mapInArrow(run_tasks, PARSED)
+
+
+def choose_one_per_id(samples: DataFrame) -> DataFrame:
+    """Within one ingest, a conversation seen twice keeps its first occurrence (source, file, position)."""
+    w = Window.partitionBy("sample_id").orderBy("source", "source_file", "ordinal", "source_id")
+    return samples.withColumn("_rank", F.row_number().over(w)).filter("_rank = 1").drop("_rank")
+
+
+def run(spark: SparkSession, store: Store, config: Config, paths: list[str], source: str | None = None,
+        fmt: str | None = None) -> StageResult:
+    cfg = config.ingest
+    chash = config.stage_hash("ingest")
+    files = plan(paths, source, fmt)
+    for i, f in enumerate(files, 1):
+        log.info("file %d/%d: %s -> source %r, format %s, %.1f MB", i, len(files), f.label, f.source,
+                 f.format, f.size / 1e6)
+    ex = config.platform.execution
+    parsed = parse(spark, files, cfg, ex.arrow_batch_rows, ex.small_file_bytes)
+    parsed = parsed.persist(StorageLevel.MEMORY_AND_DISK)
+    try:
+        return _write(spark, store, parsed, files, chash)
+    finally:
+        parsed.unpersist()
+
+
+def _write(spark: SparkSession, store: Store, parsed: DataFrame, files: list[InputFile], chash: str) -> StageResult:
+    per_source = {(r["source"], r["kind"]): r["count"] for r in parsed.groupBy("source", "kind").count().collect()}
+    read = sum(per_source.values())
+    quarantined = sum(v for (_, k), v in per_source.items() if k == "quarantine")
+    valid = read - quarantined
+    log.info("parsed %d files: %d records, %d valid, %d quarantined", len(files), read, valid, quarantined)
+
+    q = (parsed.filter("kind = 'quarantine'")
+         .withColumn("stage", F.lit("ingest"))
+         .withColumn("quarantined_at", F.current_timestamp())
+         .select(*schemas.QUARANTINE.fieldNames()))
+    q_result = store.merge("quarantine", q)
+
+    samples = parsed.filter("kind = 'sample'")
+    batch_distinct = samples.select("sample_id").distinct().count()
+    existing = 0
+    if store.exists("samples"):
+        existing = (samples.select("sample_id").distinct()
+                    .join(store.read("samples").select("sample_id"), "sample_id", "left_semi").count())
+    new_rows = (choose_one_per_id(samples)
+                .withColumn("config_hash", F.lit(chash))
+                .withColumn("ingested_at", F.current_timestamp())
+                .select(*schemas.SAMPLES.fieldNames()))
+    s_result = store.merge("samples", new_rows)
+    ingested = s_result.inserted
+    expected_new = batch_distinct - existing
+    if ingested != expected_new:
+        # Another writer inserted some of the same conversations between the check and the merge.
+        log.warning("expected %d new samples, %d were inserted (a concurrent ingest added the rest)",
+                    expected_new, ingested)
+    duplicate = valid - ingested
+    counts = {
+        "files": len(files), "read": read, "ingested": ingested, "duplicate": duplicate,
+        "duplicate_in_batch": valid - batch_distinct, "duplicate_existing": valid - ingested - (valid - batch_distinct),
+        "quarantined": quarantined, "quarantine_new": q_result.inserted,
+    }
+    for (src, kind), n in sorted(per_source.items()):
+        counts[f"source.{src}.{'valid' if kind == 'sample' else 'quarantined'}"] = n
+    return StageResult(stage="ingest", config_hash=chash, counts=counts,
+                       output_versions={"samples": s_result.version, "quarantine": q_result.version})

@@ -1,0 +1,50 @@
+"""Run records: every stage run appends one row to `runs` (config hash, counts, table versions, timings)."""
+
+from __future__ import annotations
+
+import json
+import logging
+import uuid
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+
+from instructlake import schemas
+from instructlake.store import Store
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class StageResult:
+    stage: str
+    config_hash: str
+    counts: dict[str, int] = field(default_factory=dict)
+    input_versions: dict[str, int] = field(default_factory=dict)
+    output_versions: dict[str, int] = field(default_factory=dict)
+    extra: dict[str, object] = field(default_factory=dict)
+    run_id: str = field(default_factory=lambda: uuid.uuid4().hex)
+    seconds: float = 0.0
+
+    def summary(self) -> str:
+        counts = ", ".join(f"{k}={v:,}" for k, v in self.counts.items())
+        return f"{self.stage}: {counts} ({self.seconds:.1f}s)"
+
+
+def record(store: Store, result: StageResult, started: datetime, status: str = "ok",
+           args: dict | None = None, message: str | None = None) -> None:
+    finished = datetime.now(timezone.utc)
+    result.seconds = (finished - started).total_seconds()
+    row = (
+        result.run_id, result.stage, status, result.config_hash,
+        started, finished, result.seconds,
+        {k: int(v) for k, v in result.counts.items()},
+        {k: int(v) for k, v in result.input_versions.items() if v is not None},
+        {k: int(v) for k, v in result.output_versions.items() if v is not None},
+        json.dumps(args or {}, default=str, sort_keys=True), message,
+    )
+    df = store.spark.createDataFrame([row], schemas.RUNS)
+    store.append("runs", df)
+
+
+def now() -> datetime:
+    return datetime.now(timezone.utc)

@@ -1,0 +1,92 @@
+"""Column contracts of every table. A stage checks its input with `require` and fails naming the column."""
+
+from __future__ import annotations
+
+from pyspark.sql.types import (
+    ArrayType,
+    DoubleType,
+    IntegerType,
+    LongType,
+    MapType,
+    StringType,
+    StructField,
+    StructType,
+    TimestampType,
+)
+
+# Delta cannot enforce NOT NULL inside arrays, so nested fields are declared nullable; ingest guarantees them.
+TURN = StructType([
+    StructField("role", StringType(), True),  # user | assistant | tool
+    StructField("content", StringType(), True),
+])
+
+SAMPLES = StructType([
+    StructField("sample_id", StringType(), False),  # sha256 of the normalized conversation (32 hex)
+    StructField("source", StringType(), False),
+    StructField("source_id", StringType(), False),  # the record's own id, or file:line / file[index]
+    StructField("conversation", ArrayType(TURN, True), False),
+    StructField("system", StringType(), True),
+    StructField("instruction", StringType(), False),  # first user turn
+    StructField("n_turns", IntegerType(), False),
+    StructField("lang", StringType(), True),
+    StructField("chars", LongType(), False),
+    StructField("meta", MapType(StringType(), StringType()), True),  # format-specific extras (tools, label, ...)
+    StructField("source_file", StringType(), False),
+    StructField("format", StringType(), False),
+    StructField("config_hash", StringType(), False),
+    StructField("ingested_at", TimestampType(), False),
+])
+
+QUARANTINE = StructType([
+    StructField("quarantine_id", StringType(), False),  # hash of (stage, file, locator, reason)
+    StructField("stage", StringType(), False),
+    StructField("source", StringType(), False),
+    StructField("source_file", StringType(), False),
+    StructField("locator", StringType(), False),  # line:N or index:N (or tree path) inside the file
+    StructField("line", LongType(), True),
+    StructField("reason", StringType(), False),  # a short code: json_parse_error, missing_field, ...
+    StructField("detail", StringType(), True),  # human-readable: which field, what was wrong
+    StructField("raw", StringType(), True),  # raw text, truncated to ingest.quarantine_raw_chars
+    StructField("raw_length", LongType(), False),  # the raw text's original length in bytes
+    StructField("quarantined_at", TimestampType(), False),
+])
+
+RUNS = StructType([
+    StructField("run_id", StringType(), False),
+    StructField("stage", StringType(), False),
+    StructField("status", StringType(), False),  # ok | failed
+    StructField("config_hash", StringType(), False),
+    StructField("started_at", TimestampType(), False),
+    StructField("finished_at", TimestampType(), False),
+    StructField("seconds", DoubleType(), False),
+    StructField("counts", MapType(StringType(), LongType()), False),
+    StructField("input_versions", MapType(StringType(), LongType()), True),
+    StructField("output_versions", MapType(StringType(), LongType()), True),
+    StructField("args", StringType(), True),
+    StructField("message", StringType(), True),
+])
+
+TABLES: dict[str, StructType] = {"samples": SAMPLES, "quarantine": QUARANTINE, "runs": RUNS}
+KEYS: dict[str, list[str]] = {"samples": ["sample_id"], "quarantine": ["quarantine_id"], "runs": ["run_id"]}
+
+
+class SchemaError(ValueError):
+    """A DataFrame lacks a column a stage needs, or has it with the wrong type."""
+
+
+def require(df, table: str, columns: list[str] | None = None) -> None:
+    """Check that `df` has the named columns of `table`'s contract (all of them by default) with their types."""
+    contract = TABLES[table]
+    wanted = columns or contract.fieldNames()
+    have = {f.name: f.dataType for f in df.schema.fields}
+    for name in wanted:
+        if name not in have:
+            raise SchemaError(f"{table}: missing column {name!r} (has: {', '.join(have)})")
+        expected = contract[name].dataType
+        if _strip_nullability(have[name]) != _strip_nullability(expected):
+            raise SchemaError(f"{table}: column {name!r} is {have[name].simpleString()}, "
+                              f"expected {expected.simpleString()}")
+
+
+def _strip_nullability(t):
+    return t.simpleString()

@@ -1,0 +1,203 @@
+"""Delta tables under one warehouse directory, through delta-spark, the same locally and on a cluster.
+
+Every write is either an append (run records) or a MERGE on the table's key columns, so a re-run adds
+nothing. A write that loses an optimistic-concurrency race to another writer is retried, a bounded number
+of times with backoff: two refreshes started together neither corrupt a table nor duplicate rows.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql.types import StructType
+
+from instructlake import schemas
+
+log = logging.getLogger(__name__)
+
+# Delta's optimistic-concurrency failures; matched by name so no JVM class needs importing.
+_CONFLICTS = (
+    "ConcurrentAppendException", "ConcurrentDeleteReadException", "ConcurrentDeleteDeleteException",
+    "ConcurrentTransactionException", "ConcurrentWriteException", "MetadataChangedException",
+    "ProtocolChangedException", "DELTA_CONCURRENT", "DELTA_METADATA_CHANGED", "DELTA_PROTOCOL_CHANGED",
+    "TableAlreadyExistsException", "DELTA_TABLE_ALREADY_EXISTS", "FileAlreadyExistsException",
+)
+
+
+class TableNotFoundError(LookupError):
+    """The warehouse has no table of that name."""
+
+
+@dataclass(frozen=True)
+class MergeResult:
+    inserted: int
+    updated: int
+    version: int
+
+
+def _is_conflict(err: Exception) -> bool:
+    text = f"{type(err).__name__} {err}"
+    return any(c in text for c in _CONFLICTS)
+
+
+class Store:
+    def __init__(self, spark: SparkSession, warehouse: str, retries: int = 5):
+        self.spark = spark
+        self.warehouse = self._absolute(warehouse)
+        self.retries = max(1, retries)
+
+    @staticmethod
+    def _absolute(warehouse: str) -> str:
+        if "://" in warehouse or warehouse.startswith(("dbfs:", "/Volumes/")):
+            return warehouse.rstrip("/")
+        return str(Path(warehouse).expanduser().resolve())
+
+    # ------------------------------------------------------------ naming
+
+    def path(self, name: str) -> str:
+        if not name or "/" in name or name.startswith("."):
+            raise ValueError(f"bad table name {name!r}")
+        return f"{self.warehouse}/{name}"
+
+    def _fs(self):
+        jvm = self.spark.sparkContext._jvm
+        p = jvm.org.apache.hadoop.fs.Path(self.warehouse)
+        return p.getFileSystem(self.spark.sparkContext._jsc.hadoopConfiguration()), p
+
+    def exists(self, name: str) -> bool:
+        from delta.tables import DeltaTable
+
+        return DeltaTable.isDeltaTable(self.spark, self.path(name))
+
+    def tables(self) -> list[str]:
+        """Names of the Delta tables in the warehouse."""
+        fs, root = self._fs()
+        if not fs.exists(root):
+            return []
+        names = []
+        for st in fs.listStatus(root):
+            if st.isDirectory():
+                name = st.getPath().getName()
+                if fs.exists(st.getPath().suffix("/_delta_log")):
+                    names.append(name)
+        return sorted(names)
+
+    def _require(self, name: str) -> None:
+        if not self.exists(name):
+            have = ", ".join(self.tables()) or "none"
+            raise TableNotFoundError(f"no table {name!r} in warehouse {self.warehouse} (tables: {have})")
+
+    # ------------------------------------------------------------ reading
+
+    def read(self, name: str, version: int | None = None, timestamp: str | None = None) -> DataFrame:
+        """The table now, or as of a version or timestamp (Delta time travel)."""
+        self._require(name)
+        r = self.spark.read.format("delta")
+        if version is not None:
+            r = r.option("versionAsOf", int(version))
+        if timestamp is not None:
+            r = r.option("timestampAsOf", timestamp)
+        return r.load(self.path(name))
+
+    def count(self, name: str) -> int:
+        return self.read(name).count() if self.exists(name) else 0
+
+    def version(self, name: str) -> int | None:
+        if not self.exists(name):
+            return None
+        from delta.tables import DeltaTable
+
+        return int(DeltaTable.forPath(self.spark, self.path(name)).history(1).first()["version"])
+
+    def history(self, name: str, limit: int | None = None) -> DataFrame:
+        from delta.tables import DeltaTable
+
+        self._require(name)
+        t = DeltaTable.forPath(self.spark, self.path(name))
+        return t.history(limit) if limit else t.history()
+
+    # ------------------------------------------------------------ writing
+
+    def ensure(self, name: str, schema: StructType | None = None) -> None:
+        """Create the table with its contract's schema when it does not exist yet."""
+        if self.exists(name):
+            return
+        from delta.tables import DeltaTable
+
+        schema = schema or schemas.TABLES[name]
+        self._retry(f"create {name}", lambda: (
+            DeltaTable.createIfNotExists(self.spark).location(self.path(name)).addColumns(schema).execute()))
+
+    def append(self, name: str, df: DataFrame, schema: StructType | None = None) -> int:
+        self.ensure(name, schema or schemas.TABLES.get(name) or df.schema)
+        cols = self.read(name).columns
+        self._retry(f"append {name}", lambda: df.select(*cols).write.format("delta").mode("append")
+                    .save(self.path(name)))
+        return self.version(name)
+
+    def merge(self, name: str, df: DataFrame, keys: list[str] | None = None, update: bool = False,
+              schema: StructType | None = None) -> MergeResult:
+        """Upsert `df` on `keys`: new keys are inserted; existing ones are left alone (or updated)."""
+        from delta.tables import DeltaTable
+
+        keys = keys or schemas.KEYS[name]
+        self.ensure(name, schema or schemas.TABLES.get(name) or df.schema)
+        cols = self.read(name).columns
+        missing = [c for c in cols if c not in df.columns]
+        if missing:
+            raise schemas.SchemaError(f"merge into {name}: the new rows lack column(s) {missing}")
+        # A key twice in the source would be inserted twice: callers choose deterministically which row
+        # wins before calling; this is the safety net.
+        src = df.select(*cols).dropDuplicates(keys)
+        cond = " AND ".join(f"t.`{k}` <=> s.`{k}`" for k in keys)
+
+        def go():
+            b = DeltaTable.forPath(self.spark, self.path(name)).alias("t").merge(src.alias("s"), cond)
+            if update:
+                b = b.whenMatchedUpdateAll()
+            return b.whenNotMatchedInsertAll().execute()
+
+        metrics = self._retry(f"merge {name}", go)
+        row = metrics.first() if metrics is not None else None
+        inserted = int(row["num_inserted_rows"]) if row is not None else -1
+        updated = int(row["num_updated_rows"]) if row is not None else -1
+        return MergeResult(inserted=inserted, updated=updated, version=self.version(name))
+
+    def vacuum(self, name: str, retain_hours: float = 168.0) -> None:
+        """Delete files no version within `retain_hours` needs (Delta refuses < 168 h unless told)."""
+        from delta.tables import DeltaTable
+
+        self._require(name)
+        if retain_hours < 168:
+            self.spark.conf.set("spark.databricks.delta.retentionDurationCheck.enabled", "false")
+        DeltaTable.forPath(self.spark, self.path(name)).vacuum(retain_hours)
+
+    def write_text(self, path: str, text: str) -> None:
+        """Write a small text file (a manifest) anywhere Hadoop's file systems reach."""
+        jvm = self.spark.sparkContext._jvm
+        p = jvm.org.apache.hadoop.fs.Path(path)
+        fs = p.getFileSystem(self.spark.sparkContext._jsc.hadoopConfiguration())
+        out = fs.create(p, True)
+        try:
+            out.write(bytearray(text.encode("utf-8")))
+        finally:
+            out.close()
+
+    def _retry(self, what: str, fn) -> Any:
+        for attempt in range(1, self.retries + 1):
+            try:
+                return fn()
+            except Exception as e:  # noqa: BLE001 - Py4J errors have no useful Python type
+                if not _is_conflict(e) or attempt == self.retries:
+                    raise
+                wait = min(10.0, 0.2 * 2 ** attempt) * (0.5 + random.random())
+                log.warning("%s lost a concurrent-write race (attempt %d/%d); retrying in %.1fs",
+                            what, attempt, self.retries, wait)
+                time.sleep(wait)
+        raise AssertionError("unreachable")
