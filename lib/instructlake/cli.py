@@ -136,11 +136,13 @@ def cmd_tables(cfg: Config, a) -> int:
 
 def cmd_table(cfg: Config, a) -> int:
     _, store = _session(cfg)
+    from pyspark.sql import functions as F
+
     df = store.read(a.name, version=a.version)
     n = 0
     with open(a.out, "w", encoding="utf-8") as f:
-        for line in df.toJSON().toLocalIterator():
-            f.write(line + "\n")
+        for row in df.select(F.to_json(F.struct("*"))).toLocalIterator():
+            f.write(row[0] + "\n")
             n += 1
     print(f"table {a.name}: {n:,} rows -> {a.out}")
     return 0

@@ -26,7 +26,7 @@ class StageResult:
     seconds: float = 0.0
 
     def summary(self) -> str:
-        counts = ", ".join(f"{k}={v:,}" for k, v in self.counts.items())
+        counts = ", ".join(f"{k}={v:,}" for k, v in self.counts.items() if "." not in k)
         return f"{self.stage}: {counts} ({self.seconds:.1f}s)"
 
 

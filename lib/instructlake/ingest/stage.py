@@ -73,20 +73,21 @@ class InputFile:
     size: int
 
 
-def find_files(paths: list[str]) -> list[tuple[str, str]]:
-    """(file, label) for each path; a directory contributes its *.json[l][.gz] files, recursively."""
+def find_files(paths: list[str], errors: list[str]) -> list[tuple[str, str]]:
+    """(file, label) for each path; a directory contributes its *.json[l][.gz] files, recursively.
+    Paths that do not exist are added to `errors`."""
     out: list[tuple[str, str]] = []
     for p in paths:
         path = Path(p)
         if path.is_dir():
             found = sorted(f for f in path.rglob("*") if f.is_file() and f.name.endswith(SUFFIXES))
             if not found:
-                raise FileFormatError(f"{path}: directory holds no {', '.join(SUFFIXES)} files")
+                errors.append(f"{path}: directory holds no {', '.join(SUFFIXES)} files")
             out += [(str(f.resolve()), str(f.relative_to(path))) for f in found]
         elif path.exists():
             out.append((str(path.resolve()), path.name))
         else:
-            raise FileFormatError(f"{path}: file does not exist")
+            errors.append(f"{path}: file does not exist")
     return out
 
 
@@ -100,8 +101,9 @@ def source_name(label: str) -> str:
 
 def plan(paths: list[str], source: str | None = None, fmt: str | None = None) -> list[InputFile]:
     """Check every file on the driver; all whole-file errors are reported together, before any write."""
-    files, errors = [], []
-    for path, label in find_files(paths):
+    files: list[InputFile] = []
+    errors: list[str] = []
+    for path, label in find_files(paths, errors):
         try:
             f = detect_file(path, fmt)
             files.append(InputFile(path, source or source_name(label), f, label, Path(path).stat().st_size))

@@ -1,0 +1,51 @@
+"""One Spark session for the whole test run; a fresh warehouse per test."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+SAMPLES = ROOT / "data" / "samples"
+os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+TEST_SETTINGS = ["platform.spark.master=local[2]", "platform.spark.shuffle_partitions=4",
+                 "platform.spark.driver_memory=3g"]
+
+
+@pytest.fixture(scope="session")
+def spark():
+    from instructlake.config import load_config
+    from instructlake.spark import get_session
+
+    session = get_session(load_config("local", TEST_SETTINGS).platform, "instructlake-tests")
+    yield session
+    session.stop()
+
+
+@pytest.fixture
+def warehouse(tmp_path) -> Path:
+    return tmp_path / "wh"
+
+
+@pytest.fixture
+def config(warehouse):
+    from instructlake.config import load_config
+
+    return load_config("local", TEST_SETTINGS, warehouse=str(warehouse))
+
+
+@pytest.fixture
+def store(spark, config):
+    from instructlake.store import Store
+
+    return Store(spark, config.warehouse, retries=8)
+
+
+@pytest.fixture
+def samples_dir() -> Path:
+    return SAMPLES

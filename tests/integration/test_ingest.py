@@ -1,0 +1,149 @@
+"""Ingest end to end on real sample files and on broken ones: counts always add up, nothing is lost."""
+
+import json
+import random
+
+import pytest
+
+from instructlake import schemas
+from instructlake.ingest import stage
+from instructlake.ingest.rawfile import FileFormatError
+
+# file -> (format, units read, distinct conversations). Units: one per record, except Self-Instruct
+# (one per instance) and OASST (one per tree on the best path).
+REAL = {
+    "alpaca_en_demo.json": ("alpaca", 999, 985),  # 14 exact duplicates, as its source documents
+    "cherry_alpaca_5_percent.json": ("alpaca", 3111, 3111),
+    "dummy_conversation.json": ("sharegpt", 500, 500),
+    "glaive_toolcall_en_demo.json": ("sharegpt", 300, 265),
+    "kto_en_demo.json": ("openai", 300, 300),
+    "en_100_tree.jsonl": ("oasst", 100, 100),
+    "seed_tasks.jsonl": ("self_instruct", 175, 175),
+}
+
+
+def test_every_reader_on_its_real_sample_file(spark, store, config, samples_dir):
+    files = [str(samples_dir / f) for f in REAL]
+    planned = {f.label: f.format for f in stage.plan(files)}
+    assert planned == {f: v[0] for f, v in REAL.items()}
+    r = stage.run(spark, store, config, files)
+    c = r.counts
+    assert c["read"] == sum(v[1] for v in REAL.values())
+    assert c["quarantined"] == 0
+    assert c["read"] == c["ingested"] + c["duplicate"] + c["quarantined"]
+    samples = store.read("samples")
+    schemas.require(samples, "samples")
+    assert samples.count() == c["ingested"]
+    assert samples.select("sample_id").distinct().count() == samples.count()
+    per_source = {row["source"]: row["count"] for row in samples.groupBy("source").count().collect()}
+    for f, (_, _, distinct) in REAL.items():
+        # conversations shared across files are counted once, under the first source
+        assert per_source[stage.source_name(f)] <= distinct
+    assert per_source["alpaca_en_demo"] == 985
+    assert per_source["kto_en_demo"] == 300
+    # the record's own ids are kept; files without ids get file:line / file:index
+    oasst = samples.filter("source = 'en_100_tree'").first()
+    assert len(oasst["source_id"]) == 36 and oasst["lang"] == "en"
+    assert samples.filter("source = 'alpaca_en_demo'").first()["source_id"].startswith("alpaca_en_demo.json:index:")
+    tool = samples.filter("source = 'glaive_toolcall_en_demo' AND exists(conversation, t -> t.role = 'tool')")
+    assert tool.count() > 50
+    first = samples.filter("source = 'dummy_conversation'").orderBy("source_id").first()
+    assert first["instruction"] == first["conversation"][0]["content"]
+    assert first["n_turns"] == len(first["conversation"])
+
+
+def test_reingest_adds_nothing_and_new_records_add_exactly(spark, store, config, tmp_path):
+    recs = [{"instruction": f"Say the number {i}.", "input": "", "output": f"{i}"} for i in range(40)]
+    f1 = tmp_path / "one.json"
+    f1.write_text(json.dumps(recs[:30]))
+    r1 = stage.run(spark, store, config, [str(f1)])
+    assert r1.counts["ingested"] == 30
+    r2 = stage.run(spark, store, config, [str(f1)])
+    assert (r2.counts["ingested"], r2.counts["duplicate"]) == (0, 30)
+    f2 = tmp_path / "two.json"
+    f2.write_text(json.dumps(recs))  # the old 30 plus 10 new
+    r3 = stage.run(spark, store, config, [str(f2)])
+    assert (r3.counts["ingested"], r3.counts["duplicate"]) == (10, 30)
+    assert store.count("samples") == 40
+
+
+def test_broken_file_lands_in_quarantine_once(spark, store, config, tmp_path):
+    lines = [json.dumps({"instruction": f"q{i}", "output": f"a{i}"}) for i in range(6)]
+    lines[2] = '{"instruction": "cut off'
+    lines[4] = json.dumps({"instruction": "q4"})
+    f = tmp_path / "broken.jsonl"
+    f.write_text("\n".join(lines))
+    r = stage.run(spark, store, config, [str(f)], source="mixed")
+    assert (r.counts["read"], r.counts["ingested"], r.counts["quarantined"]) == (6, 4, 2)
+    q = store.read("quarantine").orderBy("line").collect()
+    assert [(x["reason"], x["line"], x["source"]) for x in q] == [
+        ("json_parse_error", 3, "mixed"), ("missing_field", 5, "mixed")]
+    assert q[0]["raw"] == '{"instruction": "cut off' and q[0]["raw_length"] == len(lines[2])
+    again = stage.run(spark, store, config, [str(f)], source="mixed")
+    assert again.counts["quarantine_new"] == 0 and store.count("quarantine") == 2
+
+
+def test_bad_files_are_one_clear_error_before_any_write(spark, store, config, tmp_path, samples_dir):
+    bad = tmp_path / "notes.json"
+    bad.write_text("these are not records")
+    with pytest.raises(FileFormatError) as e:
+        stage.run(spark, store, config, [str(samples_dir / "seed_tasks.jsonl"), str(bad), str(tmp_path / "gone.json")])
+    assert "notes.json: not JSON" in str(e.value) and "gone.json: file does not exist" in str(e.value)
+    assert not store.exists("samples")
+
+
+# ---------------------------------------------------------------- fuzz
+
+
+def corrupt(data: bytes, kind: str, rng: random.Random) -> bytes:
+    if kind == "truncate":
+        return data[: rng.randint(len(data) // 3, len(data) - 1)]
+    if kind == "byteflip":
+        b = bytearray(data)
+        for _ in range(25):
+            i = rng.randrange(len(b))
+            b[i] = rng.randrange(256)
+        return bytes(b)
+    text = data.decode("utf-8")
+    if kind == "typeswap":  # strings become numbers / lists / null in places
+        for key in ("instruction", "output", "value", "content", "text", "role", "from"):
+            text = text.replace(f'"{key}": "', f'"{key}": {rng.choice(["17", "null", "[1]", "{}"])}, "_was": "', 3)
+        return text.encode()
+    if kind == "delete":  # fields removed
+        for key in ("output", "value", "content", "replies", "instances", "role"):
+            text = text.replace(f'"{key}":', f'"_{key}_gone":', 5)
+        return text.encode()
+    raise ValueError(kind)
+
+
+@pytest.mark.parametrize("kind", ["truncate", "byteflip", "typeswap", "delete"])
+def test_fuzzed_sample_files_never_crash_and_add_up(spark, store, config, tmp_path, samples_dir, kind):
+    rng = random.Random(hash(kind) & 0xFFFF)
+    files = []
+    for name in REAL:
+        if name.startswith("cherry"):
+            continue  # a large copy of the alpaca format adds time, not coverage
+        out = tmp_path / name
+        out.write_bytes(corrupt((samples_dir / name).read_bytes(), kind, rng))
+        files.append(str(out))
+    try:
+        planned = stage.plan(files)
+    except FileFormatError:
+        planned = []
+    # Files whose first records are all ruined are refused as a whole, by name; the rest go in.
+    ok = [f.path for f in planned] if planned else []
+    if not ok:
+        for f in files:
+            try:
+                ok += [p.path for p in stage.plan([f])]
+            except FileFormatError as e:
+                assert f.split("/")[-1] in str(e)
+    r = stage.run(spark, store, config, ok)
+    c = r.counts
+    assert c["read"] == c["ingested"] + c["duplicate"] + c["quarantined"]
+    assert store.count("samples") == c["ingested"]
+    assert store.count("quarantine") == c["quarantine_new"]
+    if kind != "truncate":
+        assert c["quarantined"] > 0
+    q = store.read("quarantine")
+    assert q.filter("reason IS NULL OR raw IS NULL OR raw_length IS NULL").count() == 0

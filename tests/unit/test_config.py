@@ -1,0 +1,76 @@
+import pytest
+
+from instructlake.config import ConfigError, load_config
+
+
+def test_defaults_and_platform_merge():
+    cfg = load_config("local")
+    assert cfg.ingest.oasst_paths == "best"
+    assert cfg.platform.name == "local"
+    assert cfg.platform.spark.master == "local[*]"
+    assert cfg.export.formats == ("sharegpt", "openai", "parquet")
+    emr = load_config("emr")
+    assert emr.platform.spark.master is None and emr.platform.spark.local_jars is False
+
+
+def test_set_overrides_are_typed():
+    cfg = load_config("local", ["ingest.max_record_bytes=1234", "platform.spark.shuffle_partitions=3",
+                                "export.formats=sharegpt,parquet", "ingest.oasst_paths=all"])
+    assert cfg.ingest.max_record_bytes == 1234
+    assert cfg.platform.spark.shuffle_partitions == 3
+    assert cfg.export.formats == ("sharegpt", "parquet")
+    assert cfg.ingest.oasst_paths == "all"
+
+
+def test_unknown_key_in_file_names_key_and_file(tmp_path):
+    f = tmp_path / "extra.yaml"
+    f.write_text("ingest:\n  max_record_byte: 10\n")
+    with pytest.raises(ConfigError) as e:
+        load_config("local", extra_files=[f])
+    assert "ingest.max_record_byte" in str(e.value) and str(f) in str(e.value)
+
+
+def test_unknown_key_in_override_names_it():
+    with pytest.raises(ConfigError, match=r"'ingest.nope'.*--set ingest.nope=1"):
+        load_config("local", ["ingest.nope=1"])
+    with pytest.raises(ConfigError, match=r"'bogus'"):
+        load_config("local", ["bogus.x=1"])
+
+
+def test_wrong_type_and_bad_value_are_errors():
+    with pytest.raises(ConfigError, match="max_record_bytes"):
+        load_config("local", ["ingest.max_record_bytes=lots"])
+    with pytest.raises(ConfigError, match="oasst_paths"):
+        load_config("local", ["ingest.oasst_paths=some"])
+    with pytest.raises(ConfigError, match="KEY=VALUE"):
+        load_config("local", ["ingest.max_record_bytes"])
+
+
+def test_unknown_platform():
+    with pytest.raises(ConfigError, match="unknown platform 'mars'.*databricks"):
+        load_config("mars")
+
+
+def test_stage_hash_covers_semantic_settings_only():
+    base = load_config("local")
+    assert base.stage_hash("ingest") == load_config("local").stage_hash("ingest")
+    assert base.stage_hash("ingest") != load_config("local", ["ingest.max_record_bytes=5"]).stage_hash("ingest")
+    # execution settings never change a result, so never the hash
+    assert base.stage_hash("ingest") == load_config(
+        "local", ["platform.execution.arrow_batch_rows=7", "platform.spark.shuffle_partitions=1"]).stage_hash("ingest")
+    assert base.stage_hash("ingest") == load_config("databricks").stage_hash("ingest")
+    # one stage's setting does not touch another stage's hash
+    assert base.stage_hash("export") == load_config("local", ["ingest.max_record_bytes=5"]).stage_hash("export")
+
+
+def test_warehouse_from_argument_and_env(monkeypatch):
+    monkeypatch.setenv("INSTRUCTLAKE_WAREHOUSE", "/tmp/from-env")
+    assert load_config("local").warehouse == "/tmp/from-env"
+    assert load_config("local", warehouse="/tmp/arg").warehouse == "/tmp/arg"
+
+
+def test_yaml_that_is_not_a_mapping(tmp_path):
+    f = tmp_path / "bad.yaml"
+    f.write_text("- a\n- b\n")
+    with pytest.raises(ConfigError, match="mapping"):
+        load_config("local", extra_files=[f])

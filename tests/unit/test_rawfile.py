@@ -1,0 +1,92 @@
+import gzip
+import json
+
+import pytest
+
+from instructlake.config import IngestConfig
+from instructlake.ingest.rawfile import FileFormatError, iter_raw
+from instructlake.ingest.records import detect_file, parse_file
+
+GOOD = [{"instruction": f"task {i}", "input": "", "output": f"answer {i}"} for i in range(5)]
+
+
+def test_jsonl_bad_lines_are_units(tmp_path):
+    p = tmp_path / "a.jsonl"
+    lines = [json.dumps(r).encode() for r in GOOD]
+    lines[1] = b'{"instruction": "broken'
+    lines[3] = b'{"instruction": "bad \xff byte", "output": "x"}'
+    p.write_bytes(b"\n".join(lines) + b"\n\n")
+    raws = list(iter_raw(p))
+    assert [r.locator for r in raws] == ["line:1", "line:2", "line:3", "line:4", "line:5"]
+    assert [r.error[0] if r.error else None for r in raws] == [None, "json_parse_error", None, "invalid_utf8", None]
+    assert "\ufffd" in raws[3].text
+
+
+def test_array_with_damaged_element_resyncs(tmp_path):
+    text = json.dumps(GOOD, indent=2)
+    broken = text.replace('"task 2"', '"task 2', 1)  # an unterminated string inside element 2
+    p = tmp_path / "a.json"
+    p.write_text(broken)
+    raws = list(iter_raw(p))
+    good = [r.value["instruction"] for r in raws if r.error is None]
+    assert "task 0" in good and "task 4" in good
+    assert sum(r.error is not None for r in raws) >= 1
+    assert len(raws) <= 5
+
+
+def test_truncated_array_keeps_intact_elements(tmp_path):
+    text = json.dumps(GOOD)
+    p = tmp_path / "a.json"
+    p.write_text(text[: len(text) * 3 // 4])
+    raws = list(iter_raw(p))
+    assert [r.value["instruction"] for r in raws if r.error is None] == ["task 0", "task 1", "task 2"]
+    assert raws[-1].error[0] == "json_parse_error"
+
+
+def test_invalid_utf8_inside_array_element(tmp_path):
+    data = json.dumps(GOOD).encode().replace(b"answer 1", b"answer \xfe1")
+    p = tmp_path / "a.json"
+    p.write_bytes(data)
+    raws = list(iter_raw(p))
+    assert len(raws) == 5
+    assert [r.error[0] for r in raws if r.error] == ["invalid_utf8"]
+    assert raws[1].locator == "index:1"
+
+
+def test_gzip_jsonl(tmp_path):
+    p = tmp_path / "a.jsonl.gz"
+    p.write_bytes(gzip.compress("\n".join(json.dumps(r) for r in GOOD).encode()))
+    assert detect_file(str(p)) == "alpaca"
+    rows = list(parse_file(str(p), "s", "alpaca", IngestConfig()))
+    assert [r["kind"] for r in rows] == ["sample"] * 5
+
+
+@pytest.mark.parametrize("content,match", [
+    (b"", "empty"), (b"hello world", "not JSON"), (b"[1, 2, 3]", "unknown format"),
+    (b'{"foo": 1}\n{"bar": 2}\n', "unknown format.*foo"),
+])
+def test_whole_file_errors_name_the_file(tmp_path, content, match):
+    p = tmp_path / "bad.json"
+    p.write_bytes(content)
+    with pytest.raises(FileFormatError, match=match) as e:
+        detect_file(str(p))
+    assert "bad.json" in str(e.value)
+
+
+def test_missing_file():
+    with pytest.raises(FileFormatError, match="does not exist"):
+        detect_file("/nonexistent/x.json")
+
+
+def test_parse_file_quarantines_with_reason_and_truncated_raw(tmp_path):
+    cfg = IngestConfig(max_record_bytes=300, quarantine_raw_chars=50)
+    recs = [GOOD[0], {"instruction": "x" * 400, "output": "y"}, [1, 2], {"instruction": "q"}, GOOD[1]]
+    p = tmp_path / "a.jsonl"
+    p.write_text("\n".join(json.dumps(r) for r in recs))
+    rows = list(parse_file(str(p), "src", "alpaca", cfg))
+    assert [r["kind"] for r in rows] == ["sample", "quarantine", "quarantine", "quarantine", "sample"]
+    assert [r["reason"] for r in rows if r["kind"] == "quarantine"] == ["too_large", "not_an_object", "missing_field"]
+    big = rows[1]
+    assert len(big["raw"]) == 50 and big["raw_length"] > 400 and big["line"] == 2
+    assert "'output'" in rows[3]["detail"]
+    assert rows[0]["source_id"] == "a.jsonl:line:1"
