@@ -119,7 +119,7 @@ def read_stamp() -> dict:
 
 
 def setup(force: bool = False) -> None:
-    if sys.version_info < (3, 10):
+    if sys.version_info < (3, 10):  # noqa: UP036 - build.py runs on any python3 to say so
         fail(f"Python 3.10 or newer is needed; this is {sys.version.split()[0]}.")
     require_java()
     stamp = read_stamp()

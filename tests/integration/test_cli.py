@@ -59,9 +59,9 @@ def test_missing_java_is_one_sentence(tmp_path):
     p = subprocess.run([sys.executable, str(ROOT / "build.py"), "setup"], env=env, capture_output=True, text=True)
     assert p.returncode == 1
     assert "needs Java 17" in p.stderr and "Traceback" not in p.stderr + p.stdout
-    from instructlake.spark import JavaMissingError, check_java
-
     import os
+
+    from instructlake.spark import JavaMissingError, check_java
     old = dict(os.environ)
     try:
         os.environ["PATH"] = str(tmp_path)

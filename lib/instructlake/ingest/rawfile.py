@@ -15,7 +15,7 @@ import io
 import json
 import re
 import zlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -66,7 +66,7 @@ def sniff(path: str | Path, limit: int = 1 << 20) -> tuple[str, list[Any]]:
     kind = file_kind(path)
     text = head.decode("utf-8", errors="replace")
     records: list[Any] = []
-    raws = _iter_array_text(text, 0) if kind == "array" else _iter_lines(io.BytesIO(head))
+    raws = _iter_array_text(text) if kind == "array" else _iter_lines(io.BytesIO(head))
     for raw in raws:
         if raw.error is None:
             records.append(raw.value)
@@ -92,7 +92,9 @@ def file_kind(path: str | Path) -> str:
     return "array" if stripped[0] == "[" else "jsonl"
 
 
-def iter_raw(path: str | Path) -> Iterator[Raw]:
+def iter_raw(path: str | Path, looks_like_record: Callable[[Any], bool] | None = None) -> Iterator[Raw]:
+    """Raw records of a file. `looks_like_record` tells a real top-level record from a nested object when a
+    damaged JSON array is resynchronised (without it, any object followed by ',' or ']' is taken)."""
     kind = file_kind(path)
     with open_bytes(path) as f:
         if kind == "jsonl":
@@ -103,7 +105,7 @@ def iter_raw(path: str | Path) -> Iterator[Raw]:
             except (OSError, EOFError, zlib.error) as e:
                 yield Raw("file", None, "", 0, error=("corrupt_compression", f"the file cannot be decompressed: {e}"))
                 return
-            yield from _iter_array_bytes(data)
+            yield from _iter_array_bytes(data, looks_like_record)
 
 
 # ---------------------------------------------------------------- JSON Lines
@@ -143,9 +145,9 @@ def _iter_lines(f) -> Iterator[Raw]:
 # ---------------------------------------------------------------- JSON arrays
 
 
-def _iter_array_bytes(data: bytes) -> Iterator[Raw]:
+def _iter_array_bytes(data: bytes, accept: Callable[[Any], bool] | None) -> Iterator[Raw]:
     text = data.decode("utf-8", errors="surrogateescape")
-    yield from _iter_array_text(text, 0)
+    yield from _iter_array_text(text, accept)
 
 
 def _line_of(text: str, pos: int, cache: list[int]) -> int:
@@ -163,7 +165,7 @@ def _raw_for(text: str, start: int, end: int, index: int, cache: list[int]) -> R
     return Raw(f"index:{index}", _line_of(text, start, cache), shown, nbytes)
 
 
-def _iter_array_text(text: str, _start: int) -> Iterator[Raw]:
+def _iter_array_text(text: str, accept: Callable[[Any], bool] | None = None) -> Iterator[Raw]:
     pos = _WS.match(text, 0).end()
     if text.startswith("\ufeff", pos):
         pos = _WS.match(text, pos + 1).end()
@@ -187,7 +189,7 @@ def _iter_array_text(text: str, _start: int) -> Iterator[Raw]:
                 raise ValueError(f"expected ',' or ']' after the element, found {text[after]!r}")
         except ValueError as e:
             # Damaged element: it runs to the next place where an element parses cleanly.
-            end = _resync(text, pos + 1)
+            end = _resync(text, pos + 1, accept)
             raw = _raw_for(text, start, end, index, cache)
             raw.text = raw.text.rstrip().rstrip(",")
             raw.error = ("json_parse_error", str(e))
@@ -207,14 +209,17 @@ def _iter_array_text(text: str, _start: int) -> Iterator[Raw]:
             return
 
 
-def _resync(text: str, pos: int) -> int:
-    """Position of the ',' before the next element that parses and is followed by ',' or ']'; else the end."""
+def _resync(text: str, pos: int, accept: Callable[[Any], bool] | None) -> int:
+    """Position of the ',' before the next element that parses, looks like a record and is followed by
+    ',' or ']'; else the end of the text."""
     n = len(text)
     for m in _RESYNC.finditer(text, pos):
         at = m.end()
         try:
-            _, end = _DECODER.raw_decode(text, at)
+            value, end = _DECODER.raw_decode(text, at)
         except ValueError:
+            continue
+        if accept is not None and not accept(value):
             continue
         after = _WS.match(text, end).end()
         if after >= n or text[after] in ",]":

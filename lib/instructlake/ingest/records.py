@@ -11,8 +11,9 @@ import json
 import unicodedata
 from collections.abc import Iterator
 from pathlib import Path
+
 from instructlake.config import IngestConfig
-from instructlake.ingest.formats import CONVERTERS, Conversation, RecordError
+from instructlake.ingest.formats import CONVERTERS, Conversation, RecordError, detect
 from instructlake.ingest.rawfile import FileFormatError, iter_raw
 
 # Columns of the rows parse_file yields (kind = sample | quarantine); the stage splits them per table.
@@ -63,7 +64,7 @@ def parse_file(path: str, source: str, fmt: str, cfg: IngestConfig, label: str |
     """Rows for every unit in one file. Never raises for bad records; FileFormatError only for a bad file."""
     label = label or Path(path).name
     convert = CONVERTERS[fmt]
-    for ordinal, raw in enumerate(iter_raw(path)):
+    for ordinal, raw in enumerate(iter_raw(path, lambda v: detect(v) is not None)):
         raw.ordinal = ordinal
         if raw.error is not None:
             yield _quarantine(raw, source, fmt, label, cfg, *raw.error)
@@ -139,7 +140,7 @@ def quarantine_id(*parts: str) -> str:
 
 def detect_file(path: str, forced: str | None = None) -> str:
     """The file's format: forced, or detected from its leading records. FileFormatError names the file."""
-    from instructlake.ingest.formats import FORMATS, detect
+    from instructlake.ingest.formats import FORMATS
     from instructlake.ingest.rawfile import sniff
 
     if forced:
