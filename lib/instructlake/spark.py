@@ -90,7 +90,11 @@ def get_session(platform: PlatformConfig, app_name: str | None = None):
         # Delta catalog plugin, which is loaded before spark.jars is.
         b = b.config("spark.jars", ",".join(jars))
         b = b.config("spark.driver.extraClassPath", os.pathsep.join(jars))
-        log.info("JVM packages on the classpath: %s", ", ".join(sorted(found)) or "none")
+        log.info("JVM packages on the classpath: %s", ", ".join(sorted(found)))
+        for optional, fallback in (("graphframes", "graph stages use Spark-native algorithms"),
+                                   ("sparknlp", "embeddings use the Python (sentence-transformers) path")):
+            if optional not in found:
+                log.info("%s JARs not found under %s: %s", optional, jars_root(), fallback)
     for k, v in s.conf.items():
         b = b.config(k, v)
     spark = b.getOrCreate()

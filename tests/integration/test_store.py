@@ -83,3 +83,14 @@ def test_two_writers_racing_on_one_table(spark, config):
     expected = {0} | {k for o in (1, 26) for i in range(4) for k in range(o + i * 50, o + i * 50 + 100)}
     assert len(keys) == len(set(keys))
     assert set(keys) == expected
+
+
+def test_session_has_delta_and_reports_optional_packages(spark):
+    from instructlake.spark import has_jvm_class, local_jars
+
+    assert has_jvm_class(spark, "io.delta.tables.DeltaTable")
+    assert not has_jvm_class(spark, "org.example.NoSuchClass")
+    # GraphFrames is usable exactly when setup could fetch its JARs
+    assert has_jvm_class(spark, "org.graphframes.GraphFrame") == ("graphframes" in local_jars())
+    assert spark.conf.get("spark.sql.execution.arrow.pyspark.enabled") == "true"
+    assert "DeltaSparkSessionExtension" in spark.conf.get("spark.sql.extensions")

@@ -90,3 +90,21 @@ def test_parse_file_quarantines_with_reason_and_truncated_raw(tmp_path):
     assert len(big["raw"]) == 50 and big["raw_length"] > 400 and big["line"] == 2
     assert "'output'" in rows[3]["detail"]
     assert rows[0]["source_id"] == "a.jsonl:line:1"
+
+
+def test_pack_gives_large_files_their_own_task():
+    from instructlake.ingest.stage import InputFile, pack
+
+    files = [InputFile(f"f{i}", "s", "alpaca", f"f{i}", size) for i, size in enumerate([50, 5, 5, 5, 30, 1])]
+    tasks = pack(files, small_bytes=20)
+    assert [[f.path for f in t] for t in tasks] == [["f0"], ["f4"], ["f1", "f2", "f3", "f5"]]
+    assert sorted(f.path for t in tasks for f in t) == sorted(f.path for f in files)
+
+
+def test_unpaired_surrogate_escape_is_quarantined_not_fatal(tmp_path):
+    p = tmp_path / "a.jsonl"
+    p.write_text('{"instruction": "smile \\ud83d", "output": "ok"}\n' + json.dumps(GOOD[0]) + "\n")
+    rows = list(parse_file(str(p), "s", "alpaca", IngestConfig()))
+    assert [r["kind"] for r in rows] == ["quarantine", "sample"]
+    assert rows[0]["reason"] == "invalid_utf8"
+    rows[0]["raw"].encode("utf-8")  # the raw text itself is storable

@@ -38,8 +38,13 @@ def sample_id(system: str | None, turns: list[tuple[str, str]], tools: str | Non
     return hashlib.sha256(payload.encode("utf-8")).hexdigest()[:32]
 
 
+# Which role may follow which (None: the start). A conversation must end with an assistant turn.
+NEXT_ROLES = {None: ("user",), "user": ("assistant",), "assistant": ("user", "tool"), "tool": ("assistant", "tool")}
+
+
 def validate(conv: Conversation) -> tuple[str | None, list[tuple[str, str]]]:
-    """Normalized (system, turns), or RecordError for empty content or a wrong role order."""
+    """Normalized (system, turns), or RecordError for empty content, a wrong role order, or text that
+    cannot be stored as UTF-8 (a JSON escape of an unpaired surrogate, such as "\\ud83d" alone)."""
     system = normalize_text(conv.system) if conv.system is not None else None
     turns = [(role, normalize_text(content)) for role, content in conv.turns]
     if not turns:
@@ -49,14 +54,18 @@ def validate(conv: Conversation) -> tuple[str | None, list[tuple[str, str]]]:
             raise RecordError("empty_content", f"turn {i} ({role}) is empty")
     prev = None
     for i, (role, _) in enumerate(turns):
-        ok = {None: ("user",), "user": ("assistant",), "assistant": ("user", "tool"),
-              "tool": ("assistant", "tool")}[prev]
+        ok = NEXT_ROLES[prev]
         if role not in ok:
             first = "the first turn" if prev is None else f"turn {i} follows a {prev} turn"
             raise RecordError("role_order", f"{first} but is {role}; expected {' or '.join(ok)}")
         prev = role
     if prev != "assistant":
         raise RecordError("role_order", f"the conversation ends with a {prev} turn, not an assistant reply")
+    texts = [system or "", conv.own_id or "", *(c for _, c in turns), *conv.meta.keys(), *conv.meta.values()]
+    try:
+        "\0".join(texts).encode("utf-8")
+    except UnicodeEncodeError as e:
+        raise RecordError("invalid_utf8", f"the text holds an unpaired surrogate ({e.reason})") from None
     return (system or None), turns
 
 
