@@ -32,7 +32,7 @@ from instructlake.config import Config, IngestConfig
 from instructlake.ingest.rawfile import FileFormatError
 from instructlake.ingest.records import ROW_FIELDS, detect_file, parse_file
 from instructlake.runs import StageResult
-from instructlake.store import Store
+from instructlake.store import MergeResult, Store
 
 log = logging.getLogger(__name__)
 
@@ -201,7 +201,11 @@ def _write(spark: SparkSession, store: Store, parsed: DataFrame, files: list[Inp
          .withColumn("stage", F.lit("ingest"))
          .withColumn("quarantined_at", F.current_timestamp())
          .select(*schemas.QUARANTINE.fieldNames()))
-    q_result = store.merge("quarantine", q)
+    if quarantined:
+        q_result = store.merge("quarantine", q)
+    else:  # the common clean case: no MERGE job, but the table exists so it can be listed and read
+        store.ensure("quarantine")
+        q_result = MergeResult(inserted=0, updated=0, version=store.version("quarantine"))
 
     samples = parsed.filter("kind = 'sample'")
     batch_distinct = samples.select("sample_id").distinct().count()
