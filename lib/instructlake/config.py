@@ -51,6 +51,37 @@ class IngestConfig:
 
 
 @dataclass(frozen=True)
+class DedupConfig:
+    # Which turns make the text that is matched: all | user (every user turn) | first_user.
+    turns: str = "all"
+    include_system: bool = False
+    # Word n-gram shingles; a text shorter than n words is one shingle of all its words.
+    ngram: int = 5
+    # Target Jaccard similarity: pairs at or above it are near duplicates.
+    threshold: float = 0.8
+    num_perm: int = 128
+    # Weights of the false-positive and false-negative areas when choosing bands x rows.
+    fp_weight: float = 0.5
+    fn_weight: float = 0.5
+    seed: int = 42
+    # Keep rule inside a cluster: first the source listed earliest here (unlisted sources come last),
+    # then the longest response, then the smallest sample_id.
+    source_priority: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        if self.turns not in ("all", "user", "first_user"):
+            raise ConfigError(f"dedup.turns must be all, user or first_user, not {self.turns!r}")
+        if not 0.0 < self.threshold <= 1.0:
+            raise ConfigError(f"dedup.threshold must be in (0, 1], not {self.threshold}")
+        if self.ngram < 1 or self.num_perm < 2:
+            raise ConfigError("dedup.ngram must be >= 1 and dedup.num_perm >= 2")
+
+    def signature_fields(self) -> dict:
+        """What the stored MinHash signatures depend on (not the threshold or the keep rule)."""
+        return {k: getattr(self, k) for k in ("turns", "include_system", "ngram", "num_perm", "seed")}
+
+
+@dataclass(frozen=True)
 class ExportConfig:
     # Formats written by `instructlake export`.
     formats: tuple[str, ...] = ("sharegpt", "openai", "parquet")
@@ -66,6 +97,7 @@ class ExportConfig:
 @dataclass(frozen=True)
 class SemanticConfig:
     ingest: IngestConfig = field(default_factory=IngestConfig)
+    dedup: DedupConfig = field(default_factory=DedupConfig)
     export: ExportConfig = field(default_factory=ExportConfig)
 
 
@@ -123,6 +155,10 @@ class Config:
     @property
     def ingest(self) -> IngestConfig:
         return self.semantic.ingest
+
+    @property
+    def dedup(self) -> DedupConfig:
+        return self.semantic.dedup
 
     @property
     def export(self) -> ExportConfig:

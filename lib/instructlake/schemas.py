@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pyspark.sql.types import (
     ArrayType,
+    BooleanType,
     DoubleType,
     IntegerType,
     LongType,
@@ -66,8 +67,35 @@ RUNS = StructType([
     StructField("message", StringType(), True),
 ])
 
-TABLES: dict[str, StructType] = {"samples": SAMPLES, "quarantine": QUARANTINE, "runs": RUNS}
-KEYS: dict[str, list[str]] = {"samples": ["sample_id"], "quarantine": ["quarantine_id"], "runs": ["run_id"]}
+MINHASH_SIGNATURES = StructType([
+    StructField("sample_id", StringType(), False),
+    StructField("signature_hash", StringType(), False),  # hash of the settings the signature depends on
+    StructField("exact_h1", LongType(), True),  # 128-bit hash of the normalized text, in two halves
+    StructField("exact_h2", LongType(), True),
+    StructField("n_tokens", IntegerType(), False),  # 0: nothing to match (empty after normalization)
+    StructField("signature", ArrayType(IntegerType(), True), True),  # num_perm uint32 minima, as int32
+    StructField("computed_at", TimestampType(), False),
+])
+
+DEDUP_CLUSTERS = StructType([
+    StructField("sample_id", StringType(), False),
+    StructField("cluster_id", StringType(), False),  # the smallest sample_id in the cluster
+    StructField("method", StringType(), False),  # exact | near for duplicates; unique for the kept one
+    StructField("is_kept", BooleanType(), False),
+    StructField("similarity", DoubleType(), False),  # estimated Jaccard to the kept member (1.0: exact)
+    StructField("kept_id", StringType(), False),
+    StructField("cluster_size", LongType(), False),
+    StructField("config_hash", StringType(), False),
+])
+
+TABLES: dict[str, StructType] = {
+    "samples": SAMPLES, "quarantine": QUARANTINE, "runs": RUNS,
+    "minhash_signatures": MINHASH_SIGNATURES, "dedup_clusters": DEDUP_CLUSTERS,
+}
+KEYS: dict[str, list[str]] = {
+    "samples": ["sample_id"], "quarantine": ["quarantine_id"], "runs": ["run_id"],
+    "minhash_signatures": ["sample_id", "signature_hash"], "dedup_clusters": ["sample_id"],
+}
 
 
 class SchemaError(ValueError):
