@@ -51,6 +51,14 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--format", choices=["alpaca", "sharegpt", "openai", "dolly", "oasst", "self_instruct"],
                    help="force the format instead of detecting it per file")
 
+    s = sub.add_parser("dedup", help="cluster exact and near duplicates (MinHash LSH) into dedup_clusters",
+                       description="Find exact duplicates (same normalized text) and near duplicates (MinHash "
+                                   "LSH over word n-grams, verified against dedup.threshold), cluster them, and "
+                                   "keep one sample per cluster by the dedup.source_priority rule. Signatures "
+                                   "are stored, so a refresh hashes only new samples.")
+    s.add_argument("--engine", choices=["auto", "graphframes", "spark"], default="auto",
+                   help="connected-components engine (auto: GraphFrames when its JARs are present)")
+
     s = sub.add_parser("export", help="write SFT files (ShareGPT, OpenAI messages, Parquet) and a manifest",
                        description="Export the samples a training job should see as JSONL in ShareGPT and "
                                    "OpenAI-messages form and as Parquet, with manifest.json beside them.")
@@ -113,6 +121,17 @@ def cmd_ingest(cfg: Config, a) -> int:
     return 0
 
 
+def cmd_dedup(cfg: Config, a) -> int:
+    from instructlake.dedup import stage
+
+    r = _run_stage("dedup", cfg, lambda sp, st, c: stage.run(sp, st, c, a.engine), {"engine": a.engine})
+    c = r.counts
+    print(f"dedup: {c['input']:,} samples -> {c['kept']:,} kept; {c['exact_duplicates']:,} exact and "
+          f"{c['near_duplicates']:,} near duplicates in {c['clusters']:,} clusters; "
+          f"{c['signatures_computed']:,} new signatures ({r.seconds:.1f}s)")
+    return 0
+
+
 def cmd_export(cfg: Config, a) -> int:
     from instructlake.export import stage
 
@@ -154,7 +173,7 @@ def cmd_show(cfg: Config, a) -> int:
     return 0
 
 
-COMMANDS = {"ingest": cmd_ingest, "export": cmd_export, "tables": cmd_tables, "table": cmd_table, "show": cmd_show}
+COMMANDS = {"ingest": cmd_ingest, "dedup": cmd_dedup, "export": cmd_export, "tables": cmd_tables, "table": cmd_table, "show": cmd_show}
 
 
 def main(argv: list[str] | None = None) -> int:

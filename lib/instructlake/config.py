@@ -170,7 +170,9 @@ class Config:
 
 
 def config_hash(section: Any) -> str:
-    payload = json.dumps(dataclasses.asdict(section), sort_keys=True, default=str)
+    """Hash of a config section (a dataclass) or of a plain dict of settings."""
+    data = dataclasses.asdict(section) if dataclasses.is_dataclass(section) else section
+    payload = json.dumps(data, sort_keys=True, default=str)
     return hashlib.sha256(payload.encode()).hexdigest()[:16]
 
 

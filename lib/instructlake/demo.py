@@ -1,7 +1,7 @@
 """`python build.py demo`: the whole pipeline on data/samples/ into a local warehouse, in one Spark session.
 
 Each stage adds itself here when it lands. Today: ingest every sample file (twice, to show that a
-re-run adds nothing), then export the SFT files.
+re-run adds nothing), dedup, then export the SFT files.
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ from pathlib import Path
 
 from instructlake import runs
 from instructlake.config import load_config
+from instructlake.dedup import stage as dedup_stage
 from instructlake.export import stage as export_stage
 from instructlake.ingest import stage as ingest_stage
 from instructlake.spark import get_session
@@ -52,6 +53,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"\n== instructlake demo: {len(files)} sample files -> {wh}\n", flush=True)
     first = stage("ingest", lambda: ingest_stage.run(spark, store, cfg, files))
     again = stage("ingest", lambda: ingest_stage.run(spark, store, cfg, files))
+    dd = stage("dedup", lambda: dedup_stage.run(spark, store, cfg))
     exp = stage("export", lambda: export_stage.run(spark, store, cfg))
 
     c = first.counts
@@ -61,6 +63,10 @@ def main(argv: list[str] | None = None) -> int:
     print(f"  re-ingest of the same files added {again.counts['ingested']} rows")
     for key in sorted(k for k in c if k.startswith("source.")):
         print(f"    {key[7:]:<48} {c[key]:>7,}")
+    d = dd.counts
+    print(f"  dedup: {d['input']:,} samples -> {d['kept']:,} kept ({d['exact_duplicates']:,} exact + "
+          f"{d['near_duplicates']:,} near duplicates in {d['clusters']:,} clusters; LSH {d['bands']} bands x "
+          f"{d['rows']} rows)")
     print("  tables:")
     for name in store.tables():
         print(f"    {name:<16} {store.count(name):>8,} rows   {store.path(name)}")

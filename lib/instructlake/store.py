@@ -141,6 +141,14 @@ class Store:
                     .save(self.path(name)))
         return self.version(name)
 
+    def overwrite(self, name: str, df: DataFrame, schema: StructType | None = None) -> int:
+        """Replace the table's rows in one Delta commit (readers see the old or the new, never a mix)."""
+        self.ensure(name, schema or schemas.TABLES.get(name) or df.schema)
+        cols = self.read(name).columns
+        self._retry(f"overwrite {name}", lambda: df.select(*cols).write.format("delta").mode("overwrite")
+                    .save(self.path(name)))
+        return self.version(name)
+
     def merge(self, name: str, df: DataFrame, keys: list[str] | None = None, update: bool = False,
               schema: StructType | None = None) -> MergeResult:
         """Upsert `df` on `keys`: new keys are inserted; existing ones are left alone (or updated)."""

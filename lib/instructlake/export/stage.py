@@ -52,7 +52,22 @@ def run(spark: SparkSession, store: Store, config: Config, out: str | None = Non
     out = (out or default_out(store)).rstrip("/")
     version = store.version("samples")
     samples = store.read("samples", version=version)
-    df = exportable(samples, cfg.min_assistant_turns).cache()
+    df = exportable(samples, cfg.min_assistant_turns)
+    versions = {"samples": version}
+    dropped_dups = not_deduped = 0
+    if store.exists("dedup_clusters"):
+        versions["dedup_clusters"] = store.version("dedup_clusters")
+        clusters = store.read("dedup_clusters", version=versions["dedup_clusters"])
+        dropped = clusters.filter("NOT is_kept").select("sample_id")
+        dropped_dups = df.join(dropped, "sample_id", "left_semi").count()
+        df = df.join(dropped, "sample_id", "left_anti")
+        not_deduped = df.join(clusters.select("sample_id"), "sample_id", "left_anti").count()
+        if not_deduped:
+            log.warning("%d samples have not been through dedup yet (ingested after its last run); they are "
+                        "exported, run `instructlake dedup` first to deduplicate them", not_deduped)
+    else:
+        log.warning("no dedup_clusters table: exporting every sample; run `instructlake dedup` first")
+    df = df.cache()
     try:
         per_source = {r["source"]: r["count"] for r in df.groupBy("source").count().collect()}
         ingest_hashes = sorted(r[0] for r in df.select("config_hash").distinct().collect())
@@ -74,7 +89,9 @@ def run(spark: SparkSession, store: Store, config: Config, out: str | None = Non
         "created_at": datetime.now(timezone.utc).isoformat(),
         "rows": total,
         "rows_per_source": dict(sorted(per_source.items())),
-        "table_versions": {"samples": version},
+        "table_versions": versions,
+        "duplicates_dropped": dropped_dups,
+        "not_deduplicated": not_deduped,
         "config_hashes": {"export": config.stage_hash("export"), "ingest": ingest_hashes},
         "files": {fmt: {"path": p, "pattern": "part-*.json" if fmt != "parquet" else "part-*.parquet"}
                   for fmt, p in files.items()},
@@ -82,5 +99,6 @@ def run(spark: SparkSession, store: Store, config: Config, out: str | None = Non
     store.write_text(f"{out}/manifest.json", json.dumps(manifest, indent=2))
     log.info("exported %d samples to %s", total, out)
     return StageResult(stage="export", config_hash=config.stage_hash("export"),
-                       counts={"exported": total, "skipped": samples.count() - total},
-                       input_versions={"samples": version}, extra={"out": out, "manifest": manifest})
+                       counts={"exported": total, "duplicates_dropped": dropped_dups,
+                               "not_deduplicated": not_deduped, "skipped": samples.count() - total - dropped_dups},
+                       input_versions=versions, extra={"out": out, "manifest": manifest})

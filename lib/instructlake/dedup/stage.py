@@ -1,0 +1,207 @@
+"""Dedup: exact and MinHash-LSH near-duplicate clusters over `samples` -> `dedup_clusters`.
+
+1. Signatures: only samples without one (for the current signature settings) are hashed, in Python
+   workers, vectorized per Arrow batch; they are merged into `minhash_signatures`. A refresh therefore
+   hashes only new samples.
+2. Exact groups: samples with the same 128-bit hash of their normalized text.
+3. Near pairs: one representative per exact group; each band of the signature is a bucket key; every
+   member of a bucket is linked to the bucket's smallest id (n - 1 pairs, never n^2, so a template shared
+   by thousands of samples costs thousands of pairs); each pair is kept if its estimated Jaccard
+   similarity reaches the threshold.
+4. Clusters: connected components over exact and near pairs (graph module); cluster_id = smallest
+   sample_id; one member kept by the configured rule. The table is rewritten from all signatures each
+   run, so the result equals a full rebuild and does not depend on partitioning.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+
+from pyspark.sql import Column, DataFrame, SparkSession, Window
+from pyspark.sql import functions as F
+
+from instructlake import schemas
+from instructlake.config import Config, DedupConfig, config_hash
+from instructlake.dedup.minhash import MinHasher, exact_hashes, normalize, optimal_bands
+from instructlake.graph.components import connected_components
+from instructlake.runs import StageResult
+from instructlake.store import Store
+
+log = logging.getLogger(__name__)
+
+
+def signature_hash(cfg: DedupConfig) -> str:
+    return config_hash(cfg.signature_fields())
+
+
+def match_text(samples: DataFrame, cfg: DedupConfig) -> Column:
+    """The text compared for duplicates: the chosen turns joined by newlines (and the system prompt)."""
+    if cfg.turns == "all":
+        turns = F.col("conversation")
+    elif cfg.turns == "user":
+        turns = F.filter("conversation", lambda t: t["role"] == "user")
+    else:
+        turns = F.slice(F.filter("conversation", lambda t: t["role"] == "user"), 1, 1)
+    text = F.array_join(F.transform(turns, lambda t: t["content"]), "\n")
+    if cfg.include_system:
+        text = F.concat_ws("\n", F.col("system"), text)
+    return text
+
+
+def compute_signatures(samples: DataFrame, cfg: DedupConfig, batch_rows: int = 2000) -> DataFrame:
+    """(sample_id, signature_hash, exact_h1, exact_h2, n_tokens, signature, computed_at) per sample."""
+    import numpy as np
+    import pyarrow as pa
+
+    hasher = MinHasher(num_perm=cfg.num_perm, ngram=cfg.ngram, seed=cfg.seed)
+    sh = signature_hash(cfg)
+    out_schema = ("sample_id string, exact_h1 bigint, exact_h2 bigint, n_tokens int, signature array<int>")
+
+    def sign(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
+        import pyarrow.compute as pc
+
+        for big in batches:
+            for off in range(0, big.num_rows, batch_rows):
+                batch = big.slice(off, batch_rows)
+                norm = normalize(batch.column("text"))
+                sig, has = hasher.signatures(norm)
+                h1, h2 = exact_hashes(norm)
+                n_tok = pc.list_value_length(pc.utf8_split_whitespace(norm)).to_numpy(zero_copy_only=False)
+                n_tok = np.where(has, n_tok, 0).astype(np.int32)
+                flat = pa.array(sig.view(np.int32).ravel())
+                sigs = pa.ListArray.from_arrays(pa.array(np.arange(0, sig.size + 1, cfg.num_perm, dtype=np.int32)),
+                                                flat, mask=pa.array(~has))
+                yield pa.RecordBatch.from_arrays(
+                    [batch.column("sample_id"), pa.array(np.where(has, h1, 0).view(np.int64), mask=~has),
+                     pa.array(np.where(has, h2, 0).view(np.int64), mask=~has), pa.array(n_tok), sigs],
+                    names=["sample_id", "exact_h1", "exact_h2", "n_tokens", "signature"])
+
+    return (samples.select("sample_id", match_text(samples, cfg).alias("text"))
+            .mapInArrow(sign, out_schema)
+            .withColumn("signature_hash", F.lit(sh))
+            .withColumn("computed_at", F.current_timestamp())
+            .select(*schemas.MINHASH_SIGNATURES.fieldNames()))
+
+
+def jaccard(a: Column, b: Column, num_perm: int) -> Column:
+    """Estimated Jaccard similarity: the share of equal signature positions (computed in the JVM)."""
+    same = F.aggregate(F.zip_with(a, b, lambda x, y: F.when(x == y, 1).otherwise(0)), F.lit(0), lambda s, x: s + x)
+    return same / F.lit(float(num_perm))
+
+
+def exact_edges(sigs: DataFrame) -> tuple[DataFrame, DataFrame]:
+    """(edges member -> group representative, representatives' signatures). Representative: smallest id."""
+    # groupBy + join rather than a window: partial aggregation keeps a group of millions cheap
+    reps_of = sigs.groupBy("exact_h1", "exact_h2").agg(F.min("sample_id").alias("rep"))
+    tagged = sigs.join(reps_of, ["exact_h1", "exact_h2"])
+    edges = tagged.filter("sample_id <> rep").select(F.col("sample_id").alias("src"), F.col("rep").alias("dst"))
+    reps = tagged.filter("sample_id = rep").select("sample_id", "signature")
+    return edges, reps
+
+
+def near_edges(reps: DataFrame, cfg: DedupConfig) -> tuple[DataFrame, int, int]:
+    """Verified near-duplicate pairs (src, dst, similarity) among representatives; also bands, rows."""
+    bands, rows = optimal_bands(cfg.threshold, cfg.num_perm, cfg.fp_weight, cfg.fn_weight)
+    keyed = reps.select(
+        "sample_id", "signature",
+        F.posexplode(F.array(*[F.xxhash64(F.slice("signature", 1 + i * rows, rows)) for i in range(bands)]))
+        .alias("band", "bucket"))
+    roots = keyed.groupBy("band", "bucket").agg(F.min("sample_id").alias("root"), F.count("*").alias("n"))
+    linked = (keyed.join(roots.filter("n > 1"), ["band", "bucket"])
+              .filter("sample_id <> root")
+              .select(F.col("sample_id").alias("src"), F.col("root").alias("dst"))
+              .distinct())
+    sig = reps.select("sample_id", "signature")
+    pairs = (linked.join(sig.withColumnRenamed("sample_id", "src").withColumnRenamed("signature", "s1"), "src")
+             .join(sig.withColumnRenamed("sample_id", "dst").withColumnRenamed("signature", "s2"), "dst")
+             .withColumn("similarity", jaccard(F.col("s1"), F.col("s2"), cfg.num_perm)))
+    return pairs.filter(F.col("similarity") >= cfg.threshold).select("src", "dst", "similarity"), bands, rows
+
+
+def response_chars() -> Column:
+    return F.aggregate(F.filter("conversation", lambda t: t["role"] == "assistant"), F.lit(0).cast("long"),
+                       lambda acc, t: acc + F.length(t["content"]))
+
+
+def choose_kept(members: DataFrame, cfg: DedupConfig) -> DataFrame:
+    """Mark one member per component as kept: source priority, then longest response, then smallest id."""
+    prio = {s: i for i, s in enumerate(cfg.source_priority)}
+    rank = F.lit(len(prio))
+    for s, i in prio.items():
+        rank = F.when(F.col("source") == s, F.lit(i)).otherwise(rank)
+    w = Window.partitionBy("component").orderBy(rank.asc(), F.col("response_chars").desc(), F.col("sample_id").asc())
+    return members.withColumn("_pos", F.row_number().over(w)).withColumn("is_kept", F.col("_pos") == 1).drop("_pos")
+
+
+def build_clusters(spark: SparkSession, samples: DataFrame, sigs: DataFrame, cfg: DedupConfig, chash: str,
+                   engine: str = "auto") -> tuple[DataFrame, dict[str, int]]:
+    matchable = sigs.filter("n_tokens > 0")
+    ex_edges, reps = exact_edges(matchable)
+    ex_edges = ex_edges.cache()
+    nr_edges, bands, rows = near_edges(reps, cfg)
+    nr_edges = nr_edges.cache()
+    log.info("LSH: %d bands x %d rows for threshold %.2f with %d permutations", bands, rows, cfg.threshold,
+             cfg.num_perm)
+    edges = ex_edges.unionByName(nr_edges.select("src", "dst"))
+    comps = connected_components(spark, edges, sigs.select(F.col("sample_id").alias("id")), engine)
+    members = (comps.withColumnRenamed("id", "sample_id")
+               .join(samples.select("sample_id", "source", response_chars().alias("response_chars")), "sample_id")
+               .join(sigs.select("sample_id", "exact_h1", "exact_h2", "signature"), "sample_id"))
+    members = choose_kept(members, cfg)
+    kept = members.filter("is_kept").select(
+        F.col("component"), F.col("sample_id").alias("kept_id"), F.col("exact_h1").alias("k1"),
+        F.col("exact_h2").alias("k2"), F.col("signature").alias("ksig"))
+    size = Window.partitionBy("component")
+    same_text = (F.col("exact_h1") == F.col("k1")) & (F.col("exact_h2") == F.col("k2"))
+    out = (members.join(kept, "component")
+           .withColumn("cluster_size", F.count("*").over(size))
+           .withColumn("method", F.when(F.col("is_kept"), "unique").when(same_text, "exact").otherwise("near"))
+           .withColumn("similarity", F.when(F.col("is_kept") | same_text, F.lit(1.0))
+                       .otherwise(jaccard(F.col("signature"), F.col("ksig"), cfg.num_perm)))
+           .withColumn("cluster_id", F.col("component"))
+           .withColumn("config_hash", F.lit(chash))
+           .select(*schemas.DEDUP_CLUSTERS.fieldNames()))
+    counts = {"exact_pairs": ex_edges.count(), "near_pairs": nr_edges.count(), "bands": bands, "rows": rows}
+    return out, counts
+
+
+def run(spark: SparkSession, store: Store, config: Config, engine: str = "auto") -> StageResult:
+    cfg = config.dedup
+    chash = config.stage_hash("dedup")
+    sh = signature_hash(cfg)
+    version = store.version("samples")
+    samples = store.read("samples", version=version)
+    schemas.require(samples, "samples", ["sample_id", "source", "conversation", "system"])
+    n_input = samples.count()
+
+    new = samples
+    if store.exists("minhash_signatures"):
+        done = store.read("minhash_signatures").filter(F.col("signature_hash") == sh).select("sample_id")
+        new = samples.join(done, "sample_id", "left_anti")
+    new_sigs = compute_signatures(new, cfg, config.platform.execution.arrow_batch_rows)
+    sig_result = store.merge("minhash_signatures", new_sigs)
+    log.info("signatures: %d computed for new samples (%d samples in all)", sig_result.inserted, n_input)
+
+    sigs = (store.read("minhash_signatures").filter(F.col("signature_hash") == sh)
+            .join(samples.select("sample_id"), "sample_id", "left_semi")).cache()
+    try:
+        clusters, pair_counts = build_clusters(spark, samples, sigs, cfg, chash, engine)
+        clusters = clusters.cache()
+        stats = clusters.groupBy("method").count().collect()
+        by_method = {r["method"]: r["count"] for r in stats}
+        n_clusters = clusters.filter("cluster_size > 1 AND is_kept").count()
+        n_empty = sigs.filter("n_tokens = 0").count()
+        store.overwrite("dedup_clusters", clusters)
+        clusters.unpersist()
+    finally:
+        sigs.unpersist()
+    counts = {
+        "input": n_input, "signatures_computed": sig_result.inserted,
+        "exact_duplicates": by_method.get("exact", 0), "near_duplicates": by_method.get("near", 0),
+        "clusters": n_clusters, "kept": by_method.get("unique", 0),
+        "empty_text": n_empty, **pair_counts,
+    }
+    return StageResult(stage="dedup", config_hash=chash, counts=counts, input_versions={"samples": version},
+                       output_versions={"dedup_clusters": store.version("dedup_clusters"),
+                                        "minhash_signatures": sig_result.version})
