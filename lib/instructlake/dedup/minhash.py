@@ -6,6 +6,7 @@ Pipeline for a batch of texts:
   -> hash every n-gram window of word hashes -> 32-bit shingle values
   -> num_perm multiply-add-shift hash functions, minimum per row -> the signature.
 A text shorter than n words is one shingle of all its words; an empty text has no signature.
+Chinese and Japanese characters count as words.
 The exact-duplicate key is a 128-bit hash of the normalized text's bytes, computed the same way.
 All arithmetic is uint64 and wraps on purpose.
 """
@@ -24,10 +25,13 @@ CHUNK = 16384
 
 
 def normalize(texts: pa.Array) -> pa.Array:
-    """Text as matched: NFKC, lower case, punctuation and symbols to spaces, whitespace collapsed."""
+    """Text as matched: NFKC, lower case, punctuation and symbols to spaces, whitespace collapsed.
+    Chinese and Japanese characters become words of their own: those scripts put no spaces between words,
+    so n-grams of characters stand in for n-grams of words."""
     t = pc.utf8_normalize(texts.fill_null(""), "NFKC")
     t = pc.utf8_lower(t)
     t = pc.replace_substring_regex(t, r"[\p{P}\p{S}]+", " ")
+    t = pc.replace_substring_regex(t, r"(\p{Han}|\p{Hiragana}|\p{Katakana})", r" \1 ")
     t = pc.replace_substring_regex(t, r"\s+", " ")
     return pc.utf8_trim_whitespace(t)
 

@@ -1,0 +1,120 @@
+"""Dedup end to end on small frames: clusters, keep rule, determinism, incremental refresh."""
+
+import json
+import random
+
+from instructlake.config import load_config
+from instructlake.dedup import stage as dedup
+from instructlake.ingest import stage as ingest
+
+BASE = ("The quick brown fox jumps over the lazy dog near the river bank on a sunny afternoon in early spring "
+        "while children play football in the park and their parents read newspapers on wooden benches under "
+        "tall green trees that sway gently in the warm wind coming from the distant blue mountains")
+
+
+def write(tmp_path, name, records):
+    p = tmp_path / name
+    p.write_text(json.dumps(records))
+    return str(p)
+
+
+def rec(instruction, output="A short answer that is the same for everyone here."):
+    return {"instruction": instruction, "input": "", "output": output}
+
+
+def clusters(store):
+    return {r["sample_id"]: r for r in store.read("dedup_clusters").collect()}
+
+
+def by_instruction(store):
+    s = {r["sample_id"]: r["instruction"] for r in store.read("samples").collect()}
+    return {s[k]: v for k, v in clusters(store).items()}
+
+
+def test_exact_near_and_distinct(spark, store, config, tmp_path):
+    records = [
+        rec(BASE),
+        rec(BASE.upper() + "!!"),  # exact after normalization
+        rec(BASE + " today"),  # near: one word added
+        rec("Write a haiku about autumn leaves falling slowly onto the cold quiet ground"),
+        rec("Explain how photosynthesis works in plants, step by step, for a child"),
+    ]
+    ingest.run(spark, store, config, [write(tmp_path, "a.json", records)])
+    r = dedup.run(spark, store, config)
+    c = r.counts
+    assert (c["input"], c["exact_duplicates"], c["near_duplicates"], c["kept"], c["clusters"]) == (5, 1, 1, 3, 1)
+    got = by_instruction(store)
+    cluster = {got[BASE]["cluster_id"], got[BASE.upper() + "!!"]["cluster_id"], got[BASE + " today"]["cluster_id"]}
+    assert len(cluster) == 1
+    # equal responses, so the smallest sample_id among the three is kept
+    members = {k: got[k] for k in (BASE, BASE.upper() + "!!", BASE + " today")}
+    assert sum(m["is_kept"] for m in members.values()) == 1
+    assert min(m["sample_id"] for m in members.values()) == next(m["sample_id"] for m in members.values() if m["is_kept"])
+    assert all(m["cluster_size"] == 3 for m in members.values())
+    near = got[BASE + " today"]
+    if not near["is_kept"]:
+        assert near["method"] == "near" and 0.8 <= near["similarity"] < 1.0
+    assert sorted(m["method"] for m in members.values()) in (["exact", "near", "unique"], ["near", "near", "unique"])
+    singles = [got[k] for k in got if k.startswith(("Write", "Explain"))]
+    assert all(s["is_kept"] and s["method"] == "unique" and s["cluster_size"] == 1 for s in singles)
+
+
+def test_keep_rule_source_priority_then_longest_response(spark, store, warehouse, tmp_path):
+    cfg = load_config("local", ["platform.spark.shuffle_partitions=4", "dedup.source_priority=[gold]"],
+                      warehouse=str(warehouse))
+    ingest.run(spark, store, cfg, [write(tmp_path, "a.json", [rec(BASE, "short"), rec(BASE, "a much longer answer")])],
+               source="bulk")
+    ingest.run(spark, store, cfg, [write(tmp_path, "b.json", [rec(BASE + ".", "tiny")])], source="gold")
+    dedup.run(spark, store, cfg, engine="spark")
+    s = {r["sample_id"]: (r["source"], r["conversation"][-1]["content"]) for r in store.read("samples").collect()}
+    kept = [s[k] for k, v in clusters(store).items() if v["is_kept"]]
+    assert kept == [("gold", "tiny")]
+    # without the priority, the longest response wins
+    cfg2 = load_config("local", ["platform.spark.shuffle_partitions=4"], warehouse=str(warehouse))
+    dedup.run(spark, store, cfg2)
+    kept = [s[k] for k, v in clusters(store).items() if v["is_kept"]]
+    assert kept == [("bulk", "a much longer answer")]
+
+
+def test_same_clusters_whatever_the_partition_count(spark, store, warehouse, tmp_path, samples_dir):
+    cfg = load_config("local", ["platform.spark.shuffle_partitions=4"], warehouse=str(warehouse))
+    ingest.run(spark, store, cfg, [str(samples_dir / "dummy_conversation.json"),
+                                   str(samples_dir / "alpaca_en_demo.json")])
+    dedup.run(spark, store, cfg)
+    first = {k: (v["cluster_id"], v["is_kept"], v["method"]) for k, v in clusters(store).items()}
+    spark.conf.set("spark.sql.shuffle.partitions", "11")
+    try:
+        store.overwrite("minhash_signatures", store.read("minhash_signatures").limit(0))  # recompute everything
+        r = dedup.run(spark, store, cfg)
+    finally:
+        spark.conf.set("spark.sql.shuffle.partitions", "4")
+    assert r.counts["signatures_computed"] == len(first)
+    second = {k: (v["cluster_id"], v["is_kept"], v["method"]) for k, v in clusters(store).items()}
+    assert first == second
+    assert sum(1 for v in first.values() if not v[1]) > 20  # the dummy file repeats itself a lot
+
+
+def test_refresh_hashes_only_new_samples_and_finds_near_duplicates_of_old(spark, store, config, tmp_path):
+    old = [rec(" ".join(random.Random(i).sample(BASE.split(), 50))) for i in range(5)] + [rec(BASE)]  # shuffles
+    ingest.run(spark, store, config, [write(tmp_path, "old.json", old)])
+    r1 = dedup.run(spark, store, config)
+    assert r1.counts["signatures_computed"] == 6 and r1.counts["kept"] == 6
+    new = [rec(BASE + " today")]
+    ingest.run(spark, store, config, [write(tmp_path, "new.json", new)])
+    r2 = dedup.run(spark, store, config)
+    assert r2.counts["signatures_computed"] == 1 and r2.counts["input"] == 7
+    got = by_instruction(store)
+    a = got[BASE]
+    b = got[BASE + " today"]
+    assert a["cluster_id"] == b["cluster_id"] and a["is_kept"] != b["is_kept"]
+    r3 = dedup.run(spark, store, config)
+    assert r3.counts["signatures_computed"] == 0
+
+
+def test_templated_bucket_does_not_explode(spark, store, config, tmp_path):
+    """2,000 samples sharing one long template: pairs stay linear (each linked to its bucket's root)."""
+    records = [rec(f"Please answer this support ticket politely. {BASE} Ticket {i}.") for i in range(2000)]
+    ingest.run(spark, store, config, [write(tmp_path, "t.json", records)])
+    r = dedup.run(spark, store, config)
+    assert r.counts["near_pairs"] <= 2000 * r.counts["bands"]
+    assert r.counts["kept"] < 50

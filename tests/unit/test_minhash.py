@@ -1,0 +1,93 @@
+import math
+
+import numpy as np
+import pyarrow as pa
+import pytest
+
+from instructlake.dedup.minhash import (
+    MinHasher,
+    exact_hashes,
+    false_negative_area,
+    false_positive_area,
+    normalize,
+    optimal_bands,
+)
+
+
+def norm(*texts):
+    return normalize(pa.array(list(texts)))
+
+
+def test_normalize_case_punctuation_whitespace_nfkc():
+    assert norm("Hello,   WORLD!!\n\tﬁne", None, "  ").to_pylist() == ["hello world fine", "", ""]
+
+
+def test_shingles_empty_short_and_long():
+    mh = MinHasher(ngram=5)
+    rows, x = mh.shingles(norm("", "two words", "one two three four five six seven"))
+    # empty: none; shorter than n: one shingle of all its words; 7 words: 3 windows of 5
+    assert np.bincount(rows, minlength=3).tolist() == [0, 1, 3]
+    assert (x < 2**32).all()
+
+
+def test_non_latin_scripts_shingle_by_character():
+    mh = MinHasher(ngram=3)
+    rows, _ = mh.shingles(norm("完全不同的中文", "это русский текст из пяти слов"))
+    assert np.bincount(rows).tolist() == [5, 4]  # 7 Han characters -> 5 windows; 6 Cyrillic words -> 4
+    sig, has = MinHasher().signatures(norm("机器学习是人工智能的一个分支", "机器学习是人工智能的一个分支。", "今天天气很好"))
+    assert has.all() and (sig[0] == sig[1]).all() and (sig[0] != sig[2]).mean() > 0.9
+
+
+def test_signature_order_and_batch_independent():
+    mh = MinHasher()
+    texts = [f"sample number {i} with some shared words in it" for i in range(50)]
+    whole, _ = mh.signatures(norm(*texts))
+    parts = np.vstack([mh.signatures(norm(*texts[i:i + 7]))[0] for i in range(0, 50, 7)])
+    assert (whole == parts).all()
+    assert (mh.signatures(norm(*texts[::-1]))[0][::-1] == whole).all()
+
+
+def test_jaccard_estimate_within_statistical_bound():
+    """Sets with known Jaccard J: the estimate is Binomial(P, J) / P, so |err| < 4 sigma nearly always."""
+    mh = MinHasher(num_perm=256, ngram=1, seed=3)
+    rng = np.random.default_rng(0)
+    errors = []
+    for trial in range(40):
+        shared = int(rng.integers(5, 200))
+        only = int(rng.integers(0, 200))
+        a = [f"w{trial}_{i}" for i in range(shared + only)]
+        b = [f"w{trial}_{i}" for i in range(only, only + shared + only)]
+        true_j = shared / (shared + 2 * only)
+        sig, _ = mh.signatures(norm(" ".join(a), " ".join(b)))
+        est = float((sig[0] == sig[1]).mean())
+        bound = 4 * math.sqrt(true_j * (1 - true_j) / 256) + 1e-9
+        assert abs(est - true_j) <= bound, (true_j, est)
+        errors.append(est - true_j)
+    assert abs(np.mean(errors)) < 0.02  # unbiased
+
+
+def test_exact_hashes_match_only_identical_normalized_text():
+    h1, h2 = exact_hashes(norm("Same text.", "same   TEXT", "same text!", "other text", ""))
+    assert h1[0] == h1[1] == h1[2] and h2[0] == h2[1] == h2[2]
+    assert h1[3] != h1[0] and h1[4] != h1[0]
+
+
+def test_band_math():
+    bands, rows = optimal_bands(0.8, 128)
+    assert bands * rows <= 128
+    assert (bands, rows) == (9, 13)
+    # the S-curve's knee sits near the threshold: (1/b)^(1/r)
+    assert abs((1 / bands) ** (1 / rows) - 0.8) < 0.05
+    assert false_positive_area(0.8, bands, rows) < 0.05 and false_negative_area(0.8, bands, rows) < 0.05
+    lo = optimal_bands(0.5, 128)
+    assert (1 / lo[0]) ** (1 / lo[1]) < 0.6
+    # weighting false negatives more gives more bands (more candidates, fewer misses)
+    assert optimal_bands(0.8, 128, fp_weight=0.1, fn_weight=0.9)[0] > bands
+
+
+@pytest.mark.parametrize("bad", [{"turns": "none"}, {"threshold": 0}, {"ngram": 0}])
+def test_dedup_config_validation(bad):
+    from instructlake.config import ConfigError, DedupConfig
+
+    with pytest.raises(ConfigError):
+        DedupConfig(**bad)
