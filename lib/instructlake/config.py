@@ -55,6 +55,9 @@ class DedupConfig:
     # Which turns make the text that is matched: all | user (every user turn) | first_user.
     turns: str = "all"
     include_system: bool = False
+    # Remove prompt-template scaffolding (Alpaca preamble, ### Instruction:, [INST], <|im_start|>, ...)
+    # before matching, so a wrapped instruction matches its bare form.
+    strip_templates: bool = True
     # Word n-gram shingles; a text shorter than n words is one shingle of all its words.
     ngram: int = 5
     # Target Jaccard similarity: pairs at or above it are near duplicates.
@@ -78,7 +81,7 @@ class DedupConfig:
 
     def signature_fields(self) -> dict:
         """What the stored MinHash signatures depend on (not the threshold or the keep rule)."""
-        return {k: getattr(self, k) for k in ("turns", "include_system", "ngram", "num_perm", "seed")}
+        return {k: getattr(self, k) for k in ("turns", "include_system", "strip_templates", "ngram", "num_perm", "seed")}
 
 
 @dataclass(frozen=True)

@@ -24,11 +24,29 @@ MASK32 = np.uint64(0xFFFFFFFF)
 CHUNK = 16384
 
 
-def normalize(texts: pa.Array) -> pa.Array:
+# Prompt-template scaffolding that says nothing about the task: removed before matching, so the same
+# instruction wrapped in a chat or Alpaca template matches its bare form.
+TEMPLATE_PATTERNS = (
+    r"(?i)below is an instruction that describes a task(, paired with an input that provides further context)?\. "
+    r"write a response that appropriately completes the request\.",
+    r"(?i)###\s*(instruction|input|response|human|assistant)\s*:",
+    r"(?i)\[/?inst\]|<</?sys>>|<\|im_start\|>(system|user|assistant)?|<\|im_end\|>|<\|(system|user|assistant|endoftext)\|>|</?s>",
+)
+
+
+def strip_templates(texts: pa.Array) -> pa.Array:
+    for pattern in TEMPLATE_PATTERNS:
+        texts = pc.replace_substring_regex(texts, pattern, " ")
+    return texts
+
+
+def normalize(texts: pa.Array, templates: bool = True) -> pa.Array:
     """Text as matched: NFKC, lower case, punctuation and symbols to spaces, whitespace collapsed.
     Chinese and Japanese characters become words of their own: those scripts put no spaces between words,
     so n-grams of characters stand in for n-grams of words."""
     t = pc.utf8_normalize(texts.fill_null(""), "NFKC")
+    if templates:
+        t = strip_templates(t)
     t = pc.utf8_lower(t)
     t = pc.replace_substring_regex(t, r"[\p{P}\p{S}]+", " ")
     t = pc.replace_substring_regex(t, r"(\p{Han}|\p{Hiragana}|\p{Katakana})", r" \1 ")

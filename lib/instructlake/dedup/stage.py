@@ -64,7 +64,7 @@ def compute_signatures(samples: DataFrame, cfg: DedupConfig, batch_rows: int = 2
         for big in batches:
             for off in range(0, big.num_rows, batch_rows):
                 batch = big.slice(off, batch_rows)
-                norm = normalize(batch.column("text"))
+                norm = normalize(batch.column("text"), cfg.strip_templates)
                 sig, has = hasher.signatures(norm)
                 h1, h2 = exact_hashes(norm)
                 n_tok = pc.list_value_length(pc.utf8_split_whitespace(norm)).to_numpy(zero_copy_only=False)
