@@ -62,11 +62,15 @@ class DedupConfig:
     ngram: int = 5
     # Target Jaccard similarity: pairs at or above it are near duplicates.
     threshold: float = 0.8
-    num_perm: int = 128
-    # Weights of the false-positive and false-negative areas when choosing bands x rows.
-    fp_weight: float = 0.5
-    fn_weight: float = 0.5
+    num_perm: int = 256
+    # Weights of the false-positive and false-negative areas when choosing bands x rows. Candidates are
+    # verified afterwards, so a missed pair costs more than an extra candidate: false negatives weigh more.
+    fp_weight: float = 0.1
+    fn_weight: float = 0.9
     seed: int = 42
+    # Rounds of linking inside a band bucket: members that fail verification against the bucket's
+    # smallest id are linked again among themselves (each round costs at most n - 1 pairs per bucket).
+    link_rounds: int = 3
     # Keep rule inside a cluster: first the source listed earliest here (unlisted sources come last),
     # then the longest response, then the smallest sample_id.
     source_priority: tuple[str, ...] = ()
@@ -76,8 +80,8 @@ class DedupConfig:
             raise ConfigError(f"dedup.turns must be all, user or first_user, not {self.turns!r}")
         if not 0.0 < self.threshold <= 1.0:
             raise ConfigError(f"dedup.threshold must be in (0, 1], not {self.threshold}")
-        if self.ngram < 1 or self.num_perm < 2:
-            raise ConfigError("dedup.ngram must be >= 1 and dedup.num_perm >= 2")
+        if self.ngram < 1 or self.num_perm < 2 or self.link_rounds < 1:
+            raise ConfigError("dedup.ngram and dedup.link_rounds must be >= 1, dedup.num_perm >= 2")
 
     def signature_fields(self) -> dict:
         """What the stored MinHash signatures depend on (not the threshold or the keep rule)."""

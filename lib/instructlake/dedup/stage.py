@@ -101,22 +101,32 @@ def exact_edges(sigs: DataFrame) -> tuple[DataFrame, DataFrame]:
 
 
 def near_edges(reps: DataFrame, cfg: DedupConfig) -> tuple[DataFrame, int, int]:
-    """Verified near-duplicate pairs (src, dst, similarity) among representatives; also bands, rows."""
+    """Verified near-duplicate pairs (src, dst, similarity) among representatives; also bands, rows.
+
+    In each band bucket every member is linked to the bucket's smallest id (n - 1 pairs, not n^2).
+    Members that fail verification against that root get further rounds among themselves (dedup.link_rounds),
+    so a member far from the root but close to another member is still found; every round is linear."""
     bands, rows = optimal_bands(cfg.threshold, cfg.num_perm, cfg.fp_weight, cfg.fn_weight)
     keyed = reps.select(
-        "sample_id", "signature",
+        "sample_id",
         F.posexplode(F.array(*[F.xxhash64(F.slice("signature", 1 + i * rows, rows)) for i in range(bands)]))
         .alias("band", "bucket"))
-    roots = keyed.groupBy("band", "bucket").agg(F.min("sample_id").alias("root"), F.count("*").alias("n"))
-    linked = (keyed.join(roots.filter("n > 1"), ["band", "bucket"])
-              .filter("sample_id <> root")
-              .select(F.col("sample_id").alias("src"), F.col("root").alias("dst"))
-              .distinct())
     sig = reps.select("sample_id", "signature")
-    pairs = (linked.join(sig.withColumnRenamed("sample_id", "src").withColumnRenamed("signature", "s1"), "src")
-             .join(sig.withColumnRenamed("sample_id", "dst").withColumnRenamed("signature", "s2"), "dst")
-             .withColumn("similarity", jaccard(F.col("s1"), F.col("s2"), cfg.num_perm)))
-    return pairs.filter(F.col("similarity") >= cfg.threshold).select("src", "dst", "similarity"), bands, rows
+    sig_src = sig.withColumnRenamed("sample_id", "src").withColumnRenamed("signature", "s1")
+    sig_dst = sig.withColumnRenamed("sample_id", "dst").withColumnRenamed("signature", "s2")
+    remaining = keyed
+    verified = None
+    for _ in range(cfg.link_rounds):
+        roots = remaining.groupBy("band", "bucket").agg(F.min("sample_id").alias("root"), F.count("*").alias("n"))
+        cand = (remaining.join(roots.filter("n > 1"), ["band", "bucket"]).filter("sample_id <> root")
+                .select(F.col("sample_id").alias("src"), F.col("root").alias("dst"), "band", "bucket")).cache()
+        scored = (cand.select("src", "dst").distinct().join(sig_src, "src").join(sig_dst, "dst")
+                  .select("src", "dst", jaccard(F.col("s1"), F.col("s2"), cfg.num_perm).alias("similarity"))).cache()
+        ok = scored.filter(F.col("similarity") >= cfg.threshold)
+        verified = ok if verified is None else verified.unionByName(ok)
+        failed = cand.join(scored.filter(F.col("similarity") < cfg.threshold).select("src", "dst"), ["src", "dst"])
+        remaining = failed.select(F.col("src").alias("sample_id"), "band", "bucket").localCheckpoint()
+    return verified.dropDuplicates(["src", "dst"]), bands, rows
 
 
 def response_chars() -> Column:
