@@ -29,8 +29,9 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 DT_VENV = ROOT / ".bench" / "datatrove-venv"
-# datatrove's MinHash path imports regex, tokenizers and xxhash without declaring them in its base install.
-DT_PACKAGES = ["datatrove==0.10.1", "regex", "tokenizers", "xxhash"]
+# datatrove's MinHash path needs these beside its base install (English words are split by spaCy;
+# it hashes str, which xxhash 4 no longer accepts).
+DT_PACKAGES = ["datatrove==0.10.1", "regex", "tokenizers", "xxhash<4", "orjson", "nltk", "spacy"]
 
 DATATROVE_SCRIPT = r'''
 import sys, time

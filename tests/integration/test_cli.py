@@ -39,7 +39,7 @@ def test_cli_errors_are_one_line(warehouse, tmp_path, capsys):
     assert "no table 'nothing'" in capsys.readouterr().err
 
 
-@pytest.mark.parametrize("cmd", [[], ["ingest"], ["export"], ["tables"], ["table", "export"], ["show"]])
+@pytest.mark.parametrize("cmd", [[], ["ingest"], ["dedup"], ["export"], ["tables"], ["table", "export"], ["show"]])
 def test_every_command_has_help(cmd, capsys):
     with pytest.raises(SystemExit) as e:
         main([*cmd, "--help"])
@@ -48,7 +48,7 @@ def test_every_command_has_help(cmd, capsys):
 
 
 def test_jobs_are_thin_entries():
-    for job in ("ingest", "export"):
+    for job in ("ingest", "dedup", "export"):
         text = (ROOT / "jobs" / f"{job}.py").read_text()
         assert f'stage_main("{job}")' in text and len(text.splitlines()) < 10
 
