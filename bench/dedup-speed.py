@@ -91,6 +91,7 @@ def make_corpus(dir_: Path, target_mb: float, seed: int = 3) -> tuple[Path, Path
     ours, theirs = dir_ / "corpus.jsonl", dir_ / "datatrove-in" / "corpus.jsonl"
     theirs.parent.mkdir()
     size, i = 0, 0
+    last = ("", "")
     with open(ours, "w") as fo, open(theirs, "w") as ft:
         while size < target_mb * 1e6:
             a, b = rng.choice(texts), rng.choice(texts)

@@ -70,7 +70,8 @@ class DedupConfig:
     seed: int = 42
     # Rounds of linking inside a band bucket: members that fail verification against the bucket's
     # smallest id are linked again among themselves (each round costs at most n - 1 pairs per bucket).
-    link_rounds: int = 3
+    # One round: pair F1 0.938 on bench dedup-quality, three rounds 0.939 at a third more LSH time.
+    link_rounds: int = 1
     # Keep rule inside a cluster: first the source listed earliest here (unlisted sources come last),
     # then the longest response, then the smallest sample_id.
     source_priority: tuple[str, ...] = ()

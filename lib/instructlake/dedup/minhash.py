@@ -7,7 +7,7 @@ Pipeline for a batch of texts:
   -> num_perm multiply-add-shift hash functions, minimum per row -> the signature.
 A text shorter than n words is one shingle of all its words; an empty text has no signature.
 Chinese and Japanese characters count as words.
-The exact-duplicate key is a 128-bit hash of the normalized text's bytes, computed the same way.
+The exact-duplicate key is a 128-bit hash of the normalized text's word sequence.
 All arithmetic is uint64 and wraps on purpose.
 """
 
@@ -113,14 +113,18 @@ class MinHasher:
         c = rng.integers(1, 2**63, size=self.ngram, dtype=np.uint64) | np.uint64(1)
         return a, b, c
 
-    def shingles(self, normalized: pa.Array) -> tuple[np.ndarray, np.ndarray]:
-        """(row index, 32-bit shingle value) for every shingle of every row, rows in order."""
+    def _words(self, normalized: pa.Array) -> tuple[np.ndarray, np.ndarray]:
+        """(word offsets per row, 64-bit hash of every word) for a batch of normalized texts."""
         words = pc.utf8_split_whitespace(pc.if_else(pc.equal(normalized, ""), None, normalized))
         row_off = words.offsets.to_numpy().astype(np.int64)
         row_off = row_off - row_off[0]
-        flat = words.flatten()
-        tok_off, data = _string_parts(flat)
-        tok = hash_spans(tok_off, data, self.seed)
+        # Hash each distinct word once: Arrow's dictionary encoding (C++) maps words to their distinct values.
+        enc = pc.dictionary_encode(words.flatten())
+        uniq_off, uniq_data = _string_parts(enc.dictionary)
+        tok = hash_spans(uniq_off, uniq_data, self.seed)[enc.indices.to_numpy(zero_copy_only=False)]
+        return row_off, tok
+
+    def _shingles(self, row_off: np.ndarray, tok: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         counts = np.diff(row_off)  # words per row
         n = self.ngram
         windows = np.where(counts >= n, counts - n + 1, np.minimum(counts, 1))
@@ -136,10 +140,23 @@ class MinHasher:
                 h += np.where(j < wlen, padded[starts + j] * c[j], np.uint64(0))
         return rows, _splitmix64(h) >> np.uint64(32)
 
+    def shingles(self, normalized: pa.Array) -> tuple[np.ndarray, np.ndarray]:
+        """(row index, 32-bit shingle value) for every shingle of every row, rows in order."""
+        return self._shingles(*self._words(normalized))
+
     def signatures(self, normalized: pa.Array) -> tuple[np.ndarray, np.ndarray]:
         """(signatures uint32 [rows, num_perm], has_signature bool [rows])."""
+        sig, has, _, _, _ = self.sketch(normalized)
+        return sig, has
+
+    def sketch(self, normalized: pa.Array):
+        """(signatures, has_signature, exact_h1, exact_h2, words per row) for a batch of normalized texts.
+
+        The exact key hashes the word sequence (a normalized text is its words joined by single spaces),
+        with two independent position weightings: 128 bits."""
+        row_off, tok = self._words(normalized)
+        rows, x = self._shingles(row_off, tok)
         n_rows = len(normalized)
-        rows, x = self.shingles(normalized)
         a, b, _ = self._params()
         sig = np.full((n_rows, self.num_perm), np.iinfo(np.uint32).max, dtype=np.uint32)
         # (num_perm, shingles) layout: the per-row minimum then runs along contiguous memory, about 6x
@@ -157,13 +174,33 @@ class MinHasher:
             sig[ur] = np.minimum(sig[ur], red)
         has = np.zeros(n_rows, dtype=bool)
         has[rows] = True
-        return sig, has
+        counts = np.diff(row_off)
+        h1, h2 = _sequence_hashes(row_off, tok)
+        return sig, has, h1, h2, counts
 
 
-def exact_hashes(normalized: pa.Array) -> tuple[np.ndarray, np.ndarray]:
-    """Two independent 64-bit hashes of each normalized text (a 128-bit exact-duplicate key)."""
-    off, data = _string_parts(normalized.fill_null(""))
-    return hash_spans(off, data, 1), hash_spans(off, data, 2)
+def _sequence_hashes(row_off: np.ndarray, tok: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Two 64-bit hashes per row of its word-hash sequence (position-weighted sums, then mixed)."""
+    counts = np.diff(row_off)
+    n_rows = len(counts)
+    out = []
+    for k in (0x9E3779B97F4A7C15, 0xC2B2AE3D27D4EB4F):
+        h = np.zeros(n_rows, np.uint64)
+        if len(tok):
+            pos = np.arange(len(tok)) - np.repeat(row_off[:-1], counts)
+            with np.errstate(over="ignore"):
+                weights = np.cumprod(np.full(int(counts.max()), np.uint64(k), dtype=np.uint64))
+                contrib = _splitmix64(tok + np.uint64(k)) * weights[pos]
+            nonempty = counts > 0
+            h[nonempty] = np.add.reduceat(contrib, row_off[:-1][nonempty])
+        with np.errstate(over="ignore"):
+            out.append(_splitmix64(h + counts.astype(np.uint64) * np.uint64(k)))
+    return out[0], out[1]
+
+
+def exact_hashes(normalized: pa.Array, seed: int = 42) -> tuple[np.ndarray, np.ndarray]:
+    """The 128-bit exact-duplicate key of each normalized text, as two 64-bit halves."""
+    return _sequence_hashes(*MinHasher(seed=seed)._words(normalized))
 
 
 def jaccard_estimate(s1: np.ndarray, s2: np.ndarray) -> float:

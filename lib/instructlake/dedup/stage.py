@@ -16,6 +16,7 @@
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Iterator
 
 from pyspark.sql import Column, DataFrame, SparkSession, Window
@@ -23,7 +24,7 @@ from pyspark.sql import functions as F
 
 from instructlake import schemas
 from instructlake.config import Config, DedupConfig, config_hash
-from instructlake.dedup.minhash import MinHasher, exact_hashes, normalize, optimal_bands
+from instructlake.dedup.minhash import MinHasher, normalize, optimal_bands
 from instructlake.graph.components import connected_components
 from instructlake.runs import StageResult
 from instructlake.store import Store
@@ -59,15 +60,11 @@ def compute_signatures(samples: DataFrame, cfg: DedupConfig, batch_rows: int = 2
     out_schema = ("sample_id string, exact_h1 bigint, exact_h2 bigint, n_tokens int, signature array<int>")
 
     def sign(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
-        import pyarrow.compute as pc
-
         for big in batches:
             for off in range(0, big.num_rows, batch_rows):
                 batch = big.slice(off, batch_rows)
                 norm = normalize(batch.column("text"), cfg.strip_templates)
-                sig, has = hasher.signatures(norm)
-                h1, h2 = exact_hashes(norm)
-                n_tok = pc.list_value_length(pc.utf8_split_whitespace(norm)).to_numpy(zero_copy_only=False)
+                sig, has, h1, h2, n_tok = hasher.sketch(norm)
                 n_tok = np.where(has, n_tok, 0).astype(np.int32)
                 flat = pa.array(sig.view(np.int32).ravel())
                 sigs = pa.ListArray.from_arrays(pa.array(np.arange(0, sig.size + 1, cfg.num_perm, dtype=np.int32)),
@@ -116,17 +113,22 @@ def near_edges(reps: DataFrame, cfg: DedupConfig) -> tuple[DataFrame, int, int]:
     sig_dst = sig.withColumnRenamed("sample_id", "dst").withColumnRenamed("signature", "s2")
     remaining = keyed
     verified = None
+    cached = []
     for _ in range(cfg.link_rounds):
         roots = remaining.groupBy("band", "bucket").agg(F.min("sample_id").alias("root"), F.count("*").alias("n"))
         cand = (remaining.join(roots.filter("n > 1"), ["band", "bucket"]).filter("sample_id <> root")
                 .select(F.col("sample_id").alias("src"), F.col("root").alias("dst"), "band", "bucket")).cache()
         scored = (cand.select("src", "dst").distinct().join(sig_src, "src").join(sig_dst, "dst")
                   .select("src", "dst", jaccard(F.col("s1"), F.col("s2"), cfg.num_perm).alias("similarity"))).cache()
+        cached += [cand, scored]
         ok = scored.filter(F.col("similarity") >= cfg.threshold)
         verified = ok if verified is None else verified.unionByName(ok)
         failed = cand.join(scored.filter(F.col("similarity") < cfg.threshold).select("src", "dst"), ["src", "dst"])
         remaining = failed.select(F.col("src").alias("sample_id"), "band", "bucket").localCheckpoint()
-    return verified.dropDuplicates(["src", "dst"]), bands, rows
+    result = verified.dropDuplicates(["src", "dst"]).localCheckpoint()
+    for df in cached:
+        df.unpersist()
+    return result, bands, rows
 
 
 def response_chars() -> Column:
@@ -147,18 +149,22 @@ def choose_kept(members: DataFrame, cfg: DedupConfig) -> DataFrame:
 def build_clusters(spark: SparkSession, samples: DataFrame, sigs: DataFrame, cfg: DedupConfig, chash: str,
                    engine: str = "auto") -> tuple[DataFrame, dict[str, int]]:
     matchable = sigs.filter("n_tokens > 0")
+    t0 = time.time()
     ex_edges, reps = exact_edges(matchable)
-    ex_edges = ex_edges.cache()
+    ex_edges = ex_edges.localCheckpoint()
+    log.info("exact groups: %d duplicate links (%.1fs)", ex_edges.count(), time.time() - t0)
+    t0 = time.time()
     nr_edges, bands, rows = near_edges(reps, cfg)
-    nr_edges = nr_edges.cache()
-    log.info("LSH: %d bands x %d rows for threshold %.2f with %d permutations", bands, rows, cfg.threshold,
-             cfg.num_perm)
+    log.info("LSH %d bands x %d rows (threshold %.2f, %d permutations): %d verified near pairs (%.1fs)",
+             bands, rows, cfg.threshold, cfg.num_perm, nr_edges.count(), time.time() - t0)
+    t0 = time.time()
     edges = ex_edges.unionByName(nr_edges.select("src", "dst"))
     comps = connected_components(spark, edges, sigs.select(F.col("sample_id").alias("id")), engine)
     members = (comps.withColumnRenamed("id", "sample_id")
                .join(samples.select("sample_id", "source", response_chars().alias("response_chars")), "sample_id")
                .join(sigs.select("sample_id", "exact_h1", "exact_h2", "signature"), "sample_id"))
     members = choose_kept(members, cfg)
+    log.info("components built (%.1fs)", time.time() - t0)
     kept = members.filter("is_kept").select(
         F.col("component"), F.col("sample_id").alias("kept_id"), F.col("exact_h1").alias("k1"),
         F.col("exact_h2").alias("k2"), F.col("signature").alias("ksig"))
@@ -189,9 +195,11 @@ def run(spark: SparkSession, store: Store, config: Config, engine: str = "auto")
     if store.exists("minhash_signatures"):
         done = store.read("minhash_signatures").filter(F.col("signature_hash") == sh).select("sample_id")
         new = samples.join(done, "sample_id", "left_anti")
+    t0 = time.time()
     new_sigs = compute_signatures(new, cfg, config.platform.execution.arrow_batch_rows)
     sig_result = store.merge("minhash_signatures", new_sigs)
-    log.info("signatures: %d computed for new samples (%d samples in all)", sig_result.inserted, n_input)
+    log.info("signatures: %d computed for new samples (%d samples in all) in %.1fs", sig_result.inserted, n_input,
+             time.time() - t0)
 
     sigs = (store.read("minhash_signatures").filter(F.col("signature_hash") == sh)
             .join(samples.select("sample_id"), "sample_id", "left_semi")).cache()
