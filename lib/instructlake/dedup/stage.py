@@ -114,7 +114,7 @@ def near_edges(reps: DataFrame, cfg: DedupConfig) -> tuple[DataFrame, int, int]:
     remaining = keyed
     verified = None
     cached = []
-    for _ in range(cfg.link_rounds):
+    for rnd in range(1, cfg.link_rounds + 1):
         roots = remaining.groupBy("band", "bucket").agg(F.min("sample_id").alias("root"), F.count("*").alias("n"))
         cand = (remaining.join(roots.filter("n > 1"), ["band", "bucket"]).filter("sample_id <> root")
                 .select(F.col("sample_id").alias("src"), F.col("root").alias("dst"), "band", "bucket")).cache()
@@ -123,6 +123,8 @@ def near_edges(reps: DataFrame, cfg: DedupConfig) -> tuple[DataFrame, int, int]:
         cached += [cand, scored]
         ok = scored.filter(F.col("similarity") >= cfg.threshold)
         verified = ok if verified is None else verified.unionByName(ok)
+        if rnd == cfg.link_rounds:
+            break
         failed = cand.join(scored.filter(F.col("similarity") < cfg.threshold).select("src", "dst"), ["src", "dst"])
         remaining = failed.select(F.col("src").alias("sample_id"), "band", "bucket").localCheckpoint()
     result = verified.dropDuplicates(["src", "dst"]).localCheckpoint()
