@@ -80,7 +80,8 @@ MINHASH_SIGNATURES = StructType([
 DEDUP_CLUSTERS = StructType([
     StructField("sample_id", StringType(), False),
     StructField("cluster_id", StringType(), False),  # the smallest sample_id in the cluster
-    StructField("method", StringType(), False),  # exact | near for duplicates; unique for the kept one
+    # kept member: unique; a removed one: exact when another member has the same normalized text, else near
+    StructField("method", StringType(), False),
     StructField("is_kept", BooleanType(), False),
     StructField("similarity", DoubleType(), False),  # estimated Jaccard to the kept member (1.0: exact)
     StructField("kept_id", StringType(), False),

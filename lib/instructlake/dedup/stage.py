@@ -174,7 +174,10 @@ def build_clusters(spark: SparkSession, samples: DataFrame, sigs: DataFrame, cfg
     same_text = (F.col("exact_h1") == F.col("k1")) & (F.col("exact_h2") == F.col("k2"))
     out = (members.join(kept, "component")
            .withColumn("cluster_size", F.count("*").over(size))
-           .withColumn("method", F.when(F.col("is_kept"), "unique").when(same_text, "exact").otherwise("near"))
+           .withColumn("twins", F.count("*").over(Window.partitionBy("component", "exact_h1", "exact_h2")))
+           # exact: another member of the cluster has the same normalized text; near: only similar ones do
+           .withColumn("method", F.when(F.col("is_kept"), "unique").when(F.col("twins") > 1, "exact")
+                       .otherwise("near"))
            .withColumn("similarity", F.when(F.col("is_kept") | same_text, F.lit(1.0))
                        .otherwise(jaccard(F.col("signature"), F.col("ksig"), cfg.num_perm)))
            .withColumn("cluster_id", F.col("component"))
