@@ -203,6 +203,20 @@ def exact_hashes(normalized: pa.Array, seed: int = 42) -> tuple[np.ndarray, np.n
     return _sequence_hashes(*MinHasher(seed=seed)._words(normalized))
 
 
+def shingle_set(normalized_text: str, ngram: int) -> set[tuple[str, ...]]:
+    """The exact word n-gram set that MinHash estimates (a text shorter than n words is one shingle)."""
+    words = normalized_text.split()
+    if len(words) < ngram:
+        return {tuple(words)} if words else set()
+    return {tuple(words[i:i + ngram]) for i in range(len(words) - ngram + 1)}
+
+
+def exact_jaccard(a: str, b: str, ngram: int) -> float:
+    sa, sb = shingle_set(a, ngram), shingle_set(b, ngram)
+    union = len(sa | sb)
+    return len(sa & sb) / union if union else 0.0
+
+
 def jaccard_estimate(s1: np.ndarray, s2: np.ndarray) -> float:
     return float(np.mean(s1 == s2))
 

@@ -24,7 +24,7 @@ from pyspark.sql import functions as F
 
 from instructlake import schemas
 from instructlake.config import Config, DedupConfig, config_hash
-from instructlake.dedup.minhash import MinHasher, normalize, optimal_bands
+from instructlake.dedup.minhash import MinHasher, exact_jaccard, normalize, optimal_bands
 from instructlake.graph.components import connected_components
 from instructlake.runs import StageResult
 from instructlake.store import Store
@@ -97,12 +97,32 @@ def exact_edges(sigs: DataFrame) -> tuple[DataFrame, DataFrame]:
     return edges, reps
 
 
-def near_edges(reps: DataFrame, cfg: DedupConfig) -> tuple[DataFrame, int, int]:
-    """Verified near-duplicate pairs (src, dst, similarity) among representatives; also bands, rows.
+def exact_similarity(pairs: DataFrame, texts: DataFrame, cfg: DedupConfig) -> DataFrame:
+    """(src, dst, similarity) with the exact n-gram Jaccard of the two texts (borderline pairs only)."""
+    import pyarrow as pa
+
+    t1 = texts.select(F.col("sample_id").alias("src"), F.col("text").alias("t1"))
+    t2 = texts.select(F.col("sample_id").alias("dst"), F.col("text").alias("t2"))
+    joined = pairs.select("src", "dst").join(t1, "src").join(t2, "dst")
+
+    def score(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
+        for b in batches:
+            n1 = normalize(b.column("t1"), cfg.strip_templates).to_pylist()
+            n2 = normalize(b.column("t2"), cfg.strip_templates).to_pylist()
+            sims = pa.array([exact_jaccard(x, y, cfg.ngram) for x, y in zip(n1, n2, strict=True)], pa.float64())
+            yield pa.RecordBatch.from_arrays([b.column("src"), b.column("dst"), sims], names=["src", "dst", "similarity"])
+
+    return joined.mapInArrow(score, "src string, dst string, similarity double")
+
+
+def near_edges(reps: DataFrame, texts: DataFrame, cfg: DedupConfig) -> tuple[DataFrame, int, int, int]:
+    """Verified near-duplicate pairs (src, dst, similarity) among representatives; also bands, rows and
+    the number of pairs checked exactly.
 
     In each band bucket every member is linked to the bucket's smallest id (n - 1 pairs, not n^2).
-    Members that fail verification against that root get further rounds among themselves (dedup.link_rounds),
-    so a member far from the root but close to another member is still found; every round is linear."""
+    A pair is accepted when its estimated Jaccard clears the threshold by dedup.exact_verify_margin,
+    rejected when it misses by more, and decided by the exact n-gram Jaccard of the texts in between.
+    Members that fail against the root get further rounds among themselves (dedup.link_rounds)."""
     bands, rows = optimal_bands(cfg.threshold, cfg.num_perm, cfg.fp_weight, cfg.fn_weight)
     keyed = reps.select(
         "sample_id",
@@ -111,9 +131,11 @@ def near_edges(reps: DataFrame, cfg: DedupConfig) -> tuple[DataFrame, int, int]:
     sig = reps.select("sample_id", "signature")
     sig_src = sig.withColumnRenamed("sample_id", "src").withColumnRenamed("signature", "s1")
     sig_dst = sig.withColumnRenamed("sample_id", "dst").withColumnRenamed("signature", "s2")
+    lo, hi = cfg.threshold - cfg.exact_verify_margin, cfg.threshold + cfg.exact_verify_margin
     remaining = keyed
     verified = None
     cached = []
+    n_exact = 0
     for rnd in range(1, cfg.link_rounds + 1):
         roots = remaining.groupBy("band", "bucket").agg(F.min("sample_id").alias("root"), F.count("*").alias("n"))
         cand = (remaining.join(roots.filter("n > 1"), ["band", "bucket"]).filter("sample_id <> root")
@@ -121,16 +143,23 @@ def near_edges(reps: DataFrame, cfg: DedupConfig) -> tuple[DataFrame, int, int]:
         scored = (cand.select("src", "dst").distinct().join(sig_src, "src").join(sig_dst, "dst")
                   .select("src", "dst", jaccard(F.col("s1"), F.col("s2"), cfg.num_perm).alias("similarity"))).cache()
         cached += [cand, scored]
-        ok = scored.filter(F.col("similarity") >= cfg.threshold)
+        sure = scored.filter(F.col("similarity") >= F.lit(max(hi, cfg.threshold)))
+        ok = sure
+        if cfg.exact_verify_margin > 0:
+            border = scored.filter((F.col("similarity") >= F.lit(lo)) & (F.col("similarity") < F.lit(hi)))
+            checked = exact_similarity(border, texts, cfg).localCheckpoint()
+            n_exact += checked.count()
+            ok = sure.unionByName(checked.filter(F.col("similarity") >= cfg.threshold))
+        ok = ok.localCheckpoint()
         verified = ok if verified is None else verified.unionByName(ok)
         if rnd == cfg.link_rounds:
             break
-        failed = cand.join(scored.filter(F.col("similarity") < cfg.threshold).select("src", "dst"), ["src", "dst"])
+        failed = cand.join(ok.select("src", "dst"), ["src", "dst"], "left_anti")
         remaining = failed.select(F.col("src").alias("sample_id"), "band", "bucket").localCheckpoint()
     result = verified.dropDuplicates(["src", "dst"]).localCheckpoint()
     for df in cached:
         df.unpersist()
-    return result, bands, rows
+    return result, bands, rows, n_exact
 
 
 def response_chars() -> Column:
@@ -156,9 +185,11 @@ def build_clusters(spark: SparkSession, samples: DataFrame, sigs: DataFrame, cfg
     ex_edges = ex_edges.localCheckpoint()
     log.info("exact groups: %d duplicate links (%.1fs)", ex_edges.count(), time.time() - t0)
     t0 = time.time()
-    nr_edges, bands, rows = near_edges(reps, cfg)
-    log.info("LSH %d bands x %d rows (threshold %.2f, %d permutations): %d verified near pairs (%.1fs)",
-             bands, rows, cfg.threshold, cfg.num_perm, nr_edges.count(), time.time() - t0)
+    texts = samples.select("sample_id", match_text(samples, cfg).alias("text"))
+    nr_edges, bands, rows, n_exact = near_edges(reps, texts, cfg)
+    log.info("LSH %d bands x %d rows (threshold %.2f, %d permutations): %d verified near pairs, %d of them "
+             "borderline pairs checked exactly (%.1fs)", bands, rows, cfg.threshold, cfg.num_perm, nr_edges.count(),
+             n_exact, time.time() - t0)
     t0 = time.time()
     edges = ex_edges.unionByName(nr_edges.select("src", "dst"))
     comps = connected_components(spark, edges, sigs.select(F.col("sample_id").alias("id")), engine)
@@ -183,7 +214,8 @@ def build_clusters(spark: SparkSession, samples: DataFrame, sigs: DataFrame, cfg
            .withColumn("cluster_id", F.col("component"))
            .withColumn("config_hash", F.lit(chash))
            .select(*schemas.DEDUP_CLUSTERS.fieldNames()))
-    counts = {"exact_pairs": ex_edges.count(), "near_pairs": nr_edges.count(), "bands": bands, "rows": rows}
+    counts = {"exact_pairs": ex_edges.count(), "near_pairs": nr_edges.count(), "exact_checked_pairs": n_exact,
+              "bands": bands, "rows": rows}
     return out, counts
 
 
