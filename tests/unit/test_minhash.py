@@ -91,3 +91,18 @@ def test_dedup_config_validation(bad):
 
     with pytest.raises(ConfigError):
         DedupConfig(**bad)
+
+
+def test_exact_jaccard_matches_the_shingle_definition():
+    from instructlake.dedup.minhash import exact_jaccard, shingle_set
+
+    assert shingle_set("a b c", 5) == {("a", "b", "c")} and shingle_set("", 5) == set()
+    assert shingle_set("a b c d e f", 5) == {("a", "b", "c", "d", "e"), ("b", "c", "d", "e", "f")}
+    assert exact_jaccard("a b c d e f", "a b c d e f", 5) == 1.0
+    assert exact_jaccard("a b c d e f", "a b c d e g", 5) == 1 / 3
+    assert exact_jaccard("", "", 5) == 0.0
+    # the estimate from signatures agrees with it within its error
+    text_a = " ".join(f"w{i}" for i in range(200))
+    text_b = " ".join(f"w{i}" for i in range(20, 220))
+    sig, _ = MinHasher(num_perm=256).signatures(norm(text_a, text_b))
+    assert abs((sig[0] == sig[1]).mean() - exact_jaccard(text_a, text_b, 5)) < 0.1

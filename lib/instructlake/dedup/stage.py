@@ -187,8 +187,8 @@ def build_clusters(spark: SparkSession, samples: DataFrame, sigs: DataFrame, cfg
     t0 = time.time()
     texts = samples.select("sample_id", match_text(samples, cfg).alias("text"))
     nr_edges, bands, rows, n_exact = near_edges(reps, texts, cfg)
-    log.info("LSH %d bands x %d rows (threshold %.2f, %d permutations): %d verified near pairs, %d of them "
-             "borderline pairs checked exactly (%.1fs)", bands, rows, cfg.threshold, cfg.num_perm, nr_edges.count(),
+    log.info("LSH %d bands x %d rows (threshold %.2f, %d permutations): %d verified near pairs; %d borderline "
+             "pairs checked exactly (%.1fs)", bands, rows, cfg.threshold, cfg.num_perm, nr_edges.count(),
              n_exact, time.time() - t0)
     t0 = time.time()
     edges = ex_edges.unionByName(nr_edges.select("src", "dst"))
