@@ -106,3 +106,10 @@ def test_exact_jaccard_matches_the_shingle_definition():
     text_b = " ".join(f"w{i}" for i in range(20, 220))
     sig, _ = MinHasher(num_perm=256).signatures(norm(text_a, text_b))
     assert abs((sig[0] == sig[1]).mean() - exact_jaccard(text_a, text_b, 5)) < 0.1
+
+
+def test_batches_with_nothing_to_hash():
+    sig, has, _, _, words = MinHasher().sketch(norm("", None, "!!! ???"))
+    assert not has.any() and words.tolist() == [0, 0, 0]
+    sig, has, h1, _, _ = MinHasher().sketch(normalize(pa.array([], pa.string())))
+    assert sig.shape == (0, 128) and len(has) == len(h1) == 0
