@@ -40,3 +40,32 @@ def test_export_loads_with_datasets(spark, store, config, samples_dir, tmp_path)
     ds = datasets.load_dataset("parquet", data_files=str(out / "parquet" / "*.parquet"), split="train",
                                cache_dir=str(tmp_path / "hf"))
     assert len(ds) == 175
+
+
+def test_export_leaves_out_removed_duplicates(spark, store, config, tmp_path):
+    from instructlake.dedup import stage as dedup
+
+    text = ("Summarize the main causes of the French Revolution in a few clear sentences for a high school "
+            "history class, mentioning the fiscal crisis, social inequality and Enlightenment ideas")
+    recs = [{"instruction": text, "input": "", "output": "Debt, inequality and new ideas."},
+            {"instruction": text.upper() + "!", "input": "", "output": "Debt, inequality and new ideas."},
+            {"instruction": "Name three primary colors.", "input": "", "output": "Red, yellow and blue."}]
+    f = tmp_path / "r.json"
+    f.write_text(json.dumps(recs))
+    ingest.run(spark, store, config, [str(f)])
+    dedup.run(spark, store, config)
+    removed = {r["sample_id"] for r in store.read("dedup_clusters").filter("NOT is_kept").collect()}
+    assert len(removed) == 1
+    out = tmp_path / "export"
+    r = export.run(spark, store, config, str(out))
+    assert (r.counts["exported"], r.counts["duplicates_dropped"], r.counts["not_deduplicated"]) == (2, 1, 0)
+    ids = {json.loads(x)["id"] for p in (out / "sharegpt").glob("part-*.json") for x in p.read_text().splitlines()}
+    assert len(ids) == 2 and not ids & removed
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["duplicates_dropped"] == 1 and manifest["config_hashes"]["dedup"] == [config.stage_hash("dedup")]
+    # a sample ingested after the last dedup run is exported and counted, not silently dropped
+    g = tmp_path / "late.json"
+    g.write_text(json.dumps([{"instruction": "Name a prime number.", "input": "", "output": "Seven."}]))
+    ingest.run(spark, store, config, [str(g)])
+    r2 = export.run(spark, store, config, str(tmp_path / "export2"))
+    assert (r2.counts["exported"], r2.counts["not_deduplicated"]) == (3, 1)

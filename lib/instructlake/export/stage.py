@@ -55,9 +55,11 @@ def run(spark: SparkSession, store: Store, config: Config, out: str | None = Non
     df = exportable(samples, cfg.min_assistant_turns)
     versions = {"samples": version}
     dropped_dups = not_deduped = 0
+    hashes: dict[str, object] = {"export": config.stage_hash("export")}
     if store.exists("dedup_clusters"):
         versions["dedup_clusters"] = store.version("dedup_clusters")
         clusters = store.read("dedup_clusters", version=versions["dedup_clusters"])
+        hashes["dedup"] = sorted(r[0] for r in clusters.select("config_hash").distinct().collect())
         dropped = clusters.filter("NOT is_kept").select("sample_id")
         dropped_dups = df.join(dropped, "sample_id", "left_semi").count()
         df = df.join(dropped, "sample_id", "left_anti")
@@ -92,7 +94,7 @@ def run(spark: SparkSession, store: Store, config: Config, out: str | None = Non
         "table_versions": versions,
         "duplicates_dropped": dropped_dups,
         "not_deduplicated": not_deduped,
-        "config_hashes": {"export": config.stage_hash("export"), "ingest": ingest_hashes},
+        "config_hashes": {**hashes, "ingest": ingest_hashes},
         "files": {fmt: {"path": p, "pattern": "part-*.json" if fmt != "parquet" else "part-*.parquet"}
                   for fmt, p in files.items()},
     }
