@@ -48,10 +48,11 @@ GRAPHS = {
 }
 
 
+@pytest.mark.parametrize("engine", ["spark", "driver"])
 @pytest.mark.parametrize("graph", sorted(GRAPHS))
-def test_known_graphs(spark, graph):
+def test_known_graphs(spark, graph, engine):
     edges, vertices = GRAPHS[graph]
-    assert run(spark, edges, vertices) == union_find(edges, vertices)
+    assert run(spark, edges, vertices, engine) == union_find(edges, vertices)
 
 
 def test_random_graph_any_partitioning(spark):
@@ -61,6 +62,8 @@ def test_random_graph_any_partitioning(spark):
     expected = union_find(edges, vertices)
     assert run(spark, edges, vertices, partitions=1) == expected
     assert run(spark, edges, vertices, partitions=7) == expected
+    assert run(spark, edges, vertices, "driver", partitions=7) == expected
+    assert run(spark, edges, vertices, "auto") == expected
 
 
 def test_graphframes_agrees_with_spark_native(spark):
