@@ -135,17 +135,16 @@ class Store:
             DeltaTable.createIfNotExists(self.spark).location(self.path(name)).addColumns(schema).execute()))
 
     def append(self, name: str, df: DataFrame, schema: StructType | None = None) -> int:
-        self.ensure(name, schema or schemas.TABLES.get(name) or df.schema)
-        cols = self.read(name).columns
-        self._retry(f"append {name}", lambda: df.select(*cols).write.format("delta").mode("append")
-                    .save(self.path(name)))
-        return self.version(name)
+        return self._write(name, df, "append", schema)
 
     def overwrite(self, name: str, df: DataFrame, schema: StructType | None = None) -> int:
         """Replace the table's rows in one Delta commit (readers see the old or the new, never a mix)."""
+        return self._write(name, df, "overwrite", schema)
+
+    def _write(self, name: str, df: DataFrame, mode: str, schema: StructType | None) -> int:
         self.ensure(name, schema or schemas.TABLES.get(name) or df.schema)
         cols = self.read(name).columns
-        self._retry(f"overwrite {name}", lambda: df.select(*cols).write.format("delta").mode("overwrite")
+        self._retry(f"{mode} {name}", lambda: df.select(*cols).write.format("delta").mode(mode)
                     .save(self.path(name)))
         return self.version(name)
 
