@@ -103,17 +103,6 @@ def build(bases: list[dict], fresh: list[dict], rng: random.Random) -> list[tupl
     return rows
 
 
-def shingle_set(text: str, n: int) -> frozenset:
-    import pyarrow as pa
-
-    from instructlake.dedup.minhash import normalize
-
-    words = normalize(pa.array([text])).to_pylist()[0].split()
-    if len(words) < n:
-        return frozenset([tuple(words)]) if words else frozenset()
-    return frozenset(tuple(words[i:i + n]) for i in range(len(words) - n + 1))
-
-
 def conv_text(r: dict) -> str:
     user = f"{r['instruction'].strip()}\n\n{r['input'].strip()}" if r["input"].strip() else r["instruction"].strip()
     return f"{user}\n{r['output'].strip()}"
@@ -122,7 +111,13 @@ def conv_text(r: dict) -> str:
 def true_pairs(rows, ids: dict[int, str], threshold: float, ngram: int) -> tuple[set, dict]:
     """Pairs whose exact shingle Jaccard reaches the threshold, closed transitively (clusters are
     components). Compared: every two rows related to one family."""
-    sets = {i: shingle_set(conv_text(rows[i][0]), ngram) for i in ids}
+    import pyarrow as pa
+
+    from instructlake.dedup.minhash import normalize, shingle_set
+
+    order = list(ids)
+    texts = normalize(pa.array([conv_text(rows[i][0]) for i in order])).to_pylist()
+    sets = {i: shingle_set(t, ngram) for i, t in zip(order, texts, strict=True)}
     by_family = defaultdict(list)
     for i in ids:
         for fam in rows[i][3]:

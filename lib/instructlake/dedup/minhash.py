@@ -19,7 +19,6 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-MASK32 = np.uint64(0xFFFFFFFF)
 # Rows of (shingles x num_perm) hashed at once; bounds memory to about CHUNK * num_perm * 8 bytes.
 CHUNK = 16384
 
@@ -215,10 +214,6 @@ def exact_jaccard(a: str, b: str, ngram: int) -> float:
     sa, sb = shingle_set(a, ngram), shingle_set(b, ngram)
     union = len(sa | sb)
     return len(sa & sb) / union if union else 0.0
-
-
-def jaccard_estimate(s1: np.ndarray, s2: np.ndarray) -> float:
-    return float(np.mean(s1 == s2))
 
 
 # ---------------------------------------------------------------- LSH parameters

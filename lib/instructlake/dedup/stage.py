@@ -6,8 +6,9 @@
 2. Exact groups: samples with the same 128-bit hash of their normalized text.
 3. Near pairs: one representative per exact group; each band of the signature is a bucket key; every
    member of a bucket is linked to the bucket's smallest id (n - 1 pairs, never n^2, so a template shared
-   by thousands of samples costs thousands of pairs); each pair is kept if its estimated Jaccard
-   similarity reaches the threshold.
+   by thousands of samples costs thousands of pairs); a pair is kept if its estimated Jaccard similarity
+   clears the threshold by dedup.exact_verify_margin, and pairs within that margin are decided by the
+   exact n-gram Jaccard of their texts.
 4. Clusters: connected components over exact and near pairs (graph module); cluster_id = smallest
    sample_id; one member kept by the configured rule. The table is rewritten from all signatures each
    run, so the result equals a full rebuild and does not depend on partitioning.

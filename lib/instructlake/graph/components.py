@@ -14,7 +14,7 @@ from __future__ import annotations
 import logging
 import uuid
 
-from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import DataFrame, SparkSession, Window
 from pyspark.sql import functions as F
 
 from instructlake.spark import has_jvm_class
@@ -101,13 +101,7 @@ def graphframes_components(spark: SparkSession, edges: DataFrame, vertices: Data
         spark.sparkContext.setCheckpointDir(f"/tmp/instructlake-checkpoints/{uuid.uuid4().hex}")
     cc = GraphFrame(vertices, edges.select("src", "dst")).connectedComponents()
     # GraphFrames labels components with its own numbers; relabel by the smallest member id.
-    return cc.withColumn("component", F.min("id").over(_by("component"))).select("id", "component")
-
-
-def _by(col: str):
-    from pyspark.sql import Window
-
-    return Window.partitionBy(col)
+    return cc.withColumn("component", F.min("id").over(Window.partitionBy("component"))).select("id", "component")
 
 
 def graphframes_available(spark: SparkSession) -> bool:
@@ -139,17 +133,16 @@ def connected_components(spark: SparkSession, edges: DataFrame, vertices: DataFr
         if n_edges <= driver_max_edges:
             engine = "driver"
             log.info("connected components of %d edges on the driver (union-find)", n_edges)
-    if engine == "driver":
-        linked = driver_components(spark, edges)
-        return (ids.join(linked, "id", "left")
-                .select("id", F.coalesce("component", "id").alias("component")))
-    use_gf = engine == "graphframes" or (engine == "auto" and graphframes_available(spark))
-    if use_gf:
+    if engine == "graphframes" or (engine == "auto" and graphframes_available(spark)):
         log.info("connected components with GraphFrames")
         return graphframes_components(spark, edges, ids)
-    if engine == "auto":
-        log.info("connected components with the Spark-native large-star/small-star algorithm "
-                 "(GraphFrames JARs not on the classpath)")
-    linked = star_components(spark, edges)
+    if engine == "driver":
+        linked = driver_components(spark, edges)
+    else:
+        if engine == "auto":
+            log.info("connected components with the Spark-native large-star/small-star algorithm "
+                     "(GraphFrames JARs not on the classpath)")
+        linked = star_components(spark, edges)
+    # vertices without an edge are their own component
     return (ids.join(linked, "id", "left")
             .select("id", F.coalesce("component", "id").alias("component")))
