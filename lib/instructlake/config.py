@@ -144,6 +144,8 @@ class ExecutionSettings:
     arrow_batch_rows: int = 5000
     # Files smaller than this are parsed together in one task; larger ones get a task each.
     small_file_bytes: int = 8_000_000
+    # A plain JSON Lines file is parsed in byte ranges of at most this size, fewer if that leaves cores idle.
+    split_bytes: int = 128 << 20
 
 
 @dataclass(frozen=True)

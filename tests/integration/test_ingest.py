@@ -83,6 +83,34 @@ def test_broken_file_lands_in_quarantine_once(spark, store, config, tmp_path):
     assert again.counts["quarantine_new"] == 0 and store.count("quarantine") == 2
 
 
+def test_a_file_split_into_byte_ranges_ingests_like_one_task(spark, store, config, tmp_path):
+    from instructlake.config import load_config
+    from instructlake.store import Store
+
+    rng = random.Random(1)
+    lines = []
+    for i in range(400):
+        rec = {"instruction": f"Question {i}: " + "word " * rng.randrange(1, 40), "output": f"answer {i}"}
+        lines.append(json.dumps(rec) if i % 37 else '{"instruction": "cut')
+    lines[100] = lines[99]  # a duplicate that lands in another range than its twin
+    f = tmp_path / "big.jsonl"
+    f.write_text("\n".join(lines) + "\n")
+    whole = stage.run(spark, store, config, [str(f)], source="s")
+    # 1 KB ranges: dozens of tasks, lines cut at every possible place
+    small = load_config("local", ["platform.execution.split_bytes=1000", "platform.spark.master=local[2]"],
+                        warehouse=str(tmp_path / "wh2"))
+    assert len(stage.pack(stage.plan([str(f)]), small_bytes=10**9, split_bytes=1000)) > 20
+    store2 = Store(spark, small.warehouse)
+    split = stage.run(spark, store2, small, [str(f)], source="s")
+    assert split.counts == whole.counts
+    cols = ["sample_id", "source_id"]  # source_id is file:line:N here
+    assert (sorted(store2.read("samples").select(*cols).collect())
+            == sorted(store.read("samples").select(*cols).collect()))
+    assert (sorted(store2.read("quarantine").select("quarantine_id", "line").collect())
+            == sorted(store.read("quarantine").select("quarantine_id", "line").collect()))
+    assert whole.counts["quarantined"] == 11 and whole.counts["duplicate"] == 1
+
+
 def test_bad_files_are_one_clear_error_before_any_write(spark, store, config, tmp_path, samples_dir):
     bad = tmp_path / "notes.json"
     bad.write_text("these are not records")

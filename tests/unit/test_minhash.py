@@ -113,3 +113,30 @@ def test_batches_with_nothing_to_hash():
     assert not has.any() and words.tolist() == [0, 0, 0]
     sig, has, h1, _, _ = MinHasher().sketch(normalize(pa.array([], pa.string())))
     assert sig.shape == (0, 128) and len(has) == len(h1) == 0
+
+
+def test_pair_jaccard_equals_the_string_computation():
+    import random
+
+    import pyarrow as pa
+
+    from instructlake.dedup.minhash import MinHasher, exact_jaccard, normalize, pair_jaccard
+
+    rng = random.Random(5)
+    vocab = [f"w{i}" for i in range(40)] + ["数", "学", "é"]
+    left, right = [], []
+    for _ in range(300):
+        a = [rng.choice(vocab) for _ in range(rng.randrange(0, 60))]
+        b = list(a)
+        for _ in range(rng.randrange(0, 10)):  # edits at random places
+            if b and rng.random() < 0.5:
+                b[rng.randrange(len(b))] = rng.choice(vocab)
+            else:
+                b.insert(rng.randrange(len(b) + 1), rng.choice(vocab))
+        left.append(" ".join(a))
+        right.append(" ".join(b) if rng.random() < 0.9 else "")
+    n1, n2 = normalize(pa.array(left)), normalize(pa.array(right))
+    got = pair_jaccard(MinHasher(ngram=3), n1, n2)
+    want = [exact_jaccard(x, y, 3) for x, y in zip(n1.to_pylist(), n2.to_pylist(), strict=True)]
+    assert len(set(want)) > 50  # a spread of similarities, not only 0 and 1
+    assert max(abs(g - w) for g, w in zip(got, want, strict=True)) < 1e-9

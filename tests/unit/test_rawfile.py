@@ -1,5 +1,6 @@
 import gzip
 import json
+import random
 
 import pytest
 
@@ -97,8 +98,59 @@ def test_pack_gives_large_files_their_own_task():
 
     files = [InputFile(f"f{i}", "s", "alpaca", f"f{i}", size) for i, size in enumerate([50, 5, 5, 5, 30, 1])]
     tasks = pack(files, small_bytes=20)
-    assert [[f.path for f in t] for t in tasks] == [["f0"], ["f4"], ["f1", "f2", "f3", "f5"]]
-    assert sorted(f.path for t in tasks for f in t) == sorted(f.path for f in files)
+    assert [[p.file.path for p in t] for t in tasks] == [["f0"], ["f4"], ["f1", "f2", "f3", "f5"]]
+    assert sorted(p.file.path for t in tasks for p in t) == sorted(f.path for f in files)
+
+
+def test_pack_cuts_large_jsonl_files_into_ranges_that_tile_the_file():
+    from instructlake.ingest.stage import InputFile, pack, split_size
+
+    files = [InputFile("big.jsonl", "s", "alpaca", "big", 1000, splittable=True),
+             InputFile("big.json", "s", "alpaca", "arr", 900), InputFile("small", "s", "alpaca", "small", 5)]
+    tasks = pack(files, small_bytes=20, split_bytes=300)
+    ranges = [(p.start, p.end) for t in tasks for p in t if p.file.label == "big"]
+    assert ranges == [(0, 250), (250, 500), (500, 750), (750, 1000)]
+    assert [(p.start, p.end) for t in tasks for p in t if p.file.label == "arr"] == [(0, None)]  # arrays: whole
+    # sized like Spark's file splits: every core busy, never above the cap, never tiny
+    assert split_size(files, parallelism=2, max_bytes=10**9, min_bytes=1) == 953
+    assert split_size(files, parallelism=2, max_bytes=400, min_bytes=1) == 400
+    assert split_size(files, parallelism=64, max_bytes=10**9, min_bytes=100) == 100
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_byte_ranges_read_every_line_once_with_its_line_number(tmp_path, seed):
+    rng = random.Random(seed)
+    lines = []
+    for i in range(rng.randrange(1, 40)):
+        kind = rng.random()
+        if kind < 0.1:
+            lines.append("")  # blank line
+        elif kind < 0.2:
+            lines.append('{"instruction": "broken')
+        else:
+            lines.append(json.dumps({"instruction": "é" * rng.randrange(0, 30) + str(i), "output": "ok"}))
+    eol = rng.choice(["\n", "\r\n"])
+    data = eol.join(lines) + rng.choice(["", eol])
+    p = tmp_path / "a.jsonl"
+    p.write_bytes(data.encode("utf-8"))
+    whole = [(r.locator, r.line, r.ordinal, r.text, r.error) for r in iter_raw(p)]
+    size = p.stat().st_size
+    cuts = sorted({0, size, *(rng.randrange(0, size + 1) for _ in range(rng.randrange(1, 6)))})
+    pieces = []
+    for a, b in zip(cuts, cuts[1:], strict=False):
+        pieces += [(r.locator, r.line, r.ordinal, r.text, r.error) for r in iter_raw(p, start=a, end=b)]
+    assert pieces == whole
+    assert [o for _, _, o, _, _ in whole] == [ln - 1 for _, ln, _, _, _ in whole]
+
+
+def test_byte_ranges_refused_for_arrays_and_gzip(tmp_path):
+    a = tmp_path / "a.json"
+    a.write_text(json.dumps(GOOD))
+    g = tmp_path / "g.jsonl.gz"
+    g.write_bytes(gzip.compress(b'{"instruction": "x", "output": "y"}\n'))
+    for p in (a, g):
+        with pytest.raises(ValueError, match="byte range"):
+            list(iter_raw(p, start=0, end=5))
 
 
 def test_unpaired_surrogate_escape_is_quarantined_not_fatal(tmp_path):

@@ -25,7 +25,7 @@ from pyspark.sql import functions as F
 
 from instructlake import schemas
 from instructlake.config import Config, DedupConfig, config_hash
-from instructlake.dedup.minhash import MinHasher, exact_jaccard, normalize, optimal_bands
+from instructlake.dedup.minhash import MinHasher, normalize, optimal_bands, pair_jaccard
 from instructlake.graph.components import connected_components
 from instructlake.runs import StageResult
 from instructlake.store import Store
@@ -102,15 +102,19 @@ def exact_similarity(pairs: DataFrame, texts: DataFrame, cfg: DedupConfig) -> Da
     """(src, dst, similarity) with the exact n-gram Jaccard of the two texts (borderline pairs only)."""
     import pyarrow as pa
 
-    t1 = texts.select(F.col("sample_id").alias("src"), F.col("text").alias("t1"))
-    t2 = texts.select(F.col("sample_id").alias("dst"), F.col("text").alias("t2"))
+    # Only the texts the pairs name travel: a semi-join against their ids (small enough to broadcast)
+    # instead of shuffling every text twice.
+    ids = pairs.select(F.col("src").alias("sample_id")).union(pairs.select(F.col("dst").alias("sample_id")))
+    needed = texts.join(F.broadcast(ids.distinct()), "sample_id", "left_semi")
+    t1 = needed.select(F.col("sample_id").alias("src"), F.col("text").alias("t1"))
+    t2 = needed.select(F.col("sample_id").alias("dst"), F.col("text").alias("t2"))
     joined = pairs.select("src", "dst").join(t1, "src").join(t2, "dst")
+    hasher = MinHasher(num_perm=cfg.num_perm, ngram=cfg.ngram, seed=cfg.seed)
 
     def score(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
         for b in batches:
-            n1 = normalize(b.column("t1"), cfg.strip_templates).to_pylist()
-            n2 = normalize(b.column("t2"), cfg.strip_templates).to_pylist()
-            sims = pa.array([exact_jaccard(x, y, cfg.ngram) for x, y in zip(n1, n2, strict=True)], pa.float64())
+            sims = pa.array(pair_jaccard(hasher, normalize(b.column("t1"), cfg.strip_templates),
+                                         normalize(b.column("t2"), cfg.strip_templates)), pa.float64())
             yield pa.RecordBatch.from_arrays([b.column("src"), b.column("dst"), sims], names=["src", "dst", "similarity"])
 
     return joined.mapInArrow(score, "src string, dst string, similarity double")

@@ -1,6 +1,8 @@
 """Raw records out of one file: JSON Lines or a JSON array, optionally gzip, never fatal inside the file.
 
-`iter_raw(path)` yields `Raw` items in file order. A line or array element that is not valid UTF-8 or
+`iter_raw(path)` yields `Raw` items in file order; `iter_raw(path, start=, end=)` only the lines that
+begin inside a byte range of a plain (not gzip) JSON Lines file, so one large file can be parsed by
+several tasks. A line or array element that is not valid UTF-8 or
 not valid JSON still comes out, with `error` set, so the caller quarantines it with its raw text. A JSON
 array damaged in the middle is resynchronised at the next element that parses; a truncated one yields its
 intact elements and the broken tail.
@@ -41,7 +43,7 @@ class Raw:
     nbytes: int  # original size in bytes
     value: Any = None  # parsed JSON when error is None
     error: tuple[str, str] | None = None  # (reason, detail)
-    ordinal: int = 0  # position among the file's records
+    ordinal: int = 0  # 0-based line (JSON Lines) or element index (array): stable however a file is split
 
 
 def open_bytes(path: str | Path) -> io.BufferedIOBase:
@@ -92,10 +94,25 @@ def file_kind(path: str | Path) -> str:
     return "array" if stripped[0] == "[" else "jsonl"
 
 
-def iter_raw(path: str | Path, looks_like_record: Callable[[Any], bool] | None = None) -> Iterator[Raw]:
+def splittable(path: str | Path) -> bool:
+    """A plain JSON Lines file: its lines can be read by byte range."""
+    with open(path, "rb") as f:
+        if f.read(2) == GZIP_MAGIC:
+            return False
+    return file_kind(path) == "jsonl"
+
+
+def iter_raw(path: str | Path, looks_like_record: Callable[[Any], bool] | None = None,
+             start: int = 0, end: int | None = None) -> Iterator[Raw]:
     """Raw records of a file. `looks_like_record` tells a real top-level record from a nested object when a
-    damaged JSON array is resynchronised (without it, any object followed by ',' or ']' is taken)."""
+    damaged JSON array is resynchronised (without it, any object followed by ',' or ']' is taken).
+    With `start`/`end` (plain JSON Lines only) the lines whose first byte lies in [start, end)."""
     kind = file_kind(path)
+    if start or end is not None:
+        if not splittable(path):
+            raise ValueError(f"{path}: only plain JSON Lines files can be read by byte range")
+        yield from _iter_line_range(path, start, end)
+        return
     with open_bytes(path) as f:
         if kind == "jsonl":
             yield from _iter_lines(f)
@@ -111,17 +128,42 @@ def iter_raw(path: str | Path, looks_like_record: Callable[[Any], bool] | None =
 # ---------------------------------------------------------------- JSON Lines
 
 
-def _iter_lines(f) -> Iterator[Raw]:
-    n = 0
+def _iter_line_range(path: str | Path, start: int, end: int | None) -> Iterator[Raw]:
+    """As Hadoop's line reader: a line belongs to the range holding its first byte. Line numbers come from
+    counting the newlines before the range (a sequential read at memory speed, no parsing)."""
+    with open(path, "rb") as f:
+        if start > 0:
+            f.seek(start - 1)
+            f.readline()  # the rest of a line that began in the previous range (or just its newline)
+        first = f.tell()
+        f.seek(0)
+        newlines, left = 0, first
+        while left > 0:
+            chunk = f.read(min(left, 1 << 24))
+            if not chunk:
+                break
+            newlines += chunk.count(b"\n")
+            left -= len(chunk)
+        f.seek(first)
+        yield from _iter_lines(f, first_line=newlines, end=end)
+
+
+def _iter_lines(f, first_line: int = 0, end: int | None = None) -> Iterator[Raw]:
+    n = first_line
+    pos = f.tell() if end is not None else 0  # tracked by hand: tell() per line costs a system call
     while True:
+        if end is not None and pos >= end:
+            return
         try:
             b = f.readline()
         except (OSError, EOFError, zlib.error) as e:
             yield Raw(f"line:{n + 1}", n + 1, "", 0,
-                      error=("corrupt_compression", f"the file cannot be decompressed after line {n}: {e}"))
+                      error=("corrupt_compression", f"the file cannot be decompressed after line {n}: {e}"),
+                      ordinal=n)
             return
         if not b:
             return
+        pos += len(b)
         n += 1
         if not b.strip():
             continue
@@ -130,16 +172,16 @@ def _iter_lines(f) -> Iterator[Raw]:
             text = body.decode("utf-8")
         except UnicodeDecodeError as e:
             yield Raw(f"line:{n}", n, body.decode("utf-8", errors="replace"), len(body),
-                      error=("invalid_utf8", f"byte {e.start} of the line is not valid UTF-8"))
+                      error=("invalid_utf8", f"byte {e.start} of the line is not valid UTF-8"), ordinal=n - 1)
             continue
         if n == 1:
             text = text.lstrip("\ufeff")
         try:
             value = json.loads(text)
         except ValueError as e:
-            yield Raw(f"line:{n}", n, text, len(body), error=("json_parse_error", str(e)))
+            yield Raw(f"line:{n}", n, text, len(body), error=("json_parse_error", str(e)), ordinal=n - 1)
             continue
-        yield Raw(f"line:{n}", n, text, len(body), value=value)
+        yield Raw(f"line:{n}", n, text, len(body), value=value, ordinal=n - 1)
 
 
 # ---------------------------------------------------------------- JSON arrays
@@ -162,7 +204,7 @@ def _raw_for(text: str, start: int, end: int, index: int, cache: list[int]) -> R
     span = text[start:end]
     nbytes = len(span.encode("utf-8", errors="surrogateescape"))
     shown = span.encode("utf-8", errors="surrogateescape").decode("utf-8", errors="replace")
-    return Raw(f"index:{index}", _line_of(text, start, cache), shown, nbytes)
+    return Raw(f"index:{index}", _line_of(text, start, cache), shown, nbytes, ordinal=index)
 
 
 def _iter_array_text(text: str, accept: Callable[[Any], bool] | None = None) -> Iterator[Raw]:

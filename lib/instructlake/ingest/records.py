@@ -69,12 +69,13 @@ def validate(conv: Conversation) -> tuple[str | None, list[tuple[str, str]]]:
     return (system or None), turns
 
 
-def parse_file(path: str, source: str, fmt: str, cfg: IngestConfig, label: str | None = None) -> Iterator[dict]:
-    """Rows for every unit in one file. Never raises for bad records; FileFormatError only for a bad file."""
+def parse_file(path: str, source: str, fmt: str, cfg: IngestConfig, label: str | None = None,
+               start: int = 0, end: int | None = None) -> Iterator[dict]:
+    """Rows for every unit in one file (or in a byte range of a plain JSON Lines file). Never raises for
+    bad records; FileFormatError only for a bad file."""
     label = label or Path(path).name
     convert = CONVERTERS[fmt]
-    for ordinal, raw in enumerate(iter_raw(path, lambda v: detect(v) is not None)):
-        raw.ordinal = ordinal
+    for raw in iter_raw(path, lambda v: detect(v) is not None, start, end):
         if raw.error is not None:
             yield _quarantine(raw, source, fmt, label, cfg, *raw.error)
             continue

@@ -1,8 +1,9 @@
 """Ingest: chat files of six formats -> `samples` (MERGE on sample_id) and `quarantine`.
 
 The driver checks every file first (exists, JSON, known format) so a bad file is one clear error before
-anything is written. Python workers then parse the files (a task per large file, small ones packed
-together), and every unit of a file becomes one row: a sample or a quarantine row. Samples are merged
+anything is written. Python workers then parse the files (small ones packed together into a task, a large
+plain JSON Lines file cut into byte ranges of a task each, other large files a task each), and every unit
+of a file becomes one row: a sample or a quarantine row. Samples are merged
 insert-only on their content hash, so re-ingesting a file adds nothing and a file with ten new records
 adds ten.
 """
@@ -29,7 +30,7 @@ from pyspark.sql.types import (
 
 from instructlake import schemas
 from instructlake.config import Config, IngestConfig
-from instructlake.ingest.rawfile import FileFormatError
+from instructlake.ingest.rawfile import FileFormatError, splittable
 from instructlake.ingest.records import ROW_FIELDS, detect_file, parse_file
 from instructlake.runs import StageResult
 from instructlake.store import MergeResult, Store
@@ -71,6 +72,19 @@ class InputFile:
     format: str
     label: str  # the name rows and quarantine entries refer to the file by
     size: int
+    splittable: bool = False  # plain JSON Lines: may be parsed by byte range
+
+
+@dataclass(frozen=True)
+class Piece:
+    """A whole file, or the lines of a plain JSON Lines file that begin in [start, end)."""
+    file: InputFile
+    start: int = 0
+    end: int | None = None
+
+    @property
+    def size(self) -> int:
+        return (self.file.size if self.end is None else self.end) - self.start
 
 
 def find_files(paths: list[str], errors: list[str]) -> list[tuple[str, str]]:
@@ -106,7 +120,8 @@ def plan(paths: list[str], source: str | None = None, fmt: str | None = None) ->
     for path, label in find_files(paths, errors):
         try:
             f = detect_file(path, fmt)
-            files.append(InputFile(path, source or source_name(label), f, label, Path(path).stat().st_size))
+            files.append(InputFile(path, source or source_name(label), f, label, Path(path).stat().st_size,
+                                   splittable(path)))
         except FileFormatError as e:
             errors.append(str(e))
     if errors:
@@ -114,19 +129,32 @@ def plan(paths: list[str], source: str | None = None, fmt: str | None = None) ->
     return files
 
 
-def pack(files: list[InputFile], small_bytes: int) -> list[list[InputFile]]:
-    """One task per large file; small files share a task up to `small_bytes`."""
-    tasks: list[list[InputFile]] = []
-    current: list[InputFile] = []
+def split_size(files: list[InputFile], parallelism: int, max_bytes: int, min_bytes: int = 4 << 20) -> int:
+    """Bytes per range, as Spark sizes its own file splits: enough ranges to use every core, none above
+    `max_bytes`, none so small that per-task overhead dominates."""
+    total = sum(f.size for f in files)
+    return int(min(max_bytes, max(min_bytes, -(-total // max(1, parallelism)))))
+
+
+def pack(files: list[InputFile], small_bytes: int, split_bytes: int | None = None) -> list[list[Piece]]:
+    """Tasks of pieces: a large splittable file in ranges of about `split_bytes`, another large file whole,
+    small files sharing a task up to `small_bytes`."""
+    tasks: list[list[Piece]] = []
+    current: list[Piece] = []
     size = 0
     for f in sorted(files, key=lambda f: -f.size):
+        if split_bytes and f.splittable and f.size > split_bytes:
+            n = -(-f.size // split_bytes)
+            step = -(-f.size // n)
+            tasks += [[Piece(f, a, min(a + step, f.size))] for a in range(0, f.size, step)]
+            continue
         if f.size >= small_bytes:
-            tasks.append([f])
+            tasks.append([Piece(f)])
             continue
         if current and size + f.size > small_bytes:
             tasks.append(current)
             current, size = [], 0
-        current.append(f)
+        current.append(Piece(f))
         size += f.size
     if current:
         tasks.append(current)
@@ -134,14 +162,16 @@ def pack(files: list[InputFile], small_bytes: int) -> list[list[InputFile]]:
 
 
 def parse(spark: SparkSession, files: list[InputFile], cfg: IngestConfig, batch_rows: int,
-          small_bytes: int) -> DataFrame:
+          small_bytes: int, split_bytes: int | None = None) -> DataFrame:
     """DataFrame of PARSED rows for the files, parsed in Python workers."""
     import pyarrow as pa
     from pyspark.sql.pandas.types import to_arrow_schema
 
-    tasks = pack(files, small_bytes)
-    rows = [(i, [(f.path, f.source, f.format, f.label) for f in t]) for i, t in enumerate(tasks)]
-    task_schema = "task int, files array<struct<path:string, source:string, format:string, label:string>>"
+    tasks = pack(files, small_bytes, split_bytes)
+    rows = [(i, [(p.file.path, p.file.source, p.file.format, p.file.label, p.start, p.end) for p in t])
+            for i, t in enumerate(tasks)]
+    task_schema = ("task int, files array<struct<path:string, source:string, format:string, label:string, "
+                   "start:long, end:long>>")
     tasks_df = spark.createDataFrame(spark.sparkContext.parallelize(rows, max(1, len(rows))), task_schema)
     arrow_schema = to_arrow_schema(PARSED)
 
@@ -152,7 +182,8 @@ def parse(spark: SparkSession, files: list[InputFile], cfg: IngestConfig, batch_
                 for f in task:
                     buf: list[dict] = []
                     n = 0
-                    for row in parse_file(f["path"], f["source"], f["format"], cfg, f["label"]):
+                    for row in parse_file(f["path"], f["source"], f["format"], cfg, f["label"], f["start"],
+                                          f["end"]):
                         if row.get("meta") is not None:
                             row["meta"] = list(row["meta"].items())
                         buf.append(row)
@@ -162,7 +193,8 @@ def parse(spark: SparkSession, files: list[InputFile], cfg: IngestConfig, batch_
                             buf = []
                     if buf:
                         yield pa.RecordBatch.from_pylist(buf, schema=arrow_schema)
-                    wlog.info("parsed %s: %d rows", f["label"], n)
+                    where = "" if f["end"] is None else f" bytes {f['start']:,}-{f['end']:,}"
+                    wlog.info("parsed %s%s: %d rows", f["label"], where, n)
 
     return tasks_df.mapInArrow(run_tasks, PARSED)
 
@@ -182,7 +214,8 @@ def run(spark: SparkSession, store: Store, config: Config, paths: list[str], sou
         log.info("file %d/%d: %s -> source %r, format %s, %.1f MB", i, len(files), f.label, f.source,
                  f.format, f.size / 1e6)
     ex = config.platform.execution
-    parsed = parse(spark, files, cfg, ex.arrow_batch_rows, ex.small_file_bytes)
+    split = split_size(files, spark.sparkContext.defaultParallelism, ex.split_bytes)
+    parsed = parse(spark, files, cfg, ex.arrow_batch_rows, ex.small_file_bytes, split)
     parsed = parsed.persist(StorageLevel.MEMORY_AND_DISK)
     try:
         return _write(spark, store, parsed, files, chash)
