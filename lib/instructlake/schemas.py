@@ -89,13 +89,45 @@ DEDUP_CLUSTERS = StructType([
     StructField("config_hash", StringType(), False),
 ])
 
+LLM_CACHE = StructType([
+    StructField("cache_key", StringType(), False),  # sha256 of (model, prompt_version, params_hash, prompt_hash)
+    StructField("model", StringType(), False),
+    StructField("prompt_version", StringType(), False),  # name/vN-<hash of the prompt file>
+    StructField("params_hash", StringType(), False),  # sampling parameters, re-ask budget, JSON schema
+    StructField("prompt_hash", StringType(), False),  # sha256 of the messages JSON
+    StructField("messages", StringType(), False),  # the prompt as sent (JSON); never holds credentials
+    StructField("response", StringType(), True),  # the last raw answer
+    StructField("parsed", StringType(), True),  # the valid JSON answer; null when error is set
+    StructField("error", StringType(), True),  # why the answer is unusable after the re-asks
+    StructField("attempts", IntegerType(), False),
+    StructField("prompt_tokens", LongType(), False),
+    StructField("completion_tokens", LongType(), False),
+    StructField("created_at", TimestampType(), False),
+])
+
+TAGS = StructType([
+    StructField("sample_id", StringType(), False),
+    StructField("tag", StringType(), True),  # null: the sample was tagged and got no tag (see error)
+    StructField("explanation", StringType(), True),
+    StructField("score", DoubleType(), True),  # zero-shot: cosine similarity to the tag; llm: null
+    StructField("rank", IntegerType(), True),  # position of the tag in the answer (1 = first)
+    StructField("tagger", StringType(), False),  # llm | zero-shot
+    StructField("model", StringType(), False),
+    StructField("prompt_version", StringType(), False),  # llm: the prompt's version; zero-shot: the taxonomy's
+    StructField("config_hash", StringType(), False),
+    StructField("error", StringType(), True),  # why a sample has no tags (invalid answer, backend failure, none above threshold)
+    StructField("tagged_at", TimestampType(), False),
+])
+
 TABLES: dict[str, StructType] = {
     "samples": SAMPLES, "quarantine": QUARANTINE, "runs": RUNS,
     "minhash_signatures": MINHASH_SIGNATURES, "dedup_clusters": DEDUP_CLUSTERS,
+    "llm_cache": LLM_CACHE, "tags": TAGS,
 }
 KEYS: dict[str, list[str]] = {
     "samples": ["sample_id"], "quarantine": ["quarantine_id"], "runs": ["run_id"],
     "minhash_signatures": ["sample_id", "signature_hash"], "dedup_clusters": ["sample_id"],
+    "llm_cache": ["cache_key"], "tags": ["sample_id", "config_hash", "tag"],
 }
 
 

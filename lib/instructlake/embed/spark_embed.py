@@ -1,0 +1,55 @@
+"""Embeddings inside Spark: mapInArrow with the model loaded once per Python worker.
+
+Each Arrow batch is encoded in one call (the model sorts it by length, so little compute goes to padding),
+and torch gets the host's cores divided by the task slots on it, so concurrent tasks do not fight over
+threads.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+
+from pyspark.sql import DataFrame, SparkSession
+
+from instructlake.config import EmbedConfig, EmbedSettings
+
+
+def worker_threads(spark: SparkSession, settings: EmbedSettings) -> int:
+    """Torch threads per Python worker: explicit, or the host's cores over its concurrent tasks."""
+    if settings.threads > 0:
+        return settings.threads
+    conf = spark.sparkContext.getConf()
+    master = conf.get("spark.master", "")
+    cores = int(conf.get("spark.executor.cores", "0") or 0)
+    if master.startswith("local"):
+        slots = spark.sparkContext.defaultParallelism
+        return max(1, (os.cpu_count() or 1) // max(1, slots))
+    return max(1, cores // max(1, int(float(conf.get("spark.task.cpus", "1"))))) if cores else 1
+
+
+def embed(spark: SparkSession, df: DataFrame, text_col: str, cfg: EmbedConfig, settings: EmbedSettings,
+          keep: tuple[str, ...] = (), batch_rows: int = 1024) -> DataFrame:
+    """`keep` columns plus `vector` (array<float>, L2-normalized) for every row of df."""
+    import pyarrow as pa
+
+    threads = worker_threads(spark, settings)
+    types = {f.name: f.dataType.simpleString() for f in df.schema.fields}
+    out_schema = ", ".join([f"`{c}` {types[c]}" for c in keep] + ["vector array<float>"])
+
+    def encode(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
+        import numpy as np
+
+        from instructlake.embed.embedder import get_embedder
+
+        model = get_embedder(cfg, settings, threads)
+        for big in batches:
+            for off in range(0, big.num_rows, batch_rows):
+                b = big.slice(off, batch_rows)
+                vec = model.encode(b.column(text_col).to_pylist())
+                flat = pa.array(vec.ravel(), pa.float32())
+                offsets = pa.array(np.arange(0, vec.size + 1, max(1, vec.shape[1]), dtype=np.int32))
+                lists = pa.ListArray.from_arrays(offsets, flat) if len(b) else pa.array([], pa.list_(pa.float32()))
+                yield pa.RecordBatch.from_arrays([b.column(c) for c in keep] + [lists], names=[*keep, "vector"])
+
+    return df.select(*dict.fromkeys([*keep, text_col])).mapInArrow(encode, out_schema)

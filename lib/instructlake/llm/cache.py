@@ -1,0 +1,140 @@
+"""LLM calls as data: prompts go through Spark, answers land in the `llm_cache` Delta table.
+
+`complete(...)` takes a DataFrame of requests (request_id, messages as JSON) and returns one answer row per
+request. Each request's cache key is a hash of (model, prompt version, sampling-params hash, prompt hash).
+Keys already in `llm_cache` cost nothing; the rest are answered in Python workers (the engine built once
+per worker), parsed and validated, and MERGEd into the cache, so a re-run, or a run after a crash, makes no
+repeated calls. A prompt whose answer stays invalid after the re-asks is cached with its error (asking
+again would give the same answer); a backend failure (server down, timeouts) is returned but not cached,
+so the next run tries it again. Neither the cache nor the logs see an API key: keys live only in the
+HTTP engine's request headers.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from pyspark.sql import DataFrame
+from pyspark.sql import functions as F
+
+from instructlake.config import LLMConfig, LLMSettings
+from instructlake.llm.engine import SamplingParams
+from instructlake.store import Store
+
+log = logging.getLogger(__name__)
+
+ANSWER_COLUMNS = ["cache_key", "model", "prompt_version", "params_hash", "prompt_hash", "messages", "response",
+                  "parsed", "error", "attempts", "prompt_tokens", "completion_tokens"]
+
+
+@dataclass
+class Task:
+    """One kind of LLM call: its prompt version and the JSON schema its answers must follow."""
+
+    prompt_version: str
+    schema: dict[str, Any] | None = field(default=None)
+
+
+def sampling_params(llm: LLMConfig, schema: dict[str, Any] | None) -> SamplingParams:
+    return SamplingParams(temperature=llm.temperature, top_p=llm.top_p, max_tokens=llm.max_tokens, seed=llm.seed,
+                          json_schema=schema)
+
+
+def params_hash(llm: LLMConfig, task: Task) -> str:
+    """Sampling parameters, the re-ask budget and the schema: everything besides the prompt that shapes an answer."""
+    import hashlib
+
+    payload = json.dumps({"params": sampling_params(llm, task.schema).key(), "reasks": llm.max_reasks,
+                          "schema": task.schema}, sort_keys=True)
+    return hashlib.sha256(payload.encode()).hexdigest()[:16]
+
+
+def keyed(requests: DataFrame, llm: LLMConfig, task: Task) -> DataFrame:
+    """Requests with their prompt hash and cache key (computed in the JVM)."""
+    ph = params_hash(llm, task)
+    return (requests.withColumn("prompt_hash", F.sha2(F.col("messages"), 256))
+            .withColumn("cache_key", F.sha2(F.concat_ws("\u0001", F.lit(llm.model), F.lit(task.prompt_version),
+                                                          F.lit(ph), F.col("prompt_hash")), 256)))
+
+
+def _answer_batches(llm: LLMConfig, settings: LLMSettings, task: Task, ph: str):
+    """The mapInPandas function: answer each batch of prompts with the worker's engine."""
+
+    def answer(batches: Iterator[Any]) -> Iterator[Any]:
+        import pandas as pd
+
+        from instructlake.llm.registry import get_engine
+        from instructlake.llm.structured import generate_json
+
+        engine = get_engine(llm, settings)
+        params = sampling_params(llm, task.schema)
+        step = max(1, settings.batch_size)
+        for pdf in batches:
+            for off in range(0, len(pdf), step):
+                chunk = pdf.iloc[off: off + step]
+                prompts = [json.loads(m) for m in chunk["messages"]]
+                outs = generate_json(engine, prompts, params, task.schema, llm.max_reasks)
+                yield pd.DataFrame({
+                    "cache_key": chunk["cache_key"].to_numpy(), "model": llm.model,
+                    "prompt_version": task.prompt_version, "params_hash": ph,
+                    "prompt_hash": chunk["prompt_hash"].to_numpy(), "messages": chunk["messages"].to_numpy(),
+                    "response": [o.text for o in outs],
+                    "parsed": [json.dumps(o.value, ensure_ascii=False) if o.error is None else None for o in outs],
+                    "error": [o.error for o in outs],
+                    "transport_error": [o.transport_error for o in outs],
+                    "attempts": [o.attempts for o in outs],
+                    "prompt_tokens": [o.prompt_tokens for o in outs],
+                    "completion_tokens": [o.completion_tokens for o in outs],
+                })
+
+    return answer
+
+
+ANSWER_SCHEMA = ("cache_key string, model string, prompt_version string, params_hash string, prompt_hash string, "
+                 "messages string, response string, parsed string, error string, transport_error boolean, "
+                 "attempts int, prompt_tokens long, completion_tokens long")
+
+
+def complete(store: Store, requests: DataFrame, llm: LLMConfig, settings: LLMSettings,
+             task: Task) -> tuple[DataFrame, dict[str, int]]:
+    """Answers for `requests` (request_id, messages JSON): request_id plus ANSWER_COLUMNS, and counts
+    (prompts, cache_hits, calls = prompts answered by the engine now, invalid, backend_errors)."""
+    spark = store.spark
+    ph = params_hash(llm, task)
+    req = keyed(requests.select("request_id", "messages"), llm, task).localCheckpoint()
+    distinct = req.select("cache_key", "prompt_hash", "messages").dropDuplicates(["cache_key"])
+    n_prompts = distinct.count()
+    store.ensure("llm_cache")
+    misses = distinct.join(store.read("llm_cache").select("cache_key"), "cache_key", "left_anti")
+    n_miss = misses.count()
+    counts = {"prompts": n_prompts, "cache_hits": n_prompts - n_miss, "calls": n_miss}
+    fresh = None
+    if n_miss:
+        parts = settings.partitions or spark.sparkContext.defaultParallelism
+        t0 = time.time()
+        log.info("LLM %s (%s, %s): %d prompts, %d cached, %d to answer on %d partitions", llm.backend, llm.model,
+                 task.prompt_version, n_prompts, n_prompts - n_miss, n_miss, min(parts, n_miss))
+        # localCheckpoint: the answers are computed exactly once, however often they are read below
+        fresh = (misses.repartition(min(parts, n_miss), "cache_key")
+                 .mapInPandas(_answer_batches(llm, settings, task, ph), ANSWER_SCHEMA)
+                 .withColumn("created_at", F.current_timestamp())
+                 .localCheckpoint())
+        agg = fresh.agg(F.sum(F.col("transport_error").cast("int")).alias("t"),
+                        F.sum((F.col("error").isNotNull() & ~F.col("transport_error")).cast("int")).alias("i")).first()
+        counts["backend_errors"], counts["invalid"] = int(agg["t"] or 0), int(agg["i"] or 0)
+        store.merge("llm_cache", fresh.filter(~F.col("transport_error")).drop("transport_error"))
+        log.info("LLM answered %d prompts in %.1fs (%d invalid after re-asks, %d backend errors)", n_miss,
+                 time.time() - t0, counts["invalid"], counts["backend_errors"])
+    else:
+        counts["backend_errors"] = counts["invalid"] = 0
+    cached = store.read("llm_cache").select(*ANSWER_COLUMNS)
+    answers = cached.join(req.select("cache_key"), "cache_key", "left_semi")
+    if fresh is not None:  # backend failures are answers for this run only
+        answers = answers.unionByName(fresh.filter("transport_error").select(*ANSWER_COLUMNS))
+    out = req.select("request_id", "cache_key").join(answers, "cache_key")
+    return out.select("request_id", *ANSWER_COLUMNS), counts

@@ -1,0 +1,126 @@
+"""An OpenAI-compatible chat-completions client (vLLM serve, TGI, llama.cpp server, OpenAI, ...).
+
+Standard library only. Prompts of a batch run on a bounded thread pool; each request is retried with
+exponential backoff and jitter on 429, 5xx, timeouts, dropped connections and unparseable bodies
+(honouring Retry-After). Other 4xx answers are not retried. The API key is read from the environment
+variable named in the settings and is never put in an error message, a log line or a cache row.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import random
+import socket
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+
+from instructlake.llm.engine import Generation, Messages, SamplingParams
+
+log = logging.getLogger(__name__)
+
+RETRY_STATUS = {408, 409, 425, 429, 500, 502, 503, 504}
+
+
+class TransientError(Exception):
+    def __init__(self, message: str, retry_after: float | None = None):
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class HTTPEngine:
+    backend = "http"
+
+    def __init__(self, model: str, base_url: str, api_key_env: str = "OPENAI_API_KEY", concurrency: int = 8,
+                 timeout_s: float = 120.0, max_retries: int = 5, backoff_s: float = 1.0,
+                 structured: bool = True):
+        self.model = model
+        self.url = base_url.rstrip("/") + "/chat/completions"
+        self.api_key_env = api_key_env
+        self.concurrency = max(1, concurrency)
+        self.timeout_s = timeout_s
+        self.max_retries = max_retries
+        self.backoff_s = backoff_s
+        self.structured = structured
+        self.requests_sent = 0  # attempts, retries included (for run records and tests)
+
+    def generate(self, prompts: Sequence[Messages], params: SamplingParams) -> list[Generation]:
+        if not prompts:
+            return []
+        with ThreadPoolExecutor(max_workers=min(self.concurrency, len(prompts))) as pool:
+            return list(pool.map(lambda m: self._one(m, params), prompts))
+
+    def _body(self, messages: Messages, params: SamplingParams) -> bytes:
+        body = {"model": self.model, "messages": messages, "temperature": params.temperature,
+                "top_p": params.top_p, "max_tokens": params.max_tokens, "seed": params.seed}
+        if params.json_schema is not None and self.structured:
+            body["response_format"] = {"type": "json_schema",
+                                       "json_schema": {"name": "answer", "schema": params.json_schema}}
+        return json.dumps(body).encode("utf-8")
+
+    def _one(self, messages: Messages, params: SamplingParams) -> Generation:
+        body = self._body(messages, params)
+        last = ""
+        for attempt in range(self.max_retries + 1):
+            try:
+                return self._post(body)
+            except TransientError as e:
+                last = str(e)
+                if attempt == self.max_retries:
+                    break
+                wait = e.retry_after if e.retry_after is not None else self.backoff_s * 2 ** attempt
+                wait = min(60.0, wait) * (0.75 + 0.5 * random.random())
+                log.warning("%s (attempt %d/%d); retrying in %.1fs", last, attempt + 1, self.max_retries + 1, wait)
+                time.sleep(wait)
+            except PermanentError as e:
+                return Generation(error=str(e))
+        return Generation(error=f"gave up after {self.max_retries + 1} attempts: {last}")
+
+    def _post(self, body: bytes) -> Generation:
+        headers = {"Content-Type": "application/json"}
+        key = os.environ.get(self.api_key_env)
+        if key:
+            headers["Authorization"] = f"Bearer {key}"
+        req = urllib.request.Request(self.url, data=body, headers=headers, method="POST")
+        self.requests_sent += 1
+        try:
+            with urllib.request.urlopen(req, timeout=self.timeout_s) as resp:
+                raw = resp.read()
+        except urllib.error.HTTPError as e:
+            snippet = _snippet(e.read())
+            if e.code in RETRY_STATUS:
+                raise TransientError(f"{self.url} answered HTTP {e.code}: {snippet}", _retry_after(e)) from None
+            raise PermanentError(f"{self.url} answered HTTP {e.code}: {snippet}") from None
+        except (TimeoutError, socket.timeout) as e:
+            raise TransientError(f"{self.url} timed out after {self.timeout_s:g}s") from e
+        except (urllib.error.URLError, ConnectionError, OSError) as e:
+            raise TransientError(f"{self.url} unreachable: {getattr(e, 'reason', e)}") from None
+        try:
+            data = json.loads(raw)
+            choice = data["choices"][0]
+            text = choice["message"]["content"] or ""
+        except (ValueError, KeyError, IndexError, TypeError):
+            raise TransientError(f"{self.url} sent a body that is not a chat completion: {_snippet(raw)}") from None
+        usage = data.get("usage") or {}
+        return Generation(text=text, prompt_tokens=int(usage.get("prompt_tokens") or 0),
+                          completion_tokens=int(usage.get("completion_tokens") or 0))
+
+
+class PermanentError(Exception):
+    pass
+
+
+def _snippet(raw: bytes, n: int = 200) -> str:
+    return raw[:n].decode("utf-8", errors="replace").replace("\n", " ")
+
+
+def _retry_after(e: urllib.error.HTTPError) -> float | None:
+    value = e.headers.get("Retry-After") if e.headers else None
+    try:
+        return float(value) if value is not None else None
+    except ValueError:
+        return None

@@ -1,0 +1,48 @@
+"""Build the configured engine once per Python process: a Spark worker reuses it across tasks, so a
+model is loaded once per worker, not once per batch."""
+
+from __future__ import annotations
+
+import logging
+import threading
+
+from instructlake.config import LLMConfig, LLMSettings, config_hash
+from instructlake.llm.engine import Engine
+
+log = logging.getLogger(__name__)
+
+_ENGINES: dict[str, Engine] = {}
+_LOCK = threading.Lock()
+
+
+def make_engine(llm: LLMConfig, settings: LLMSettings) -> Engine:
+    b = llm.backend
+    path = settings.model_paths.get(llm.model)
+    if b == "http":
+        from instructlake.llm.http_engine import HTTPEngine
+
+        return HTTPEngine(llm.model, settings.base_url, settings.api_key_env, settings.concurrency,
+                          settings.timeout_s, settings.max_retries, settings.backoff_s, settings.structured_output)
+    if b == "transformers":
+        from instructlake.llm.transformers_engine import TransformersEngine
+
+        return TransformersEngine(llm.model, path, settings.batch_size, settings.device)
+    if b == "vllm":
+        from instructlake.llm.vllm_engine import VLLMEngine
+
+        return VLLMEngine(llm.model, path, dict(settings.engine_kwargs))
+    if b == "scripted":
+        from instructlake.llm.scripted import ScriptedEngineDouble
+
+        return ScriptedEngineDouble(llm.model, settings.calls_file)
+    raise ValueError(f"llm.backend {b!r} has no engine (use http, transformers, vllm or scripted)")
+
+
+def get_engine(llm: LLMConfig, settings: LLMSettings) -> Engine:
+    key = config_hash({"llm": config_hash(llm), "settings": config_hash(settings)})
+    with _LOCK:
+        engine = _ENGINES.get(key)
+        if engine is None:
+            log.info("loading LLM engine %s (%s)", llm.backend, llm.model)
+            engine = _ENGINES[key] = make_engine(llm, settings)
+        return engine

@@ -1,0 +1,105 @@
+"""ScriptedEngineDouble: a stand-in for an LLM in tests and dry runs. It is not a model.
+
+It answers each prompt with what a script function returns for it, so tests can exercise everything around
+an engine (caching, structured-output repair, re-asks, Spark workers) without weights. With `calls_file`
+set, every prompt it answers is appended there as one line, so a test can count calls made in Spark's
+Python workers.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import os
+import re
+from collections.abc import Callable, Sequence
+
+from instructlake.llm.engine import Generation, Messages, SamplingParams, prompt_hash
+
+# A script returns the answer's text, or None to play a backend failure (no answer at all).
+Script = Callable[[Messages], "str | None"]
+
+
+def load_script(spec: str) -> Script:
+    """'module:function' -> the function."""
+    mod, _, name = spec.partition(":")
+    if not name:
+        raise ValueError(f"llm script {spec!r}: expected 'module:function'")
+    return getattr(importlib.import_module(mod), name)
+
+
+class ScriptedEngineDouble:
+    backend = "scripted"
+
+    def __init__(self, model: str = "instructlake.llm.scripted:keyword_tags", calls_file: str | None = None,
+                 script: Script | None = None):
+        # `model` names the script ('module:function'): it is what the cache keys record as the model.
+        self.model = model
+        self.script = script or load_script(model)
+        self.calls_file = calls_file
+        self.calls = 0
+
+    def generate(self, prompts: Sequence[Messages], params: SamplingParams) -> list[Generation]:
+        out = []
+        for m in prompts:
+            self.calls += 1
+            text = self.script(m)
+            tokens = sum(len(x["content"].split()) for x in m)
+            if text is None:
+                out.append(Generation(prompt_tokens=tokens, error="scripted backend failure"))
+                continue
+            out.append(Generation(text=text, prompt_tokens=tokens, completion_tokens=len(text.split())))
+        if self.calls_file and prompts:
+            with open(self.calls_file, "a", encoding="utf-8") as f:
+                for m in prompts:
+                    f.write(f"{os.getpid()} {prompt_hash(m)}\n")
+        return out
+
+
+# ---------------------------------------------------------------- scripts
+
+KEYWORDS = {
+    "code": ("programming", "the request involves writing or reading code"),
+    "python": ("python programming", "the request names Python"),
+    "function": ("programming", "the request asks for a function"),
+    "translate": ("translation", "the request asks for a translation"),
+    "poem": ("creative writing", "the request asks for a poem"),
+    "story": ("creative writing", "the request asks for a story"),
+    "calculate": ("arithmetic", "the request asks for a calculation"),
+    "math": ("mathematics", "the request is about mathematics"),
+    "summar": ("summarization", "the request asks for a summary"),
+    "email": ("business writing", "the request asks for an email"),
+    "list": ("listing", "the request asks for a list"),
+}
+
+
+def _instruction(messages: Messages) -> str:
+    user = [m["content"] for m in messages if m["role"] == "user"]
+    first = user[0] if user else ""
+    m = re.search(r"<instruction>\s*(.*?)\s*</instruction>", first, re.S)
+    return m.group(1) if m else first
+
+
+def keyword_tags(messages: Messages) -> str | None:
+    """InsTag-style JSON tags from keywords of the instruction. An instruction holding `[[malformed]]` is
+    answered with fenced JSON carrying a trailing comma and prose (repairable); one holding `[[garbage]]`
+    with prose until re-asked once; one holding `[[backend-down]]` not at all (a backend failure)."""
+    text = _instruction(messages).lower()
+    if "[[backend-down]]" in text:
+        return None
+    tags = [{"tag": t, "explanation": why} for k, (t, why) in KEYWORDS.items() if k in text]
+    seen: set[str] = set()
+    tags = [t for t in tags if not (t["tag"] in seen or seen.add(t["tag"]))] or [
+        {"tag": "general knowledge", "explanation": "no specific skill named"}]
+    answer = json.dumps(tags)
+    reasked = any(m["role"] == "assistant" for m in messages)
+    if "[[malformed]]" in text:
+        return "Sure! Here are the tags:\n```json\n" + answer[:-1] + ",]\n```\nHope this helps."
+    if "[[garbage]]" in text and not reasked:
+        return "I think this instruction is about many things."
+    return answer
+
+
+def always_prose(messages: Messages) -> str:
+    """Never valid JSON: for testing that final failures become rows with errors."""
+    return "I would rather chat about the weather."

@@ -1,0 +1,155 @@
+"""Tagging: the fine-grained skills and knowledge each instruction asks for -> `tags`.
+
+Two taggers:
+* llm: the InsTag-style prompt (llm/prompts/tag_instruction.yaml) through the LLM runtime and its cache;
+  the answer is a JSON array of {tag, explanation}; tags are lower-cased and stripped.
+* zero-shot (the default when no LLM is configured): embedding similarity to the packaged taxonomy.
+
+Only samples without tags under the current config hash are tagged, so a refresh tags only new samples,
+and a re-run makes no model calls. Every tagged sample has at least one row: a sample that got no tag
+(an answer still invalid after the re-asks, nothing above the similarity threshold) has one row with a
+null tag and the reason. Samples whose backend call failed get no row, are counted, and are tried again
+by the next run: input = tagged + untagged + backend_failed.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import functions as F
+
+from instructlake import schemas
+from instructlake.config import Config, config_hash
+from instructlake.runs import StageResult
+from instructlake.store import Store
+
+log = logging.getLogger(__name__)
+
+PROMPT = "tag_instruction"
+
+
+def tagger_identity(config: Config) -> tuple[str, str, str]:
+    """(tagger, model, prompt_version) of the configured tagger."""
+    cfg = config.tagging
+    if cfg.kind == "llm":
+        from instructlake.llm import prompts
+
+        return "llm", cfg.llm.model, prompts.load(PROMPT).version
+    from instructlake.tagging import taxonomy
+
+    return "zero-shot", config.embed.model, taxonomy.load().version
+
+
+def tagging_hash(config: Config) -> str:
+    """The tagging section plus what else shapes tags: the prompt or taxonomy version, the embedder."""
+    tagger, model, version = tagger_identity(config)
+    parts = {"tagging": config_hash(config.tagging), "tagger": tagger, "model": model, "version": version}
+    if tagger == "zero-shot":
+        parts["embed"] = config_hash(config.embed)
+    return config_hash(parts)
+
+
+def to_tag(raw):
+    """A tag as stored (a column): lower case, single spaces, no surrounding punctuation or quotes."""
+    spaced = F.regexp_replace(F.lower(raw), r"\s+", " ")
+    return F.trim(F.regexp_replace(spaced, r"^[\s.,;:!?\"'`]+|[\s.,;:!?\"'`]+$", ""))
+
+
+def pending(store: Store, config: Config, chash: str) -> tuple[DataFrame, int]:
+    """Samples to tag now: (sample_id, text) not yet tagged under chash; and the size of the pool."""
+    samples = store.read("samples")
+    schemas.require(samples, "samples", ["sample_id", "instruction"])
+    pool = samples
+    if config.tagging.only_kept and store.exists("dedup_clusters"):
+        removed = store.read("dedup_clusters").filter(~F.col("is_kept")).select("sample_id")
+        pool = pool.join(removed, "sample_id", "left_anti")
+    n_pool = pool.count()
+    todo = pool
+    if store.exists("tags"):
+        done = store.read("tags").filter(F.col("config_hash") == chash).select("sample_id").distinct()
+        todo = pool.join(done, "sample_id", "left_anti")
+    text = F.substring(F.col("instruction"), 1, config.tagging.max_instruction_chars)
+    return todo.select("sample_id", text.alias("text")), n_pool
+
+
+def llm_rows(store: Store, config: Config, todo: DataFrame, chash: str) -> tuple[DataFrame, dict[str, int]]:
+    from instructlake.llm import prompts
+    from instructlake.llm.cache import Task, complete
+
+    cfg = config.tagging
+    prompt = prompts.load(PROMPT)
+    requests = todo.select(F.col("sample_id").alias("request_id"),
+                           prompt.messages_column(instruction=F.col("text")).alias("messages"))
+    answers, counts = complete(store, requests, cfg.llm, config.platform.llm, Task(prompt.version, prompt.schema))
+    item = "array<struct<tag:string,explanation:string>>"
+    parsed = answers.withColumn("items", F.from_json("parsed", item))
+    ok = parsed.filter(F.col("error").isNull())
+    exploded = ok.select("request_id", F.posexplode("items").alias("pos", "it"))
+    tagged = (exploded.select(F.col("request_id").alias("sample_id"), to_tag(F.col("it.tag")).alias("tag"),
+                              F.col("it.explanation").alias("explanation"), (F.col("pos") + 1).alias("rank"))
+              .filter(F.length("tag") > 0)
+              .dropDuplicates(["sample_id", "tag"])
+              .withColumn("score", F.lit(None).cast("double")).withColumn("error", F.lit(None).cast("string")))
+    invalid = (parsed.filter(F.col("error").isNotNull() & ~F.col("error").startswith("backend:"))
+               .select(F.col("request_id").alias("sample_id"), F.lit(None).cast("string").alias("tag"),
+                       F.lit(None).cast("string").alias("explanation"), F.lit(None).cast("int").alias("rank"),
+                       F.lit(None).cast("double").alias("score"), "error"))
+    # a valid answer whose tags were all blank after normalization still marks the sample as tagged
+    blank = (ok.select(F.col("request_id").alias("sample_id")).join(tagged.select("sample_id"), "sample_id", "left_anti")
+             .select("sample_id", F.lit(None).cast("string").alias("tag"), F.lit(None).cast("string").alias("explanation"),
+                     F.lit(None).cast("int").alias("rank"), F.lit(None).cast("double").alias("score"),
+                     F.lit("the answer held no usable tag").alias("error")))
+    return tagged.unionByName(invalid).unionByName(blank), counts
+
+
+def zero_shot_rows(spark: SparkSession, config: Config, todo: DataFrame) -> DataFrame:
+    from instructlake.tagging import zero_shot
+
+    picked = zero_shot.tag(spark, todo, config.tagging, config.embed, config.platform.embed)
+    some = picked.filter(F.size("tags") > 0).select("sample_id", F.explode("tags").alias("t"))
+    tagged = some.select("sample_id", F.col("t.tag").alias("tag"), F.col("t.score").alias("score"),
+                         F.col("t.rank").alias("rank"),
+                         F.format_string("cosine %.3f to the taxonomy tag's description", F.col("t.score"))
+                         .alias("explanation"), F.lit(None).cast("string").alias("error"))
+    none = picked.filter(F.size("tags") == 0).select(
+        "sample_id", F.lit(None).cast("string").alias("tag"), F.lit(None).cast("double").alias("score"),
+        F.lit(None).cast("int").alias("rank"), F.lit(None).cast("string").alias("explanation"),
+        F.lit(f"no taxonomy tag with cosine >= {config.tagging.min_similarity}").alias("error"))
+    return tagged.unionByName(none)
+
+
+def run(spark: SparkSession, store: Store, config: Config) -> StageResult:
+    chash = tagging_hash(config)
+    tagger, model, version = tagger_identity(config)
+    in_version = store.version("samples")
+    todo, n_pool = pending(store, config, chash)
+    todo = todo.localCheckpoint()
+    n_todo = todo.count()
+    log.info("tagging with the %s tagger (%s, %s): %d of %d samples need tags", tagger, model, version, n_todo, n_pool)
+    llm_counts: dict[str, int] = {}
+    if n_todo == 0:
+        rows = None
+    elif tagger == "llm":
+        rows, llm_counts = llm_rows(store, config, todo, chash)
+    else:
+        rows = zero_shot_rows(spark, config, todo)
+    counts = {"pool": n_pool, "input": n_todo, "tagged": 0, "untagged": 0, "backend_failed": 0, "tag_rows": 0}
+    if rows is not None:
+        rows = (rows.withColumn("tagger", F.lit(tagger)).withColumn("model", F.lit(model))
+                .withColumn("prompt_version", F.lit(version)).withColumn("config_hash", F.lit(chash))
+                .withColumn("tagged_at", F.current_timestamp())
+                .select(*schemas.TAGS.fieldNames())).localCheckpoint()
+        per = rows.groupBy("sample_id").agg(F.max(F.col("tag").isNotNull().cast("int")).alias("has")).agg(
+            F.count("*").alias("n"), F.sum("has").alias("tagged")).first()
+        counts["tagged"] = int(per["tagged"] or 0)
+        counts["untagged"] = int(per["n"] or 0) - counts["tagged"]
+        counts["backend_failed"] = n_todo - int(per["n"] or 0)
+        counts["tag_rows"] = rows.filter(F.col("tag").isNotNull()).count()
+        store.merge("tags", rows)
+    if counts["backend_failed"]:
+        log.warning("%d samples got no answer from the backend; they have no tag rows and the next run retries them",
+                    counts["backend_failed"])
+    counts.update({f"llm_{k}": v for k, v in llm_counts.items()})
+    return StageResult(stage="tagging", config_hash=chash, counts=counts, input_versions={"samples": in_version},
+                       output_versions={"tags": store.version("tags")})

@@ -1,0 +1,43 @@
+"""The packaged skill/knowledge taxonomy (resources/taxonomy.yaml): 25 categories of fine-grained tags."""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from functools import lru_cache
+from importlib import resources
+
+import yaml
+
+
+@dataclass(frozen=True)
+class Taxonomy:
+    version: str  # v<declared>-<hash of the file>
+    categories: tuple[tuple[str, str], ...]  # (name, description)
+    tags: tuple[tuple[str, str, str], ...]  # (tag, description, category)
+
+    def tag_texts(self) -> list[str]:
+        """What the zero-shot tagger embeds for each tag."""
+        return [f"{t}: {d}" for t, d, _ in self.tags]
+
+    def category_texts(self) -> list[str]:
+        return [f"{c}: {d}" for c, d in self.categories]
+
+    def category_of(self) -> dict[str, str]:
+        return {t: c for t, _, c in self.tags}
+
+
+@lru_cache(maxsize=1)
+def load() -> Taxonomy:
+    raw = resources.files("instructlake").joinpath("resources", "taxonomy.yaml").read_text(encoding="utf-8")
+    data = yaml.safe_load(raw)
+    cats, tags, seen = [], [], set()
+    for c in data["categories"]:
+        cats.append((c["name"], c["description"]))
+        for tag, desc in c["tags"].items():
+            if tag in seen:
+                raise ValueError(f"taxonomy.yaml: tag {tag!r} appears twice")
+            seen.add(tag)
+            tags.append((tag, desc, c["name"]))
+    digest = hashlib.sha256(raw.encode()).hexdigest()[:8]
+    return Taxonomy(f"taxonomy/v{data['version']}-{digest}", tuple(cats), tuple(tags))

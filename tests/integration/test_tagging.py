@@ -1,0 +1,145 @@
+"""The LLM runtime through Spark (cache, re-asks, failures) and the tagging stage, with both taggers."""
+
+from __future__ import annotations
+
+import json
+
+from pyspark.sql import functions as F
+
+from instructlake.config import LLMConfig, LLMSettings, load_config
+from instructlake.dedup import stage as dedup
+from instructlake.ingest import stage as ingest
+from instructlake.llm import prompts
+from instructlake.llm.cache import Task, complete
+from instructlake.tagging import stage as tagging
+from tests.conftest import TEST_SETTINGS
+
+INSTRUCTIONS = [
+    "Write a Python function that adds two numbers and returns the sum.",
+    "Translate 'good morning, how are you?' into French.",
+    "Write a short poem about the sea at night.",
+    "Calculate the area of a circle with a radius of 3 cm.",
+    "Summarize the main causes of the French Revolution in three sentences.",
+    "Give me a recipe for a vegetarian lasagna with spinach.",
+]
+
+
+def calls(path) -> int:
+    return sum(1 for _ in open(path)) if path.exists() else 0
+
+
+def ingest_instructions(spark, store, config, tmp_path, instructions, name="pool.json"):
+    p = tmp_path / name
+    p.write_text(json.dumps([{"instruction": t, "input": "", "output": f"Answer to: {t}"} for t in instructions]))
+    ingest.run(spark, store, config, [str(p)], source="test")
+
+
+def scripted_config(warehouse, calls_file, script="instructlake.llm.scripted:keyword_tags"):
+    return load_config("local", [*TEST_SETTINGS, "tagging.llm.backend=scripted", f"tagging.llm.model={script}",
+                                 f"platform.llm.calls_file={calls_file}", "platform.llm.batch_size=2"],
+                       warehouse=str(warehouse))
+
+
+def test_complete_caches_answers_and_a_rerun_makes_no_calls(spark, store, tmp_path):
+    calls_file = tmp_path / "calls.txt"
+    llm = LLMConfig(backend="scripted", model="instructlake.llm.scripted:keyword_tags", max_reasks=1)
+    settings = LLMSettings(calls_file=str(calls_file), batch_size=2)
+    prompt = prompts.load("tag_instruction")
+    texts = ["write code in python", "write code in python", "[[malformed]] a poem", "[[garbage]] math",
+             "[[backend-down]] anything"]
+    req = spark.createDataFrame([(f"r{i}", json.dumps(prompt.render(instruction=t))) for i, t in enumerate(texts)],
+                                "request_id string, messages string")
+    task = Task(prompt.version, prompt.schema)
+    answers, counts = complete(store, req, llm, settings, task)
+    got = {r["request_id"]: r for r in answers.collect()}
+    assert counts == {"prompts": 4, "cache_hits": 0, "calls": 4, "backend_errors": 1, "invalid": 0}
+    assert calls(calls_file) == 4 + 1  # four prompts and one re-ask ([[garbage]])
+    assert set(got) == {"r0", "r1", "r2", "r3", "r4"}
+    assert got["r0"]["parsed"] == got["r1"]["parsed"] and got["r0"]["cache_key"] == got["r1"]["cache_key"]
+    assert {t["tag"] for t in json.loads(got["r2"]["parsed"])} == {"creative writing"}
+    assert got["r3"]["attempts"] == 2 and got["r3"]["error"] is None
+    assert got["r4"]["parsed"] is None and got["r4"]["error"].startswith("backend:")
+    assert store.count("llm_cache") == 3  # the backend failure is not cached
+
+    answers, counts = complete(store, req, llm, settings, task)
+    assert answers.count() == 5
+    assert counts["cache_hits"] == 3 and counts["calls"] == 1  # only the failed prompt is asked again
+    assert calls(calls_file) == 5 + 1
+
+    # another model, or another prompt version, is another cache key
+    _, counts = complete(store, req.filter("request_id = 'r0'"), LLMConfig(backend="scripted",
+                         model="instructlake.llm.scripted:keyword_tags", max_reasks=2), settings, task)
+    assert counts["calls"] == 1
+
+
+def test_invalid_answers_are_cached_rows_with_errors(spark, store, tmp_path):
+    llm = LLMConfig(backend="scripted", model="instructlake.llm.scripted:always_prose", max_reasks=1)
+    prompt = prompts.load("tag_instruction")
+    req = spark.createDataFrame([("a", json.dumps(prompt.render(instruction="hello")))], "request_id string, messages string")
+    answers, counts = complete(store, req, llm, LLMSettings(), Task(prompt.version, prompt.schema))
+    [row] = answers.collect()
+    assert counts["invalid"] == 1 and row["parsed"] is None and "no JSON" in row["error"] and row["attempts"] == 2
+    assert "weather" in row["response"]
+
+
+def test_llm_tagging_is_incremental_and_rerun_free(spark, store, tmp_path, warehouse):
+    calls_file = tmp_path / "calls.txt"
+    cfg = scripted_config(warehouse, calls_file)
+    ingest_instructions(spark, store, cfg, tmp_path, INSTRUCTIONS + ["[[garbage]] Calculate 17 * 3",
+                                                                     "[[backend-down]] Say hello"])
+    r = tagging.run(spark, store, cfg)
+    c = r.counts
+    assert (c["input"], c["tagged"], c["untagged"], c["backend_failed"]) == (8, 7, 0, 1)
+    tags = store.read("tags").join(store.read("samples").select("sample_id", "instruction"), "sample_id")
+    by = {}
+    for row in tags.collect():
+        by.setdefault(row["instruction"], set()).add(row["tag"])
+    assert {"python programming", "programming"} <= by[INSTRUCTIONS[0]]
+    assert by[INSTRUCTIONS[1]] == {"translation"}
+    assert by["[[garbage]] Calculate 17 * 3"] == {"arithmetic"}
+    row = tags.first()
+    assert row["tagger"] == "llm" and row["prompt_version"].startswith("tag_instruction/v1-")
+    assert row["config_hash"] == r.config_hash
+    n_calls = calls(calls_file)
+
+    again = tagging.run(spark, store, cfg)
+    assert again.counts["input"] == 1  # only the sample whose backend call failed
+    assert calls(calls_file) == n_calls + 1
+
+    ingest_instructions(spark, store, cfg, tmp_path, ["Write an email to my landlord"], "more.json")
+    more = tagging.run(spark, store, cfg)
+    assert more.counts["input"] == 2 and more.counts["tagged"] == 1  # the new one, and the failing one again
+    assert store.read("tags").groupBy("sample_id", "tag").count().filter("count > 1").count() == 0
+
+
+def test_zero_shot_tagging_gives_sensible_taxonomy_tags(spark, store, config, tmp_path):
+    # a near copy with a shorter answer: dedup keeps the original, and the copy is not tagged
+    ingest_instructions(spark, store, config, tmp_path, INSTRUCTIONS + ["write a python function that adds two numbers "
+                                                                        "and returns the sum"])
+    dedup.run(spark, store, config)  # the near-copy is removed and is not tagged
+    r = tagging.run(spark, store, config)
+    assert r.counts["pool"] == 6 and r.counts["input"] == 6
+    assert r.counts["tagged"] + r.counts["untagged"] == 6
+    tags = (store.read("tags").join(store.read("samples").select("sample_id", "instruction"), "sample_id")
+            .filter(F.col("tag").isNotNull()))
+    by = {}
+    for row in tags.collect():
+        by.setdefault(row["instruction"], []).append((row["rank"], row["tag"], row["score"]))
+        assert row["tagger"] == "zero-shot" and row["model"] == "all-MiniLM-L6-v2"
+    expect = {0: {"python programming"}, 1: {"translation", "french language"}, 2: {"poetry writing"},
+              3: {"geometry"}, 5: {"cooking and recipes"}}
+    for i, wanted in expect.items():
+        got = {t for _, t, _ in by[INSTRUCTIONS[i]]}
+        assert got & wanted, (INSTRUCTIONS[i], got)
+    for lst in by.values():
+        scores = [s for _, _, s in sorted(lst)]
+        assert scores == sorted(scores, reverse=True) and len(lst) <= config.tagging.top_k
+    assert tagging.run(spark, store, config).counts["input"] == 0
+
+
+def test_messages_column_renders_like_the_prompt(spark):
+    prompt = prompts.load("tag_instruction")
+    texts = ["plain", "with {braces} and \"quotes\"\nnew line", "unicode: 你好 ñ"]
+    df = spark.createDataFrame([(t,) for t in texts], "t string")
+    got = [json.loads(r[0]) for r in df.select(prompt.messages_column(instruction=F.col("t"))).collect()]
+    assert got == [prompt.render(instruction=t) for t in texts]
