@@ -18,11 +18,12 @@ EXPECTED_ERRORS: tuple[type[BaseException], ...] = (ConfigError,)
 
 def _expected_errors() -> tuple[type[BaseException], ...]:
     from instructlake.ingest.rawfile import FileFormatError
+    from instructlake.runs import EmptyInputError
     from instructlake.schemas import SchemaError
     from instructlake.spark import JavaMissingError
     from instructlake.store import TableNotFoundError
 
-    return EXPECTED_ERRORS + (FileFormatError, SchemaError, JavaMissingError, TableNotFoundError)
+    return EXPECTED_ERRORS + (FileFormatError, SchemaError, JavaMissingError, TableNotFoundError, EmptyInputError)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -58,6 +59,19 @@ def build_parser() -> argparse.ArgumentParser:
                                    "are stored, so a refresh hashes only new samples.")
     s.add_argument("--engine", choices=["auto", "graphframes", "spark"], default="auto",
                    help="connected-components engine (auto: GraphFrames when its JARs are present)")
+
+    sub.add_parser("tag", help="tag each instruction with fine-grained skill/knowledge tags",
+                   description="Tag every sample dedup kept with the skills and knowledge its instruction asks "
+                               "for. With tagging.llm.backend set (http, vllm, transformers) an LLM answers an "
+                               "InsTag-style prompt, through the llm_cache table; otherwise a zero-shot tagger "
+                               "assigns tags of the packaged 25-category taxonomy by embedding similarity. Only "
+                               "untagged samples are tagged, so a re-run makes no model calls.")
+
+    sub.add_parser("normalize-tags", help="merge synonymous tags, cluster them, map them to 25 categories",
+                   description="Drop tags under normalize_tags.min_freq, merge tags whose embeddings have "
+                               "cosine >= normalize_tags.merge_threshold into the most frequent one, cluster the "
+                               "rest with DBSCAN (normalize_tags.dbscan_eps) and map each cluster to a category. "
+                               "Writes tag_map and tag_stats.")
 
     s = sub.add_parser("export", help="write SFT files (ShareGPT, OpenAI messages, Parquet) and a manifest",
                        description="Export the samples a training job should see as JSONL in ShareGPT and "
@@ -132,6 +146,32 @@ def cmd_dedup(cfg: Config, a) -> int:
     return 0
 
 
+def cmd_tag(cfg: Config, a) -> int:
+    from instructlake.tagging import stage
+
+    r = _run_stage("tagging", cfg, stage.run, {})
+    c = r.counts
+    print(f"tag: {c['input']:,} of {c['pool']:,} samples needed tags: {c['tagged']:,} tagged, {c['untagged']:,} got "
+          f"no tag, {c['backend_failed']:,} backend failures (retried next run); {c['tag_rows']:,} tags "
+          f"({r.seconds:.1f}s)")
+    if "llm_calls" in c:
+        print(f"  LLM: {c['llm_prompts']:,} prompts, {c['llm_cache_hits']:,} cache hits, {c['llm_calls']:,} answered "
+              f"now, {c['llm_invalid']:,} invalid after re-asks")
+    return 0
+
+
+def cmd_normalize_tags(cfg: Config, a) -> int:
+    from instructlake.tagging import normalize
+
+    r = _run_stage("normalize_tags", cfg, normalize.run, {})
+    c = r.counts
+    print(f"normalize-tags: {c['raw_tags']:,} raw tags -> {c['canonical_tags']:,} canonical ({c['rare_tags']:,} rare "
+          f"dropped) -> {c['clusters']:,} clusters -> {c['categories']:,} categories ({r.seconds:.1f}s)")
+    for k, v in sorted(((k[9:], v) for k, v in c.items() if k.startswith("category.")), key=lambda kv: -kv[1]):
+        print(f"  {k:<40} {v:>8,} samples")
+    return 0
+
+
 def cmd_export(cfg: Config, a) -> int:
     from instructlake.export import stage
 
@@ -173,7 +213,8 @@ def cmd_show(cfg: Config, a) -> int:
     return 0
 
 
-COMMANDS = {"ingest": cmd_ingest, "dedup": cmd_dedup, "export": cmd_export, "tables": cmd_tables, "table": cmd_table, "show": cmd_show}
+COMMANDS = {"ingest": cmd_ingest, "dedup": cmd_dedup, "tag": cmd_tag, "normalize-tags": cmd_normalize_tags,
+            "export": cmd_export, "tables": cmd_tables, "table": cmd_table, "show": cmd_show}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -179,11 +179,31 @@ class TaggingConfig:
 
 
 @dataclass(frozen=True)
+class TagNormConfig:
+    # Tags used by fewer samples than this are noise and map to no canonical tag (100 in the paper, on
+    # ~7M samples; a small pool needs a smaller number).
+    min_freq: int = 100
+    # Tags whose embeddings have cosine >= merge_threshold are synonyms: merged into the most frequent (λ).
+    merge_threshold: float = 0.91
+    # DBSCAN over the merged tags' embeddings (cosine distance) groups related tags; eps as in the paper.
+    dbscan_eps: float = 0.47
+    dbscan_min_samples: int = 2
+    # Each cluster goes to the category whose "name: description" embedding is nearest to its centroid;
+    # a canonical tag from the packaged taxonomy keeps its own category.
+    taxonomy_categories: bool = True
+
+    def __post_init__(self) -> None:
+        if self.min_freq < 1 or not 0 < self.merge_threshold <= 1 or self.dbscan_eps <= 0:
+            raise ConfigError("normalize_tags: min_freq >= 1, 0 < merge_threshold <= 1 and dbscan_eps > 0 are required")
+
+
+@dataclass(frozen=True)
 class SemanticConfig:
     ingest: IngestConfig = field(default_factory=IngestConfig)
     dedup: DedupConfig = field(default_factory=DedupConfig)
     embed: EmbedConfig = field(default_factory=EmbedConfig)
     tagging: TaggingConfig = field(default_factory=TaggingConfig)
+    normalize_tags: TagNormConfig = field(default_factory=TagNormConfig)
     export: ExportConfig = field(default_factory=ExportConfig)
 
 
@@ -293,6 +313,10 @@ class Config:
     @property
     def tagging(self) -> TaggingConfig:
         return self.semantic.tagging
+
+    @property
+    def normalize_tags(self) -> TagNormConfig:
+        return self.semantic.normalize_tags
 
     @property
     def export(self) -> ExportConfig:

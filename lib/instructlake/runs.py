@@ -14,6 +14,10 @@ from instructlake.store import Store
 log = logging.getLogger(__name__)
 
 
+class EmptyInputError(ValueError):
+    """A stage has nothing to work on because an earlier stage has not run; the message says which."""
+
+
 @dataclass
 class StageResult:
     stage: str

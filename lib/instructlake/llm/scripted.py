@@ -103,3 +103,12 @@ def keyword_tags(messages: Messages) -> str | None:
 def always_prose(messages: Messages) -> str:
     """Never valid JSON: for testing that final failures become rows with errors."""
     return "I would rather chat about the weather."
+
+
+def declared_tags(messages: Messages) -> str:
+    """Answers with the tags the instruction declares as `[[tags: a | b | c]]` (keyword_tags otherwise):
+    lets a test choose raw tags, spelling variants and noise included."""
+    m = re.search(r"\[\[tags:(.*?)\]\]", _instruction(messages), re.S)
+    if not m:
+        return keyword_tags(messages) or "[]"
+    return json.dumps([{"tag": t.strip(), "explanation": "declared by the test"} for t in m.group(1).split("|")])

@@ -104,7 +104,7 @@ def generate_json(engine: Engine, prompts: Sequence[Messages], params: SamplingP
         if len(gens) != len(todo):
             raise RuntimeError(f"engine {engine.backend} returned {len(gens)} answers for {len(todo)} prompts")
         again = []
-        for i, g in zip(todo, gens):
+        for i, g in zip(todo, gens, strict=True):
             o = outcomes[i]
             o.attempts += 1
             o.prompt_tokens += g.prompt_tokens
