@@ -273,6 +273,8 @@ class EmbedSettings:
     # model name -> local directory of a sentence-transformers model (e.g. BGE on a cluster volume)
     model_paths: dict[str, str] = field(default_factory=dict)
     batch_size: int = 64
+    # Texts handed to the model per call; it sorts each call's texts by length, so bigger calls pad less.
+    rows_per_call: int = 8192
     device: str = "auto"
     # Torch threads per Python worker (0: the host's cores divided by the Spark task slots on it).
     threads: int = 0

@@ -28,12 +28,19 @@ def worker_threads(spark: SparkSession, settings: EmbedSettings) -> int:
     return max(1, cores // max(1, int(float(conf.get("spark.task.cpus", "1"))))) if cores else 1
 
 
+def spread(spark: SparkSession, df: DataFrame) -> DataFrame:
+    """A small Delta table is often one file, hence one task: spread it over every task slot."""
+    slots = spark.sparkContext.defaultParallelism
+    return df.repartition(slots) if df.rdd.getNumPartitions() < slots else df
+
+
 def embed(spark: SparkSession, df: DataFrame, text_col: str, cfg: EmbedConfig, settings: EmbedSettings,
-          keep: tuple[str, ...] = (), batch_rows: int = 1024) -> DataFrame:
+          keep: tuple[str, ...] = ()) -> DataFrame:
     """`keep` columns plus `vector` (array<float>, L2-normalized) for every row of df."""
     import pyarrow as pa
 
     threads = worker_threads(spark, settings)
+    batch_rows = max(1, settings.rows_per_call)
     types = {f.name: f.dataType.simpleString() for f in df.schema.fields}
     out_schema = ", ".join([f"`{c}` {types[c]}" for c in keep] + ["vector array<float>"])
 
@@ -52,4 +59,4 @@ def embed(spark: SparkSession, df: DataFrame, text_col: str, cfg: EmbedConfig, s
                 lists = pa.ListArray.from_arrays(offsets, flat) if len(b) else pa.array([], pa.list_(pa.float32()))
                 yield pa.RecordBatch.from_arrays([b.column(c) for c in keep] + [lists], names=[*keep, "vector"])
 
-    return df.select(*dict.fromkeys([*keep, text_col])).mapInArrow(encode, out_schema)
+    return spread(spark, df.select(*dict.fromkeys([*keep, text_col]))).mapInArrow(encode, out_schema)

@@ -152,4 +152,5 @@ def run(spark: SparkSession, store: Store, config: Config) -> StageResult:
                     counts["backend_failed"])
     counts.update({f"llm_{k}": v for k, v in llm_counts.items()})
     return StageResult(stage="tagging", config_hash=chash, counts=counts, input_versions={"samples": in_version},
-                       output_versions={"tags": store.version("tags")})
+                       output_versions={"tags": store.version("tags")},
+                       extra={"tagger": tagger, "model": model, "version": version})

@@ -33,17 +33,17 @@ def choose(sims: np.ndarray, top_k: int, min_similarity: float, margin: float) -
     return out
 
 
-def tag(spark: SparkSession, df: DataFrame, cfg: TaggingConfig, ecfg: EmbedConfig, settings: EmbedSettings,
-        batch_rows: int = 1024) -> DataFrame:
+def tag(spark: SparkSession, df: DataFrame, cfg: TaggingConfig, ecfg: EmbedConfig, settings: EmbedSettings) -> DataFrame:
     """(sample_id, tags array<struct<tag, score, rank>>) for df(sample_id, text)."""
     import pyarrow as pa
 
-    from instructlake.embed.spark_embed import worker_threads
+    from instructlake.embed.spark_embed import spread, worker_threads
     from instructlake.tagging import taxonomy
 
     tax = taxonomy.load()
     names = [t for t, _, _ in tax.tags]
     threads = worker_threads(spark, settings)
+    batch_rows = max(1, settings.rows_per_call)
     item = pa.struct([("tag", pa.string()), ("score", pa.float64()), ("rank", pa.int32())])
 
     def run(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
@@ -63,5 +63,5 @@ def tag(spark: SparkSession, df: DataFrame, cfg: TaggingConfig, ecfg: EmbedConfi
                                  for p in picks], pa.list_(item))
                 yield pa.RecordBatch.from_arrays([b.column("sample_id"), tags], names=["sample_id", "tags"])
 
-    return df.select("sample_id", "text").mapInArrow(
+    return spread(spark, df.select("sample_id", "text")).mapInArrow(
         run, "sample_id string, tags array<struct<tag: string, score: double, rank: int>>")
