@@ -264,6 +264,9 @@ class LLMSettings:
     engine_kwargs: dict[str, str] = field(default_factory=dict)
     # Partitions the prompts of one call are spread over (0: Spark's default parallelism).
     partitions: int = 0
+    # Stage-level scheduling on a cluster: GPUs per model task and per executor (0: no ResourceProfile).
+    gpus_per_task: float = 0.0
+    executor_gpus: int = 1
     # Scripted test double only: append every answered prompt here (tests count calls across workers).
     calls_file: str | None = None
 
@@ -278,6 +281,9 @@ class EmbedSettings:
     device: str = "auto"
     # Torch threads per Python worker (0: the host's cores divided by the Spark task slots on it).
     threads: int = 0
+    # Stage-level scheduling on a cluster: GPUs per model task and per executor (0: no ResourceProfile).
+    gpus_per_task: float = 0.0
+    executor_gpus: int = 1
 
 
 @dataclass(frozen=True)

@@ -13,6 +13,7 @@ from collections.abc import Iterator
 from pyspark.sql import DataFrame, SparkSession
 
 from instructlake.config import EmbedConfig, EmbedSettings
+from instructlake.resources import gpu_profile
 
 
 def worker_threads(spark: SparkSession, settings: EmbedSettings) -> int:
@@ -59,4 +60,5 @@ def embed(spark: SparkSession, df: DataFrame, text_col: str, cfg: EmbedConfig, s
                 lists = pa.ListArray.from_arrays(offsets, flat) if len(b) else pa.array([], pa.list_(pa.float32()))
                 yield pa.RecordBatch.from_arrays([b.column(c) for c in keep] + [lists], names=[*keep, "vector"])
 
-    return spread(spark, df.select(*dict.fromkeys([*keep, text_col]))).mapInArrow(encode, out_schema)
+    return spread(spark, df.select(*dict.fromkeys([*keep, text_col]))).mapInArrow(
+        encode, out_schema, profile=gpu_profile(settings.gpus_per_task, settings.executor_gpus))

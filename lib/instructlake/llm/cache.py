@@ -24,6 +24,7 @@ from pyspark.sql import functions as F
 
 from instructlake.config import LLMConfig, LLMSettings
 from instructlake.llm.engine import SamplingParams
+from instructlake.resources import gpu_profile
 from instructlake.store import Store
 
 log = logging.getLogger(__name__)
@@ -121,7 +122,8 @@ def complete(store: Store, requests: DataFrame, llm: LLMConfig, settings: LLMSet
                  task.prompt_version, n_prompts, n_prompts - n_miss, n_miss, min(parts, n_miss))
         # localCheckpoint: the answers are computed exactly once, however often they are read below
         fresh = (misses.repartition(min(parts, n_miss), "cache_key")
-                 .mapInPandas(_answer_batches(llm, settings, task, ph), ANSWER_SCHEMA)
+                 .mapInPandas(_answer_batches(llm, settings, task, ph), ANSWER_SCHEMA,
+                              profile=gpu_profile(settings.gpus_per_task, settings.executor_gpus))
                  .withColumn("created_at", F.current_timestamp())
                  .localCheckpoint())
         agg = fresh.agg(F.sum(F.col("transport_error").cast("int")).alias("t"),

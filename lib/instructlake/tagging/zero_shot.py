@@ -13,6 +13,7 @@ import numpy as np
 from pyspark.sql import DataFrame, SparkSession
 
 from instructlake.config import EmbedConfig, EmbedSettings, TaggingConfig
+from instructlake.resources import gpu_profile
 
 _TAG_VECTORS: dict[str, np.ndarray] = {}
 
@@ -64,4 +65,5 @@ def tag(spark: SparkSession, df: DataFrame, cfg: TaggingConfig, ecfg: EmbedConfi
                 yield pa.RecordBatch.from_arrays([b.column("sample_id"), tags], names=["sample_id", "tags"])
 
     return spread(spark, df.select("sample_id", "text")).mapInArrow(
-        run, "sample_id string, tags array<struct<tag: string, score: double, rank: int>>")
+        run, "sample_id string, tags array<struct<tag: string, score: double, rank: int>>",
+        profile=gpu_profile(settings.gpus_per_task, settings.executor_gpus))

@@ -1,0 +1,34 @@
+"""Stage-level scheduling: model stages ask Spark for GPUs with a ResourceProfile on a cluster.
+
+Only the model steps (LLM calls, embeddings, loss scoring) carry the profile, so the rest of a job keeps
+running on CPU executors. Locally (gpus_per_task = 0, the default) no profile is built: local mode has no
+stage-level scheduling. On Databricks/EMR the platform config sets the amounts; the cluster must have
+dynamic allocation (or a standalone/Kubernetes/YARN master that supports profiles) and GPU discovery.
+"""
+
+from __future__ import annotations
+
+import logging
+
+log = logging.getLogger(__name__)
+
+
+def gpu_profile(gpus_per_task: float, executor_gpus: int = 1, task_cpus: int = 1, executor_cores: int = 0,
+                executor_memory: str = ""):
+    """A ResourceProfile asking for GPUs, or None when gpus_per_task is 0 (run where CPU tasks run)."""
+    if gpus_per_task <= 0:
+        return None
+    from pyspark.resource import ExecutorResourceRequests, ResourceProfileBuilder, TaskResourceRequests
+
+    if gpus_per_task > executor_gpus:
+        raise ValueError(f"gpus_per_task {gpus_per_task} exceeds executor_gpus {executor_gpus}")
+    ex = ExecutorResourceRequests().resource("gpu", executor_gpus)
+    if executor_cores:
+        ex = ex.cores(executor_cores)
+    if executor_memory:
+        ex = ex.memory(executor_memory)
+    task = TaskResourceRequests().resource("gpu", gpus_per_task).cpus(task_cpus)
+    profile = ResourceProfileBuilder().require(ex).require(task).build
+    log.info("model stage requests %s GPU per task (%d per executor) through a ResourceProfile",
+             gpus_per_task, executor_gpus)
+    return profile
