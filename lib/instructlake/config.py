@@ -264,6 +264,8 @@ class LLMSettings:
     engine_kwargs: dict[str, str] = field(default_factory=dict)
     # Partitions the prompts of one call are spread over (0: Spark's default parallelism).
     partitions: int = 0
+    # Answers are committed to llm_cache every this many prompts, so a crash loses at most one round.
+    commit_every: int = 20000
     # Stage-level scheduling on a cluster: GPUs per model task and per executor (0: no ResourceProfile).
     gpus_per_task: float = 0.0
     executor_gpus: int = 1

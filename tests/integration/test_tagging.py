@@ -179,3 +179,26 @@ def test_cli_tag_and_normalize_tags_with_synonyms_and_noise(spark, warehouse, tm
     # a re-run of tag makes no calls and adds nothing
     assert main(wh + ["tag"]) == 0
     assert "0 of" in capsys.readouterr().out
+
+
+def test_a_crash_midway_keeps_the_committed_rounds(spark, store, tmp_path):
+    """Answers are committed every `commit_every` prompts: a job killed midway is re-run without asking the
+    committed prompts again."""
+    import pytest
+
+    calls_file = tmp_path / "calls.txt"
+    llm = LLMConfig(backend="scripted", model="instructlake.llm.scripted:crash_once", max_reasks=0)
+    settings = LLMSettings(calls_file=str(calls_file), batch_size=1, commit_every=3, partitions=1)
+    prompt = prompts.load("tag_instruction")
+    texts = [f"write code number {i}" for i in range(11)] + [f"[[crash-once:{tmp_path / 'crashed'}]] a poem"]
+    req = spark.createDataFrame([(f"r{i}", json.dumps(prompt.render(instruction=t))) for i, t in enumerate(texts)],
+                                "request_id string, messages string")
+    task = Task(prompt.version, prompt.schema)
+    with pytest.raises(Exception, match="scripted crash"):
+        complete(store, req, llm, settings, task)
+    committed = store.count("llm_cache")
+    assert 0 < committed < len(texts)  # the rounds before the crash are kept
+    answers, counts = complete(store, req, llm, settings, task)
+    assert answers.count() == len(texts) and counts["cache_hits"] == committed
+    assert counts["calls"] == len(texts) - committed
+    assert store.count("llm_cache") == len(texts)

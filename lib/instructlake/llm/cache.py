@@ -72,10 +72,12 @@ def _answer_batches(llm: LLMConfig, settings: LLMSettings, task: Task, ph: str):
         from instructlake.llm.registry import get_engine
         from instructlake.llm.structured import generate_json
 
-        engine = get_engine(llm, settings)
+        engine = None  # loaded on the first batch: an empty partition loads no model
         params = sampling_params(llm, task.schema)
         step = max(1, settings.batch_size)
         for pdf in batches:
+            if engine is None and len(pdf):
+                engine = get_engine(llm, settings)
             for off in range(0, len(pdf), step):
                 chunk = pdf.iloc[off: off + step]
                 prompts = [json.loads(m) for m in chunk["messages"]]
@@ -114,29 +116,38 @@ def complete(store: Store, requests: DataFrame, llm: LLMConfig, settings: LLMSet
     misses = distinct.join(store.read("llm_cache").select("cache_key"), "cache_key", "left_anti")
     n_miss = misses.count()
     counts = {"prompts": n_prompts, "cache_hits": n_prompts - n_miss, "calls": n_miss}
-    fresh = None
+    failed = []  # backend failures: answers for this run only, never cached
+    counts["backend_errors"] = counts["invalid"] = 0
     if n_miss:
         parts = settings.partitions or spark.sparkContext.defaultParallelism
+        rounds = max(1, -(-n_miss // max(1, settings.commit_every)))
+        log.info("LLM %s (%s, %s): %d prompts, %d cached, %d to answer in %d round(s) on %d partitions", llm.backend,
+                 llm.model, task.prompt_version, n_prompts, n_prompts - n_miss, n_miss, rounds, min(parts, n_miss))
+        misses = misses.withColumn("_round", F.pmod(F.xxhash64("cache_key"), F.lit(rounds))).localCheckpoint()
         t0 = time.time()
-        log.info("LLM %s (%s, %s): %d prompts, %d cached, %d to answer on %d partitions", llm.backend, llm.model,
-                 task.prompt_version, n_prompts, n_prompts - n_miss, n_miss, min(parts, n_miss))
-        # localCheckpoint: the answers are computed exactly once, however often they are read below
-        fresh = (misses.repartition(min(parts, n_miss), "cache_key")
-                 .mapInPandas(_answer_batches(llm, settings, task, ph), ANSWER_SCHEMA,
-                              profile=gpu_profile(settings.gpus_per_task, settings.executor_gpus))
-                 .withColumn("created_at", F.current_timestamp())
-                 .localCheckpoint())
-        agg = fresh.agg(F.sum(F.col("transport_error").cast("int")).alias("t"),
-                        F.sum((F.col("error").isNotNull() & ~F.col("transport_error")).cast("int")).alias("i")).first()
-        counts["backend_errors"], counts["invalid"] = int(agg["t"] or 0), int(agg["i"] or 0)
-        store.merge("llm_cache", fresh.filter(~F.col("transport_error")).drop("transport_error"))
+        for r in range(rounds):
+            todo = misses.filter(F.col("_round") == r).drop("_round")
+            # localCheckpoint: the answers are computed exactly once, however often they are read below
+            fresh = (todo.repartition(min(parts, n_miss), "cache_key")
+                     .mapInPandas(_answer_batches(llm, settings, task, ph), ANSWER_SCHEMA,
+                                  profile=gpu_profile(settings.gpus_per_task, settings.executor_gpus))
+                     .withColumn("created_at", F.current_timestamp())
+                     .localCheckpoint())
+            agg = fresh.agg(F.count("*").alias("n"), F.sum(F.col("transport_error").cast("int")).alias("t"),
+                            F.sum((F.col("error").isNotNull() & ~F.col("transport_error")).cast("int")).alias("i")).first()
+            counts["backend_errors"] += int(agg["t"] or 0)
+            counts["invalid"] += int(agg["i"] or 0)
+            store.merge("llm_cache", fresh.filter(~F.col("transport_error")).drop("transport_error"))
+            if agg["t"]:
+                failed.append(fresh.filter("transport_error").select(*ANSWER_COLUMNS))
+            spent = time.time() - t0
+            log.info("LLM round %d/%d: %d answered and cached (%.0fs so far, about %.0fs to go)", r + 1, rounds,
+                     agg["n"], spent, spent / (r + 1) * (rounds - r - 1))
         log.info("LLM answered %d prompts in %.1fs (%d invalid after re-asks, %d backend errors)", n_miss,
                  time.time() - t0, counts["invalid"], counts["backend_errors"])
-    else:
-        counts["backend_errors"] = counts["invalid"] = 0
     cached = store.read("llm_cache").select(*ANSWER_COLUMNS)
     answers = cached.join(req.select("cache_key"), "cache_key", "left_semi")
-    if fresh is not None:  # backend failures are answers for this run only
-        answers = answers.unionByName(fresh.filter("transport_error").select(*ANSWER_COLUMNS))
+    for f in failed:
+        answers = answers.unionByName(f)
     out = req.select("request_id", "cache_key").join(answers, "cache_key")
     return out.select("request_id", *ANSWER_COLUMNS), counts

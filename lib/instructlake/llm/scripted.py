@@ -100,6 +100,16 @@ def keyword_tags(messages: Messages) -> str | None:
     return answer
 
 
+def crash_once(messages: Messages) -> str | None:
+    """keyword_tags, except that an instruction holding `[[crash-once:PATH]]` kills the worker's task the
+    first time it is asked (PATH records that it happened): a job that dies midway."""
+    m = re.search(r"\[\[crash-once:(.*?)\]\]", _instruction(messages))
+    if m and not os.path.exists(m.group(1)):
+        open(m.group(1), "w").close()
+        raise RuntimeError("scripted crash")
+    return keyword_tags(messages)
+
+
 def always_prose(messages: Messages) -> str:
     """Never valid JSON: for testing that final failures become rows with errors."""
     return "I would rather chat about the weather."
