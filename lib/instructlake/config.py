@@ -240,6 +240,9 @@ class ExecutionSettings:
     small_file_bytes: int = 8_000_000
     # A plain JSON Lines file is parsed in byte ranges of at most this size, fewer if that leaves cores idle.
     split_bytes: int = 128 << 20
+    # Dedup: up to this many signatures are banded on the driver with numpy (same pairs as the Spark
+    # path, without its shuffles; 1M x 128 permutations is 0.5 GB); more go through Spark. 0: always Spark.
+    driver_lsh_max_rows: int = 1_000_000
 
 
 @dataclass(frozen=True)

@@ -20,6 +20,7 @@ import logging
 import time
 from collections.abc import Iterator
 
+from pyspark import StorageLevel
 from pyspark.sql import Column, DataFrame, SparkSession, Window
 from pyspark.sql import functions as F
 
@@ -52,7 +53,8 @@ def match_text(samples: DataFrame, cfg: DedupConfig) -> Column:
 
 
 def compute_signatures(samples: DataFrame, cfg: DedupConfig, batch_rows: int = 2000) -> DataFrame:
-    """(sample_id, signature_hash, exact_h1, exact_h2, n_tokens, signature, computed_at) per sample."""
+    """(sample_id, signature_hash, exact_h1, exact_h2, n_tokens, signature, computed_at) per sample of a
+    narrow() frame."""
     import numpy as np
     import pyarrow as pa
 
@@ -75,7 +77,7 @@ def compute_signatures(samples: DataFrame, cfg: DedupConfig, batch_rows: int = 2
                      pa.array(np.where(has, h2, 0).view(np.int64), mask=~has), pa.array(n_tok), sigs],
                     names=["sample_id", "exact_h1", "exact_h2", "n_tokens", "signature"])
 
-    return (samples.select("sample_id", match_text(samples, cfg).alias("text"))
+    return (samples.select("sample_id", "text")
             .mapInArrow(sign, out_schema)
             .withColumn("signature_hash", F.lit(sh))
             .withColumn("computed_at", F.current_timestamp())
@@ -118,6 +120,32 @@ def exact_similarity(pairs: DataFrame, texts: DataFrame, cfg: DedupConfig) -> Da
             yield pa.RecordBatch.from_arrays([b.column("src"), b.column("dst"), sims], names=["src", "dst", "similarity"])
 
     return joined.mapInArrow(score, "src string, dst string, similarity double")
+
+
+def near_edges_local(spark: SparkSession, reps: DataFrame, texts: DataFrame,
+                     cfg: DedupConfig) -> tuple[DataFrame, int, int, int]:
+    """near_edges with the banding done on the driver (dedup/lsh_local.py); the exact checks stay in Spark."""
+    import numpy as np
+    import pandas as pd
+
+    from instructlake.dedup import lsh_local
+
+    bands, rows = optimal_bands(cfg.threshold, cfg.num_perm, cfg.fp_weight, cfg.fn_weight)
+    pdf = reps.select("sample_id", "signature").toPandas().sort_values("sample_id", kind="stable")
+    ids = pdf["sample_id"].to_numpy()
+    sig = (np.stack(pdf["signature"].to_numpy()).astype(np.int32).view(np.uint32) if len(pdf)
+           else np.zeros((0, cfg.num_perm), np.uint32))
+
+    def check(src: np.ndarray, dst: np.ndarray) -> np.ndarray:
+        pairs = spark.createDataFrame(pd.DataFrame({"src": src, "dst": dst}))
+        got = {(r["src"], r["dst"]): r["similarity"] for r in exact_similarity(pairs, texts, cfg).collect()}
+        return np.array([got[(a, b)] for a, b in zip(src, dst, strict=True)], dtype=np.float64)
+
+    s, d, sim, n_exact = lsh_local.near_pairs(ids, sig, bands, rows, cfg.threshold, cfg.exact_verify_margin,
+                                              cfg.link_rounds, check)
+    result = spark.createDataFrame(pd.DataFrame({"src": ids[s], "dst": ids[d], "similarity": sim}),
+                                   "src string, dst string, similarity double")
+    return result.localCheckpoint(), bands, rows, n_exact
 
 
 def near_edges(reps: DataFrame, texts: DataFrame, cfg: DedupConfig) -> tuple[DataFrame, int, int, int]:
@@ -182,24 +210,36 @@ def choose_kept(members: DataFrame, cfg: DedupConfig) -> DataFrame:
     return members.withColumn("_pos", F.row_number().over(w)).withColumn("is_kept", F.col("_pos") == 1).drop("_pos")
 
 
+def narrow(samples: DataFrame, cfg: DedupConfig) -> DataFrame:
+    """What dedup needs of a sample, read once: (sample_id, source, text matched, response length)."""
+    return samples.select("sample_id", "source", match_text(samples, cfg).alias("text"),
+                          response_chars().alias("response_chars"))
+
+
 def build_clusters(spark: SparkSession, samples: DataFrame, sigs: DataFrame, cfg: DedupConfig, chash: str,
-                   engine: str = "auto") -> tuple[DataFrame, dict[str, int]]:
+                   engine: str = "auto", driver_lsh_max_rows: int = 1_000_000) -> tuple[DataFrame, dict[str, int]]:
+    """Clusters from signatures; `samples` is the narrow() frame of the pool."""
     matchable = sigs.filter("n_tokens > 0")
     t0 = time.time()
     ex_edges, reps = exact_edges(matchable)
     ex_edges = ex_edges.localCheckpoint()
     log.info("exact groups: %d duplicate links (%.1fs)", ex_edges.count(), time.time() - t0)
     t0 = time.time()
-    texts = samples.select("sample_id", match_text(samples, cfg).alias("text"))
-    nr_edges, bands, rows, n_exact = near_edges(reps, texts, cfg)
-    log.info("LSH %d bands x %d rows (threshold %.2f, %d permutations): %d verified near pairs; %d borderline "
-             "pairs checked exactly (%.1fs)", bands, rows, cfg.threshold, cfg.num_perm, nr_edges.count(),
+    texts = samples.select("sample_id", "text")
+    n_reps = reps.count()
+    where = "driver" if n_reps <= driver_lsh_max_rows else "spark"
+    if where == "driver":
+        nr_edges, bands, rows, n_exact = near_edges_local(spark, reps, texts, cfg)
+    else:
+        nr_edges, bands, rows, n_exact = near_edges(reps, texts, cfg)
+    log.info("LSH on the %s over %d signatures: %d bands x %d rows (threshold %.2f, %d permutations): %d verified "
+             "near pairs; %d borderline pairs checked exactly (%.1fs)", where, n_reps, bands, rows, cfg.threshold, cfg.num_perm, nr_edges.count(),
              n_exact, time.time() - t0)
     t0 = time.time()
     edges = ex_edges.unionByName(nr_edges.select("src", "dst"))
     comps = connected_components(spark, edges, sigs.select(F.col("sample_id").alias("id")), engine)
     members = (comps.withColumnRenamed("id", "sample_id")
-               .join(samples.select("sample_id", "source", response_chars().alias("response_chars")), "sample_id")
+               .join(samples.select("sample_id", "source", "response_chars"), "sample_id")
                .join(sigs.select("sample_id", "exact_h1", "exact_h2", "signature"), "sample_id"))
     members = choose_kept(members, cfg)
     log.info("components built (%.1fs)", time.time() - t0)
@@ -224,13 +264,19 @@ def build_clusters(spark: SparkSession, samples: DataFrame, sigs: DataFrame, cfg
     return out, counts
 
 
-def run(spark: SparkSession, store: Store, config: Config, engine: str = "auto") -> StageResult:
+def run(spark: SparkSession, store: Store, config: Config, engine: str = "auto",
+        lsh: str = "auto") -> StageResult:
+    """engine: connected components (auto | graphframes | spark); lsh: where banding runs (auto: the
+    driver up to platform.execution.driver_lsh_max_rows signatures, else Spark | driver | spark)."""
     cfg = config.dedup
+    lsh_max = {"auto": config.platform.execution.driver_lsh_max_rows, "driver": 1 << 62, "spark": -1}[lsh]
     chash = config.stage_hash("dedup")
     sh = signature_hash(cfg)
     version = store.version("samples")
-    samples = store.read("samples", version=version)
-    schemas.require(samples, "samples", ["sample_id", "source", "conversation", "system"])
+    raw = store.read("samples", version=version)
+    schemas.require(raw, "samples", ["sample_id", "source", "conversation", "system"])
+    # conversations are decoded once: signatures, exact checks and the keep rule read this cached frame
+    samples = narrow(raw, cfg).persist(StorageLevel.MEMORY_AND_DISK)
     n_input = samples.count()
 
     new = samples
@@ -238,15 +284,16 @@ def run(spark: SparkSession, store: Store, config: Config, engine: str = "auto")
         done = store.read("minhash_signatures").filter(F.col("signature_hash") == sh).select("sample_id")
         new = samples.join(done, "sample_id", "left_anti")
     t0 = time.time()
-    new_sigs = compute_signatures(new, cfg, config.platform.execution.arrow_batch_rows)
-    sig_result = store.merge("minhash_signatures", new_sigs)
+    # checkpointed: the Python hashing runs once, and the MERGE reads the rows without copying them again
+    new_sigs = compute_signatures(new, cfg, config.platform.execution.arrow_batch_rows).localCheckpoint()
+    sig_result = store.merge("minhash_signatures", new_sigs, source_is_materialized=True)
     log.info("signatures: %d computed for new samples (%d samples in all) in %.1fs", sig_result.inserted, n_input,
              time.time() - t0)
 
     sigs = (store.read("minhash_signatures").filter(F.col("signature_hash") == sh)
             .join(samples.select("sample_id"), "sample_id", "left_semi")).cache()
     try:
-        clusters, pair_counts = build_clusters(spark, samples, sigs, cfg, chash, engine)
+        clusters, pair_counts = build_clusters(spark, samples, sigs, cfg, chash, engine, lsh_max)
         clusters = clusters.cache()
         stats = clusters.groupBy("method").count().collect()
         by_method = {r["method"]: r["count"] for r in stats}
@@ -256,6 +303,7 @@ def run(spark: SparkSession, store: Store, config: Config, engine: str = "auto")
         clusters.unpersist()
     finally:
         sigs.unpersist()
+        samples.unpersist()
     counts = {
         "input": n_input, "signatures_computed": sig_result.inserted,
         "exact_duplicates": by_method.get("exact", 0), "near_duplicates": by_method.get("near", 0),

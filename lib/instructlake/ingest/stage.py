@@ -241,12 +241,16 @@ def _write(spark: SparkSession, store: Store, parsed: DataFrame, files: list[Inp
         q_result = MergeResult(inserted=0, updated=0, version=store.version("quarantine"))
 
     samples = parsed.filter("kind = 'sample'")
-    batch_distinct = samples.select("sample_id").distinct().count()
+    # one shuffle picks one row per conversation; persisted, it is counted and merged without a second one
     new_rows = (choose_one_per_id(samples)
                 .withColumn("config_hash", F.lit(chash))
                 .withColumn("ingested_at", F.current_timestamp())
-                .select(*schemas.SAMPLES.fieldNames()))
-    s_result = store.merge("samples", new_rows)
+                .select(*schemas.SAMPLES.fieldNames())).persist(StorageLevel.MEMORY_AND_DISK)
+    try:
+        batch_distinct = new_rows.count()
+        s_result = store.merge("samples", new_rows, source_is_materialized=True)
+    finally:
+        new_rows.unpersist()
     ingested = s_result.inserted
     # Distinct conversations not inserted were already in the table (from an earlier run, or from a
     # concurrent ingest that committed first).

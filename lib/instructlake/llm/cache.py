@@ -137,7 +137,8 @@ def complete(store: Store, requests: DataFrame, llm: LLMConfig, settings: LLMSet
                             F.sum((F.col("error").isNotNull() & ~F.col("transport_error")).cast("int")).alias("i")).first()
             counts["backend_errors"] += int(agg["t"] or 0)
             counts["invalid"] += int(agg["i"] or 0)
-            store.merge("llm_cache", fresh.filter(~F.col("transport_error")).drop("transport_error"))
+            store.merge("llm_cache", fresh.filter(~F.col("transport_error")).drop("transport_error"),
+                        source_is_materialized=True)
             if agg["t"]:
                 failed.append(fresh.filter("transport_error").select(*ANSWER_COLUMNS))
             spent = time.time() - t0

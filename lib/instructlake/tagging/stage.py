@@ -146,7 +146,7 @@ def run(spark: SparkSession, store: Store, config: Config) -> StageResult:
         counts["untagged"] = int(per["n"] or 0) - counts["tagged"]
         counts["backend_failed"] = n_todo - int(per["n"] or 0)
         counts["tag_rows"] = rows.filter(F.col("tag").isNotNull()).count()
-        store.merge("tags", rows)
+        store.merge("tags", rows, source_is_materialized=True)
     if counts["backend_failed"]:
         log.warning("%d samples got no answer from the backend; they have no tag rows and the next run retries them",
                     counts["backend_failed"])

@@ -1,0 +1,34 @@
+"""Driver-side banding helpers on small arrays with known answers."""
+
+import numpy as np
+
+from instructlake.dedup.lsh_local import band_groups, estimate, link_to_root, near_pairs
+
+
+def test_band_groups_equal_rows_equal_groups():
+    block = np.array([[1, 2], [3, 4], [1, 2], [1, 3]], dtype=np.uint32)
+    g = band_groups(block)
+    assert g[0] == g[2] and len({g[0], g[1], g[3]}) == 3
+
+
+def test_link_to_root_is_linear_and_uses_the_smallest_member():
+    members = np.array([9, 3, 7, 5, 1])
+    groups = np.array([0, 0, 1, 0, 1])
+    src, dst = link_to_root(members, groups)
+    assert sorted(zip(src.tolist(), dst.tolist())) == [(5, 3), (7, 1), (9, 3)]  # n - groups pairs, never n^2
+
+
+def test_near_pairs_threshold_margin_and_exact_check():
+    sig = np.array([[1] * 8, [1] * 7 + [2], [1] * 4 + [3] * 4, [5] * 8], dtype=np.uint32)
+    ids = np.array(["a", "b", "c", "d"])
+    assert estimate(sig, np.array([0, 0]), np.array([1, 2])).tolist() == [7 / 8, 4 / 8]
+    asked = []
+
+    def check(src, dst):
+        asked.append(list(zip(src.tolist(), dst.tolist(), strict=True)))
+        return np.full(len(src), 0.9)
+
+    # one band of one row: a, b, c share band value 1 and link to a; d is alone
+    s, d, sim, n_exact = near_pairs(ids, sig, bands=1, rows=1, threshold=0.8, margin=0.1, rounds=1, check=check)
+    assert list(zip(s.tolist(), d.tolist(), strict=True)) == [(1, 0)]  # b~a (0.875 is in the margin: checked, 0.9)
+    assert sim.tolist() == [0.9] and n_exact == 1 and asked == [[("b", "a")]]
