@@ -15,7 +15,7 @@ def test_link_to_root_is_linear_and_uses_the_smallest_member():
     members = np.array([9, 3, 7, 5, 1])
     groups = np.array([0, 0, 1, 0, 1])
     src, dst = link_to_root(members, groups)
-    assert sorted(zip(src.tolist(), dst.tolist())) == [(5, 3), (7, 1), (9, 3)]  # n - groups pairs, never n^2
+    assert sorted(zip(src.tolist(), dst.tolist(), strict=True)) == [(5, 3), (7, 1), (9, 3)]  # n - groups pairs, never n^2
 
 
 def test_near_pairs_threshold_margin_and_exact_check():
