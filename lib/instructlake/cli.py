@@ -73,6 +73,19 @@ def build_parser() -> argparse.ArgumentParser:
                                "rest with DBSCAN (normalize_tags.dbscan_eps) and map each cluster to a category. "
                                "Writes tag_map and tag_stats.")
 
+    s = sub.add_parser("graph", help="tag co-occurrence graph, degrees, components and power-law fits",
+                       description="Build the tag co-occurrence graph from the (canonical) tags: tag_edges (pairs "
+                                   "weighted by samples, with PMI), tag_degrees (degree, weighted degree, "
+                                   "component per tag) and powerlaw_fit (discrete MLE, xmin by KS distance, "
+                                   "likelihood-ratio tests against lognormal and exponential; graph.bootstrap "
+                                   "rounds for a p-value), plus the pictures for the report.")
+    s.add_argument("--engine", choices=["auto", "graphframes", "spark", "driver"], default="auto",
+                   help="connected-components engine (auto: driver for small graphs, else GraphFrames when present)")
+
+    sub.add_parser("report", help="write the HTML report (<warehouse>/report/index.html)",
+                   description="Write one self-contained HTML page with every stage's latest run and the "
+                               "analyses that have run, pictures embedded.")
+
     s = sub.add_parser("export", help="write SFT files (ShareGPT, OpenAI messages, Parquet) and a manifest",
                        description="Export the samples a training job should see as JSONL in ShareGPT and "
                                    "OpenAI-messages form and as Parquet, with manifest.json beside them.")
@@ -172,6 +185,31 @@ def cmd_normalize_tags(cfg: Config, a) -> int:
     return 0
 
 
+def cmd_graph(cfg: Config, a) -> int:
+    from instructlake.graph import stage
+
+    r = _run_stage("graph", cfg, lambda sp, st, c: stage.run(sp, st, c, a.engine), {"engine": a.engine})
+    c = r.counts
+    print(f"graph: {c['tags']:,} tags, {c['edges']:,} edges, {c['components']:,} components "
+          f"({c['isolated_tags']:,} isolated tags); {c['capped_samples']:,} samples capped at "
+          f"{cfg.graph.max_tags_per_sample} tags ({r.seconds:.1f}s)")
+    for f in r.extra["fits"]:
+        p = "not computed" if f["p_value"] is None else f"{f['p_value']:.3f}"
+        print(f"  {f['target']}: gamma {f['gamma']:.3f}, xmin {f['xmin']}, KS D {f['ks_d']:.4f}, tail {f['n_tail']:,} "
+              f"of {f['n']:,}, bootstrap p {p}; R vs lognormal {f['lognormal_r']:.2f} (p {f['lognormal_p']:.3g}), "
+              f"vs exponential {f['exponential_r']:.2f} (p {f['exponential_p']:.3g}): {f['verdict']}")
+    print(f"  pictures: {r.extra['report_dir']}/")
+    return 0
+
+
+def cmd_report(cfg: Config, a) -> int:
+    from instructlake.report import html
+
+    _, store = _session(cfg)
+    print(f"report: {html.build(store)}")
+    return 0
+
+
 def cmd_export(cfg: Config, a) -> int:
     from instructlake.export import stage
 
@@ -214,6 +252,7 @@ def cmd_show(cfg: Config, a) -> int:
 
 
 COMMANDS = {"ingest": cmd_ingest, "dedup": cmd_dedup, "tag": cmd_tag, "normalize-tags": cmd_normalize_tags,
+            "graph": cmd_graph, "report": cmd_report,
             "export": cmd_export, "tables": cmd_tables, "table": cmd_table, "show": cmd_show}
 
 

@@ -198,12 +198,27 @@ class TagNormConfig:
 
 
 @dataclass(frozen=True)
+class GraphConfig:
+    # A sample contributes pairs among at most this many of its tags (its best-ranked ones): at most
+    # k(k-1)/2 edges per sample, however many tags it has.
+    max_tags_per_sample: int = 12
+    # Semi-parametric bootstrap rounds for the power-law p-value (0: no p-value; 100+ for a firm one).
+    bootstrap: int = 0
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if self.max_tags_per_sample < 2 or self.bootstrap < 0:
+            raise ConfigError("graph.max_tags_per_sample must be >= 2 and graph.bootstrap >= 0")
+
+
+@dataclass(frozen=True)
 class SemanticConfig:
     ingest: IngestConfig = field(default_factory=IngestConfig)
     dedup: DedupConfig = field(default_factory=DedupConfig)
     embed: EmbedConfig = field(default_factory=EmbedConfig)
     tagging: TaggingConfig = field(default_factory=TaggingConfig)
     normalize_tags: TagNormConfig = field(default_factory=TagNormConfig)
+    graph: GraphConfig = field(default_factory=GraphConfig)
     export: ExportConfig = field(default_factory=ExportConfig)
 
 
@@ -330,6 +345,10 @@ class Config:
     @property
     def normalize_tags(self) -> TagNormConfig:
         return self.semantic.normalize_tags
+
+    @property
+    def graph(self) -> GraphConfig:
+        return self.semantic.graph
 
     @property
     def export(self) -> ExportConfig:

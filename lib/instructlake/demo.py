@@ -1,8 +1,8 @@
 """`python build.py demo`: the whole pipeline on data/samples/ into a local warehouse, in one Spark session.
 
 Each stage adds itself here when it lands. Today: ingest every sample file (twice, to show that a
-re-run adds nothing), dedup, tag (the zero-shot taxonomy tagger: no LLM here), normalize the tags, then
-export the SFT files.
+re-run adds nothing), dedup, tag (the zero-shot taxonomy tagger: no LLM here), normalize the tags, build the
+tag co-occurrence graph with its power-law fits, export the SFT files, and write the HTML report.
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ from instructlake import runs
 from instructlake.config import load_config
 from instructlake.dedup import stage as dedup_stage
 from instructlake.export import stage as export_stage
+from instructlake.graph import stage as graph_stage
 from instructlake.ingest import stage as ingest_stage
 from instructlake.spark import get_session
 from instructlake.store import Store
@@ -60,6 +61,7 @@ def main(argv: list[str] | None = None) -> int:
     dd = stage("dedup", lambda: dedup_stage.run(spark, store, cfg))
     tg = stage("tagging", lambda: tagging_stage.run(spark, store, cfg))
     nt = stage("normalize_tags", lambda: normalize_stage.run(spark, store, cfg))
+    gr = stage("graph", lambda: graph_stage.run(spark, store, cfg))
     exp = stage("export", lambda: export_stage.run(spark, store, cfg))
 
     c = first.counts
@@ -80,6 +82,12 @@ def main(argv: list[str] | None = None) -> int:
           f"rare) -> {n['clusters']:,} clusters -> {n['categories']:,} categories")
     for k, v in sorted(((k[9:], v) for k, v in n.items() if k.startswith("category.")), key=lambda kv: -kv[1])[:8]:
         print(f"    {k:<44} {v:>7,} samples")
+    g = gr.counts
+    print(f"  graph: {g['tags']:,} tags, {g['edges']:,} co-occurrence edges, {g['components']:,} components")
+    for f in gr.extra["fits"]:
+        print(f"    power law of {f['target']}: gamma {f['gamma']:.2f} (xmin {f['xmin']}, tail {f['n_tail']:,} of "
+              f"{f['n']:,}); R vs lognormal {f['lognormal_r']:.2f}, vs exponential {f['exponential_r']:.2f}: "
+              f"{f['verdict']}")
     print("  tables:")
     for name in store.tables():
         print(f"    {name:<16} {store.count(name):>8,} rows   {store.path(name)}")
@@ -87,6 +95,9 @@ def main(argv: list[str] | None = None) -> int:
     for fmt, info in exp.extra["manifest"]["files"].items():
         print(f"    {fmt:<9} {info['path']}")
     print(f"    manifest  {exp.extra['out']}/manifest.json")
+    from instructlake.report import html
+
+    print(f"  report: {html.build(store)}")
     print(f"\n  look around: .venv/bin/instructlake --warehouse {wh} tables | show samples | show quarantine")
     spark.stop()
     return 0

@@ -139,16 +139,54 @@ TAG_STATS = StructType([
     StructField("config_hash", StringType(), False),
 ])
 
+TAG_EDGES = StructType([
+    StructField("tag_a", StringType(), False),  # tag_a < tag_b
+    StructField("tag_b", StringType(), False),
+    StructField("weight", LongType(), False),  # samples holding both
+    StructField("pmi", DoubleType(), True),  # log(weight * N / (freq_a * freq_b))
+    StructField("config_hash", StringType(), False),
+])
+
+TAG_DEGREES = StructType([
+    StructField("tag", StringType(), False),
+    StructField("category", StringType(), True),
+    StructField("frequency", LongType(), False),  # samples with the tag (after the per-sample cap)
+    StructField("degree", LongType(), False),  # distinct co-occurring tags
+    StructField("weighted_degree", LongType(), False),  # sum of edge weights
+    StructField("component", StringType(), False),  # smallest tag in its connected component
+    StructField("config_hash", StringType(), False),
+])
+
+POWERLAW_FIT = StructType([
+    StructField("target", StringType(), False),  # degree | tag_frequency
+    StructField("n", LongType(), False),
+    StructField("gamma", DoubleType(), False),
+    StructField("xmin", LongType(), False),
+    StructField("ks_d", DoubleType(), False),
+    StructField("n_tail", LongType(), False),
+    StructField("p_value", DoubleType(), True),  # bootstrap goodness of fit; null when not computed
+    StructField("bootstrap", LongType(), False),
+    StructField("lognormal_r", DoubleType(), False),  # log-likelihood ratio, normalized; > 0 favours the power law
+    StructField("lognormal_p", DoubleType(), False),
+    StructField("exponential_r", DoubleType(), False),
+    StructField("exponential_p", DoubleType(), False),
+    StructField("verdict", StringType(), False),
+    StructField("config_hash", StringType(), False),
+    StructField("computed_at", TimestampType(), False),
+])
+
 TABLES: dict[str, StructType] = {
     "samples": SAMPLES, "quarantine": QUARANTINE, "runs": RUNS,
     "minhash_signatures": MINHASH_SIGNATURES, "dedup_clusters": DEDUP_CLUSTERS,
     "llm_cache": LLM_CACHE, "tags": TAGS, "tag_map": TAG_MAP, "tag_stats": TAG_STATS,
+    "tag_edges": TAG_EDGES, "tag_degrees": TAG_DEGREES, "powerlaw_fit": POWERLAW_FIT,
 }
 KEYS: dict[str, list[str]] = {
     "samples": ["sample_id"], "quarantine": ["quarantine_id"], "runs": ["run_id"],
     "minhash_signatures": ["sample_id", "signature_hash"], "dedup_clusters": ["sample_id"],
     "llm_cache": ["cache_key"], "tags": ["sample_id", "config_hash", "tag"],
     "tag_map": ["raw_tag"], "tag_stats": ["canonical_tag"],
+    "tag_edges": ["tag_a", "tag_b"], "tag_degrees": ["tag"], "powerlaw_fit": ["target"],
 }
 
 

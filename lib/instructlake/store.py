@@ -41,6 +41,15 @@ class MergeResult:
     version: int
 
 
+def _local_path(path: str) -> Path | None:
+    """The local file a path names, or None for a remote URI (s3://, abfss://, dbfs:/ ...)."""
+    if path.startswith("file://"):
+        return Path(path[len("file://"):])
+    if "://" in path or path.startswith(("dbfs:", "s3:", "gs:")):
+        return None
+    return Path(path)
+
+
 def _is_conflict(err: Exception) -> bool:
     text = f"{type(err).__name__} {err}"
     return any(c in text for c in _CONFLICTS)
@@ -201,14 +210,49 @@ class Store:
 
     def write_text(self, path: str, text: str) -> None:
         """Write a small text file (a manifest) anywhere Hadoop's file systems reach."""
+        self.write_bytes(path, text.encode("utf-8"))
+
+    def write_bytes(self, path: str, data: bytes) -> None:
+        """Write a small file (a report page, a PNG) anywhere Hadoop's file systems reach."""
+        local = _local_path(path)
+        if local is not None:  # plain file I/O: no Hadoop .crc files beside a report a person opens
+            local.parent.mkdir(parents=True, exist_ok=True)
+            local.write_bytes(data)
+            return
         jvm = self.spark.sparkContext._jvm
         p = jvm.org.apache.hadoop.fs.Path(path)
         fs = p.getFileSystem(self.spark.sparkContext._jsc.hadoopConfiguration())
         out = fs.create(p, True)
         try:
-            out.write(bytearray(text.encode("utf-8")))
+            out.write(bytearray(data))
         finally:
             out.close()
+
+    def read_bytes(self, path: str) -> bytes | None:
+        """A small file's bytes, or None when it does not exist."""
+        local = _local_path(path)
+        if local is not None:
+            return local.read_bytes() if local.is_file() else None
+        jvm = self.spark.sparkContext._jvm
+        p = jvm.org.apache.hadoop.fs.Path(path)
+        fs = p.getFileSystem(self.spark.sparkContext._jsc.hadoopConfiguration())
+        if not fs.exists(p):
+            return None
+        stream = fs.open(p)
+        try:
+            return bytes(jvm.org.apache.commons.io.IOUtils.toByteArray(stream))
+        finally:
+            stream.close()
+
+    def list_files(self, folder: str, suffix: str = "") -> list[str]:
+        """Names of the files directly in a folder (empty when it does not exist)."""
+        jvm = self.spark.sparkContext._jvm
+        p = jvm.org.apache.hadoop.fs.Path(folder)
+        fs = p.getFileSystem(self.spark.sparkContext._jsc.hadoopConfiguration())
+        if not fs.exists(p):
+            return []
+        return sorted(st.getPath().getName() for st in fs.listStatus(p)
+                      if st.isFile() and st.getPath().getName().endswith(suffix))
 
     def _retry(self, what: str, fn) -> Any:
         for attempt in range(1, self.retries + 1):

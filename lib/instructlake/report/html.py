@@ -1,0 +1,108 @@
+"""One self-contained HTML report of the warehouse: <warehouse>/report/index.html.
+
+Every stage's latest run (counts, seconds, config hash) from `runs`, then one section per analysis that
+has run (today: the tag co-occurrence graph and its power-law fits). Pictures are embedded as data URIs,
+so the page is one file that opens anywhere; the PNGs stay beside it too.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+from datetime import datetime, timezone
+
+from pyspark.sql import Window
+from pyspark.sql import functions as F
+
+from instructlake.store import Store
+
+CSS = """
+body{font-family:system-ui,-apple-system,Segoe UI,sans-serif;margin:2em auto;max-width:1100px;color:#222}
+h1{font-size:1.6em}h2{margin-top:1.6em;border-bottom:1px solid #ddd;padding-bottom:.2em}
+table{border-collapse:collapse;margin:.6em 0;font-size:.9em}td,th{border:1px solid #ddd;padding:.25em .6em;
+text-align:left;vertical-align:top}th{background:#f4f4f4}.num{text-align:right;font-variant-numeric:tabular-nums}
+figure{display:inline-block;margin:.5em 1em .5em 0}figcaption{font-size:.85em;color:#555}
+img{max-width:100%;border:1px solid #eee}.muted{color:#777;font-size:.85em}
+"""
+
+
+def _e(x) -> str:
+    return html.escape(str(x))
+
+
+def _table(header: list[str], rows: list[list]) -> str:
+    head = "".join(f"<th>{_e(h)}</th>" for h in header)
+    body = "".join("<tr>" + "".join(
+        f'<td class="num">{v:,}</td>' if isinstance(v, int) else
+        f'<td class="num">{v:.4g}</td>' if isinstance(v, float) else f"<td>{_e(v)}</td>" for v in r) + "</tr>"
+        for r in rows)
+    return f"<table><tr>{head}</tr>{body}</table>"
+
+
+def runs_section(store: Store) -> str:
+    if not store.exists("runs"):
+        return "<p>No stage has run yet.</p>"
+    runs = store.read("runs")
+    latest = (runs.withColumn("_n", F.row_number().over(Window.partitionBy("stage").orderBy(F.desc("finished_at"))))
+              .filter("_n = 1").orderBy("finished_at").collect())
+    rows = []
+    for r in latest:
+        counts = ", ".join(f"{k}={v:,}" for k, v in sorted((r["counts"] or {}).items()) if "." not in k)
+        rows.append([r["stage"], r["status"], str(r["finished_at"])[:19], float(r["seconds"]), r["config_hash"], counts])
+    return _table(["stage", "status", "finished (UTC)", "seconds", "config hash", "counts"], rows)
+
+
+def _image(store: Store, name: str, caption: str) -> str:
+    data = store.read_bytes(f"{store.warehouse}/report/{name}")
+    if data is None:
+        return ""
+    uri = "data:image/png;base64," + base64.b64encode(data).decode()
+    return f'<figure><img src="{uri}" alt="{_e(caption)}"><figcaption>{_e(caption)} ({_e(name)})</figcaption></figure>'
+
+
+def graph_section(store: Store) -> str:
+    from instructlake.graph.stage import PICTURES
+
+    if not store.exists("powerlaw_fit") and not store.exists("tag_degrees"):
+        return ""
+    parts = ["<h2>Tag co-occurrence and power-law fits</h2>"]
+    if store.exists("powerlaw_fit"):
+        rows = []
+        for r in store.read("powerlaw_fit").orderBy("target").collect():
+            rows.append([r["target"], float(r["gamma"]), int(r["xmin"]), float(r["ks_d"]), int(r["n_tail"]), int(r["n"]),
+                         "not computed" if r["p_value"] is None else float(r["p_value"]),
+                         float(r["lognormal_r"]), float(r["lognormal_p"]), float(r["exponential_r"]),
+                         float(r["exponential_p"]), r["verdict"]])
+        parts.append(_table(["fitted", "gamma", "xmin", "KS D", "tail", "n", "bootstrap p", "R vs lognormal", "p",
+                             "R vs exponential", "p", "reading"], rows))
+        parts.append('<p class="muted">Discrete power-law MLE with xmin by minimum KS distance (Clauset, Shalizi '
+                     "and Newman 2009). R &gt; 0 favours the power law over the alternative; the sign means "
+                     "something only when its p &lt; 0.1.</p>")
+    if store.exists("tag_degrees"):
+        top = store.read("tag_degrees").orderBy(F.desc("degree"), "tag").limit(15).collect()
+        parts.append("<h3>Most connected tags</h3>")
+        parts.append(_table(["tag", "category", "samples", "degree", "weighted degree"],
+                            [[r["tag"], r["category"] or "", int(r["frequency"]), int(r["degree"]),
+                              int(r["weighted_degree"])] for r in top]))
+    parts += [_image(store, name, caption) for name, caption in PICTURES.items()]
+    return "\n".join(parts)
+
+
+def build(store: Store) -> str:
+    """Write <warehouse>/report/index.html and return its path."""
+    now = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    tables = "".join(f"<li>{_e(t)}: {store.count(t):,} rows</li>" for t in store.tables())
+    page = f"""<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>instructlake report</title><style>{CSS}</style></head>
+<body>
+<h1>instructlake report</h1>
+<p class="muted">Warehouse {_e(store.warehouse)} &middot; generated {now}</p>
+<h2>Stages (latest run of each)</h2>
+{runs_section(store)}
+<h2>Tables</h2><ul>{tables}</ul>
+{graph_section(store)}
+</body></html>
+"""
+    path = f"{store.warehouse}/report/index.html"
+    store.write_text(path, page)
+    return path
