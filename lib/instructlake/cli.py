@@ -58,7 +58,9 @@ def build_parser() -> argparse.ArgumentParser:
                                    "keep one sample per cluster by the dedup.source_priority rule. Signatures "
                                    "are stored, so a refresh hashes only new samples.")
     s.add_argument("--engine", choices=["auto", "graphframes", "spark"], default="auto",
-                   help="connected-components engine (auto: GraphFrames when its JARs are present)")
+                   help="auto: pools up to platform.execution.driver_lsh_max_rows signatures are banded and "
+                        "clustered on the driver, larger ones in Spark with GraphFrames when its JARs are present; "
+                        "graphframes / spark: always in Spark with that components engine")
 
     sub.add_parser("tag", help="tag each instruction with fine-grained skill/knowledge tags",
                    description="Tag every sample dedup kept with the skills and knowledge its instruction asks "

@@ -122,30 +122,91 @@ def exact_similarity(pairs: DataFrame, texts: DataFrame, cfg: DedupConfig) -> Da
     return joined.mapInArrow(score, "src string, dst string, similarity double")
 
 
-def near_edges_local(spark: SparkSession, reps: DataFrame, texts: DataFrame,
-                     cfg: DedupConfig) -> tuple[DataFrame, int, int, int]:
-    """near_edges with the banding done on the driver (dedup/lsh_local.py); the exact checks stay in Spark."""
+def exact_checker(spark: SparkSession, texts: DataFrame, cfg: DedupConfig):
+    """(src ids, dst ids) -> exact n-gram Jaccard of each pair's texts, computed by a Spark job."""
+    import numpy as np
+    import pandas as pd
+
+    def check(src, dst):
+        pairs = spark.createDataFrame(pd.DataFrame({"src": src, "dst": dst}), "src string, dst string")
+        got = {(r["src"], r["dst"]): r["similarity"] for r in exact_similarity(pairs, texts, cfg).collect()}
+        return np.array([got[(a, b)] for a, b in zip(src, dst, strict=True)], dtype=np.float64)
+
+    return check
+
+
+def build_clusters_driver(spark: SparkSession, samples: DataFrame, sigs: DataFrame, cfg: DedupConfig,
+                          chash: str) -> tuple[DataFrame, dict[str, int]]:
+    """build_clusters for a pool whose signatures fit on the driver: the same table, computed with numpy
+    and pandas instead of a dozen Spark shuffles (the Spark path is checked against it in the tests)."""
     import numpy as np
     import pandas as pd
 
     from instructlake.dedup import lsh_local
 
-    bands, rows = optimal_bands(cfg.threshold, cfg.num_perm, cfg.fp_weight, cfg.fn_weight)
-    pdf = reps.select("sample_id", "signature").toPandas().sort_values("sample_id", kind="stable")
+    t0 = time.time()
+    pdf = (sigs.select("sample_id", F.coalesce("exact_h1", F.lit(0)).alias("h1"),
+                       F.coalesce("exact_h2", F.lit(0)).alias("h2"), "n_tokens", "signature")
+           .join(samples.select("sample_id", "source", "response_chars"), "sample_id").toPandas())
+    pdf = pdf.sort_values("sample_id", kind="stable").reset_index(drop=True)
     ids = pdf["sample_id"].to_numpy()
-    sig = (np.stack(pdf["signature"].to_numpy()).astype(np.int32).view(np.uint32) if len(pdf)
-           else np.zeros((0, cfg.num_perm), np.uint32))
+    n = len(ids)
+    sig = (np.stack(pdf["signature"].map(lambda v: np.zeros(cfg.num_perm, np.int32) if v is None else v).to_numpy())
+           .astype(np.int32).view(np.uint32) if n else np.zeros((0, cfg.num_perm), np.uint32))
+    matchable = (pdf["n_tokens"] > 0).to_numpy()
+    # exact groups: every member linked to its group's smallest id (the representative)
+    rep = pd.Series(np.arange(n)).groupby([pdf["h1"].to_numpy(), pdf["h2"].to_numpy()]).transform("min").to_numpy()
+    rep = np.where(matchable, rep, np.arange(n))
+    ex_src = np.nonzero(matchable & (rep != np.arange(n)))[0]
+    ex_dst = rep[ex_src]
+    log.info("exact groups: %d duplicate links (%.1fs)", len(ex_src), time.time() - t0)
+    t0 = time.time()
+    reps = np.nonzero(matchable & (rep == np.arange(n)))[0]
+    bands, rows = optimal_bands(cfg.threshold, cfg.num_perm, cfg.fp_weight, cfg.fn_weight)
+    s, d, _, n_exact = lsh_local.near_pairs(ids[reps], sig[reps], bands, rows, cfg.threshold, cfg.exact_verify_margin,
+                                            cfg.link_rounds, exact_checker(spark, samples.select("sample_id", "text"), cfg))
+    nr_src, nr_dst = reps[s], reps[d]
+    log.info("LSH on the driver over %d signatures: %d bands x %d rows (threshold %.2f, %d permutations): %d verified "
+             "near pairs; %d borderline pairs checked exactly (%.1fs)", len(reps), bands, rows, cfg.threshold,
+             cfg.num_perm, len(nr_src), n_exact, time.time() - t0)
+    # components: union-find over indices (a smaller index is a smaller id), root = smallest member
+    parent = np.arange(n)
 
-    def check(src: np.ndarray, dst: np.ndarray) -> np.ndarray:
-        pairs = spark.createDataFrame(pd.DataFrame({"src": src, "dst": dst}))
-        got = {(r["src"], r["dst"]): r["similarity"] for r in exact_similarity(pairs, texts, cfg).collect()}
-        return np.array([got[(a, b)] for a, b in zip(src, dst, strict=True)], dtype=np.float64)
+    def find(x: int) -> int:
+        root = x
+        while parent[root] != root:
+            root = parent[root]
+        while parent[x] != root:
+            parent[x], x = root, parent[x]
+        return root
 
-    s, d, sim, n_exact = lsh_local.near_pairs(ids, sig, bands, rows, cfg.threshold, cfg.exact_verify_margin,
-                                              cfg.link_rounds, check)
-    result = spark.createDataFrame(pd.DataFrame({"src": ids[s], "dst": ids[d], "similarity": sim}),
-                                   "src string, dst string, similarity double")
-    return result.localCheckpoint(), bands, rows, n_exact
+    for a, b in zip(np.r_[ex_src, nr_src].tolist(), np.r_[ex_dst, nr_dst].tolist(), strict=True):
+        ra, rb = find(a), find(b)
+        if ra != rb:
+            parent[max(ra, rb)] = min(ra, rb)
+    comp = np.array([find(i) for i in range(n)], dtype=np.int64)
+    prio = {src: i for i, src in enumerate(cfg.source_priority)}
+    pdf["comp"] = comp
+    pdf["rank"] = pdf["source"].map(lambda v: prio.get(v, len(prio)))
+    pdf["idx"] = np.arange(n)
+    order = pdf.sort_values(["comp", "rank", "response_chars", "idx"], ascending=[True, True, False, True])
+    kept_of = order.groupby("comp")["idx"].first()
+    kept = kept_of.reindex(comp).to_numpy()
+    is_kept = kept == np.arange(n)
+    size = pdf.groupby("comp")["idx"].transform("count").to_numpy()
+    twins = pdf.groupby(["comp", "h1", "h2"])["idx"].transform("count").to_numpy() if n else size
+    same_text = matchable & (pdf["h1"].to_numpy() == pdf["h1"].to_numpy()[kept]) & \
+        (pdf["h2"].to_numpy() == pdf["h2"].to_numpy()[kept])
+    sim = np.where(is_kept | same_text, 1.0,
+                   np.count_nonzero(sig == sig[kept], axis=1) / float(cfg.num_perm) if n else np.zeros(0))
+    method = np.where(is_kept, "unique", np.where(twins > 1, "exact", "near"))
+    out = pd.DataFrame({"sample_id": ids, "cluster_id": ids[comp], "method": method, "is_kept": is_kept,
+                        "similarity": sim.astype(np.float64), "kept_id": ids[kept], "cluster_size": size.astype(np.int64),
+                        "config_hash": chash})
+    log.info("components and keep rule on the driver (%.1fs)", time.time() - t0)
+    counts = {"exact_pairs": int(len(ex_src)), "near_pairs": int(len(nr_src)), "exact_checked_pairs": n_exact,
+              "bands": bands, "rows": rows}
+    return spark.createDataFrame(out, schemas.DEDUP_CLUSTERS), counts
 
 
 def near_edges(reps: DataFrame, texts: DataFrame, cfg: DedupConfig) -> tuple[DataFrame, int, int, int]:
@@ -217,23 +278,17 @@ def narrow(samples: DataFrame, cfg: DedupConfig) -> DataFrame:
 
 
 def build_clusters(spark: SparkSession, samples: DataFrame, sigs: DataFrame, cfg: DedupConfig, chash: str,
-                   engine: str = "auto", driver_lsh_max_rows: int = 1_000_000) -> tuple[DataFrame, dict[str, int]]:
-    """Clusters from signatures; `samples` is the narrow() frame of the pool."""
+                   engine: str = "auto") -> tuple[DataFrame, dict[str, int]]:
+    """Clusters from signatures, all in Spark; `samples` is the narrow() frame of the pool."""
     matchable = sigs.filter("n_tokens > 0")
     t0 = time.time()
     ex_edges, reps = exact_edges(matchable)
     ex_edges = ex_edges.localCheckpoint()
     log.info("exact groups: %d duplicate links (%.1fs)", ex_edges.count(), time.time() - t0)
     t0 = time.time()
-    texts = samples.select("sample_id", "text")
-    n_reps = reps.count()
-    where = "driver" if n_reps <= driver_lsh_max_rows else "spark"
-    if where == "driver":
-        nr_edges, bands, rows, n_exact = near_edges_local(spark, reps, texts, cfg)
-    else:
-        nr_edges, bands, rows, n_exact = near_edges(reps, texts, cfg)
-    log.info("LSH on the %s over %d signatures: %d bands x %d rows (threshold %.2f, %d permutations): %d verified "
-             "near pairs; %d borderline pairs checked exactly (%.1fs)", where, n_reps, bands, rows, cfg.threshold, cfg.num_perm, nr_edges.count(),
+    nr_edges, bands, rows, n_exact = near_edges(reps, samples.select("sample_id", "text"), cfg)
+    log.info("LSH in Spark: %d bands x %d rows (threshold %.2f, %d permutations): %d verified near pairs; %d "
+             "borderline pairs checked exactly (%.1fs)", bands, rows, cfg.threshold, cfg.num_perm, nr_edges.count(),
              n_exact, time.time() - t0)
     t0 = time.time()
     edges = ex_edges.unionByName(nr_edges.select("src", "dst"))
@@ -266,8 +321,9 @@ def build_clusters(spark: SparkSession, samples: DataFrame, sigs: DataFrame, cfg
 
 def run(spark: SparkSession, store: Store, config: Config, engine: str = "auto",
         lsh: str = "auto") -> StageResult:
-    """engine: connected components (auto | graphframes | spark); lsh: where banding runs (auto: the
-    driver up to platform.execution.driver_lsh_max_rows signatures, else Spark | driver | spark)."""
+    """lsh: where banding, components and the keep rule run: auto (the driver up to
+    platform.execution.driver_lsh_max_rows signatures, else Spark), driver or spark. engine: the
+    connected-components engine of the Spark path (auto | graphframes | spark)."""
     cfg = config.dedup
     lsh_max = {"auto": config.platform.execution.driver_lsh_max_rows, "driver": 1 << 62, "spark": -1}[lsh]
     chash = config.stage_hash("dedup")
@@ -293,7 +349,11 @@ def run(spark: SparkSession, store: Store, config: Config, engine: str = "auto",
     sigs = (store.read("minhash_signatures").filter(F.col("signature_hash") == sh)
             .join(samples.select("sample_id"), "sample_id", "left_semi")).cache()
     try:
-        clusters, pair_counts = build_clusters(spark, samples, sigs, cfg, chash, engine, lsh_max)
+        n_sigs = sigs.count()
+        if n_sigs <= lsh_max and engine == "auto":
+            clusters, pair_counts = build_clusters_driver(spark, samples, sigs, cfg, chash)
+        else:
+            clusters, pair_counts = build_clusters(spark, samples, sigs, cfg, chash, engine)
         clusters = clusters.cache()
         stats = clusters.groupBy("method").count().collect()
         by_method = {r["method"]: r["count"] for r in stats}

@@ -11,6 +11,7 @@ adds ten.
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -215,16 +216,23 @@ def run(spark: SparkSession, store: Store, config: Config, paths: list[str], sou
                  f.format, f.size / 1e6)
     ex = config.platform.execution
     split = split_size(files, spark.sparkContext.defaultParallelism, ex.split_bytes)
+    # The Delta tables are created (or their logs read) on a driver thread while the workers parse:
+    # the first Delta operation of a session costs seconds of JVM warm-up that need not wait for parsing.
+    ready = threading.Thread(target=lambda: [store.ensure(t) for t in ("quarantine", "samples")], daemon=True)
+    ready.start()
     parsed = parse(spark, files, cfg, ex.arrow_batch_rows, ex.small_file_bytes, split)
     parsed = parsed.persist(StorageLevel.MEMORY_AND_DISK)
     try:
-        return _write(spark, store, parsed, files, chash)
+        return _write(spark, store, parsed, files, chash, ready)
     finally:
         parsed.unpersist()
 
 
-def _write(spark: SparkSession, store: Store, parsed: DataFrame, files: list[InputFile], chash: str) -> StageResult:
+def _write(spark: SparkSession, store: Store, parsed: DataFrame, files: list[InputFile], chash: str,
+           ready: threading.Thread | None = None) -> StageResult:
     per_source = {(r["source"], r["kind"]): r["count"] for r in parsed.groupBy("source", "kind").count().collect()}
+    if ready is not None:
+        ready.join()  # a failure there shows again, with its own message, in the writes below
     read = sum(per_source.values())
     quarantined = sum(v for (_, k), v in per_source.items() if k == "quarantine")
     valid = read - quarantined
