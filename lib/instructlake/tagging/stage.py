@@ -15,6 +15,7 @@ by the next run: input = tagged + untagged + backend_failed.
 from __future__ import annotations
 
 import logging
+import time
 
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
@@ -106,7 +107,8 @@ def llm_rows(store: Store, config: Config, todo: DataFrame, chash: str) -> tuple
 def zero_shot_rows(spark: SparkSession, config: Config, todo: DataFrame) -> DataFrame:
     from instructlake.tagging import zero_shot
 
-    picked = zero_shot.tag(spark, todo, config.tagging, config.embed, config.platform.embed)
+    # checkpointed: both branches below read it, and the model must run once per sample, not once per branch
+    picked = zero_shot.tag(spark, todo, config.tagging, config.embed, config.platform.embed).localCheckpoint()
     some = picked.filter(F.size("tags") > 0).select("sample_id", F.explode("tags").alias("t"))
     tagged = some.select("sample_id", F.col("t.tag").alias("tag"), F.col("t.score").alias("score"),
                          F.col("t.rank").alias("rank"),
@@ -128,6 +130,7 @@ def run(spark: SparkSession, store: Store, config: Config) -> StageResult:
     n_todo = todo.count()
     log.info("tagging with the %s tagger (%s, %s): %d of %d samples need tags", tagger, model, version, n_todo, n_pool)
     llm_counts: dict[str, int] = {}
+    t0 = time.time()
     if n_todo == 0:
         rows = None
     elif tagger == "llm":
@@ -146,6 +149,8 @@ def run(spark: SparkSession, store: Store, config: Config) -> StageResult:
         counts["untagged"] = int(per["n"] or 0) - counts["tagged"]
         counts["backend_failed"] = n_todo - int(per["n"] or 0)
         counts["tag_rows"] = rows.filter(F.col("tag").isNotNull()).count()
+        log.info("tagged %d samples in %.1fs (%.0f samples/s); writing %d tag rows", n_todo, time.time() - t0,
+                 n_todo / max(1e-9, time.time() - t0), counts["tag_rows"])
         store.merge("tags", rows, source_is_materialized=True)
     if counts["backend_failed"]:
         log.warning("%d samples got no answer from the backend; they have no tag rows and the next run retries them",
