@@ -84,6 +84,12 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--engine", choices=["auto", "graphframes", "spark", "driver"], default="auto",
                    help="connected-components engine (auto: driver for small graphs, else GraphFrames when present)")
 
+    sub.add_parser("score", help="base-model losses of each sample's response (loss_cond, loss_uncond, IFD)",
+                   description="Score every kept, not yet scored sample with scoring.model (a causal LM; its "
+                               "directory in platform.scoring.model_paths): the mean token loss of the last "
+                               "response given the conversation before it and alone, IFD and loss reduction, "
+                               "batched by a token budget. Writes scores.")
+
     sub.add_parser("report", help="write the HTML report (<warehouse>/report/index.html)",
                    description="Write one self-contained HTML page with every stage's latest run and the "
                                "analyses that have run, pictures embedded.")
@@ -204,6 +210,16 @@ def cmd_graph(cfg: Config, a) -> int:
     return 0
 
 
+def cmd_score(cfg: Config, a) -> int:
+    from instructlake.scoring import stage
+
+    r = _run_stage("scoring", cfg, stage.run, {})
+    c = r.counts
+    print(f"score: {c['input']:,} of {c['pool']:,} samples needed scores: {c['scored']:,} scored, {c['failed']:,} "
+          f"failed, {c['truncated']:,} truncated, with {cfg.scoring.model} ({r.seconds:.1f}s)")
+    return 0
+
+
 def cmd_report(cfg: Config, a) -> int:
     from instructlake.report import html
 
@@ -254,7 +270,7 @@ def cmd_show(cfg: Config, a) -> int:
 
 
 COMMANDS = {"ingest": cmd_ingest, "dedup": cmd_dedup, "tag": cmd_tag, "normalize-tags": cmd_normalize_tags,
-            "graph": cmd_graph, "report": cmd_report,
+            "graph": cmd_graph, "score": cmd_score, "report": cmd_report,
             "export": cmd_export, "tables": cmd_tables, "table": cmd_table, "show": cmd_show}
 
 

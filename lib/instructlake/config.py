@@ -212,6 +212,25 @@ class GraphConfig:
 
 
 @dataclass(frozen=True)
+class ScoringConfig:
+    # Any causal LM: a hub name or path (the paper scores with Llama-2-7B; score with your own target base
+    # model). Its local directory comes from platform.scoring.model_paths.
+    model: str = ""
+    # Which response is scored: the last assistant turn, given everything before it.
+    turns: str = "last"
+    # Tokens per sequence; longer ones keep the response start and the context nearest it (recorded).
+    max_length: int = 1024
+    only_kept: bool = True
+
+    def __post_init__(self) -> None:
+        if self.turns != "last":
+            raise ConfigError(f"scoring.turns must be 'last' (scoring every assistant turn is not built yet), "
+                              f"not {self.turns!r}")
+        if self.max_length < 8:
+            raise ConfigError("scoring.max_length must be >= 8")
+
+
+@dataclass(frozen=True)
 class SemanticConfig:
     ingest: IngestConfig = field(default_factory=IngestConfig)
     dedup: DedupConfig = field(default_factory=DedupConfig)
@@ -219,6 +238,7 @@ class SemanticConfig:
     tagging: TaggingConfig = field(default_factory=TaggingConfig)
     normalize_tags: TagNormConfig = field(default_factory=TagNormConfig)
     graph: GraphConfig = field(default_factory=GraphConfig)
+    scoring: ScoringConfig = field(default_factory=ScoringConfig)
     export: ExportConfig = field(default_factory=ExportConfig)
 
 
@@ -307,6 +327,18 @@ class EmbedSettings:
 
 
 @dataclass(frozen=True)
+class ScoringSettings:
+    # model name -> local directory of its weights and tokenizer
+    model_paths: dict[str, str] = field(default_factory=dict)
+    # Tokens per forward pass (longest sequence in a batch x its rows); sequences are sorted by length.
+    token_budget: int = 16384
+    device: str = "auto"
+    # Stage-level scheduling on a cluster (0: no ResourceProfile).
+    gpus_per_task: float = 0.0
+    executor_gpus: int = 1
+
+
+@dataclass(frozen=True)
 class PlatformConfig:
     name: str = "local"
     spark: SparkSettings = field(default_factory=SparkSettings)
@@ -314,6 +346,7 @@ class PlatformConfig:
     execution: ExecutionSettings = field(default_factory=ExecutionSettings)
     llm: LLMSettings = field(default_factory=LLMSettings)
     embed: EmbedSettings = field(default_factory=EmbedSettings)
+    scoring: ScoringSettings = field(default_factory=ScoringSettings)
 
 
 @dataclass(frozen=True)
@@ -349,6 +382,10 @@ class Config:
     @property
     def graph(self) -> GraphConfig:
         return self.semantic.graph
+
+    @property
+    def scoring(self) -> ScoringConfig:
+        return self.semantic.scoring
 
     @property
     def export(self) -> ExportConfig:

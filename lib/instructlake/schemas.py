@@ -175,11 +175,26 @@ POWERLAW_FIT = StructType([
     StructField("computed_at", TimestampType(), False),
 ])
 
+SCORES = StructType([
+    StructField("sample_id", StringType(), False),
+    StructField("model", StringType(), False),
+    StructField("loss_cond", DoubleType(), True),  # mean token loss of the response given its context
+    StructField("loss_uncond", DoubleType(), True),  # ... of the response alone
+    StructField("ifd", DoubleType(), True),  # loss_cond / loss_uncond
+    StructField("loss_reduction", DoubleType(), True),  # loss_uncond - loss_cond
+    StructField("n_tokens", IntegerType(), False),  # response tokens scored
+    StructField("truncated", BooleanType(), False),
+    StructField("error", StringType(), True),
+    StructField("config_hash", StringType(), False),
+    StructField("scored_at", TimestampType(), False),
+])
+
 TABLES: dict[str, StructType] = {
     "samples": SAMPLES, "quarantine": QUARANTINE, "runs": RUNS,
     "minhash_signatures": MINHASH_SIGNATURES, "dedup_clusters": DEDUP_CLUSTERS,
     "llm_cache": LLM_CACHE, "tags": TAGS, "tag_map": TAG_MAP, "tag_stats": TAG_STATS,
     "tag_edges": TAG_EDGES, "tag_degrees": TAG_DEGREES, "powerlaw_fit": POWERLAW_FIT,
+    "scores": SCORES,
 }
 KEYS: dict[str, list[str]] = {
     "samples": ["sample_id"], "quarantine": ["quarantine_id"], "runs": ["run_id"],
@@ -187,6 +202,7 @@ KEYS: dict[str, list[str]] = {
     "llm_cache": ["cache_key"], "tags": ["sample_id", "config_hash", "tag"],
     "tag_map": ["raw_tag"], "tag_stats": ["canonical_tag"],
     "tag_edges": ["tag_a", "tag_b"], "tag_degrees": ["tag"], "powerlaw_fit": ["target"],
+    "scores": ["sample_id", "config_hash"],
 }
 
 

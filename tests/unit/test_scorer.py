@@ -1,0 +1,79 @@
+"""Loss scoring on a tiny Llama built in the test: token-budget batches equal one-at-a-time losses."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+
+from instructlake.scoring.scorer import ScoreInput, TransformersScorer, pack, render_turns
+
+ITEMS = [
+    ScoreInput(render_turns([("user", "write a poem about the sea")]) + "Assistant:", "the sea the sea world"),
+    ScoreInput(render_turns([("user", "hello")]) + "Assistant:", "hello world"),
+    ScoreInput("", "add two numbers"),
+    ScoreInput(render_turns([("user", "python function add two numbers"), ("assistant", "add"),
+                             ("user", "translate good morning into french")]) + "Assistant:",
+               "good morning french answer json the sea"),
+    ScoreInput(render_turns([("user", "tag this instruction")]) + "Assistant:", "tag"),
+]
+
+
+@pytest.fixture(scope="module")
+def model_dir(tmp_path_factory):
+    from tests.tiny_models import build_tiny_llama
+
+    return build_tiny_llama(tmp_path_factory.mktemp("tiny-llama-score"), seed=3)
+
+
+def direct_loss(scorer, seq, start):
+    """The mean loss of seq[start:], from one unpadded forward pass."""
+    import torch
+
+    with torch.no_grad():
+        logits = scorer.lm(input_ids=torch.tensor([seq])).logits[0].float()
+    logp = torch.log_softmax(logits, -1)
+    vals = [-float(logp[t - 1, seq[t]]) for t in range(max(start, 1), len(seq))]
+    return sum(vals) / len(vals)
+
+
+def test_pack_respects_the_budget_and_sorts():
+    lengths = [5, 30, 7, 12, 6, 100]
+    batches = pack(lengths, 40)
+    assert sorted(i for b in batches for i in b) == list(range(6))
+    for b in batches:
+        assert len(b) == 1 or max(lengths[i] for i in b) * len(b) <= 40
+    assert batches[-1] == [5]  # longer than the budget: alone
+
+
+@pytest.mark.parametrize("budget", [1, 24, 64, 10_000])
+def test_batched_scores_equal_one_at_a_time(model_dir, budget):
+    scorer = TransformersScorer("tiny", str(model_dir), max_length=64, token_budget=budget, device="cpu")
+    got = scorer.score(ITEMS)
+    for item, s in zip(ITEMS, got, strict=True):
+        cond, cs, uncond, us, trunc = scorer.sequences(item)
+        assert not trunc and s.error is None
+        assert math.isclose(s.loss_cond, direct_loss(scorer, cond, cs), abs_tol=1e-4)
+        assert math.isclose(s.loss_uncond, direct_loss(scorer, uncond, us), abs_tol=1e-4)
+        assert math.isclose(s.ifd, s.loss_cond / s.loss_uncond) and s.n_tokens == len(cond) - cs
+    assert scorer.tokens_padded >= scorer.tokens_scored > 0
+
+
+def test_token_budget_pads_less_than_row_batches(model_dir):
+    big = ITEMS * 8
+    tight = TransformersScorer("tiny", str(model_dir), max_length=64, token_budget=96, device="cpu")
+    tight.score(big)
+    assert tight.tokens_padded / tight.tokens_scored < 1.15  # sorted by length: little padding
+
+
+def test_truncation_keeps_the_response_start_and_is_recorded(model_dir):
+    scorer = TransformersScorer("tiny", str(model_dir), max_length=8, device="cpu")
+    long = ScoreInput("user : hello world " * 5, "the sea " * 10)
+    [s] = scorer.score([long])
+    cond, cs, uncond, _, trunc = scorer.sequences(long)
+    assert s.truncated and trunc and len(cond) == 8 and len(uncond) == 8
+    assert s.n_tokens == 7 and cs == 1  # no room left for context: the response fills what the BOS leaves
+    [short] = scorer.score([ScoreInput("hello", "world")])
+    assert not short.truncated
+    [empty] = scorer.score([ScoreInput("hello", "")])
+    assert empty.error and empty.loss_cond is None and empty.ifd is None
