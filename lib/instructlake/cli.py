@@ -84,11 +84,24 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--engine", choices=["auto", "graphframes", "spark", "driver"], default="auto",
                    help="connected-components engine (auto: driver for small graphs, else GraphFrames when present)")
 
+    sub.add_parser("train-reference", help="train a small GPT on the pool, for scoring with no model hub",
+                   description="Fit a byte-level BPE tokenizer and a small GPT-2 style model on the kept samples "
+                               "for scoring.reference_seconds of wall-clock time, and save them in "
+                               "<warehouse>/models/reference, the model `score` uses when scoring.model is "
+                               "'reference' (the default).")
+
     sub.add_parser("score", help="base-model losses of each sample's response (loss_cond, loss_uncond, IFD)",
                    description="Score every kept, not yet scored sample with scoring.model (a causal LM; its "
                                "directory in platform.scoring.model_paths): the mean token loss of the last "
                                "response given the conversation before it and alone, IFD and loss reduction, "
                                "batched by a token budget. Writes scores.")
+
+    sub.add_parser("select-seeds", help="pick seeds by the paper's four criteria -> seeds",
+                   description="Mark samples as seeds for synthesis: long tail (a canonical tag rarer than "
+                               "seeds.long_tail_max_freq), multi-skill (>= seeds.multi_skill_min_tags tags), hard "
+                               "to follow (loss reduction in the lowest seeds.hard_quantile), undertrained "
+                               "(loss_cond > mean + seeds.undertrained_sigma std). Each seed row keeps the "
+                               "values that triggered it.")
 
     sub.add_parser("report", help="write the HTML report (<warehouse>/report/index.html)",
                    description="Write one self-contained HTML page with every stage's latest run and the "
@@ -210,6 +223,17 @@ def cmd_graph(cfg: Config, a) -> int:
     return 0
 
 
+def cmd_train_reference(cfg: Config, a) -> int:
+    from instructlake.scoring import stage
+
+    r = _run_stage("train_reference", cfg, stage.train_reference, {})
+    i = r.extra
+    print(f"train-reference: {i['parameters'] / 1e6:.1f}M-parameter GPT, {i['steps']:,} steps over "
+          f"{i['tokens_seen']:,} tokens (pool: {i['train_tokens']:,} tokens), loss {i['first_loss']:.2f} -> "
+          f"{i['last_loss']:.2f}; saved to {i['path']} ({r.seconds:.0f}s)")
+    return 0
+
+
 def cmd_score(cfg: Config, a) -> int:
     from instructlake.scoring import stage
 
@@ -217,6 +241,21 @@ def cmd_score(cfg: Config, a) -> int:
     c = r.counts
     print(f"score: {c['input']:,} of {c['pool']:,} samples needed scores: {c['scored']:,} scored, {c['failed']:,} "
           f"failed, {c['truncated']:,} truncated, with {cfg.scoring.model} ({r.seconds:.1f}s)")
+    return 0
+
+
+def cmd_select_seeds(cfg: Config, a) -> int:
+    from instructlake.scoring import seeds
+
+    r = _run_stage("seeds", cfg, seeds.run, {})
+    c = r.counts
+    print(f"select-seeds: {c['seeds']:,} seeds ({c['tagged_samples']:,} tagged and {c['scored_samples']:,} scored "
+          f"samples judged) ({r.seconds:.1f}s)")
+    for k in seeds.CRITERIA:
+        print(f"  {k:<14} {c['criterion.' + k]:>8,}")
+    for k, v in c.items():
+        if k.startswith("overlap.") and v:
+            print(f"  {k[8:]:<28} {v:>8,} both")
     return 0
 
 
@@ -270,7 +309,8 @@ def cmd_show(cfg: Config, a) -> int:
 
 
 COMMANDS = {"ingest": cmd_ingest, "dedup": cmd_dedup, "tag": cmd_tag, "normalize-tags": cmd_normalize_tags,
-            "graph": cmd_graph, "score": cmd_score, "report": cmd_report,
+            "graph": cmd_graph, "train-reference": cmd_train_reference, "score": cmd_score,
+            "select-seeds": cmd_select_seeds, "report": cmd_report,
             "export": cmd_export, "tables": cmd_tables, "table": cmd_table, "show": cmd_show}
 
 

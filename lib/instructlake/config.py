@@ -213,14 +213,18 @@ class GraphConfig:
 
 @dataclass(frozen=True)
 class ScoringConfig:
-    # Any causal LM: a hub name or path (the paper scores with Llama-2-7B; score with your own target base
-    # model). Its local directory comes from platform.scoring.model_paths.
-    model: str = ""
+    # Any causal LM (the paper scores with Llama-2-7B; score with your own target base model), its local
+    # directory in platform.scoring.model_paths. "reference": the small GPT `instructlake train-reference`
+    # trains on the pool and saves in the warehouse.
+    model: str = "reference"
     # Which response is scored: the last assistant turn, given everything before it.
     turns: str = "last"
     # Tokens per sequence; longer ones keep the response start and the context nearest it (recorded).
     max_length: int = 1024
     only_kept: bool = True
+    # train-reference: wall-clock training budget and tokenizer size of the reference GPT.
+    reference_seconds: float = 180.0
+    reference_vocab: int = 4096
 
     def __post_init__(self) -> None:
         if self.turns != "last":
@@ -228,6 +232,32 @@ class ScoringConfig:
                               f"not {self.turns!r}")
         if self.max_length < 8:
             raise ConfigError("scoring.max_length must be >= 8")
+
+
+@dataclass(frozen=True)
+class SeedConfig:
+    # The paper's four criteria. Long tail: a sample has a canonical tag used by fewer samples than this.
+    long_tail_max_freq: int = 200
+    # Multi-skill: more than this many canonical tags.
+    multi_skill_min_tags: int = 5
+    # Hard to follow: loss reduction (loss_uncond - loss_cond) in the lowest `hard_quantile` of the pool.
+    hard_quantile: float = 0.1
+    # Undertrained: loss_cond > mean + undertrained_sigma * std, over the whole pool or per category.
+    undertrained_sigma: float = 1.96
+    undertrained_scope: str = "pool"
+    # The loss compared: loss_cond_per_byte (default: comparable across tokenizers and scripts; with the
+    # small reference model's byte-level BPE, unfamiliar text splits into many easy tokens and its mean
+    # loss per token is low) or loss_cond (the paper's mean loss per token, fine with a large-vocabulary
+    # base model).
+    undertrained_metric: str = "loss_cond_per_byte"
+
+    def __post_init__(self) -> None:
+        if self.undertrained_scope not in ("pool", "category"):
+            raise ConfigError(f"seeds.undertrained_scope must be pool or category, not {self.undertrained_scope!r}")
+        if self.undertrained_metric not in ("loss_cond", "loss_cond_per_byte"):
+            raise ConfigError("seeds.undertrained_metric must be loss_cond or loss_cond_per_byte")
+        if not 0 < self.hard_quantile < 1:
+            raise ConfigError("seeds.hard_quantile must be between 0 and 1")
 
 
 @dataclass(frozen=True)
@@ -239,6 +269,7 @@ class SemanticConfig:
     normalize_tags: TagNormConfig = field(default_factory=TagNormConfig)
     graph: GraphConfig = field(default_factory=GraphConfig)
     scoring: ScoringConfig = field(default_factory=ScoringConfig)
+    seeds: SeedConfig = field(default_factory=SeedConfig)
     export: ExportConfig = field(default_factory=ExportConfig)
 
 
@@ -386,6 +417,10 @@ class Config:
     @property
     def scoring(self) -> ScoringConfig:
         return self.semantic.scoring
+
+    @property
+    def seeds(self) -> SeedConfig:
+        return self.semantic.seeds
 
     @property
     def export(self) -> ExportConfig:

@@ -183,10 +183,21 @@ SCORES = StructType([
     StructField("ifd", DoubleType(), True),  # loss_cond / loss_uncond
     StructField("loss_reduction", DoubleType(), True),  # loss_uncond - loss_cond
     StructField("n_tokens", IntegerType(), False),  # response tokens scored
+    StructField("response_bytes", IntegerType(), False),  # UTF-8 bytes of those tokens
+    StructField("loss_cond_per_byte", DoubleType(), True),  # loss_cond * n_tokens / response_bytes
     StructField("truncated", BooleanType(), False),
     StructField("error", StringType(), True),
     StructField("config_hash", StringType(), False),
     StructField("scored_at", TimestampType(), False),
+])
+
+SEEDS = StructType([
+    StructField("sample_id", StringType(), False),
+    StructField("criteria", ArrayType(StringType(), False), False),  # long_tail, multi_skill, hard, undertrained
+    # the values that triggered each criterion and the thresholds they crossed
+    StructField("evidence", MapType(StringType(), DoubleType()), False),
+    StructField("config_hash", StringType(), False),
+    StructField("selected_at", TimestampType(), False),
 ])
 
 TABLES: dict[str, StructType] = {
@@ -194,7 +205,7 @@ TABLES: dict[str, StructType] = {
     "minhash_signatures": MINHASH_SIGNATURES, "dedup_clusters": DEDUP_CLUSTERS,
     "llm_cache": LLM_CACHE, "tags": TAGS, "tag_map": TAG_MAP, "tag_stats": TAG_STATS,
     "tag_edges": TAG_EDGES, "tag_degrees": TAG_DEGREES, "powerlaw_fit": POWERLAW_FIT,
-    "scores": SCORES,
+    "scores": SCORES, "seeds": SEEDS,
 }
 KEYS: dict[str, list[str]] = {
     "samples": ["sample_id"], "quarantine": ["quarantine_id"], "runs": ["run_id"],
@@ -202,7 +213,7 @@ KEYS: dict[str, list[str]] = {
     "llm_cache": ["cache_key"], "tags": ["sample_id", "config_hash", "tag"],
     "tag_map": ["raw_tag"], "tag_stats": ["canonical_tag"],
     "tag_edges": ["tag_a", "tag_b"], "tag_degrees": ["tag"], "powerlaw_fit": ["target"],
-    "scores": ["sample_id", "config_hash"],
+    "scores": ["sample_id", "config_hash"], "seeds": ["sample_id"],
 }
 
 

@@ -48,5 +48,52 @@ def test_score_stage_matches_in_process_scores_and_is_incremental(spark, warehou
 
     assert main(wh + ["score"]) == 0
     assert f"0 of {n} samples needed scores" in capsys.readouterr().out
-    assert main(["--warehouse", str(warehouse), "score"]) == 2
-    assert "scoring.model is not set" in capsys.readouterr().err
+    assert main(["--warehouse", str(warehouse), "score"]) == 2  # the default model, "reference", is not trained
+    assert "run `instructlake train-reference` first" in capsys.readouterr().err
+
+
+def off_distribution(i: int) -> str:
+    import random
+
+    rng = random.Random(i)
+    if i % 2:  # the characters of an English sentence, shuffled
+        letters = list("the quick brown fox jumps over the lazy dog while the children play in the park near "
+                       "the river and their parents read the morning newspapers on old wooden benches")
+        rng.shuffle(letters)
+        return "".join(letters)
+    return "".join(chr(rng.randrange(0x0430, 0x044f)) if rng.random() > 0.15 else " " for _ in range(150))
+
+
+def test_train_reference_score_and_undertrained_seeds_flag_injected_text(spark, warehouse, tmp_path, samples_dir,
+                                                                         capsys):
+    from instructlake.cli import main
+
+    real = json.loads((samples_dir / "alpaca_en_demo.json").read_text())[:600]
+    injected = [{"instruction": off_distribution(i), "input": "", "output": off_distribution(i + 1000)}
+                for i in range(30)]
+    (tmp_path / "real.json").write_text(json.dumps(real))
+    (tmp_path / "odd.json").write_text(json.dumps(injected))
+    wh = ["--warehouse", str(warehouse), "--set", "scoring.reference_seconds=40", "--set", "scoring.reference_vocab=1024",
+          "--set", "scoring.max_length=256"]
+    assert main(wh + ["ingest", str(tmp_path / "real.json"), "--source", "real"]) == 0
+    assert main(wh + ["ingest", str(tmp_path / "odd.json"), "--source", "odd"]) == 0
+    assert main(wh + ["train-reference"]) == 0
+    out = capsys.readouterr().out
+    assert "saved to" in out and (warehouse / "models" / "reference" / "config.json").exists()
+    assert main(wh + ["score"]) == 0
+    assert main(wh + ["select-seeds"]) == 0
+    out = capsys.readouterr().out
+    assert "undertrained" in out
+    seeds = spark.read.format("delta").load(str(warehouse / "seeds"))
+    samples = spark.read.format("delta").load(str(warehouse / "samples")).select("sample_id", "source")
+    rows = seeds.join(samples, "sample_id").collect()
+    flagged = {"real": 0, "odd": 0}
+    for r in rows:
+        if "undertrained" in r["criteria"]:
+            flagged[r["source"]] += 1
+            assert r["evidence"]["undertrained.loss_cond"] > r["evidence"]["undertrained.threshold"]
+    n_real = samples.filter("source = 'real'").count()
+    rate_odd, rate_real = flagged["odd"] / 30, flagged["real"] / n_real
+    assert rate_odd >= 0.5 and rate_real <= 0.05, (rate_odd, rate_real)
+    hard = [r for r in rows if "hard" in r["criteria"]]
+    assert 0 < len(hard) <= 0.15 * (n_real + 30)

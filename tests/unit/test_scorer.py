@@ -71,8 +71,10 @@ def test_truncation_keeps_the_response_start_and_is_recorded(model_dir):
     long = ScoreInput("user : hello world " * 5, "the sea " * 10)
     [s] = scorer.score([long])
     cond, cs, uncond, _, trunc = scorer.sequences(long)
-    assert s.truncated and trunc and len(cond) == 8 and len(uncond) == 8
-    assert s.n_tokens == 7 and cs == 1  # no room left for context: the response fills what the BOS leaves
+    assert s.truncated and trunc and len(cond) == 8
+    # 7 tokens of room after the BOS: the context keeps its last 3 (half the room), the response its first 4
+    assert cs == 1 + 3 and s.n_tokens == 4 and len(uncond) == 1 + 4
+    assert cond[1:cs] == scorer._encode(long.context)[-3:] and cond[cs:] == scorer._encode(long.response)[:4]
     [short] = scorer.score([ScoreInput("hello", "world")])
     assert not short.truncated
     [empty] = scorer.score([ScoreInput("hello", "")])

@@ -4,6 +4,9 @@ Per sample: loss_cond, the mean token loss of the response given the conversatio
 loss_uncond, the mean token loss of the response alone. IFD = loss_cond / loss_uncond (instruction-following
 difficulty) and loss reduction = loss_uncond - loss_cond.
 
+A sequence longer than max_length keeps the end of its context (at least half the room when the
+context is that long) and the start of its response; the row records that it was truncated.
+
 Batching is by a token budget, not a row count: all sequences (two per sample) are sorted by length and
 packed greedily so that longest-in-batch x rows stays under `token_budget`, which keeps padding small.
 Padding is on the right, so a causal model's prediction for a real token never sees a pad; per-sequence
@@ -31,6 +34,15 @@ class Score:
     n_tokens: int  # response tokens scored (after truncation)
     truncated: bool
     error: str | None = None
+    response_bytes: int = 0  # UTF-8 bytes of the scored response tokens
+
+    @property
+    def loss_cond_per_byte(self) -> float | None:
+        """Total response loss over its bytes: comparable across tokenizers and scripts, where a mean per
+        token is not (a byte-level tokenizer splits unfamiliar text into many easy tokens)."""
+        if self.loss_cond is None or self.response_bytes <= 0:
+            return None
+        return self.loss_cond * self.n_tokens / self.response_bytes
 
     @property
     def ifd(self) -> float | None:
@@ -109,10 +121,13 @@ class TransformersScorer:
         ctx, resp = self._encode(item.context), self._encode(item.response)
         room = self.max_length - len(self.bos)
         truncated = False
-        if len(resp) > room:  # the response alone is too long: keep its beginning
-            resp, truncated = resp[:room], True
-        if len(ctx) + len(resp) > room:  # keep the context nearest the response
-            ctx, truncated = ctx[len(ctx) + len(resp) - room:], True
+        if len(ctx) + len(resp) > room:
+            # the context keeps its end, at least half the room when it is that long (a loss given no
+            # instruction would say nothing); the response keeps its start in what is left
+            truncated = True
+            keep = max(room - len(resp), min(len(ctx), room // 2))
+            ctx = ctx[len(ctx) - keep:] if keep else []
+            resp = resp[:room - len(ctx)]
         cond = self.bos + ctx + resp
         uncond = self.bos + resp
         return cond, len(self.bos) + len(ctx), uncond, len(self.bos), truncated
@@ -152,15 +167,17 @@ class TransformersScorer:
         for it in items:
             cond, cs, uncond, us, trunc = self.sequences(it)
             n_resp = len(cond) - cs
-            meta.append((n_resp, trunc))
+            n_bytes = len(self.tokenizer.decode(cond[cs:]).encode("utf-8")) if n_resp else 0
+            meta.append((n_resp, trunc, n_bytes))
             seqs += [cond, uncond]
             # a response's first token is predicted from the position before it: label positions start there
             starts += [max(cs, 1), max(us, 1)]
         losses = self._losses(seqs, starts) if seqs else []
         out = []
-        for k, (n_resp, trunc) in enumerate(meta):
+        for k, (n_resp, trunc, n_bytes) in enumerate(meta):
             lc, lu = losses[2 * k], losses[2 * k + 1]
             err = None if n_resp > 0 else "empty response"
             bad = lc is None or lu is None or not (math.isfinite(lc) and math.isfinite(lu))
-            out.append(Score(None if bad else lc, None if bad else lu, n_resp, trunc, err or ("no loss" if bad else None)))
+            out.append(Score(None if bad else lc, None if bad else lu, n_resp, trunc, err or ("no loss" if bad else None),
+                             n_bytes))
         return out

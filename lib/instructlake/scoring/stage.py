@@ -11,6 +11,7 @@ import logging
 import threading
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
@@ -27,13 +28,26 @@ _SCORERS: dict[str, object] = {}
 _LOCK = threading.Lock()
 
 
-def get_scorer(cfg: ScoringConfig, settings: ScoringSettings):
+def model_path(cfg: ScoringConfig, settings: ScoringSettings, warehouse: str) -> str:
+    from instructlake.scoring.reference import REFERENCE, reference_dir
+
+    if cfg.model in settings.model_paths:
+        return settings.model_paths[cfg.model]
+    if cfg.model == REFERENCE:
+        path = reference_dir(warehouse)
+        if not Path(path).is_dir():
+            raise ConfigError(f"scoring.model is 'reference' but {path} does not exist: run `instructlake "
+                              "train-reference` first, or set scoring.model to your base model")
+        return path
+    return cfg.model
+
+
+def get_scorer(cfg: ScoringConfig, settings: ScoringSettings, path: str):
     from instructlake.scoring.scorer import TransformersScorer
 
-    key = config_hash({"cfg": config_hash(cfg), "settings": config_hash(settings)})
+    key = config_hash({"cfg": config_hash(cfg), "settings": config_hash(settings), "path": path})
     with _LOCK:
         if key not in _SCORERS:
-            path = settings.model_paths.get(cfg.model, cfg.model)
             log.info("loading scoring model %s from %s", cfg.model, path)
             _SCORERS[key] = TransformersScorer(cfg.model, path, cfg.max_length, settings.token_budget, settings.device)
         return _SCORERS[key]
@@ -54,7 +68,7 @@ def split_last_response(conv: str = "conversation") -> tuple[Column, Column]:
 
 
 def score_frame(spark: SparkSession, todo: DataFrame, cfg: ScoringConfig, settings: ScoringSettings,
-                chash: str) -> DataFrame:
+                chash: str, path: str) -> DataFrame:
     def run(batches: Iterator) -> Iterator:
         import pandas as pd
 
@@ -64,18 +78,19 @@ def score_frame(spark: SparkSession, todo: DataFrame, cfg: ScoringConfig, settin
         for pdf in batches:
             if not len(pdf):
                 continue
-            scorer = scorer or get_scorer(cfg, settings)
+            scorer = scorer or get_scorer(cfg, settings, path)
             items = [ScoreInput(c or "", r or "") for c, r in zip(pdf["context"], pdf["response"], strict=True)]
             res = scorer.score(items)
             yield pd.DataFrame({
                 "sample_id": pdf["sample_id"].to_numpy(), "model": cfg.model,
                 "loss_cond": [s.loss_cond for s in res], "loss_uncond": [s.loss_uncond for s in res],
                 "ifd": [s.ifd for s in res], "loss_reduction": [s.loss_reduction for s in res],
-                "n_tokens": [s.n_tokens for s in res], "truncated": [s.truncated for s in res],
+                "n_tokens": [s.n_tokens for s in res], "response_bytes": [s.response_bytes for s in res],
+                "loss_cond_per_byte": [s.loss_cond_per_byte for s in res], "truncated": [s.truncated for s in res],
                 "error": [s.error for s in res]})
 
     out = ("sample_id string, model string, loss_cond double, loss_uncond double, ifd double, loss_reduction double, "
-           "n_tokens int, truncated boolean, error string")
+           "n_tokens int, response_bytes int, loss_cond_per_byte double, truncated boolean, error string")
     parts = spark.sparkContext.defaultParallelism
     return (todo.repartition(parts).mapInPandas(run, out, profile=gpu_profile(settings.gpus_per_task,
                                                                               settings.executor_gpus))
@@ -83,12 +98,28 @@ def score_frame(spark: SparkSession, todo: DataFrame, cfg: ScoringConfig, settin
             .select(*schemas.SCORES.fieldNames()))
 
 
+def _model_identity(path: str) -> str:
+    """A hash of a local model directory's weight files (size and mtime), or the name for anything else."""
+    d = Path(path)
+    if not d.is_dir():
+        return path
+    files = sorted((f.name, f.stat().st_size, int(f.stat().st_mtime)) for f in d.iterdir()
+                   if f.suffix in (".safetensors", ".bin", ".json"))
+    return config_hash({"files": files})
+
+
+def scoring_hash(config: Config, path: str) -> str:
+    """The scoring section and the model's identity (the reference model is retrained in place)."""
+    return config_hash({"scoring": config_hash(config.scoring), "model": _model_identity(path)})
+
+
 def run(spark: SparkSession, store: Store, config: Config) -> StageResult:
     cfg = config.scoring
     if not cfg.model:
         raise ConfigError("scoring.model is not set: name the base model to score with (and its directory in "
-                          "platform.scoring.model_paths)")
-    chash = config.stage_hash("scoring")
+                          "platform.scoring.model_paths), or 'reference'")
+    path = model_path(cfg, config.platform.scoring, store.warehouse)
+    chash = scoring_hash(config, path)
     version = store.version("samples")
     samples = store.read("samples", version=version)
     schemas.require(samples, "samples", ["sample_id", "conversation"])
@@ -103,12 +134,12 @@ def run(spark: SparkSession, store: Store, config: Config) -> StageResult:
     context, response = split_last_response()
     todo = todo.select("sample_id", context.alias("context"), response.alias("response")).localCheckpoint()
     n_pool, n_todo = pool.count(), todo.count()
-    log.info("scoring %d of %d samples with %s (max_length %d, token budget %d)", n_todo, n_pool, cfg.model,
-             cfg.max_length, config.platform.scoring.token_budget)
+    log.info("scoring %d of %d samples with %s from %s (max_length %d, token budget %d)", n_todo, n_pool, cfg.model,
+             path, cfg.max_length, config.platform.scoring.token_budget)
     counts = {"pool": n_pool, "input": n_todo, "scored": 0, "failed": 0, "truncated": 0}
     if n_todo:
         t0 = time.time()
-        scores = score_frame(spark, todo, cfg, config.platform.scoring, chash).localCheckpoint()
+        scores = score_frame(spark, todo, cfg, config.platform.scoring, chash, path).localCheckpoint()
         agg = scores.agg(F.count("*").alias("n"), F.sum(F.col("error").isNotNull().cast("int")).alias("failed"),
                          F.sum(F.col("truncated").cast("int")).alias("truncated"),
                          F.sum("n_tokens").alias("tokens")).first()
@@ -119,3 +150,28 @@ def run(spark: SparkSession, store: Store, config: Config) -> StageResult:
         store.merge("scores", scores, source_is_materialized=True)
     return StageResult(stage="scoring", config_hash=chash, counts=counts, input_versions={"samples": version},
                        output_versions={"scores": store.version("scores")} if store.exists("scores") else {})
+
+
+def train_reference(spark: SparkSession, store: Store, config: Config) -> StageResult:
+    """instructlake train-reference: a small GPT trained on the pool, saved in the warehouse."""
+    from dataclasses import replace
+
+    from instructlake.scoring.reference import ReferenceSpec, pool_texts, reference_dir, train_reference
+
+    cfg = config.scoring
+    out = reference_dir(store.warehouse)
+    if "://" in out:
+        raise ConfigError(f"train-reference saves the model with plain file I/O; {out} is remote: train it on a "
+                          "local or mounted (/dbfs, /Volumes) path, or score with your own base model")
+    texts = pool_texts(store)
+    if not texts:
+        from instructlake.runs import EmptyInputError
+
+        raise EmptyInputError("train-reference: the samples table is empty; run `instructlake ingest` first")
+    spec = replace(ReferenceSpec(), seconds=cfg.reference_seconds, vocab_size=cfg.reference_vocab)
+    info = train_reference(texts, out, spec, device=config.platform.scoring.device)
+    counts = {"samples": len(texts), "parameters": info["parameters"], "steps": info["steps"],
+              "tokens_seen": info["tokens_seen"], "train_tokens": info["train_tokens"],
+              "last_loss_x1000": int(round((info["last_loss"] or 0) * 1000))}
+    return StageResult(stage="train_reference", config_hash=config_hash({"spec": config_hash(spec)}), counts=counts,
+                       input_versions={"samples": store.version("samples")}, extra=info)
