@@ -89,7 +89,7 @@ def pack(lengths: Sequence[int], token_budget: int) -> list[list[int]]:
 
 class TransformersScorer:
     def __init__(self, model: str, path: str | None = None, max_length: int = 1024, token_budget: int = 8192,
-                 device: str = "auto", dtype: str = "auto"):
+                 device: str = "auto", dtype: str = "auto", fixed_batch: int = 0):
         import torch
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
@@ -110,6 +110,8 @@ class TransformersScorer:
         if self.pad_id is None:
             self.pad_id = self.tokenizer.eos_token_id if self.tokenizer.eos_token_id is not None else 0
         self.bos = [self.tokenizer.bos_token_id] if self.tokenizer.bos_token_id is not None else []
+        # fixed_batch > 0: consecutive groups of that many sequences, unsorted (the naive baseline of bench score)
+        self.fixed_batch = fixed_batch
         self.tokens_scored = 0  # real (non-pad) tokens through the model, for throughput figures
         self.tokens_padded = 0
 
@@ -137,7 +139,11 @@ class TransformersScorer:
         import torch
 
         out: list[float | None] = [None] * len(seqs)
-        for batch in pack([len(s) for s in seqs], self.token_budget):
+        if self.fixed_batch > 0:
+            batches = [list(range(i, min(i + self.fixed_batch, len(seqs)))) for i in range(0, len(seqs), self.fixed_batch)]
+        else:
+            batches = pack([len(s) for s in seqs], self.token_budget)
+        for batch in batches:
             width = max(len(seqs[i]) for i in batch)
             ids = torch.full((len(batch), width), self.pad_id, dtype=torch.long)
             mask = torch.zeros((len(batch), width), dtype=torch.long)

@@ -1,0 +1,104 @@
+"""bench score: token-budget batching against naive fixed-size padded batches, same samples, same model.
+
+    python build.py bench score [--samples 3000] [--budget 8192] [--fixed 16] [--device cpu|cuda]
+
+A ~5M-parameter GPT-2 style model (random weights: speed does not depend on them) with a byte-level BPE
+tokenizer fitted on the samples, which are the real conversations of data/samples/ (cycled if needed).
+Both runs score every sample (loss_cond and loss_uncond: two sequences each) and their losses must agree;
+printed: tokens/s (real tokens, pads not counted), the share of computed positions that were padding,
+and the ratio. On a GPU (bf16, SDPA) it also prints the model-FLOPs utilization against --peak-tflops.
+Goal: >= 2.5x on the CPU.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "lib"))
+
+
+def conversations(n: int) -> list[tuple[str, str]]:
+    from instructlake.scoring.scorer import render_turns
+
+    out = []
+    for f in sorted((ROOT / "data" / "samples").glob("*.json")):
+        try:
+            rows = json.loads(f.read_text(encoding="utf-8"))
+        except ValueError:
+            continue
+        for r in rows:
+            if "instruction" in r and r.get("output"):
+                out.append((render_turns([("user", r["instruction"] + ("\n" + r["input"] if r.get("input") else ""))])
+                            + "Assistant:", " " + r["output"]))
+            elif isinstance(r.get("conversations"), list) and len(r["conversations"]) >= 2:
+                turns = [("user" if t.get("from") == "human" else "assistant", t.get("value", ""))
+                         for t in r["conversations"]]
+                out.append((render_turns(turns[:-1]) + "Assistant:", " " + turns[-1][1]))
+    return [out[i % len(out)] for i in range(n)]
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--samples", type=int, default=3000)
+    ap.add_argument("--budget", type=int, default=8192, help="token budget per forward pass")
+    ap.add_argument("--fixed", type=int, default=16, help="rows per batch of the naive baseline")
+    ap.add_argument("--max-length", type=int, default=512)
+    ap.add_argument("--device", default="cpu")
+    ap.add_argument("--peak-tflops", type=float, default=989.0, help="the GPU's dense bf16 peak (H100/H200: 989)")
+    a = ap.parse_args()
+
+    import torch
+
+    from instructlake.scoring.reference import ReferenceSpec, build_gpt, train_tokenizer
+    from instructlake.scoring.scorer import ScoreInput, TransformersScorer
+
+    convs = conversations(a.samples)
+    items = [ScoreInput(c, r) for c, r in convs]
+    spec = ReferenceSpec(n_layer=6, n_embd=256, n_head=8, n_positions=a.max_length)
+    tok = train_tokenizer([c + r for c, r in convs[:2000]], 4096)
+    model = build_gpt(len(tok), spec)
+    n_params = sum(p.numel() for p in model.parameters())
+    d = Path(tempfile.mkdtemp(prefix="bench-score-"))
+    model.save_pretrained(d)
+    tok.save_pretrained(d)
+    print(f"{len(items):,} samples, {n_params / 1e6:.1f}M-parameter GPT, max_length {a.max_length}, device {a.device}, "
+          f"{torch.get_num_threads()} threads", flush=True)
+
+    results = {}
+    for name, kw in ((f"fixed batches of {a.fixed}", {"fixed_batch": a.fixed}),
+                     (f"sorted, token budget {a.budget}", {"token_budget": a.budget})):
+        sc = TransformersScorer("bench", str(d), max_length=a.max_length, device=a.device, **kw)
+        sc.score(items[:64])  # warm-up
+        sc.tokens_scored = sc.tokens_padded = 0
+        if a.device.startswith("cuda"):
+            torch.cuda.synchronize()
+        t = time.time()
+        scores = sc.score(items)
+        if a.device.startswith("cuda"):
+            torch.cuda.synchronize()
+        secs = time.time() - t
+        results[name] = (secs, sc.tokens_scored, sc.tokens_padded, scores)
+        print(f"  {name}: {secs:.1f}s", flush=True)
+    (b_s, b_tok, b_pad, b_sc), (t_s, t_tok, t_pad, t_sc) = results.values()
+    worst = max(abs(x.loss_cond - y.loss_cond) for x, y in zip(b_sc, t_sc, strict=True) if x.loss_cond is not None)
+    print(f"\n{'':30}{'seconds':>9}{'tokens/s':>11}{'padding':>9}")
+    for name, (secs, tok_n, pad_n, _) in results.items():
+        print(f"{name:30}{secs:>9.1f}{tok_n / secs:>11,.0f}{1 - tok_n / pad_n:>9.0%}")
+    print(f"\nratio (token budget / fixed batches): {(t_tok / t_s) / (b_tok / b_s):.2f}x tokens/s; goal >= 2.5x on CPU")
+    print(f"largest loss_cond difference between the two runs: {worst:.2e}")
+    if a.device.startswith("cuda"):
+        # forward FLOPs ~ 2 x parameters per computed position (pads included: the GPU computes them)
+        mfu = 2 * n_params * t_pad / t_s / (a.peak_tflops * 1e12)
+        print(f"model-FLOPs utilization (token budget, forward only, padding counted): {mfu:.1%} of "
+              f"{a.peak_tflops:g} TFLOP/s")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
