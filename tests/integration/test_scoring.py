@@ -97,3 +97,7 @@ def test_train_reference_score_and_undertrained_seeds_flag_injected_text(spark, 
     assert rate_odd >= 0.5 and rate_real <= 0.05, (rate_odd, rate_real)
     hard = [r for r in rows if "hard" in r["criteria"]]
     assert 0 < len(hard) <= 0.15 * (n_real + 30)
+    assert main(wh + ["report"]) == 0
+    page = (warehouse / "report" / "index.html").read_text()
+    assert "Loss scores and seeds" in page and "Seed criteria and their overlaps" in page
+    assert page.count("data:image/png;base64,") == 3  # loss, loss per byte, IFD (no graph run here)

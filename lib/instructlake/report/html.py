@@ -88,6 +88,58 @@ def graph_section(store: Store) -> str:
     return "\n".join(parts)
 
 
+def _bins(df, col: str, n: int = 40) -> tuple[list[float], list[int], float, float]:
+    """Histogram bins of a column counted in Spark (edges, counts, mean, std): no column is collected."""
+    st = df.agg(F.min(col).alias("lo"), F.max(col).alias("hi"), F.mean(col).alias("m"),
+                F.stddev_samp(col).alias("s")).first()
+    lo, hi = float(st["lo"]), float(st["hi"])
+    width = (hi - lo) / n or 1.0
+    rows = df.select(F.least(F.floor((F.col(col) - lo) / width), F.lit(n - 1)).alias("b")).groupBy("b").count().collect()
+    counts = [0] * n
+    for r in rows:
+        counts[int(r["b"])] = int(r["count"])
+    return [lo + i * width for i in range(n + 1)], counts, float(st["m"]), float(st["s"] or 0.0)
+
+
+def scores_section(store: Store) -> str:
+    from instructlake.report import plots
+
+    if not store.exists("scores"):
+        return ""
+    runs = store.read("runs").filter("stage = 'scoring' AND status = 'ok'").orderBy(F.desc("finished_at")).limit(1)
+    latest = runs.collect()
+    scores = store.read("scores").filter(F.col("error").isNull())
+    if latest:
+        scores = scores.filter(F.col("config_hash") == latest[0]["config_hash"])
+    if not scores.limit(1).count():
+        return ""
+    parts = ["<h2>Loss scores and seeds</h2>"]
+    model = scores.select("model").first()["model"]
+    n = scores.count()
+    parts.append(f"<p>{n:,} samples scored with <b>{_e(model)}</b>.</p>")
+    for col, title in (("loss_cond", "Response loss given the instruction (loss_cond)"),
+                       ("loss_cond_per_byte", "Response loss per byte"),
+                       ("ifd", "Instruction-following difficulty (IFD = loss_cond / loss_uncond)")):
+        edges, counts, m, s = _bins(scores.filter(F.col(col).isNotNull()), col)
+        lines = [(m + 1.96 * s, f"mean + 1.96 sigma = {m + 1.96 * s:.3f}")] if col != "ifd" else [(1.0, "IFD = 1")]
+        png = plots.binned_histogram(edges, counts, title, col, lines)
+        name = f"scores_{col}.png"
+        store.write_bytes(f"{store.warehouse}/report/{name}", png)
+        parts.append(_image(store, name, title))
+    if store.exists("seeds"):
+        from instructlake.scoring.seeds import CRITERIA
+
+        seeds = store.read("seeds")
+        flags = seeds.select(*[F.array_contains("criteria", c).cast("int").alias(c) for c in CRITERIA])
+        agg = flags.agg(*[F.sum(F.col(a) * F.col(b)).alias(f"{a}|{b}") for a in CRITERIA for b in CRITERIA]).first()
+        rows = [[a] + [int(agg[f"{a}|{b}"] or 0) for b in CRITERIA] for a in CRITERIA]
+        parts.append(f"<h3>Seed criteria and their overlaps ({seeds.count():,} seeds)</h3>")
+        parts.append(_table(["criterion", *CRITERIA], rows))
+        parts.append('<p class="muted">The diagonal counts each criterion; the other cells count seeds meeting '
+                     "both.</p>")
+    return "\n".join(parts)
+
+
 def build(store: Store) -> str:
     """Write <warehouse>/report/index.html and return its path."""
     now = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
@@ -101,6 +153,7 @@ def build(store: Store) -> str:
 {runs_section(store)}
 <h2>Tables</h2><ul>{tables}</ul>
 {graph_section(store)}
+{scores_section(store)}
 </body></html>
 """
     path = f"{store.warehouse}/report/index.html"

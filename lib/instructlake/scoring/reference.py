@@ -97,7 +97,7 @@ def train_reference(texts: Sequence[str], out_dir: str | Path, spec: ReferenceSp
         opt.step()
         step += 1
         seen += batch.numel()
-        last = float(loss)
+        last = float(loss.detach())
         first = last if first is None else first
         if step % 100 == 0:
             log.info("reference model: step %d, loss %.3f, %.0f tokens/s", step, last, seen / (time.time() - t_train))

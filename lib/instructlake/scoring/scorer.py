@@ -99,7 +99,7 @@ class TransformersScorer:
         self.device = ("cuda" if torch.cuda.is_available() else "cpu") if device == "auto" else device
         on_gpu = self.device.startswith("cuda")
         torch_dtype = (torch.bfloat16 if on_gpu else torch.float32) if dtype == "auto" else getattr(torch, dtype)
-        kwargs = {"torch_dtype": torch_dtype}
+        kwargs = {"dtype": torch_dtype}
         if on_gpu:
             kwargs["attn_implementation"] = "sdpa"
         self.lm = AutoModelForCausalLM.from_pretrained(path, **kwargs).to(self.device).eval()
