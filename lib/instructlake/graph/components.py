@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import logging
 import uuid
+from collections.abc import Iterable
+from typing import TypeVar
 
 from pyspark.sql import DataFrame, SparkSession, Window
 from pyspark.sql import functions as F
@@ -20,6 +22,8 @@ from pyspark.sql import functions as F
 from instructlake.spark import has_jvm_class
 
 log = logging.getLogger(__name__)
+
+T = TypeVar("T")
 
 
 def _undirected(edges: DataFrame) -> DataFrame:
@@ -72,11 +76,11 @@ def star_components(spark: SparkSession, edges: DataFrame, max_rounds: int = 100
             .select(F.col("u").alias("id"), F.least("u", "m").alias("component")))
 
 
-def driver_components(spark: SparkSession, edges: DataFrame) -> DataFrame:
-    """(id, component) for a graph small enough to collect: union-find on the driver, same answers."""
-    parent: dict[str, str] = {}
+def smallest_member_components(pairs: Iterable[tuple[T, T]]) -> dict[T, T]:
+    """Union-find with path compression: every vertex named in the pairs -> its component's smallest vertex."""
+    parent: dict[T, T] = {}
 
-    def find(x: str) -> str:
+    def find(x: T) -> T:
         root = x
         while parent.get(root, root) != root:
             root = parent[root]
@@ -84,14 +88,19 @@ def driver_components(spark: SparkSession, edges: DataFrame) -> DataFrame:
             parent[x], x = root, parent[x]
         return root
 
-    for row in edges.select("src", "dst").toLocalIterator():
-        a, b = find(row[0]), find(row[1])
+    for u, v in pairs:
+        a, b = find(u), find(v)
         if a != b:
             parent[max(a, b)] = min(a, b)
-        parent.setdefault(row[0], row[0])
-        parent.setdefault(row[1], row[1])
-    pairs = [(v, find(v)) for v in parent]
-    return spark.createDataFrame(pairs, "id string, component string")
+        parent.setdefault(u, u)
+        parent.setdefault(v, v)
+    return {v: find(v) for v in parent}
+
+
+def driver_components(spark: SparkSession, edges: DataFrame) -> DataFrame:
+    """(id, component) for a graph small enough to collect: union-find on the driver, same answers."""
+    comp = smallest_member_components((r[0], r[1]) for r in edges.select("src", "dst").toLocalIterator())
+    return spark.createDataFrame(list(comp.items()), "id string, component string")
 
 
 def graphframes_components(spark: SparkSession, edges: DataFrame, vertices: DataFrame) -> DataFrame:

@@ -1,18 +1,14 @@
-"""Build the configured engine once per Python process: a Spark worker reuses it across tasks, so a
-model is loaded once per worker, not once per batch."""
+"""Build the configured engine, once per Python process (worker_models)."""
 
 from __future__ import annotations
 
 import logging
-import threading
 
 from instructlake.config import LLMConfig, LLMSettings, config_hash
 from instructlake.llm.engine import Engine
+from instructlake.worker_models import once_per_worker
 
 log = logging.getLogger(__name__)
-
-_ENGINES: dict[str, Engine] = {}
-_LOCK = threading.Lock()
 
 
 def make_engine(llm: LLMConfig, settings: LLMSettings) -> Engine:
@@ -39,10 +35,8 @@ def make_engine(llm: LLMConfig, settings: LLMSettings) -> Engine:
 
 
 def get_engine(llm: LLMConfig, settings: LLMSettings) -> Engine:
-    key = config_hash({"llm": config_hash(llm), "settings": config_hash(settings)})
-    with _LOCK:
-        engine = _ENGINES.get(key)
-        if engine is None:
-            log.info("loading LLM engine %s (%s)", llm.backend, llm.model)
-            engine = _ENGINES[key] = make_engine(llm, settings)
-        return engine
+    def load() -> Engine:
+        log.info("loading LLM engine %s (%s)", llm.backend, llm.model)
+        return make_engine(llm, settings)
+
+    return once_per_worker("llm", {"llm": config_hash(llm), "settings": config_hash(settings)}, load)

@@ -53,9 +53,12 @@ def runs_section(store: Store) -> str:
 
 
 def _image(store: Store, name: str, caption: str) -> str:
+    """A PNG a stage left in <warehouse>/report/, embedded ("" when it is not there)."""
     data = store.read_bytes(f"{store.warehouse}/report/{name}")
-    if data is None:
-        return ""
+    return "" if data is None else _figure(data, name, caption)
+
+
+def _figure(data: bytes, name: str, caption: str) -> str:
     uri = "data:image/png;base64," + base64.b64encode(data).decode()
     return f'<figure><img src="{uri}" alt="{_e(caption)}"><figcaption>{_e(caption)} ({_e(name)})</figcaption></figure>'
 
@@ -124,8 +127,8 @@ def scores_section(store: Store) -> str:
         lines = [(m + 1.96 * s, f"mean + 1.96 sigma = {m + 1.96 * s:.3f}")] if col != "ifd" else [(1.0, "IFD = 1")]
         png = plots.binned_histogram(edges, counts, title, col, lines)
         name = f"scores_{col}.png"
-        store.write_bytes(f"{store.warehouse}/report/{name}", png)
-        parts.append(_image(store, name, title))
+        store.write_bytes(f"{store.warehouse}/report/{name}", png)  # beside the page, as the graph's are
+        parts.append(_figure(png, name, title))
     if store.exists("seeds"):
         from instructlake.scoring.seeds import CRITERIA
 

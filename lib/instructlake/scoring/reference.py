@@ -124,12 +124,10 @@ def pool_texts(store, max_chars: int = 30_000_000, seed: int = 0) -> list[str]:
     sample when the pool is larger)."""
     from pyspark.sql import functions as F
 
+    from instructlake.dedup.stage import without_removed
     from instructlake.scoring.scorer import render_turns
 
-    samples = store.read("samples")
-    if store.exists("dedup_clusters"):
-        samples = samples.join(store.read("dedup_clusters").filter(~F.col("is_kept")).select("sample_id"),
-                               "sample_id", "left_anti")
+    samples = without_removed(store, store.read("samples"))
     total = samples.agg(F.sum("chars")).first()[0] or 0
     if total > max_chars:
         samples = samples.sample(fraction=max_chars / total, seed=seed)

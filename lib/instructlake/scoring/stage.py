@@ -8,7 +8,6 @@ without a score under the current config hash are scored.
 from __future__ import annotations
 
 import logging
-import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -18,15 +17,13 @@ from pyspark.sql import functions as F
 
 from instructlake import schemas
 from instructlake.config import Config, ConfigError, ScoringConfig, ScoringSettings, config_hash
+from instructlake.dedup.stage import without_removed
 from instructlake.resources import gpu_profile
 from instructlake.runs import StageResult
 from instructlake.store import Store
+from instructlake.worker_models import once_per_worker
 
 log = logging.getLogger(__name__)
-
-_SCORERS: dict[str, object] = {}
-_LOCK = threading.Lock()
-
 
 def model_path(cfg: ScoringConfig, settings: ScoringSettings, warehouse: str) -> str:
     from instructlake.scoring.reference import REFERENCE, reference_dir
@@ -45,12 +42,11 @@ def model_path(cfg: ScoringConfig, settings: ScoringSettings, warehouse: str) ->
 def get_scorer(cfg: ScoringConfig, settings: ScoringSettings, path: str):
     from instructlake.scoring.scorer import TransformersScorer
 
-    key = config_hash({"cfg": config_hash(cfg), "settings": config_hash(settings), "path": path})
-    with _LOCK:
-        if key not in _SCORERS:
-            log.info("loading scoring model %s from %s", cfg.model, path)
-            _SCORERS[key] = TransformersScorer(cfg.model, path, cfg.max_length, settings.token_budget, settings.device)
-        return _SCORERS[key]
+    def load():
+        log.info("loading scoring model %s from %s", cfg.model, path)
+        return TransformersScorer(cfg.model, path, cfg.max_length, settings.token_budget, settings.device)
+
+    return once_per_worker("scorer", {"cfg": config_hash(cfg), "settings": config_hash(settings), "path": path}, load)
 
 
 def split_last_response(conv: str = "conversation") -> tuple[Column, Column]:
@@ -123,10 +119,7 @@ def run(spark: SparkSession, store: Store, config: Config) -> StageResult:
     version = store.version("samples")
     samples = store.read("samples", version=version)
     schemas.require(samples, "samples", ["sample_id", "conversation"])
-    pool = samples
-    if cfg.only_kept and store.exists("dedup_clusters"):
-        pool = pool.join(store.read("dedup_clusters").filter(~F.col("is_kept")).select("sample_id"), "sample_id",
-                         "left_anti")
+    pool = without_removed(store, samples) if cfg.only_kept else samples
     todo = pool
     if store.exists("scores"):
         todo = pool.join(store.read("scores").filter(F.col("config_hash") == chash).select("sample_id"), "sample_id",

@@ -113,11 +113,9 @@ def normalize(names: list[str], freqs: list[int], vectors: np.ndarray, cfg: TagN
     return out
 
 
-def tag_frequencies(store: Store, tagging_hash: str | None) -> DataFrame:
-    tags = store.read("tags").filter(F.col("tag").isNotNull())
-    if tagging_hash:
-        tags = tags.filter(F.col("config_hash") == tagging_hash)
-    return tags.groupBy("tag").agg(F.countDistinct("sample_id").alias("freq"))
+def tag_frequencies(tags: DataFrame) -> DataFrame:
+    """Samples per raw tag."""
+    return tags.filter(F.col("tag").isNotNull()).groupBy("tag").agg(F.countDistinct("sample_id").alias("freq"))
 
 
 def tag_stats(store: Store, tags: DataFrame, tag_map: DataFrame, chash: str) -> DataFrame:
@@ -148,10 +146,10 @@ def run(spark: SparkSession, store: Store, config: Config) -> StageResult:
     chash = config_hash({"normalize_tags": config_hash(cfg), "embed": config_hash(config.embed), "tagging": thash})
     in_version = store.version("tags")
     tags = store.read("tags", version=in_version).filter(F.col("config_hash") == thash)
-    freq = tag_frequencies(store, thash).collect()
+    freq = tag_frequencies(tags).collect()
     if not freq:
-        raise EmptyInputError(f"normalize-tags: the tags table has no tags under the current tagging config ({thash}); "
-                         "run `instructlake tag` first")
+        raise EmptyInputError(f"normalize-tags: the tags table has no tags under the current tagging config "
+                              f"({thash}); run `instructlake tag` first")
     names = [r["tag"] for r in freq]
     freqs = [int(r["freq"]) for r in freq]
     tax = taxonomy.load()

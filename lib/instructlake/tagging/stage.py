@@ -22,6 +22,7 @@ from pyspark.sql import functions as F
 
 from instructlake import schemas
 from instructlake.config import Config, config_hash
+from instructlake.dedup.stage import without_removed
 from instructlake.runs import StageResult
 from instructlake.store import Store
 
@@ -61,10 +62,7 @@ def pending(store: Store, config: Config, chash: str) -> tuple[DataFrame, int]:
     """Samples to tag now: (sample_id, text) not yet tagged under chash; and the size of the pool."""
     samples = store.read("samples")
     schemas.require(samples, "samples", ["sample_id", "instruction"])
-    pool = samples
-    if config.tagging.only_kept and store.exists("dedup_clusters"):
-        removed = store.read("dedup_clusters").filter(~F.col("is_kept")).select("sample_id")
-        pool = pool.join(removed, "sample_id", "left_anti")
+    pool = without_removed(store, samples) if config.tagging.only_kept else samples
     n_pool = pool.count()
     todo = pool
     if store.exists("tags"):

@@ -7,15 +7,11 @@ Used when no LLM is configured. A tag is given when its cosine similarity to the
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import numpy as np
 from pyspark.sql import DataFrame, SparkSession
 
-from instructlake.config import EmbedConfig, EmbedSettings, TaggingConfig
-from instructlake.resources import gpu_profile
-
-_TAG_VECTORS: dict[str, np.ndarray] = {}
+from instructlake.config import EmbedConfig, EmbedSettings, TaggingConfig, config_hash
+from instructlake.worker_models import once_per_worker
 
 
 def choose(sims: np.ndarray, top_k: int, min_similarity: float, margin: float) -> list[list[tuple[int, float]]]:
@@ -38,32 +34,20 @@ def tag(spark: SparkSession, df: DataFrame, cfg: TaggingConfig, ecfg: EmbedConfi
     """(sample_id, tags array<struct<tag, score, rank>>) for df(sample_id, text)."""
     import pyarrow as pa
 
-    from instructlake.embed.spark_embed import spread, worker_threads
+    from instructlake.embed.spark_embed import map_embedded
     from instructlake.tagging import taxonomy
 
     tax = taxonomy.load()
     names = [t for t, _, _ in tax.tags]
-    threads = worker_threads(spark, settings)
-    batch_rows = max(1, settings.rows_per_call)
     item = pa.struct([("tag", pa.string()), ("score", pa.float64()), ("rank", pa.int32())])
 
-    def run(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
-        from instructlake.embed.embedder import get_embedder
+    def emit(model, b: pa.RecordBatch, vec) -> pa.RecordBatch:
+        tag_vectors = once_per_worker("taxonomy-vectors", {"embed": config_hash(ecfg), "taxonomy": tax.version},
+                                      lambda: model.encode(tax.tag_texts()))
+        picks = choose(vec @ tag_vectors.T, cfg.top_k, cfg.min_similarity, cfg.margin)
+        tags = pa.array([[{"tag": names[j], "score": round(s, 6), "rank": r + 1} for r, (j, s) in enumerate(p)]
+                         for p in picks], pa.list_(item))
+        return pa.RecordBatch.from_arrays([b.column("sample_id"), tags], names=["sample_id", "tags"])
 
-        model = get_embedder(ecfg, settings, threads)
-        key = f"{ecfg.model}|{tax.version}"
-        if key not in _TAG_VECTORS:
-            _TAG_VECTORS[key] = model.encode(tax.tag_texts())
-        tv = _TAG_VECTORS[key]
-        for big in batches:
-            for off in range(0, big.num_rows, batch_rows):
-                b = big.slice(off, batch_rows)
-                vec = model.encode(b.column("text").to_pylist())
-                picks = choose(vec @ tv.T, cfg.top_k, cfg.min_similarity, cfg.margin)
-                tags = pa.array([[{"tag": names[j], "score": round(s, 6), "rank": r + 1} for r, (j, s) in enumerate(p)]
-                                 for p in picks], pa.list_(item))
-                yield pa.RecordBatch.from_arrays([b.column("sample_id"), tags], names=["sample_id", "tags"])
-
-    return spread(spark, df.select("sample_id", "text")).mapInArrow(
-        run, "sample_id string, tags array<struct<tag: string, score: double, rank: int>>",
-        profile=gpu_profile(settings.gpus_per_task, settings.executor_gpus))
+    return map_embedded(spark, df.select("sample_id", "text"), "text", ecfg, settings,
+                        "sample_id string, tags array<struct<tag: string, score: double, rank: int>>", emit)
