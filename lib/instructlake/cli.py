@@ -103,6 +103,24 @@ def build_parser() -> argparse.ArgumentParser:
                                "(loss_cond > mean + seeds.undertrained_sigma std). Each seed row keeps the "
                                "values that triggered it.")
 
+    s = sub.add_parser("decontam", help="flag samples close to benchmark prompts (embeddings + n-grams)",
+                       description="Check every kept sample's instruction against benchmark prompts: the cosine of "
+                                   "their embeddings (flag at decontam.cosine_threshold) and shared word n-grams "
+                                   "(decontam.ngram words; flag at decontam.ngram_min_shared). Writes "
+                                   "contamination with the evidence of each match; export drops flagged samples. "
+                                   "Benchmarks load into the benchmarks table; with none loaded, AlpacaEval's 805 "
+                                   "instructions (built in) are used. Only unchecked samples are checked.")
+    s.add_argument("--benchmark", action="append", default=[], metavar="NAME=PATH",
+                   help="load (or reload) a benchmark: any supported chat format, or JSON/JSONL prompts "
+                        "(strings, or objects with prompt / instruction / question / turns); repeatable. "
+                        "A bare NAME loads a built-in one (alpaca_eval)")
+
+    s = sub.add_parser("semdedup", help="semantic dedup (SemDeDup): near-paraphrase instructions -> dedup_clusters",
+                       description="Cluster the kept samples' instruction embeddings with KMeans, compare pairs "
+                                   "within each cluster, and mark pairs with cosine >= semdedup.threshold as "
+                                   "duplicates (method 'semantic' in dedup_clusters), keeping one per group by the "
+                                   "dedup keep rule. Run it after dedup (dedup rewrites dedup_clusters).")
+
     sub.add_parser("report", help="write the HTML report (<warehouse>/report/index.html)",
                    description="Write one self-contained HTML page with every stage's latest run and the "
                                "analyses that have run, pictures embedded.")
@@ -259,6 +277,30 @@ def cmd_select_seeds(cfg: Config, a) -> int:
     return 0
 
 
+def cmd_decontam(cfg: Config, a) -> int:
+    from instructlake.decontam import stage
+
+    r = _run_stage("decontam", cfg, lambda sp, st, c: stage.run(sp, st, c, a.benchmark), {"benchmark": a.benchmark})
+    c = r.counts
+    print(f"decontam: {c['input']:,} of {c['pool']:,} samples needed checking against {c['prompts']:,} benchmark "
+          f"prompts: {c['flagged']:,} flagged ({r.seconds:.1f}s)")
+    for k, v in sorted(c.items()):
+        if k.startswith("benchmark."):
+            print(f"  {k[10:]:<40} {v:>8,}")
+    return 0
+
+
+def cmd_semdedup(cfg: Config, a) -> int:
+    from instructlake.decontam import semdedup
+
+    r = _run_stage("semdedup", cfg, semdedup.run, {})
+    c = r.counts
+    print(f"semdedup: {c['input']:,} samples in {c['clusters']:,} KMeans clusters, {c['pairs']:,} pairs >= "
+          f"{cfg.semdedup.threshold}: {c['semantic_duplicates']:,} semantic duplicates removed, "
+          f"{c['restored']:,} restored ({r.seconds:.1f}s)")
+    return 0
+
+
 def cmd_report(cfg: Config, a) -> int:
     from instructlake.report import html
 
@@ -310,7 +352,8 @@ def cmd_show(cfg: Config, a) -> int:
 
 COMMANDS = {"ingest": cmd_ingest, "dedup": cmd_dedup, "tag": cmd_tag, "normalize-tags": cmd_normalize_tags,
             "graph": cmd_graph, "train-reference": cmd_train_reference, "score": cmd_score,
-            "select-seeds": cmd_select_seeds, "report": cmd_report,
+            "select-seeds": cmd_select_seeds, "decontam": cmd_decontam, "semdedup": cmd_semdedup,
+            "report": cmd_report,
             "export": cmd_export, "tables": cmd_tables, "table": cmd_table, "show": cmd_show}
 
 

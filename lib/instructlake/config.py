@@ -217,7 +217,8 @@ class ScoringConfig:
     # directory in platform.scoring.model_paths. "reference": the small GPT `instructlake train-reference`
     # trains on the pool and saves in the warehouse.
     model: str = "reference"
-    # Which response is scored: the last assistant turn, given everything before it.
+    # Which responses are scored: "last", the last assistant turn given everything before it; "all", every
+    # assistant turn given the conversation before it (loss_uncond: the assistant turns alone).
     turns: str = "last"
     # Tokens per sequence; longer ones keep the response start and the context nearest it (recorded).
     max_length: int = 1024
@@ -227,9 +228,8 @@ class ScoringConfig:
     reference_vocab: int = 4096
 
     def __post_init__(self) -> None:
-        if self.turns != "last":
-            raise ConfigError(f"scoring.turns must be 'last' (scoring every assistant turn is not built yet), "
-                              f"not {self.turns!r}")
+        if self.turns not in ("last", "all"):
+            raise ConfigError(f"scoring.turns must be 'last' or 'all', not {self.turns!r}")
         if self.max_length < 8:
             raise ConfigError("scoring.max_length must be >= 8")
 
@@ -261,6 +261,47 @@ class SeedConfig:
 
 
 @dataclass(frozen=True)
+class DecontamConfig:
+    # A sample is flagged when its instruction's embedding (embed.model) has at least this cosine with a
+    # benchmark prompt; the default comes from `python build.py bench decontam` (see its curve).
+    cosine_threshold: float = 0.8
+    # Word n-grams of the normalized texts (a text shorter than n words is one n-gram of all its words).
+    ngram: int = 13
+    # ... and flagged when it shares at least this many n-grams with a benchmark prompt (0: off), or this
+    # share of the prompt's n-grams (0: off).
+    ngram_min_shared: int = 1
+    ngram_min_ratio: float = 0.0
+    # Rows kept per sample and benchmark: the best match always, plus up to top_k flagged matches.
+    top_k: int = 5
+    only_kept: bool = True
+
+    def __post_init__(self) -> None:
+        if not 0.0 < self.cosine_threshold <= 1.0:
+            raise ConfigError(f"decontam.cosine_threshold must be in (0, 1], not {self.cosine_threshold}")
+        if self.ngram < 1 or self.top_k < 1:
+            raise ConfigError("decontam.ngram and decontam.top_k must be >= 1")
+        if self.ngram_min_shared < 0 or not 0.0 <= self.ngram_min_ratio <= 1.0:
+            raise ConfigError("decontam.ngram_min_shared must be >= 0 and decontam.ngram_min_ratio in [0, 1]")
+
+
+@dataclass(frozen=True)
+class SemDedupConfig:
+    # SemDeDup: KMeans over the instruction embeddings, then pairs within a cluster with at least this
+    # cosine are duplicates (method "semantic"); one per group is kept by the dedup keep rule.
+    threshold: float = 0.95
+    # KMeans clusters (0: about sqrt(pool / 4), at least 1). More clusters: fewer pairs, a few missed.
+    clusters: int = 0
+    seed: int = 0
+    only_kept: bool = True
+
+    def __post_init__(self) -> None:
+        if not 0.0 < self.threshold <= 1.0:
+            raise ConfigError(f"semdedup.threshold must be in (0, 1], not {self.threshold}")
+        if self.clusters < 0:
+            raise ConfigError("semdedup.clusters must be >= 0")
+
+
+@dataclass(frozen=True)
 class SemanticConfig:
     ingest: IngestConfig = field(default_factory=IngestConfig)
     dedup: DedupConfig = field(default_factory=DedupConfig)
@@ -270,6 +311,8 @@ class SemanticConfig:
     graph: GraphConfig = field(default_factory=GraphConfig)
     scoring: ScoringConfig = field(default_factory=ScoringConfig)
     seeds: SeedConfig = field(default_factory=SeedConfig)
+    decontam: DecontamConfig = field(default_factory=DecontamConfig)
+    semdedup: SemDedupConfig = field(default_factory=SemDedupConfig)
     export: ExportConfig = field(default_factory=ExportConfig)
 
 
@@ -370,6 +413,16 @@ class ScoringSettings:
 
 
 @dataclass(frozen=True)
+class DecontamSettings:
+    # Benchmark sides up to this many prompts are broadcast and matched against every sample with
+    # matrix products; bigger ones are blocked: KMeans buckets (ivf_clusters, 0: about sqrt(rows)), each
+    # sample compared with the prompts of its ivf_probes nearest buckets (approximate: measured in tests).
+    broadcast_max_rows: int = 50_000
+    ivf_clusters: int = 0
+    ivf_probes: int = 4
+
+
+@dataclass(frozen=True)
 class PlatformConfig:
     name: str = "local"
     spark: SparkSettings = field(default_factory=SparkSettings)
@@ -378,6 +431,7 @@ class PlatformConfig:
     llm: LLMSettings = field(default_factory=LLMSettings)
     embed: EmbedSettings = field(default_factory=EmbedSettings)
     scoring: ScoringSettings = field(default_factory=ScoringSettings)
+    decontam: DecontamSettings = field(default_factory=DecontamSettings)
 
 
 @dataclass(frozen=True)
@@ -421,6 +475,14 @@ class Config:
     @property
     def seeds(self) -> SeedConfig:
         return self.semantic.seeds
+
+    @property
+    def decontam(self) -> DecontamConfig:
+        return self.semantic.decontam
+
+    @property
+    def semdedup(self) -> SemDedupConfig:
+        return self.semantic.semdedup
 
     @property
     def export(self) -> ExportConfig:

@@ -6,6 +6,7 @@ from pyspark.sql.types import (
     ArrayType,
     BooleanType,
     DoubleType,
+    FloatType,
     IntegerType,
     LongType,
     MapType,
@@ -200,12 +201,42 @@ SEEDS = StructType([
     StructField("selected_at", TimestampType(), False),
 ])
 
+EMBEDDINGS = StructType([
+    StructField("sample_id", StringType(), False),
+    StructField("model", StringType(), False),  # embed.model
+    StructField("vector", ArrayType(FloatType(), True), False),  # of the instruction, L2-normalized
+    StructField("embedded_at", TimestampType(), False),
+])
+
+BENCHMARKS = StructType([
+    StructField("benchmark", StringType(), False),  # the name given with --benchmark NAME=PATH
+    StructField("item_id", StringType(), False),  # the record's own id (question_id, id, ...) or its index
+    StructField("prompt", StringType(), False),
+    StructField("source_file", StringType(), False),
+    StructField("loaded_at", TimestampType(), False),
+])
+
+CONTAMINATION = StructType([
+    StructField("sample_id", StringType(), False),
+    StructField("benchmark", StringType(), False),
+    StructField("item_id", StringType(), False),
+    StructField("cosine", DoubleType(), True),  # instruction embedding vs the prompt's (null: not compared)
+    StructField("ngram_shared", IntegerType(), False),  # distinct word n-grams the two share
+    StructField("ngram_ratio", DoubleType(), False),  # shared / the prompt's distinct n-grams
+    StructField("ngram_example", StringType(), True),  # one shared n-gram, normalized
+    StructField("methods", ArrayType(StringType(), True), False),  # embedding and/or ngram; empty: not flagged
+    StructField("flagged", BooleanType(), False),
+    StructField("config_hash", StringType(), False),
+    StructField("checked_at", TimestampType(), False),
+])
+
 TABLES: dict[str, StructType] = {
     "samples": SAMPLES, "quarantine": QUARANTINE, "runs": RUNS,
     "minhash_signatures": MINHASH_SIGNATURES, "dedup_clusters": DEDUP_CLUSTERS,
     "llm_cache": LLM_CACHE, "tags": TAGS, "tag_map": TAG_MAP, "tag_stats": TAG_STATS,
     "tag_edges": TAG_EDGES, "tag_degrees": TAG_DEGREES, "powerlaw_fit": POWERLAW_FIT,
-    "scores": SCORES, "seeds": SEEDS,
+    "scores": SCORES, "seeds": SEEDS, "embeddings": EMBEDDINGS, "benchmarks": BENCHMARKS,
+    "contamination": CONTAMINATION,
 }
 KEYS: dict[str, list[str]] = {
     "samples": ["sample_id"], "quarantine": ["quarantine_id"], "runs": ["run_id"],
@@ -213,7 +244,8 @@ KEYS: dict[str, list[str]] = {
     "llm_cache": ["cache_key"], "tags": ["sample_id", "config_hash", "tag"],
     "tag_map": ["raw_tag"], "tag_stats": ["canonical_tag"],
     "tag_edges": ["tag_a", "tag_b"], "tag_degrees": ["tag"], "powerlaw_fit": ["target"],
-    "scores": ["sample_id", "config_hash"], "seeds": ["sample_id"],
+    "scores": ["sample_id", "config_hash"], "seeds": ["sample_id"], "embeddings": ["sample_id", "model"],
+    "benchmarks": ["benchmark", "item_id"], "contamination": ["sample_id", "benchmark", "item_id", "config_hash"],
 }
 
 

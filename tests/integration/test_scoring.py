@@ -48,6 +48,17 @@ def test_score_stage_matches_in_process_scores_and_is_incremental(spark, warehou
 
     assert main(wh + ["score"]) == 0
     assert f"0 of {n} samples needed scores" in capsys.readouterr().out
+    # every assistant turn: a new config hash, so everything is scored again under it
+    assert main(wh + ["--set", "scoring.turns=all", "score"]) == 0
+    assert f"{n} of {n} samples needed scores: {n} scored" in capsys.readouterr().out
+    chash = {r["config_hash"] for r in scores.values()}
+    every = {r["sample_id"]: r for r in spark.read.format("delta").load(str(warehouse / "scores")).collect()
+             if r["config_hash"] not in chash}
+    [multi] = [s for s in samples if s["source"] == "m"]
+    [want] = ref.score([ScoreInput.from_turns([(t["role"], t["content"]) for t in multi["conversation"]], "all")])
+    got = every[multi["sample_id"]]
+    assert math.isclose(got["loss_cond"], want.loss_cond, abs_tol=1e-4) and got["n_tokens"] == want.n_tokens
+    assert got["n_tokens"] > scores[multi["sample_id"]]["n_tokens"]
     assert main(["--warehouse", str(warehouse), "score"]) == 2  # the default model, "reference", is not trained
     assert "run `instructlake train-reference` first" in capsys.readouterr().err
 

@@ -8,7 +8,11 @@ import pytest
 
 from instructlake.scoring.scorer import ScoreInput, TransformersScorer, pack, render_turns
 
+MULTI = [("user", "hello"), ("assistant", "hello world"), ("user", "write a poem about the sea"),
+         ("assistant", "the sea the sea"), ("user", "add two numbers"), ("assistant", "python function")]
+
 ITEMS = [
+    ScoreInput.from_turns(MULTI, "all"),
     ScoreInput(render_turns([("user", "write a poem about the sea")]) + "Assistant:", "the sea the sea world"),
     ScoreInput(render_turns([("user", "hello")]) + "Assistant:", "hello world"),
     ScoreInput("", "add two numbers"),
@@ -26,14 +30,14 @@ def model_dir(tmp_path_factory):
     return build_tiny_llama(tmp_path_factory.mktemp("tiny-llama-score"), seed=3)
 
 
-def direct_loss(scorer, seq, start):
-    """The mean loss of seq[start:], from one unpadded forward pass."""
+def direct_loss(scorer, seq, mask):
+    """The mean loss of the masked tokens of seq, from one unpadded forward pass."""
     import torch
 
     with torch.no_grad():
         logits = scorer.lm(input_ids=torch.tensor([seq])).logits[0].float()
     logp = torch.log_softmax(logits, -1)
-    vals = [-float(logp[t - 1, seq[t]]) for t in range(max(start, 1), len(seq))]
+    vals = [-float(logp[t - 1, seq[t]]) for t in range(1, len(seq)) if mask[t]]
     return sum(vals) / len(vals)
 
 
@@ -51,11 +55,11 @@ def test_batched_scores_equal_one_at_a_time(model_dir, budget):
     scorer = TransformersScorer("tiny", str(model_dir), max_length=64, token_budget=budget, device="cpu")
     got = scorer.score(ITEMS)
     for item, s in zip(ITEMS, got, strict=True):
-        cond, cs, uncond, us, trunc = scorer.sequences(item)
+        cond, cmask, uncond, umask, trunc = scorer.sequences(item)
         assert not trunc and s.error is None
-        assert math.isclose(s.loss_cond, direct_loss(scorer, cond, cs), abs_tol=1e-4)
-        assert math.isclose(s.loss_uncond, direct_loss(scorer, uncond, us), abs_tol=1e-4)
-        assert math.isclose(s.ifd, s.loss_cond / s.loss_uncond) and s.n_tokens == len(cond) - cs
+        assert math.isclose(s.loss_cond, direct_loss(scorer, cond, cmask), abs_tol=1e-4)
+        assert math.isclose(s.loss_uncond, direct_loss(scorer, uncond, umask), abs_tol=1e-4)
+        assert math.isclose(s.ifd, s.loss_cond / s.loss_uncond) and s.n_tokens == sum(cmask)
     assert scorer.tokens_padded >= scorer.tokens_scored > 0
 
 
@@ -70,8 +74,9 @@ def test_truncation_keeps_the_response_start_and_is_recorded(model_dir):
     scorer = TransformersScorer("tiny", str(model_dir), max_length=8, device="cpu")
     long = ScoreInput("user : hello world " * 5, "the sea " * 10)
     [s] = scorer.score([long])
-    cond, cs, uncond, _, trunc = scorer.sequences(long)
-    assert s.truncated and trunc and len(cond) == 8
+    cond, cmask, uncond, _, trunc = scorer.sequences(long)
+    cs = cmask.index(True)
+    assert s.truncated and trunc and len(cond) == 8 and all(cmask[cs:])
     # 7 tokens of room after the BOS: the context keeps its last 3 (half the room), the response its first 4
     assert cs == 1 + 3 and s.n_tokens == 4 and len(uncond) == 1 + 4
     assert cond[1:cs] == scorer._encode(long.context)[-3:] and cond[cs:] == scorer._encode(long.response)[:4]
@@ -79,3 +84,28 @@ def test_truncation_keeps_the_response_start_and_is_recorded(model_dir):
     assert not short.truncated
     [empty] = scorer.score([ScoreInput("hello", "")])
     assert empty.error and empty.loss_cond is None and empty.ifd is None
+
+
+def test_from_turns_renders_the_whole_conversation_and_marks_assistant_turns():
+    for which in ("last", "all"):
+        item = ScoreInput.from_turns(MULTI + [("user", "thanks")], which)
+        text = item.context + item.response + "".join(t for t, _ in item.more)
+        assert render_turns(MULTI).startswith(text) and text.endswith("python function")
+    last = ScoreInput.from_turns(MULTI, "last")
+    assert last.response == " python function" and not last.more
+    every = ScoreInput.from_turns(MULTI, "all")
+    assert every.response == " hello world"
+    assert [t for t, s in every.more if s] == [" the sea the sea", " python function"]
+    assert ScoreInput.from_turns([("user", "no answer")]).response == ""
+
+
+def test_all_turns_scores_every_assistant_token(model_dir):
+    scorer = TransformersScorer("tiny", str(model_dir), max_length=64, device="cpu")
+    every, last = scorer.score([ScoreInput.from_turns(MULTI, "all"), ScoreInput.from_turns(MULTI, "last")])
+    cond, cmask, uncond, umask, _ = scorer.sequences(ScoreInput.from_turns(MULTI, "all"))
+    responses = sum((scorer._encode(" " + c) for r, c in MULTI if r == "assistant"), [])
+    assert [t for t, m in zip(cond, cmask, strict=True) if m] == responses and uncond[len(scorer.bos):] == responses
+    assert every.n_tokens == len(responses) > last.n_tokens == len(scorer._encode(" python function"))
+    assert every.response_bytes == sum(len(scorer.tokenizer.decode(scorer._encode(" " + c)).encode())
+                                       for r, c in MULTI if r == "assistant")
+    assert every.loss_cond != last.loss_cond

@@ -124,6 +124,18 @@ class MinHasher:
         return row_off, tok
 
     def _shingles(self, row_off: np.ndarray, tok: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        rows, _, h = self._windows(row_off, tok)
+        return rows, h >> np.uint64(32)
+
+    def ngrams(self, normalized: pa.Array) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(row index, 64-bit n-gram hash, index of its first word in the row) for every n-gram window of
+        every row (a row shorter than n words: one window of all its words)."""
+        row_off, tok = self._words(normalized)
+        rows, starts, h = self._windows(row_off, tok)
+        return rows, h, starts - row_off[rows]
+
+    def _windows(self, row_off: np.ndarray, tok: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(row, global index of the first word, finalized 64-bit hash) of every window."""
         counts = np.diff(row_off)  # words per row
         n = self.ngram
         windows = np.where(counts >= n, counts - n + 1, np.minimum(counts, 1))
@@ -137,7 +149,7 @@ class MinHasher:
         with np.errstate(over="ignore"):
             for j in range(n):
                 h += np.where(j < wlen, padded[starts + j] * c[j], np.uint64(0))
-        return rows, _splitmix64(h) >> np.uint64(32)
+        return rows, starts, _splitmix64(h)
 
     def shingles(self, normalized: pa.Array) -> tuple[np.ndarray, np.ndarray]:
         """(row index, 32-bit shingle value) for every shingle of every row, rows in order."""

@@ -69,6 +69,17 @@ def run(spark: SparkSession, store: Store, config: Config, out: str | None = Non
                         "exported, run `instructlake dedup` first to deduplicate them", not_deduped)
     else:
         log.warning("no dedup_clusters table: exporting every sample; run `instructlake dedup` first")
+    from instructlake.decontam.stage import current_flags
+
+    contaminated = 0
+    flags = current_flags(store, config)
+    if flags is not None:
+        versions["contamination"] = store.version("contamination")
+        contaminated = df.join(flags, "sample_id", "left_semi").count()
+        df = df.join(flags, "sample_id", "left_anti")
+        log.info("dropped %d samples flagged as benchmark contamination", contaminated)
+    else:
+        log.warning("no contamination table: nothing was checked against benchmarks; run `instructlake decontam`")
     df = df.cache()
     try:
         per_source = {r["source"]: r["count"] for r in df.groupBy("source").count().collect()}
@@ -93,6 +104,7 @@ def run(spark: SparkSession, store: Store, config: Config, out: str | None = Non
         "rows_per_source": dict(sorted(per_source.items())),
         "table_versions": versions,
         "duplicates_dropped": dropped_dups,
+        "contaminated_dropped": contaminated,
         "not_deduplicated": not_deduped,
         "config_hashes": {**hashes, "ingest": ingest_hashes},
         "files": {fmt: {"path": p, "pattern": "part-*.json" if fmt != "parquet" else "part-*.parquet"}
@@ -102,5 +114,6 @@ def run(spark: SparkSession, store: Store, config: Config, out: str | None = Non
     log.info("exported %d samples to %s", total, out)
     return StageResult(stage="export", config_hash=config.stage_hash("export"),
                        counts={"exported": total, "duplicates_dropped": dropped_dups,
-                               "not_deduplicated": not_deduped, "skipped": samples.count() - total - dropped_dups},
+                               "contaminated_dropped": contaminated, "not_deduplicated": not_deduped,
+                               "skipped": samples.count() - total - dropped_dups - contaminated},
                        input_versions=versions, extra={"out": out, "manifest": manifest})

@@ -2,10 +2,12 @@
 
 Per sample: loss_cond, the mean token loss of the response given the conversation before it, and
 loss_uncond, the mean token loss of the response alone. IFD = loss_cond / loss_uncond (instruction-following
-difficulty) and loss reduction = loss_uncond - loss_cond.
+difficulty) and loss reduction = loss_uncond - loss_cond. With turns "all" every assistant turn is scored:
+loss_cond over all assistant tokens of the whole conversation, loss_uncond over the same tokens with the
+user turns left out.
 
-A sequence longer than max_length keeps the end of its context (at least half the room when the
-context is that long) and the start of its response; the row records that it was truncated.
+A sequence longer than max_length keeps the end of the context before the first scored response (at least
+half the room when that context is that long) and then its start; the row records that it was truncated.
 
 Batching is by a token budget, not a row count: all sequences (two per sample) are sorted by length and
 packed greedily so that longest-in-batch x rows stays under `token_budget`, which keeps padding small.
@@ -25,6 +27,22 @@ from typing import Protocol, runtime_checkable
 class ScoreInput:
     context: str  # the conversation before the scored response, rendered as text ("" for none)
     response: str
+    # Turns "all": the rest of the conversation after `response` as (text, scored) pieces.
+    more: tuple[tuple[str, bool], ...] = ()
+
+    @classmethod
+    def from_turns(cls, turns: Sequence[tuple[str, str]], which: str = "last") -> ScoreInput:
+        """The rendering of render_turns, cut into pieces: the last assistant turn (which="last") or every
+        assistant turn (which="all") is scored. No assistant turn: an empty response (scored as an error)."""
+        assistants = [i for i, (r, _) in enumerate(turns) if r == "assistant"]
+        if not assistants:
+            return cls(render_turns(turns) + "Assistant:", "")
+        first = assistants[-1] if which == "last" else assistants[0]
+        more: list[tuple[str, bool]] = []
+        for i in assistants[1:] if which == "all" else []:
+            prev = max(j for j in assistants if j < i)
+            more += [("\n\n" + render_turns(turns[prev + 1:i]) + "Assistant:", False), (" " + turns[i][1], True)]
+        return cls(render_turns(turns[:first]) + "Assistant:", " " + turns[first][1], tuple(more))
 
 
 @dataclass
@@ -118,24 +136,32 @@ class TransformersScorer:
     def _encode(self, text: str) -> list[int]:
         return self.tokenizer(text, add_special_tokens=False)["input_ids"] if text else []
 
-    def sequences(self, item: ScoreInput) -> tuple[list[int], int, list[int], int, bool]:
-        """(cond ids, where the response starts in them, uncond ids, where it starts, truncated)."""
-        ctx, resp = self._encode(item.context), self._encode(item.response)
+    def sequences(self, item: ScoreInput) -> tuple[list[int], list[bool], list[int], list[bool], bool]:
+        """(cond ids, which of them are scored, uncond ids, which are scored, truncated). The uncond sequence
+        is the scored tokens that survived truncation, alone."""
+        ctx = self._encode(item.context)
+        rest: list[int] = []
+        scored: list[bool] = []
+        for text, is_scored in ((item.response, True), *item.more):
+            ids = self._encode(text)
+            rest += ids
+            scored += [is_scored] * len(ids)
         room = self.max_length - len(self.bos)
-        truncated = False
-        if len(ctx) + len(resp) > room:
+        truncated = len(ctx) + len(rest) > room
+        if truncated:
             # the context keeps its end, at least half the room when it is that long (a loss given no
-            # instruction would say nothing); the response keeps its start in what is left
-            truncated = True
-            keep = max(room - len(resp), min(len(ctx), room // 2))
+            # instruction would say nothing); what follows keeps its start in what is left
+            keep = max(room - len(rest), min(len(ctx), room // 2))
             ctx = ctx[len(ctx) - keep:] if keep else []
-            resp = resp[:room - len(ctx)]
-        cond = self.bos + ctx + resp
-        uncond = self.bos + resp
-        return cond, len(self.bos) + len(ctx), uncond, len(self.bos), truncated
+            rest, scored = rest[:room - len(ctx)], scored[:room - len(ctx)]
+        cond = self.bos + ctx + rest
+        cond_mask = [False] * (len(self.bos) + len(ctx)) + scored
+        resp = [t for t, m in zip(rest, scored, strict=True) if m]
+        return cond, cond_mask, self.bos + resp, [False] * len(self.bos) + [True] * len(resp), truncated
 
-    def _losses(self, seqs: list[list[int]], starts: list[int]) -> list[float | None]:
-        """Mean loss over positions >= start of each sequence, batched by the token budget."""
+    def _losses(self, seqs: list[list[int]], masks: list[list[bool]]) -> list[float | None]:
+        """Mean loss over the masked positions of each sequence (the first position has no prediction),
+        batched by the token budget."""
         import torch
 
         out: list[float | None] = [None] * len(seqs)
@@ -149,10 +175,10 @@ class TransformersScorer:
             mask = torch.zeros((len(batch), width), dtype=torch.long)
             labels = torch.full((len(batch), width), -100, dtype=torch.long)
             for row, i in enumerate(batch):
-                s = seqs[i]
-                ids[row, :len(s)] = torch.tensor(s)
+                s = torch.tensor(seqs[i])
+                ids[row, :len(s)] = s
                 mask[row, :len(s)] = 1
-                labels[row, starts[i]:len(s)] = torch.tensor(s[starts[i]:])
+                labels[row, :len(s)] = torch.where(torch.tensor(masks[i]), s, -100)
             self.tokens_scored += int(mask.sum())
             self.tokens_padded += len(batch) * width
             with torch.no_grad():
@@ -168,17 +194,26 @@ class TransformersScorer:
                 out[i] = float(sums[row]) / c if c else None
         return out
 
+    def _bytes(self, ids: list[int], mask: list[bool]) -> int:
+        """UTF-8 bytes of the scored tokens, decoded one contiguous run at a time."""
+        n, run = 0, []
+        for t, m in zip([*ids, None], [*mask, False], strict=True):
+            if m:
+                run.append(t)
+            elif run:
+                n += len(self.tokenizer.decode(run).encode("utf-8"))
+                run = []
+        return n
+
     def score(self, items: Sequence[ScoreInput]) -> list[Score]:
-        seqs, starts, meta = [], [], []
+        seqs, masks, meta = [], [], []
         for it in items:
-            cond, cs, uncond, us, trunc = self.sequences(it)
-            n_resp = len(cond) - cs
-            n_bytes = len(self.tokenizer.decode(cond[cs:]).encode("utf-8")) if n_resp else 0
-            meta.append((n_resp, trunc, n_bytes))
+            cond, cmask, uncond, umask, trunc = self.sequences(it)
+            n_resp = sum(cmask)
+            meta.append((n_resp, trunc, self._bytes(cond, cmask) if n_resp else 0))
             seqs += [cond, uncond]
-            # a response's first token is predicted from the position before it: label positions start there
-            starts += [max(cs, 1), max(us, 1)]
-        losses = self._losses(seqs, starts) if seqs else []
+            masks += [cmask, umask]
+        losses = self._losses(seqs, masks) if seqs else []
         out = []
         for k, (n_resp, trunc, n_bytes) in enumerate(meta):
             lc, lu = losses[2 * k], losses[2 * k + 1]

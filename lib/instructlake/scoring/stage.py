@@ -1,4 +1,4 @@
-"""score: base-model losses of each kept sample's last response -> `scores` (incremental).
+"""score: base-model losses of each kept sample's responses (scoring.turns) -> `scores` (incremental).
 
 The scorer is loaded once per Python worker (mapInPandas) and batches by a token budget inside each
 partition; on a cluster platform.scoring.gpus_per_task attaches a GPU ResourceProfile. Only samples
@@ -12,7 +12,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-from pyspark.sql import Column, DataFrame, SparkSession
+from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from instructlake import schemas
@@ -49,20 +49,6 @@ def get_scorer(cfg: ScoringConfig, settings: ScoringSettings, path: str):
     return once_per_worker("scorer", {"cfg": config_hash(cfg), "settings": config_hash(settings), "path": path}, load)
 
 
-def split_last_response(conv: str = "conversation") -> tuple[Column, Column]:
-    """(context text, last assistant response) columns, rendered as scorer.render_turns does."""
-    turns = F.col(conv)
-    last = F.array_max(F.transform(F.sequence(F.lit(1), F.size(turns)),
-                                   lambda i: F.when(F.element_at(turns, i)["role"] == "assistant", i)))
-    before = F.slice(turns, 1, F.coalesce(last, F.lit(1)) - 1)
-    label = lambda r: F.when(r == "user", "User").when(r == "assistant", "Assistant").otherwise(F.initcap(r))  # noqa: E731
-    context = F.concat(
-        F.array_join(F.transform(before, lambda t: F.concat(label(t["role"]), F.lit(": "), t["content"], F.lit("\n\n"))), ""),
-        F.lit("Assistant:"))
-    response = F.when(last.isNotNull(), F.concat(F.lit(" "), F.element_at(turns, last)["content"]))
-    return context, response
-
-
 def score_frame(spark: SparkSession, todo: DataFrame, cfg: ScoringConfig, settings: ScoringSettings,
                 chash: str, path: str) -> DataFrame:
     def run(batches: Iterator) -> Iterator:
@@ -75,7 +61,8 @@ def score_frame(spark: SparkSession, todo: DataFrame, cfg: ScoringConfig, settin
             if not len(pdf):
                 continue
             scorer = scorer or get_scorer(cfg, settings, path)
-            items = [ScoreInput(c or "", r or "") for c, r in zip(pdf["context"], pdf["response"], strict=True)]
+            items = [ScoreInput.from_turns([(t["role"], t["content"]) for t in conv], cfg.turns)
+                     for conv in pdf["conversation"]]
             res = scorer.score(items)
             yield pd.DataFrame({
                 "sample_id": pdf["sample_id"].to_numpy(), "model": cfg.model,
@@ -124,8 +111,7 @@ def run(spark: SparkSession, store: Store, config: Config) -> StageResult:
     if store.exists("scores"):
         todo = pool.join(store.read("scores").filter(F.col("config_hash") == chash).select("sample_id"), "sample_id",
                          "left_anti")
-    context, response = split_last_response()
-    todo = todo.select("sample_id", context.alias("context"), response.alias("response")).localCheckpoint()
+    todo = todo.select("sample_id", "conversation").localCheckpoint()
     n_pool, n_todo = pool.count(), todo.count()
     log.info("scoring %d of %d samples with %s from %s (max_length %d, token budget %d)", n_todo, n_pool, cfg.model,
              path, cfg.max_length, config.platform.scoring.token_budget)
