@@ -416,10 +416,9 @@ class ScoringSettings:
 class DecontamSettings:
     # Benchmark sides up to this many prompts are broadcast and matched against every sample with
     # matrix products; bigger ones are blocked: KMeans buckets (ivf_clusters, 0: about sqrt(rows)), each
-    # sample compared with the prompts of its ivf_probes nearest buckets (approximate: measured in tests).
+    # sample compared with the prompts of the buckets that can hold a match (same flags as brute force).
     broadcast_max_rows: int = 50_000
     ivf_clusters: int = 0
-    ivf_probes: int = 4
 
 
 @dataclass(frozen=True)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 
 from pyspark.sql import functions as F
 
@@ -83,6 +84,18 @@ def test_decontam_flags_copies_and_paraphrases_and_export_drops_them(spark, stor
     items = {x["item_id"] for x in store.read("benchmarks").filter("benchmark = 'mtbench'").collect()}
     assert items == {"81", "81#t2"}
     assert r2.counts["benchmark.mtbench.flagged"] == 1 and r2.counts["flagged"] == 4
+
+    # the blocked path (KMeans buckets) flags the same samples; top_k changes the hash so all are rechecked
+    blocked = replace(config, semantic=replace(config.semantic, decontam=replace(config.decontam, top_k=4)),
+                      platform=replace(config.platform, decontam=replace(config.platform.decontam,
+                                                                         broadcast_max_rows=0, ivf_clusters=8)))
+    r3 = decontam.run(spark, store, blocked)
+    assert r3.counts["input"] == 44 and r3.counts["flagged"] == 4
+    flagged_blocked = {x["sample_id"] for x in store.read("contamination").filter(
+        (F.col("config_hash") == r3.config_hash) & F.col("flagged")).collect()}
+    flagged_broadcast = {x["sample_id"] for x in store.read("contamination").filter(
+        (F.col("config_hash") == r2.config_hash) & F.col("flagged")).collect()}
+    assert flagged_blocked == flagged_broadcast
 
     out = export.run(spark, store, config, str(tmp_path / "export"))
     assert out.counts["contaminated_dropped"] == 4 and out.counts["exported"] == 40

@@ -23,13 +23,6 @@ log = logging.getLogger(__name__)
 SLACK = 1e-3  # radians: float32 rounding must not drop a match sitting on the bound
 
 
-def _matrix(col) -> np.ndarray:
-    vals = list(col)
-    if not vals:
-        return np.zeros((0, 0), np.float32)
-    return np.stack([np.asarray(v, np.float32) for v in vals])
-
-
 def centres(spark: SparkSession, items: DataFrame, k: int, seed: int) -> np.ndarray:
     """Unit-length KMeans centres of items.vector (Spark ML)."""
     from pyspark.ml.clustering import KMeans
@@ -45,7 +38,7 @@ def candidates(spark: SparkSession, samples: DataFrame, items: DataFrame, n_benc
                top_k: int, n_clusters: int = 0, seed: int = 0) -> DataFrame:
     """(sample_id, item_idx, cosine) as match.cosine_candidates would give per bucket visited.
     samples: (sample_id, vector); items: (item_idx int, bench_idx int, vector)."""
-    from instructlake.decontam.match import cosine_candidates
+    from instructlake.decontam.match import as_matrix, cosine_candidates
 
     m = items.count()
     k = n_clusters or max(1, int(round(math.sqrt(m))))
@@ -53,21 +46,23 @@ def candidates(spark: SparkSession, samples: DataFrame, items: DataFrame, n_benc
     bc = spark.sparkContext.broadcast(cen)
 
     def assign(batches: Iterator) -> Iterator:
-        import pandas as pd
+        import pyarrow as pa
 
         c = bc.value
-        for pdf in batches:
-            v = _matrix(pdf["vector"])
-            if not len(v):
+        for b in batches:
+            if not b.num_rows:
                 continue
+            v = as_matrix(b.column("vector"))
             sims = v @ c.T
             best = sims.argmax(1)
             ang = np.arccos(np.clip(sims[np.arange(len(v)), best], -1.0, 1.0))
-            yield pd.DataFrame({"bucket": best.astype(np.int32), "item_idx": pdf["item_idx"].to_numpy(),
-                                "bench_idx": pdf["bench_idx"].to_numpy(), "angle": ang, "vector": pdf["vector"]})
+            yield pa.RecordBatch.from_arrays([pa.array(best.astype(np.int32)), b.column("item_idx"), b.column("bench_idx"),
+                                              pa.array(ang.astype(np.float64)), b.column("vector")],
+                                             names=["bucket", "item_idx", "bench_idx", "angle", "vector"])
 
-    placed = items.mapInPandas(assign, "bucket int, item_idx int, bench_idx int, angle double, vector array<float>") \
-        .localCheckpoint()
+    placed = (items.select("item_idx", "bench_idx", "vector")
+              .mapInArrow(assign, "bucket int, item_idx int, bench_idx int, angle double, vector array<float>")
+              .localCheckpoint())
     radius = np.zeros(k)
     for r in placed.groupBy("bucket").agg(F.max("angle").alias("r")).collect():
         radius[r["bucket"]] = r["r"]
@@ -75,33 +70,37 @@ def candidates(spark: SparkSession, samples: DataFrame, items: DataFrame, n_benc
     rbc = spark.sparkContext.broadcast(radius)
 
     def probe(batches: Iterator) -> Iterator:
-        import pandas as pd
+        import pyarrow as pa
 
         c, rad = bc.value, rbc.value
-        for pdf in batches:
-            v = _matrix(pdf["vector"])
-            if not len(v):
+        for b in batches:
+            if not b.num_rows:
                 continue
-            ang = np.arccos(np.clip(v @ c.T, -1.0, 1.0))
+            ang = np.arccos(np.clip(as_matrix(b.column("vector")) @ c.T, -1.0, 1.0))
             near = ang <= reach + rad[None, :] + SLACK
-            near[np.arange(len(v)), ang.argmin(1)] = True
+            near[np.arange(len(ang)), ang.argmin(1)] = True
             rr, bb = np.nonzero(near)
-            yield pd.DataFrame({"bucket": bb.astype(np.int32), "sample_id": pdf["sample_id"].to_numpy()[rr],
-                                "vector": pdf["vector"].to_numpy()[rr]})
+            take = pa.array(rr)
+            yield pa.RecordBatch.from_arrays([pa.array(bb.astype(np.int32)), b.column("sample_id").take(take),
+                                              b.column("vector").take(take)], names=["bucket", "sample_id", "vector"])
 
-    probes = samples.mapInPandas(probe, "bucket int, sample_id string, vector array<float>")
+    probes = samples.select("sample_id", "vector").mapInArrow(probe, "bucket int, sample_id string, vector array<float>")
 
     def match(left, right):
-        import pandas as pd
+        import pyarrow as pa
 
-        if not len(left) or not len(right):
-            return pd.DataFrame({"sample_id": [], "item_idx": [], "cosine": []})
-        right = right.sort_values("bench_idx", kind="stable")
-        r, i, cos = cosine_candidates(_matrix(left["vector"]), _matrix(right["vector"]),
-                                      right["bench_idx"].to_numpy(), n_bench, threshold, top_k)
-        return pd.DataFrame({"sample_id": left["sample_id"].to_numpy()[r],
-                             "item_idx": right["item_idx"].to_numpy()[i].astype(np.int32), "cosine": cos.astype(float)})
+        empty = pa.table({"sample_id": pa.array([], pa.string()), "item_idx": pa.array([], pa.int32()),
+                          "cosine": pa.array([], pa.float64())})
+        if not left.num_rows or not right.num_rows:
+            return empty
+        right = right.sort_by("bench_idx")
+        r, i, cos = cosine_candidates(as_matrix(left.column("vector")),
+                                      as_matrix(right.column("vector")),
+                                      right.column("bench_idx").to_numpy(), n_bench, threshold, top_k)
+        return pa.table({"sample_id": left.column("sample_id").take(pa.array(r)),
+                         "item_idx": right.column("item_idx").take(pa.array(i)),
+                         "cosine": pa.array(cos.astype(np.float64))})
 
     log.info("blocked matching: %d prompts in %d KMeans buckets", m, k)
     return (probes.groupBy("bucket").cogroup(placed.select("bucket", "item_idx", "bench_idx", "vector").groupBy("bucket"))
-            .applyInPandas(match, "sample_id string, item_idx int, cosine double"))
+            .applyInArrow(match, "sample_id string, item_idx int, cosine double"))

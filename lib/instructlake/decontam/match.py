@@ -20,6 +20,17 @@ from instructlake.dedup.minhash import MinHasher, normalize
 CELLS = 1 << 24  # 64 MB of float32 per block of the similarity matrix
 
 
+def as_matrix(col: pa.Array | pa.ChunkedArray) -> np.ndarray:
+    """An Arrow list<float> column of equal-length vectors as an (n, dim) float32 matrix, without a Python
+    loop over rows."""
+    if isinstance(col, pa.ChunkedArray):
+        col = col.combine_chunks() if col.num_chunks else pa.array([], col.type)
+    if not len(col):
+        return np.zeros((0, 0), np.float32)
+    flat = col.flatten().to_numpy(zero_copy_only=False).astype(np.float32, copy=False)
+    return flat.reshape(len(col), -1)
+
+
 @dataclass
 class NgramIndex:
     keys: np.ndarray  # sorted distinct (hash, item) pairs: hashes

@@ -33,10 +33,10 @@ log = logging.getLogger(__name__)
 BLOCK = 4096  # rows per side of one block of a cluster's similarity matrix
 
 
-def pairs_above(ids: np.ndarray, vecs: np.ndarray, threshold: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def pairs_above(vecs: np.ndarray, threshold: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(i, j, cosine) for i < j with cosine >= threshold, computed in BLOCK x BLOCK tiles."""
     out_i, out_j, out_c = [], [], []
-    n = len(ids)
+    n = len(vecs)
     for a in range(0, n, BLOCK):
         for b in range(a, n, BLOCK):
             sims = vecs[a: a + BLOCK] @ vecs[b: b + BLOCK].T
@@ -79,16 +79,17 @@ def run(spark: SparkSession, store: Store, config: Config) -> StageResult:
     counts["clusters"] = k
     threshold = cfg.threshold
 
-    def within(pdf):
-        import pandas as pd
+    def within(t):
+        import pyarrow as pa
 
-        ids = pdf["sample_id"].to_numpy()
-        vecs = np.stack([np.asarray(v, np.float32) for v in pdf["vector"]])
-        i, j, c = pairs_above(ids, vecs, threshold)
-        return pd.DataFrame({"a": ids[i], "b": ids[j], "cosine": c.astype(float)})
+        from instructlake.decontam.match import as_matrix
+
+        i, j, c = pairs_above(as_matrix(t.column("vector")), threshold)
+        ids = t.column("sample_id")
+        return pa.table({"a": ids.take(pa.array(i)), "b": ids.take(pa.array(j)), "cosine": pa.array(c.astype(np.float64))})
 
     pairs = (assigned.select("sample_id", "vector", "prediction").groupBy("prediction")
-             .applyInPandas(within, "a string, b string, cosine double").collect())
+             .applyInArrow(within, "a string, b string, cosine double").collect())
     counts["pairs"] = len(pairs)
     comp = smallest_member_components((r["a"], r["b"]) for r in pairs)
     log.info("semdedup: %d samples, %d KMeans clusters, %d pairs with cosine >= %.2f, %d groups (%.1fs)", n, k,

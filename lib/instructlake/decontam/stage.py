@@ -60,10 +60,6 @@ def current_flags(store: Store, config: Config) -> DataFrame | None:
     return c.filter("flagged").select("sample_id").distinct()
 
 
-def _vectors_of(col) -> np.ndarray:
-    return np.stack([np.asarray(v, np.float32) for v in col]) if len(col) else np.zeros((0, 1), np.float32)
-
-
 def broadcast_evidence(spark: SparkSession, todo: DataFrame, item_vecs: np.ndarray, bench_of_item: np.ndarray,
                        n_bench: int, prompts: list[str], config: Config) -> DataFrame:
     """One pass over (sample_id, instruction, vector): cosine candidates and n-gram hits per Arrow batch."""
@@ -75,13 +71,13 @@ def broadcast_evidence(spark: SparkSession, todo: DataFrame, item_vecs: np.ndarr
     def run(batches: Iterator) -> Iterator:
         import pyarrow as pa
 
-        from instructlake.decontam.match import cosine_candidates, ngram_hits
+        from instructlake.decontam.match import as_matrix, cosine_candidates, ngram_hits
 
         bench, of_item, nidx = bc.value
         for b in batches:
             if not b.num_rows:
                 continue
-            vec = _vectors_of(b.column("vector").to_pylist())
+            vec = as_matrix(b.column("vector"))
             r1, i1, c1 = cosine_candidates(vec, bench, of_item, n_bench, cfg.cosine_threshold, cfg.top_k)
             r2, i2, shared, examples = ngram_hits(b.column("instruction"), nidx)
             c2 = np.einsum("ij,ij->i", vec[r2], bench[i2]) if len(r2) else np.zeros(0, np.float32)
