@@ -263,8 +263,9 @@ class SeedConfig:
 @dataclass(frozen=True)
 class DecontamConfig:
     # A sample is flagged when its instruction's embedding (embed.model) has at least this cosine with a
-    # benchmark prompt; the default comes from `python build.py bench decontam` (see its curve).
-    cosine_threshold: float = 0.8
+    # benchmark prompt. The default is the best recall at <= 1% false flags on `python build.py bench
+    # decontam` with all-MiniLM-L6-v2 (recall 0.977, 0.70% false flags); rerun it for another model.
+    cosine_threshold: float = 0.75
     # Word n-grams of the normalized texts (a text shorter than n words is one n-gram of all its words).
     ngram: int = 13
     # ... and flagged when it shares at least this many n-grams with a benchmark prompt (0: off), or this
