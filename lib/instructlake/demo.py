@@ -1,9 +1,9 @@
 """`python build.py demo`: the whole pipeline on data/samples/ into a local warehouse, in one Spark session.
 
 Each stage adds itself here when it lands. Today: ingest every sample file (twice, to show that a
-re-run adds nothing), dedup, tag (the zero-shot taxonomy tagger: no LLM here), normalize the tags, build the
-tag co-occurrence graph with its power-law fits, train the reference model, score every sample, select
-seeds, export the SFT files, and write the HTML report.
+re-run adds nothing), dedup, semantic dedup, tag (the zero-shot taxonomy tagger: no LLM here), normalize the
+tags, build the tag co-occurrence graph with its power-law fits, train the reference model, score every
+sample, select seeds, decontaminate against AlpacaEval, export the SFT files, and write the HTML report.
 """
 
 from __future__ import annotations
@@ -15,6 +15,8 @@ from pathlib import Path
 
 from instructlake import runs
 from instructlake.config import load_config
+from instructlake.decontam import semdedup as semdedup_stage
+from instructlake.decontam import stage as decontam_stage
 from instructlake.dedup import stage as dedup_stage
 from instructlake.export import stage as export_stage
 from instructlake.graph import stage as graph_stage
@@ -64,12 +66,15 @@ def main(argv: list[str] | None = None) -> int:
     first = stage("ingest", lambda: ingest_stage.run(spark, store, cfg, files))
     again = stage("ingest", lambda: ingest_stage.run(spark, store, cfg, files))
     dd = stage("dedup", lambda: dedup_stage.run(spark, store, cfg))
+    sem = stage("semdedup", lambda: semdedup_stage.run(spark, store, cfg))
     tg = stage("tagging", lambda: tagging_stage.run(spark, store, cfg))
     nt = stage("normalize_tags", lambda: normalize_stage.run(spark, store, cfg))
     gr = stage("graph", lambda: graph_stage.run(spark, store, cfg))
     ref = stage("train_reference", lambda: scoring_stage.train_reference(spark, store, cfg))
     sc = stage("scoring", lambda: scoring_stage.run(spark, store, cfg))
     sd = stage("seeds", lambda: seeds_stage.run(spark, store, cfg))
+    benchmarks = [f"alpaca_eval={Path(a.samples) / name}" for name in sorted(BENCHMARK_FILES)]
+    dc = stage("decontam", lambda: decontam_stage.run(spark, store, cfg, benchmarks))
     exp = stage("export", lambda: export_stage.run(spark, store, cfg))
 
     c = first.counts
@@ -83,6 +88,9 @@ def main(argv: list[str] | None = None) -> int:
     print(f"  dedup: {d['input']:,} samples -> {d['kept']:,} kept ({d['exact_duplicates']:,} exact + "
           f"{d['near_duplicates']:,} near duplicates in {d['clusters']:,} clusters; LSH {d['bands']} bands x "
           f"{d['rows']} rows)")
+    m = sem.counts
+    print(f"  semdedup: {m['input']:,} kept samples in {m['clusters']:,} KMeans clusters -> {m['semantic_duplicates']:,} "
+          f"semantic duplicates removed ({m['groups']:,} groups, cosine >= {cfg.semdedup.threshold})")
     t, n = tg.counts, nt.counts
     print(f"  tag ({tg.extra.get('tagger', 'zero-shot')}): {t['tagged']:,} of {t['input']:,} samples tagged, "
           f"{t['tag_rows']:,} tags; {t['untagged']:,} without a tag above the similarity threshold")
@@ -103,6 +111,11 @@ def main(argv: list[str] | None = None) -> int:
     c = sd.counts
     print(f"  select-seeds: {c['seeds']:,} seeds: " + ", ".join(f"{k} {c['criterion.' + k]:,}"
                                                                for k in seeds_stage.CRITERIA))
+    c = dc.counts
+    print(f"  decontam: {c['flagged']:,} of {c['input']:,} samples flagged against {c['prompts']:,} AlpacaEval "
+          f"prompts ({c.get('benchmark.alpaca_eval.embedding', 0):,} by embedding cosine >= "
+          f"{cfg.decontam.cosine_threshold}, {c.get('benchmark.alpaca_eval.ngram', 0):,} by shared "
+          f"{cfg.decontam.ngram}-grams); export drops them")
     print("  tables:")
     for name in store.tables():
         print(f"    {name:<16} {store.count(name):>8,} rows   {store.path(name)}")

@@ -99,6 +99,10 @@ def test_decontam_flags_copies_and_paraphrases_and_export_drops_them(spark, stor
 
     out = export.run(spark, store, config, str(tmp_path / "export"))
     assert out.counts["contaminated_dropped"] == 4 and out.counts["exported"] == 40
+    from instructlake.report import html
+
+    page = open(html.build(store), encoding="utf-8").read()
+    assert "Benchmark contamination" in page and "flagged matches" in page and "mtbench #81" in page
     exported = {json.loads(x)["id"] for f in (tmp_path / "export" / "sharegpt").glob("part-*.json")
                 for x in f.read_text().splitlines()}
     assert not exported & flagged

@@ -1,8 +1,9 @@
 """One self-contained HTML report of the warehouse: <warehouse>/report/index.html.
 
 Every stage's latest run (counts, seconds, config hash) from `runs`, then one section per analysis that
-has run (today: the tag co-occurrence graph and its power-law fits). Pictures are embedded as data URIs,
-so the page is one file that opens anywhere; the PNGs stay beside it too.
+has run (the tag co-occurrence graph and its power-law fits, loss scores and seeds, benchmark
+contamination). Pictures are embedded as data URIs, so the page is one file that opens anywhere; the PNGs
+stay beside it too.
 """
 
 from __future__ import annotations
@@ -104,13 +105,20 @@ def _bins(df, col: str, n: int = 40) -> tuple[list[float], list[int], float, flo
     return [lo + i * width for i in range(n + 1)], counts, float(st["m"]), float(st["s"] or 0.0)
 
 
+def _latest_run(store: Store, stage: str) -> list:
+    """[the stage's latest successful run record], or [] (stages run outside the CLI record none)."""
+    if not store.exists("runs"):
+        return []
+    return (store.read("runs").filter((F.col("stage") == stage) & (F.col("status") == "ok"))
+            .orderBy(F.desc("finished_at")).limit(1).collect())
+
+
 def scores_section(store: Store) -> str:
     from instructlake.report import plots
 
     if not store.exists("scores"):
         return ""
-    runs = store.read("runs").filter("stage = 'scoring' AND status = 'ok'").orderBy(F.desc("finished_at")).limit(1)
-    latest = runs.collect()
+    latest = _latest_run(store, "scoring")
     scores = store.read("scores").filter(F.col("error").isNull())
     if latest:
         scores = scores.filter(F.col("config_hash") == latest[0]["config_hash"])
@@ -143,6 +151,42 @@ def scores_section(store: Store) -> str:
     return "\n".join(parts)
 
 
+def contamination_section(store: Store, top: int = 20) -> str:
+    """Flag counts per benchmark and method under the latest decontam run, and its closest matches."""
+    if not store.exists("contamination"):
+        return ""
+    latest = _latest_run(store, "decontam")
+    c = store.read("contamination")
+    newest = latest[0]["config_hash"] if latest else c.orderBy(F.desc("checked_at")).select("config_hash").first()
+    if newest is not None:  # one config's rows: an earlier config's are history
+        c = c.filter(F.col("config_hash") == (newest if isinstance(newest, str) else newest[0]))
+    if not c.limit(1).count():
+        return ""
+    parts = ["<h2>Benchmark contamination</h2>"]
+    stats = (c.groupBy("benchmark").agg(
+        F.countDistinct("sample_id").alias("checked"),
+        F.countDistinct(F.when(F.col("flagged"), F.col("sample_id"))).alias("flagged"),
+        F.countDistinct(F.when(F.array_contains("methods", "embedding"), F.col("sample_id"))).alias("embedding"),
+        F.countDistinct(F.when(F.array_contains("methods", "ngram"), F.col("sample_id"))).alias("ngram"))
+        .orderBy("benchmark").collect())
+    parts.append(_table(["benchmark", "samples checked", "flagged", "by embedding", "by n-gram"],
+                        [[r["benchmark"], int(r["checked"]), int(r["flagged"]), int(r["embedding"]), int(r["ngram"])]
+                         for r in stats]))
+    matches = (c.filter("flagged").orderBy(F.desc("cosine"), F.desc("ngram_shared")).limit(top).alias("c")
+               .join(store.read("samples").select("sample_id", "instruction"), "sample_id")
+               .join(store.read("benchmarks").select("benchmark", "item_id", "prompt"), ["benchmark", "item_id"])
+               .orderBy(F.desc("cosine"), F.desc("ngram_shared")).collect()) if store.exists("benchmarks") else []
+    if matches:
+        parts.append(f"<h3>Top {len(matches)} flagged matches</h3>")
+        parts.append(_table(["cosine", "shared n-grams", "methods", "sample instruction", "benchmark prompt"],
+                            [[float(r["cosine"]) if r["cosine"] is not None else "", int(r["ngram_shared"]),
+                              ", ".join(r["methods"]), r["instruction"][:300], f"{r['benchmark']} #{r['item_id']}: "
+                              f"{r['prompt'][:300]}"] for r in matches]))
+    parts.append('<p class="muted">Export drops every flagged sample; each row of the contamination table keeps '
+                 "the evidence (cosine, shared n-grams and an example n-gram).</p>")
+    return "\n".join(parts)
+
+
 def build(store: Store) -> str:
     """Write <warehouse>/report/index.html and return its path."""
     now = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
@@ -157,6 +201,7 @@ def build(store: Store) -> str:
 <h2>Tables</h2><ul>{tables}</ul>
 {graph_section(store)}
 {scores_section(store)}
+{contamination_section(store)}
 </body></html>
 """
     path = f"{store.warehouse}/report/index.html"
