@@ -69,8 +69,9 @@ def ngram_hits(texts: pa.Array, index: NgramIndex) -> tuple[np.ndarray, np.ndarr
     r, it, src = r[new], it[new], src[new]
     starts = np.flatnonzero(np.r_[True, (r[1:] != r[:-1]) | (it[1:] != it[:-1])])
     shared = np.diff(np.r_[starts, len(r)])
+    earliest = np.minimum.reduceat(first[src], starts)  # the example: the shared n-gram that comes first
     norm_py = norm.to_pylist()
-    examples = [" ".join(norm_py[r[s]].split(" ")[first[src[s]]: first[src[s]] + index.ngram]) for s in starts]
+    examples = [" ".join(norm_py[r[s]].split(" ")[f: f + index.ngram]) for s, f in zip(starts, earliest, strict=True)]
     return r[starts], it[starts], shared, examples
 
 
