@@ -10,7 +10,7 @@ from instructlake.config import LLMConfig, LLMSettings, load_config
 from instructlake.dedup import stage as dedup
 from instructlake.ingest import stage as ingest
 from instructlake.llm import prompts
-from instructlake.llm.cache import Task, complete
+from instructlake.llm.cache import Task, complete, keyed
 from instructlake.tagging import stage as tagging
 from tests.conftest import TEST_SETTINGS
 
@@ -190,10 +190,16 @@ def test_a_crash_midway_keeps_the_committed_rounds(spark, store, tmp_path):
     llm = LLMConfig(backend="scripted", model="instructlake.llm.scripted:crash_once", max_reasks=0)
     settings = LLMSettings(calls_file=str(calls_file), batch_size=1, commit_every=3, partitions=1)
     prompt = prompts.load("tag_instruction")
-    texts = [f"write code number {i}" for i in range(11)] + [f"[[crash-once:{tmp_path / 'crashed'}]] a poem"]
-    req = spark.createDataFrame([(f"r{i}", json.dumps(prompt.render(instruction=t))) for i, t in enumerate(texts)],
-                                "request_id string, messages string")
     task = Task(prompt.version, prompt.schema)
+    # 12 prompts in 4 rounds of about 3, a prompt's round set by its cache key: the crashing prompt's marker
+    # path is chosen so that it falls in the last round, after the others committed
+    for k in range(64):
+        texts = [f"write code number {i}" for i in range(11)] + [f"[[crash-once:{tmp_path / f'crashed{k}'}]] a poem"]
+        req = spark.createDataFrame([(f"r{i}", json.dumps(prompt.render(instruction=t))) for i, t in enumerate(texts)],
+                                    "request_id string, messages string")
+        rounds = keyed(req, llm, task).select(F.pmod(F.xxhash64("cache_key"), F.lit(4)).alias("r")).collect()
+        if rounds[-1]["r"] == 3 and any(r["r"] < 3 for r in rounds[:-1]):
+            break
     with pytest.raises(Exception, match="scripted crash"):
         complete(store, req, llm, settings, task)
     committed = store.count("llm_cache")
