@@ -303,6 +303,40 @@ class SemDedupConfig:
 
 
 @dataclass(frozen=True)
+class SynthConfig:
+    # The model that evolves instructions and answers them (the paper: an open 70B-class model).
+    llm: LLMConfig = field(default_factory=LLMConfig)
+    # The oracle that judges evolved instructions and rates difficulty (backend none: synth.llm).
+    oracle: LLMConfig = field(default_factory=LLMConfig)
+    # Evolutions per seed and round; each picks one strategy, deterministically from (parent, round, k).
+    evolutions_per_seed: int = 2
+    rounds: int = 1
+    strategies: tuple[str, ...] = ("reasoning", "concretizing", "deepening", "diversifying")
+    # Rule pre-filters before the oracle sees an evolved instruction.
+    min_chars: int = 20
+    max_chars: int = 6000
+    near_copy_jaccard: float = 0.9  # word-set Jaccard with the parent at or above this: a copy
+    # Seeds judged per run (0: all); the seeds table orders them.
+    max_seeds: int = 0
+
+    def __post_init__(self) -> None:
+        bad = [x for x in self.strategies if x not in STRATEGIES]
+        if bad or not self.strategies:
+            raise ConfigError(f"synth.strategies must be some of {', '.join(STRATEGIES)}, not {bad or '[]'}")
+        if self.evolutions_per_seed < 1 or self.rounds < 1:
+            raise ConfigError("synth.evolutions_per_seed and synth.rounds must be >= 1")
+        if not 0.0 < self.near_copy_jaccard <= 1.0 or self.min_chars < 1 or self.max_chars <= self.min_chars:
+            raise ConfigError("synth: near_copy_jaccard in (0, 1], 1 <= min_chars < max_chars")
+
+    @property
+    def judge(self) -> LLMConfig:
+        return self.oracle if self.oracle.backend != "none" else self.llm
+
+
+STRATEGIES = ("reasoning", "concretizing", "deepening", "diversifying")
+
+
+@dataclass(frozen=True)
 class SemanticConfig:
     ingest: IngestConfig = field(default_factory=IngestConfig)
     dedup: DedupConfig = field(default_factory=DedupConfig)
@@ -314,6 +348,7 @@ class SemanticConfig:
     seeds: SeedConfig = field(default_factory=SeedConfig)
     decontam: DecontamConfig = field(default_factory=DecontamConfig)
     semdedup: SemDedupConfig = field(default_factory=SemDedupConfig)
+    synth: SynthConfig = field(default_factory=SynthConfig)
     export: ExportConfig = field(default_factory=ExportConfig)
 
 
@@ -483,6 +518,10 @@ class Config:
     @property
     def semdedup(self) -> SemDedupConfig:
         return self.semantic.semdedup
+
+    @property
+    def synth(self) -> SynthConfig:
+        return self.semantic.synth
 
     @property
     def export(self) -> ExportConfig:

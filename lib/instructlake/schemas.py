@@ -230,13 +230,43 @@ CONTAMINATION = StructType([
     StructField("checked_at", TimestampType(), False),
 ])
 
+EVOLVED = StructType([
+    StructField("evolution_id", StringType(), False),  # hash of (parent, round, k, config hash)
+    StructField("parent_id", StringType(), False),  # a sample_id (round 1) or an evolution_id (later rounds)
+    StructField("seed_id", StringType(), False),  # the seed sample at the root of the chain
+    StructField("round", IntegerType(), False),
+    StructField("k", IntegerType(), False),  # which of the parent's evolutions in this round
+    StructField("strategy", StringType(), False),  # reasoning | concretizing | deepening | diversifying
+    StructField("instruction", StringType(), True),  # the evolved instruction (null: no usable answer)
+    StructField("status", StringType(), False),  # valid | rejected
+    StructField("reason", StringType(), True),  # why it was rejected (rule or judge), or the judge's reason
+    StructField("judge_score", DoubleType(), True),
+    StructField("sample_id", StringType(), True),  # the synthesized sample in `samples` once it has a response
+    StructField("model", StringType(), False),
+    StructField("judge_model", StringType(), False),
+    StructField("prompt_version", StringType(), False),
+    StructField("config_hash", StringType(), False),
+    StructField("created_at", TimestampType(), False),
+])
+
+DIFFICULTY = StructType([
+    StructField("sample_id", StringType(), False),
+    StructField("difficulty", IntegerType(), True),  # 1 (trivial) .. 10 (expert); null: no usable rating
+    StructField("rationale", StringType(), True),
+    StructField("error", StringType(), True),
+    StructField("model", StringType(), False),
+    StructField("prompt_version", StringType(), False),
+    StructField("config_hash", StringType(), False),
+    StructField("rated_at", TimestampType(), False),
+])
+
 TABLES: dict[str, StructType] = {
     "samples": SAMPLES, "quarantine": QUARANTINE, "runs": RUNS,
     "minhash_signatures": MINHASH_SIGNATURES, "dedup_clusters": DEDUP_CLUSTERS,
     "llm_cache": LLM_CACHE, "tags": TAGS, "tag_map": TAG_MAP, "tag_stats": TAG_STATS,
     "tag_edges": TAG_EDGES, "tag_degrees": TAG_DEGREES, "powerlaw_fit": POWERLAW_FIT,
     "scores": SCORES, "seeds": SEEDS, "embeddings": EMBEDDINGS, "benchmarks": BENCHMARKS,
-    "contamination": CONTAMINATION,
+    "contamination": CONTAMINATION, "evolved": EVOLVED, "difficulty": DIFFICULTY,
 }
 KEYS: dict[str, list[str]] = {
     "samples": ["sample_id"], "quarantine": ["quarantine_id"], "runs": ["run_id"],
@@ -246,6 +276,7 @@ KEYS: dict[str, list[str]] = {
     "tag_edges": ["tag_a", "tag_b"], "tag_degrees": ["tag"], "powerlaw_fit": ["target"],
     "scores": ["sample_id", "config_hash"], "seeds": ["sample_id"], "embeddings": ["sample_id", "model"],
     "benchmarks": ["benchmark", "item_id"], "contamination": ["sample_id", "benchmark", "item_id", "config_hash"],
+    "evolved": ["evolution_id"], "difficulty": ["sample_id", "config_hash"],
 }
 
 

@@ -122,3 +122,62 @@ def declared_tags(messages: Messages) -> str:
     if not m:
         return keyword_tags(messages) or "[]"
     return json.dumps([{"tag": t.strip(), "explanation": "declared by the test"} for t in m.group(1).split("|")])
+
+
+def _tagged(text: str, tag: str) -> str:
+    m = re.search(rf"<{tag}>\s*(.*?)\s*</{tag}>", text, re.S)
+    return m.group(1) if m else ""
+
+
+def synth(messages: Messages) -> str | None:
+    """Plays every synthesis role, told apart by its prompt: evolver, judge, responder, difficulty rater.
+
+    The evolver appends a harder clause naming its method; markers in the seed instruction make it hostile:
+    [[copy]] returns the parent unchanged, [[refuse]] a refusal, [[empty]] an empty string, [[huge]] 40,000
+    characters, [[prose]] no JSON even when re-asked, [[leak]] a template marker, [[backend-down]] no answer,
+    [[crash-once:PATH]] kills the task the first time. The judge rejects text holding [[judge-reject]] and
+    calls a rewrite more complex when it is longer. Difficulty grows with length."""
+    user = next((m["content"] for m in messages if m["role"] == "user"), "")
+    if "<rewritten>" in user:
+        parent, new = _tagged(user, "original"), _tagged(user, "rewritten")
+        ok = "[[judge-reject]]" not in new
+        return json.dumps({"valid": ok, "more_complex": len(new) > len(parent), "same_intent": True,
+                           "score": 8 if ok else 2, "reason": "harder and on topic" if ok else "unclear request"})
+    if "Rate the difficulty" in user:
+        words = len(_tagged(user, "instruction").split())
+        return json.dumps({"difficulty": max(1, min(10, 1 + words // 6)), "rationale": f"{words} words long"})
+    if "Put your whole answer" in user:
+        question = user.split("Put your whole answer")[0].strip()
+        return json.dumps({"response": f"Here is a careful answer to: {question[:80]}"})
+    text = _tagged(user, "instruction")
+    method = re.search(r"using this method: (\w+)", user)
+    method = method.group(1).lower() if method else "deepening"
+    crash = re.search(r"\[\[crash-once:(.*?)\]\]", text)
+    if crash and not os.path.exists(crash.group(1)):
+        open(crash.group(1), "w").close()
+        raise RuntimeError("scripted crash")
+    if "[[backend-down]]" in text:
+        return None
+    if "[[prose]]" in text:
+        return "Sure, here is a harder version: think about it more deeply."
+    if "[[copy]]" in text:
+        return json.dumps({"instruction": text})
+    if "[[refuse]]" in text:
+        return json.dumps({"instruction": "I'm sorry, but I can't help with rewriting this instruction."})
+    if "[[empty]]" in text:
+        return json.dumps({"instruction": ""})
+    if "[[huge]]" in text:
+        return json.dumps({"instruction": "very " * 8000 + "long"})
+    if "[[leak]]" in text:
+        return json.dumps({"instruction": f"#Rewritten Prompt#: {text} Also justify each step."})
+    extra = next((e for e in EXTENSIONS if e not in text), EXTENSIONS[-1])
+    return json.dumps({"instruction": f"{text} ({method}) {extra}"})
+
+
+# The evolver's additions, each with words the others lack, so a chain of evolutions is never a copy.
+EXTENSIONS = (
+    "Justify each part of your answer with one concrete example and state the assumptions you make.",
+    "Then compare two alternative approaches, weighing their costs, risks and likely outcomes.",
+    "Finally, explain which edge cases would break your solution and how you would detect them early.",
+    "Present the result as a numbered plan that a beginner could follow without outside help.",
+)
