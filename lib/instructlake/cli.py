@@ -121,6 +121,17 @@ def build_parser() -> argparse.ArgumentParser:
                                    "duplicates (method 'semantic' in dedup_clusters), keeping one per group by the "
                                    "dedup keep rule. Run it after dedup (dedup rewrites dedup_clusters).")
 
+    sub.add_parser("evolve", help="evolve seeds into harder instructions, judge them, answer them -> samples",
+                   description="Evolve every seed (select-seeds) synth.evolutions_per_seed times per round for "
+                               "synth.rounds rounds with Evol-Instruct strategies guided by its tags and category; "
+                               "reject evolutions by rules (copies, refusals, leaked template markers, too short or "
+                               "long) and by the oracle (synth.oracle); answer the valid ones with synth.llm and add "
+                               "them to samples (source 'synth'). Lineage in the evolved table. Needs an LLM backend.")
+
+    sub.add_parser("difficulty", help="rate each instruction's difficulty 1-10 with an LLM -> difficulty",
+                   description="Rate every kept sample's instruction (pool and synthesized) from 1 to 10 with a "
+                               "rationale, with synth.oracle (or synth.llm). Only unrated samples are rated.")
+
     sub.add_parser("report", help="write the HTML report (<warehouse>/report/index.html)",
                    description="Write one self-contained HTML page with every stage's latest run and the "
                                "analyses that have run, pictures embedded.")
@@ -301,6 +312,27 @@ def cmd_semdedup(cfg: Config, a) -> int:
     return 0
 
 
+def cmd_evolve(cfg: Config, a) -> int:
+    from instructlake.synth import evolve
+
+    r = _run_stage("synth", cfg, evolve.run, {})
+    c = r.counts
+    print(f"evolve: {c['seeds']:,} seeds -> {c['evolutions']:,} evolutions: {c['valid']:,} valid, {c['rejected']:,} "
+          f"rejected, {c['backend_failed']:,} backend failures (retried next run); {c['new_samples']:,} new samples "
+          f"({c['evolve_calls'] + c['judge_calls'] + c['respond_calls']:,} model calls, {r.seconds:.1f}s)")
+    return 0
+
+
+def cmd_difficulty(cfg: Config, a) -> int:
+    from instructlake.synth import difficulty
+
+    r = _run_stage("difficulty", cfg, difficulty.run, {})
+    c = r.counts
+    print(f"difficulty: {c['input']:,} of {c['pool']:,} samples needed a rating: {c['rated']:,} rated, "
+          f"{c['invalid']:,} invalid, {c['backend_failed']:,} backend failures ({r.seconds:.1f}s)")
+    return 0
+
+
 def cmd_report(cfg: Config, a) -> int:
     from instructlake.report import html
 
@@ -353,6 +385,7 @@ def cmd_show(cfg: Config, a) -> int:
 COMMANDS = {"ingest": cmd_ingest, "dedup": cmd_dedup, "tag": cmd_tag, "normalize-tags": cmd_normalize_tags,
             "graph": cmd_graph, "train-reference": cmd_train_reference, "score": cmd_score,
             "select-seeds": cmd_select_seeds, "decontam": cmd_decontam, "semdedup": cmd_semdedup,
+            "evolve": cmd_evolve, "difficulty": cmd_difficulty,
             "report": cmd_report,
             "export": cmd_export, "tables": cmd_tables, "table": cmd_table, "show": cmd_show}
 

@@ -3,7 +3,9 @@
 Each stage adds itself here when it lands. Today: ingest every sample file (twice, to show that a
 re-run adds nothing), dedup, semantic dedup, tag (the zero-shot taxonomy tagger: no LLM here), normalize the
 tags, build the tag co-occurrence graph with its power-law fits, train the reference model, score every
-sample, select seeds, decontaminate against AlpacaEval, export the SFT files, and write the HTML report.
+sample, select seeds, evolve them and rate difficulty when an LLM is configured (with none it says how
+to configure one and skips them), decontaminate against AlpacaEval, export the SFT files, and write the
+HTML report.
 """
 
 from __future__ import annotations
@@ -73,6 +75,16 @@ def main(argv: list[str] | None = None) -> int:
     ref = stage("train_reference", lambda: scoring_stage.train_reference(spark, store, cfg))
     sc = stage("scoring", lambda: scoring_stage.run(spark, store, cfg))
     sd = stage("seeds", lambda: seeds_stage.run(spark, store, cfg))
+    if cfg.synth.llm.backend == "none":
+        from instructlake.synth.evolve import HOWTO
+
+        print(f"  synthesis (evolve, difficulty) skipped: {HOWTO}", flush=True)
+    else:
+        from instructlake.synth import difficulty as difficulty_stage
+        from instructlake.synth import evolve as evolve_stage
+
+        stage("synth", lambda: evolve_stage.run(spark, store, cfg))
+        stage("difficulty", lambda: difficulty_stage.run(spark, store, cfg))
     benchmarks = [f"alpaca_eval={Path(a.samples) / name}" for name in sorted(BENCHMARK_FILES)]
     dc = stage("decontam", lambda: decontam_stage.run(spark, store, cfg, benchmarks))
     exp = stage("export", lambda: export_stage.run(spark, store, cfg))

@@ -48,7 +48,7 @@ def test_every_command_has_help(cmd, capsys):
 
 
 def test_jobs_are_thin_entries():
-    for job in ("ingest", "dedup", "export", "decontam", "semdedup", "score"):
+    for job in ("ingest", "dedup", "export", "decontam", "semdedup", "score", "evolve", "difficulty"):
         text = (ROOT / "jobs" / f"{job}.py").read_text()
         assert f'stage_main("{job}")' in text and len(text.splitlines()) < 10
 

@@ -84,7 +84,7 @@ def test_evolve_hostile_outputs_lineage_and_rerun(spark, warehouse, tmp_path):
     synth = store.read("samples").filter("source = 'synth'").collect()
     valid = [x for x in store.read("evolved").collect() if x["status"] == "valid"]
     # two evolutions that wrote the same instruction (same strategy) make one sample, not two
-    assert len(valid) == 6 and len(synth) == len({x["instruction"] for x in valid}) == c["new_samples"] >= 4
+    assert len(valid) == 6 and len(synth) == len({x["instruction"] for x in valid}) == c["new_samples"] >= 2
     assert all(x["sample_id"] in {s["sample_id"] for s in synth} for x in valid)
     for s in synth:
         ev = next(x for x in valid if x["evolution_id"] == s["meta"]["evolution_id"])
@@ -103,6 +103,10 @@ def test_evolve_hostile_outputs_lineage_and_rerun(spark, warehouse, tmp_path):
     longest = store.read("difficulty").join(store.read("samples").filter("source = 'synth'"), "sample_id")
     assert longest.agg(F.min("difficulty")).first()[0] >= 3  # evolved instructions are longer, so harder
     assert difficulty.run(spark, store, config).counts["input"] == 0
+    from instructlake.report import html
+
+    page = open(html.build(store), encoding="utf-8").read()
+    assert "<h2>Difficulty</h2>" in page and "original pool" in page and "final export" in page
 
 
 def test_evolve_resumes_after_a_crash_like_an_uninterrupted_run(spark, tmp_path):

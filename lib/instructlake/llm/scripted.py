@@ -132,7 +132,7 @@ def _tagged(text: str, tag: str) -> str:
 def synth(messages: Messages) -> str | None:
     """Plays every synthesis role, told apart by its prompt: evolver, judge, responder, difficulty rater.
 
-    The evolver appends a harder clause naming its method; markers in the seed instruction make it hostile:
+    The evolver appends a harder sentence; markers in the seed instruction make it hostile:
     [[copy]] returns the parent unchanged, [[refuse]] a refusal, [[empty]] an empty string, [[huge]] 40,000
     characters, [[prose]] no JSON even when re-asked, [[leak]] a template marker, [[backend-down]] no answer,
     [[crash-once:PATH]] kills the task the first time. The judge rejects text holding [[judge-reject]] and
@@ -150,8 +150,6 @@ def synth(messages: Messages) -> str | None:
         question = user.split("Put your whole answer")[0].strip()
         return json.dumps({"response": f"Here is a careful answer to: {question[:80]}"})
     text = _tagged(user, "instruction")
-    method = re.search(r"using this method: (\w+)", user)
-    method = method.group(1).lower() if method else "deepening"
     crash = re.search(r"\[\[crash-once:(.*?)\]\]", text)
     if crash and not os.path.exists(crash.group(1)):
         open(crash.group(1), "w").close()
@@ -170,8 +168,11 @@ def synth(messages: Messages) -> str | None:
         return json.dumps({"instruction": "very " * 8000 + "long"})
     if "[[leak]]" in text:
         return json.dumps({"instruction": f"#Rewritten Prompt#: {text} Also justify each step."})
-    extra = next((e for e in EXTENSIONS if e not in text), EXTENSIONS[-1])
-    return json.dumps({"instruction": f"{text} ({method}) {extra}"})
+    # the method (strategy) picks which of the sentences not yet in the text is added
+    method = re.search(r"using this method: (.*)", user)
+    fresh = [e for e in EXTENSIONS if e not in text] or [EXTENSIONS[-1]]
+    extra = fresh[sum(map(ord, method.group(1) if method else "")) % len(fresh)]
+    return json.dumps({"instruction": f"{text} {extra}"})
 
 
 # The evolver's additions, each with words the others lack, so a chain of evolutions is never a copy.

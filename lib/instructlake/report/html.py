@@ -187,6 +187,34 @@ def contamination_section(store: Store, top: int = 20) -> str:
     return "\n".join(parts)
 
 
+def difficulty_section(store: Store) -> str:
+    """Difficulty distributions of the original pool, the synthesized samples and what export keeps."""
+    if not store.exists("difficulty"):
+        return ""
+    from instructlake.dedup.stage import without_removed
+
+    latest = _latest_run(store, "difficulty")
+    d = store.read("difficulty").filter(F.col("difficulty").isNotNull())
+    if latest:
+        d = d.filter(F.col("config_hash") == latest[0]["config_hash"])
+    samples = store.read("samples").select("sample_id", "source")
+    rated = d.select("sample_id", "difficulty").join(samples, "sample_id")
+    kept = without_removed(store, rated)
+    if store.exists("contamination"):
+        flagged = store.read("contamination").filter("flagged").select("sample_id")
+        kept = kept.join(flagged, "sample_id", "left_anti")
+    sets = {"original pool": rated.filter(F.col("source") != "synth"), "evolved": rated.filter(F.col("source") == "synth"),
+            "final export": kept}
+    hist = {name: {r["difficulty"]: int(r["count"]) for r in df.groupBy("difficulty").count().collect()}
+            for name, df in sets.items()}
+    rows = [[level] + [hist[name].get(level, 0) for name in sets] for level in range(1, 11)]
+    means = [sum(k * v for k, v in h.items()) / max(1, sum(h.values())) for h in hist.values()]
+    rows.append(["mean", *[float(m) for m in means]])
+    return ("<h2>Difficulty</h2>" + _table(["difficulty (1-10)", *sets], rows)
+            + '<p class="muted">LLM ratings; "final export" is what export keeps (dedup survivors not flagged '
+              "as contamination).</p>")
+
+
 def build(store: Store) -> str:
     """Write <warehouse>/report/index.html and return its path."""
     now = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
@@ -202,6 +230,7 @@ def build(store: Store) -> str:
 {graph_section(store)}
 {scores_section(store)}
 {contamination_section(store)}
+{difficulty_section(store)}
 </body></html>
 """
     path = f"{store.warehouse}/report/index.html"
