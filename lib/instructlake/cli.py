@@ -319,7 +319,8 @@ def cmd_evolve(cfg: Config, a) -> int:
     c = r.counts
     print(f"evolve: {c['seeds']:,} seeds -> {c['evolutions']:,} evolutions: {c['valid']:,} valid, {c['rejected']:,} "
           f"rejected, {c['backend_failed']:,} backend failures (retried next run); {c['new_samples']:,} new samples "
-          f"({c['evolve_calls'] + c['judge_calls'] + c['respond_calls']:,} model calls, {r.seconds:.1f}s)")
+          f"({c['evolve_calls'] + c['judge_calls'] + c['respond_calls'] + c['follow_up_calls']:,} model calls, "
+          f"{r.seconds:.1f}s)")
     return 0
 
 

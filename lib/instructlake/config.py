@@ -316,6 +316,10 @@ class SynthConfig:
     min_chars: int = 20
     max_chars: int = 6000
     near_copy_jaccard: float = 0.9  # word-set Jaccard with the parent at or above this: a copy
+    # Multi-turn expansion: weights of 1, 2, 3, 4 rounds (user + assistant) per synthesized conversation;
+    # each conversation's number is drawn from a hash of its evolution id. Follow-up user turns are written
+    # from the conversation so far.
+    multi_turn_weights: tuple[float, ...] = (0.25, 0.25, 0.25, 0.25)
     # Seeds judged per run (0: all); the seeds table orders them.
     max_seeds: int = 0
 
@@ -327,6 +331,9 @@ class SynthConfig:
             raise ConfigError("synth.evolutions_per_seed and synth.rounds must be >= 1")
         if not 0.0 < self.near_copy_jaccard <= 1.0 or self.min_chars < 1 or self.max_chars <= self.min_chars:
             raise ConfigError("synth: near_copy_jaccard in (0, 1], 1 <= min_chars < max_chars")
+        w = self.multi_turn_weights
+        if not w or any(x < 0 for x in w) or sum(w) <= 0:
+            raise ConfigError(f"synth.multi_turn_weights must be non-negative weights of 1.. rounds, not {list(w)}")
 
     @property
     def judge(self) -> LLMConfig:

@@ -51,7 +51,7 @@ def make_seeds(spark, store, config, tmp_path, seeds):
 
 def test_evolve_hostile_outputs_lineage_and_rerun(spark, warehouse, tmp_path):
     calls_file = tmp_path / "calls.txt"
-    config = synth_config(warehouse, calls_file, "synth.rounds=2")
+    config = synth_config(warehouse, calls_file, "synth.rounds=2", "synth.multi_turn_weights=[0, 1]")
     store = Store(spark, config.warehouse)
     make_seeds(spark, store, config, tmp_path, SEEDS)
     r = evolve.run(spark, store, config)
@@ -89,12 +89,14 @@ def test_evolve_hostile_outputs_lineage_and_rerun(spark, warehouse, tmp_path):
     for s in synth:
         ev = next(x for x in valid if x["evolution_id"] == s["meta"]["evolution_id"])
         assert ev["sample_id"] == s["sample_id"] and s["meta"]["seed_id"] == ids[SEEDS["good"]]
-        assert s["conversation"][0]["content"] == ev["instruction"] and s["conversation"][1]["role"] == "assistant"
+        assert s["conversation"][0]["content"] == ev["instruction"] and s["n_turns"] == 4  # two rounds each
+        assert [t["role"] for t in s["conversation"]] == ["user", "assistant", "user", "assistant"]
+        assert s["conversation"][2]["content"].startswith("Could you go deeper")
 
     # a re-run: cached prompts are not asked again (only the backend-down seed's two), no duplicate rows
     before = calls(calls_file)
     again = evolve.run(spark, store, config)
-    assert calls(calls_file) - before == 2 and again.counts["evolutions"] == 2
+    assert calls(calls_file) - before == 2 and again.counts["evolutions"] == 2 and again.counts["follow_up_calls"] == 0
     assert store.read("evolved").count() == 20 and store.read("samples").filter("source = 'synth'").count() == len(synth)
 
     # difficulty of every sample, from the same double; a re-run rates nothing
@@ -151,3 +153,13 @@ def test_evolve_on_a_tiny_transformers_model_through_spark(spark, tmp_path):
     # random weights write no JSON: every evolution is recorded as rejected, with the reason, nothing crashes
     assert r.counts["evolutions"] == 4 and r.counts["rejected"] == 4 and r.counts["new_samples"] == 0
     assert all(x["reason"].startswith("invalid answer") for x in store.read("evolved").collect())
+
+
+def test_multi_turn_rounds_follow_the_weights(spark):
+    from instructlake.synth.multiturn import target_rounds
+
+    keys = spark.range(8000).select(F.col("id").cast("string").alias("k"))
+    for weights in ((0.25, 0.25, 0.25, 0.25), (0.1, 0.0, 0.6, 0.3), (0.0, 1.0)):
+        got = {r[0]: r[1] for r in keys.groupBy(target_rounds(weights, F.col("k"))).count().collect()}
+        for i, w in enumerate(weights, 1):
+            assert abs(got.get(i, 0) / 8000 - w) < 0.03, (weights, got)

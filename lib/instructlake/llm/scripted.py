@@ -138,6 +138,14 @@ def synth(messages: Messages) -> str | None:
     [[crash-once:PATH]] kills the task the first time. The judge rejects text holding [[judge-reject]] and
     calls a rewrite more complex when it is longer. Difficulty grows with length."""
     user = next((m["content"] for m in messages if m["role"] == "user"), "")
+    if "Write the user's next message" in user:
+        convo = _tagged(user, "conversation")
+        if "[[no-follow-up]]" in convo:
+            return json.dumps({"question": ""})
+        return json.dumps({"question": f"Could you go deeper on point {convo.count('Assistant:')} of your answer?"})
+    if "Answer the user's last message" in user:
+        last = _tagged(user, "conversation").rsplit("User:", 1)[-1].strip()
+        return json.dumps({"response": f"Going deeper: {last[:60]} Here are more details."})
     if "<rewritten>" in user:
         parent, new = _tagged(user, "original"), _tagged(user, "rewritten")
         ok = "[[judge-reject]]" not in new

@@ -7,9 +7,9 @@ carries the seed's canonical tags and main category. An evolved instruction pass
 (no usable answer, too short, too long, a leaked template marker, a refusal, a copy of its parent by word
 Jaccard) and then the oracle (synth.oracle, or synth.llm) returns {valid, more_complex, same_intent, score,
 reason}; it is valid when all three hold. Every evolution is kept in `evolved` with its status and reason;
-valid ones are evolved again in the next round and answered by synth.llm, and each answered one becomes a
-sample (source "synth", meta naming its evolution, parent and seed) that flows into dedup,
-decontamination and export like any other.
+valid ones are evolved again in the next round and answered by synth.llm, extended to 1-4 rounds with
+follow-up user turns (synth/multiturn.py), and each becomes a sample (source "synth", meta naming its
+evolution, parent and seed) that flows into dedup, decontamination and export like any other.
 
 Every model call goes through the LLM runtime and its cache: a stage killed midway and re-run asks no
 cached prompt again, and the merges on evolution_id / sample_id add no duplicate rows. Backend failures
@@ -65,7 +65,8 @@ def synth_hash(config: Config) -> str:
     from instructlake.llm import prompts
 
     cfg = {k: v for k, v in asdict(config.synth).items() if k != "max_seeds"}
-    return config_hash({"synth": cfg, "prompts": [prompts.load(p).version for p in (EVOLVE, JUDGE, RESPOND)]})
+    names = (EVOLVE, JUDGE, RESPOND, "follow_up", "respond_turn")
+    return config_hash({"synth": cfg, "prompts": [prompts.load(p).version for p in names]})
 
 
 def tag_context(store: Store) -> DataFrame | None:
@@ -208,6 +209,7 @@ def respond(spark: SparkSession, store: Store, config: Config, chash: str, count
     from instructlake.ingest.records import sample_id as make_id
     from instructlake.llm import prompts
     from instructlake.llm.cache import Task, complete
+    from instructlake.synth.multiturn import expand
 
     cfg = config.synth
     p = prompts.load(RESPOND)
@@ -224,14 +226,16 @@ def respond(spark: SparkSession, store: Store, config: Config, chash: str, count
     got = got.localCheckpoint()
     counts["response_failed"] = got.filter(F.col("error").isNotNull()).count()
     ok = got.filter(F.col("error").isNull() & (F.length(F.trim("response")) > 0))
-    sid = F.udf(lambda i, r: make_id(None, [("user", i), ("assistant", r)]), "string")
     turn = lambda role, c: F.struct(F.lit(role).alias("role"), c.alias("content"))  # noqa: E731
-    samples = ok.select(
-        sid("instruction", "response").alias("sample_id"), F.lit("synth").alias("source"),
-        F.col("evolution_id").alias("source_id"),
-        F.array(turn("user", F.col("instruction")), turn("assistant", F.col("response"))).alias("conversation"),
-        F.lit(None).cast("string").alias("system"), "instruction", F.lit(2).alias("n_turns"),
-        F.lit(None).cast("string").alias("lang"), (F.length("instruction") + F.length("response")).cast("long").alias("chars"),
+    convs = ok.withColumn("conversation", F.array(turn("user", F.col("instruction")), turn("assistant", F.col("response"))))
+    convs = expand(store, config, convs, counts)  # 1 to 4 rounds; a conversation hit by a backend failure waits
+    sid = F.udf(lambda conv: make_id(None, [(t["role"], t["content"]) for t in conv]), "string")
+    samples = convs.select(
+        sid("conversation").alias("sample_id"), F.lit("synth").alias("source"),
+        F.col("evolution_id").alias("source_id"), "conversation",
+        F.lit(None).cast("string").alias("system"), "instruction", F.size("conversation").alias("n_turns"),
+        F.lit(None).cast("string").alias("lang"),
+        F.aggregate("conversation", F.lit(0).cast("long"), lambda acc, t: acc + F.length(t["content"])).alias("chars"),
         F.create_map(F.lit("evolution_id"), "evolution_id", F.lit("parent_id"), "parent_id", F.lit("seed_id"), "seed_id",
                      F.lit("strategy"), "strategy", F.lit("round"), F.col("round").cast("string"),
                      F.lit("model"), F.col("model")).alias("meta"),
@@ -264,7 +268,8 @@ def run(spark: SparkSession, store: Store, config: Config) -> StageResult:
         if not parents.count():
             break
     respond(spark, store, config, chash, counts)
-    for k in ("evolve_calls", "judge_calls", "respond_calls", "response_failed", "new_samples"):
+    for k in ("evolve_calls", "judge_calls", "respond_calls", "response_failed", "new_samples", "follow_up_calls",
+              "multi_turn_stopped"):
         counts.setdefault(k, 0)
     log.info("evolve: %d seeds -> %d evolutions (%d valid, %d rejected), %d new samples in %.1fs", n_seeds,
              counts["evolutions"], counts["valid"], counts["rejected"], counts["new_samples"], time.time() - t0)
