@@ -128,6 +128,17 @@ def build_parser() -> argparse.ArgumentParser:
                                "long) and by the oracle (synth.oracle); answer the valid ones with synth.llm and add "
                                "them to samples (source 'synth'). Lineage in the evolved table. Needs an LLM backend.")
 
+    s = sub.add_parser("diagnose", help="one iteration of the deficiency diagnosis loop -> diagnosis + targeted samples",
+                       description="The model under test (synth.diagnose_model) answers a diagnosis set; the oracle "
+                                   "compares each answer with its reference and names the abstract skill it lacks; "
+                                   "synth.targeted_per_deficiency new instructions per deficiency are written per "
+                                   "skill and answered into samples. Each run is the next iteration on that set.")
+    s.add_argument("path", metavar="SET", help="instructions with reference answers: any chat format, or JSON/JSONL "
+                                               "with a prompt and a reference (MT-Bench question.jsonl)")
+    s.add_argument("--name", help="name of the diagnosis set (default: the file name)")
+    s.add_argument("--references", metavar="FILE", help="reference answers matched on question_id "
+                                                        "(MT-Bench model_answer/gpt-4.jsonl)")
+
     sub.add_parser("difficulty", help="rate each instruction's difficulty 1-10 with an LLM -> difficulty",
                    description="Rate every kept sample's instruction (pool and synthesized) from 1 to 10 with a "
                                "rationale, with synth.oracle (or synth.llm). Only unrated samples are rated.")
@@ -324,6 +335,20 @@ def cmd_evolve(cfg: Config, a) -> int:
     return 0
 
 
+def cmd_diagnose(cfg: Config, a) -> int:
+    from instructlake.synth import diagnose
+
+    r = _run_stage("diagnose", cfg, lambda sp, st, c: diagnose.run(sp, st, c, a.path, a.name, a.references),
+                   {"path": a.path, "name": a.name, "references": a.references})
+    c = r.counts
+    print(f"diagnose: iteration {c['iteration']}: {c['deficient']:,} of {c['items']:,} items deficient "
+          f"({c['deficiency_rate_x1000'] / 10:.1f}%) over {c['skills']:,} skills; {c.get('targeted', 0):,} targeted "
+          f"instructions, {c.get('new_samples', 0):,} new samples ({r.seconds:.1f}s)")
+    for k, v in sorted(((k[6:], v) for k, v in c.items() if k.startswith("skill.")), key=lambda kv: -kv[1]):
+        print(f"  {k:<40} {v:>6,} deficient")
+    return 0
+
+
 def cmd_difficulty(cfg: Config, a) -> int:
     from instructlake.synth import difficulty
 
@@ -386,7 +411,7 @@ def cmd_show(cfg: Config, a) -> int:
 COMMANDS = {"ingest": cmd_ingest, "dedup": cmd_dedup, "tag": cmd_tag, "normalize-tags": cmd_normalize_tags,
             "graph": cmd_graph, "train-reference": cmd_train_reference, "score": cmd_score,
             "select-seeds": cmd_select_seeds, "decontam": cmd_decontam, "semdedup": cmd_semdedup,
-            "evolve": cmd_evolve, "difficulty": cmd_difficulty,
+            "evolve": cmd_evolve, "diagnose": cmd_diagnose, "difficulty": cmd_difficulty,
             "report": cmd_report,
             "export": cmd_export, "tables": cmd_tables, "table": cmd_table, "show": cmd_show}
 

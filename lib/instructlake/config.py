@@ -322,6 +322,9 @@ class SynthConfig:
     multi_turn_weights: tuple[float, ...] = (0.25, 0.25, 0.25, 0.25)
     # Seeds judged per run (0: all); the seeds table orders them.
     max_seeds: int = 0
+    # diagnose: the model under test (its own engine config) and targeted instructions per deficiency.
+    diagnose_model: LLMConfig = field(default_factory=LLMConfig)
+    targeted_per_deficiency: int = 2
 
     def __post_init__(self) -> None:
         bad = [x for x in self.strategies if x not in STRATEGIES]

@@ -260,6 +260,22 @@ DIFFICULTY = StructType([
     StructField("rated_at", TimestampType(), False),
 ])
 
+DIAGNOSIS = StructType([
+    StructField("diagnosis_set", StringType(), False),
+    StructField("iteration", IntegerType(), False),  # one per diagnose run on this set
+    StructField("item_id", StringType(), False),
+    StructField("instruction", StringType(), False),
+    StructField("reference", StringType(), False),
+    StructField("answer", StringType(), True),  # the model under test's answer (null: none usable)
+    StructField("deficient", BooleanType(), True),
+    StructField("skill", StringType(), True),  # the abstract skill it lacks, when deficient
+    StructField("explanation", StringType(), True),
+    StructField("model", StringType(), False),
+    StructField("judge_model", StringType(), False),
+    StructField("config_hash", StringType(), False),
+    StructField("diagnosed_at", TimestampType(), False),
+])
+
 TABLES: dict[str, StructType] = {
     "samples": SAMPLES, "quarantine": QUARANTINE, "runs": RUNS,
     "minhash_signatures": MINHASH_SIGNATURES, "dedup_clusters": DEDUP_CLUSTERS,
@@ -267,6 +283,7 @@ TABLES: dict[str, StructType] = {
     "tag_edges": TAG_EDGES, "tag_degrees": TAG_DEGREES, "powerlaw_fit": POWERLAW_FIT,
     "scores": SCORES, "seeds": SEEDS, "embeddings": EMBEDDINGS, "benchmarks": BENCHMARKS,
     "contamination": CONTAMINATION, "evolved": EVOLVED, "difficulty": DIFFICULTY,
+    "diagnosis": DIAGNOSIS,
 }
 KEYS: dict[str, list[str]] = {
     "samples": ["sample_id"], "quarantine": ["quarantine_id"], "runs": ["run_id"],
@@ -277,6 +294,7 @@ KEYS: dict[str, list[str]] = {
     "scores": ["sample_id", "config_hash"], "seeds": ["sample_id"], "embeddings": ["sample_id", "model"],
     "benchmarks": ["benchmark", "item_id"], "contamination": ["sample_id", "benchmark", "item_id", "config_hash"],
     "evolved": ["evolution_id"], "difficulty": ["sample_id", "config_hash"],
+    "diagnosis": ["diagnosis_set", "iteration", "item_id"],
 }
 
 

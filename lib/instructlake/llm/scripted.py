@@ -146,6 +146,17 @@ def synth(messages: Messages) -> str | None:
     if "Answer the user's last message" in user:
         last = _tagged(user, "conversation").rsplit("User:", 1)[-1].strip()
         return json.dumps({"response": f"Going deeper: {last[:60]} Here are more details."})
+    if "<reference>" in user:  # deficiency diagnosis
+        weak = re.search(r"\[\[weak:(.*?)\]\]", _tagged(user, "question"))
+        if weak:
+            return json.dumps({"deficient": True, "skill": weak.group(1),
+                               "explanation": f"the answer misses the {weak.group(1)} the reference shows"})
+        return json.dumps({"deficient": False, "skill": "", "explanation": "as good as the reference"})
+    if "The model is weak at:" in user:
+        skill = re.search(r"The model is weak at: (.*)", user).group(1).strip()
+        index = re.search(r"instruction number (\d+)", user).group(1)
+        return json.dumps({"instruction": f"Practice task {index} for {skill}: solve a fresh, moderately hard "
+                                          f"problem that needs {skill}, and show every step of your work."})
     if "<rewritten>" in user:
         parent, new = _tagged(user, "original"), _tagged(user, "rewritten")
         ok = "[[judge-reject]]" not in new

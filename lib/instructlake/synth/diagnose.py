@@ -1,0 +1,219 @@
+"""diagnose: find what a model is weak at and write training data aimed at it -> `diagnosis` + samples.
+
+One run is one iteration of the paper's loop: the model under test (synth.diagnose_model, its own engine
+config) answers a diagnosis set (instructions with reference answers); the oracle (synth.oracle, or
+synth.llm) compares each answer with its reference and returns {deficient, skill, explanation} with the
+skill abstracted and free of entities; deficiencies are counted per skill; synth.targeted_per_deficiency
+new instructions per deficiency are written for each skill (rule-checked like evolutions, kept in
+`evolved` with strategy "targeted") and answered into samples. After training on them, point
+synth.diagnose_model at the new model and run again: the next iteration's deficiency rate is recorded
+beside the last one in `diagnosis`.
+
+A diagnosis set is any supported chat format (the first user turn and the reply after it), or JSON/JSONL
+records with a prompt (as for benchmarks) and a reference (reference / answer / output / response /
+target; MT-Bench's question.jsonl carries `reference` for its math, reasoning and coding questions), or
+such questions plus a second file of reference answers matched on question_id (MT-Bench's
+model_answer/gpt-4.jsonl: choices[0].turns). Records with no reference are quarantined.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+from pyspark.sql import SparkSession
+from pyspark.sql import functions as F
+
+from instructlake import schemas
+from instructlake.config import Config, ConfigError, IngestConfig, config_hash
+from instructlake.ingest.formats import CONVERTERS, RecordError, detect
+from instructlake.ingest.rawfile import iter_raw
+from instructlake.runs import StageResult
+from instructlake.store import Store
+
+log = logging.getLogger(__name__)
+
+COMPARE, TARGETED, ANSWER = "diagnose_compare", "targeted_instruction", "respond"
+REFERENCE_KEYS = ("reference", "answer", "output", "response", "target")
+
+
+def _first_text(v: Any) -> str | None:
+    if isinstance(v, list):
+        v = next((x for x in v if isinstance(x, str) and x.strip()), None)
+    return v if isinstance(v, str) and v.strip() else None
+
+
+def item_of(record: Any, index: int, references: dict[str, str]) -> tuple[str, str, str]:
+    """(item_id, instruction, reference) of one record; RecordError when it lacks either."""
+    from instructlake.decontam.benchmarks import prompts_of
+
+    fmt = detect(record) if isinstance(record, dict) else None
+    if fmt is not None:
+        conv = next(iter(CONVERTERS[fmt](record, IngestConfig())), None)
+        turns = conv.turns if conv else []
+        users = [i for i, (r, _) in enumerate(turns) if r == "user"]
+        if users and users[0] + 1 < len(turns) and turns[users[0] + 1][0] == "assistant":
+            own = (conv.own_id if conv and conv.own_id else str(index))
+            return own, turns[users[0]][1], turns[users[0] + 1][1]
+    first = prompts_of(record, index)[0]
+    own = first.item_id.split("#")[0]
+    ref = references.get(own) or (next((_first_text(record.get(k)) for k in REFERENCE_KEYS
+                                        if _first_text(record.get(k))), None) if isinstance(record, dict) else None)
+    if not ref:
+        raise RecordError("missing_field", "no reference answer: expected one of " + ", ".join(REFERENCE_KEYS) +
+                          " (or a --references file matched on question_id)")
+    return own, first.prompt, ref
+
+
+def load_references(path: str) -> dict[str, str]:
+    """question_id -> the first reference turn, from an MT-Bench style answer file."""
+    out = {}
+    for raw in iter_raw(path):
+        r = raw.value
+        if raw.error or not isinstance(r, dict) or r.get("question_id") is None:
+            continue
+        choices = r.get("choices")
+        turns = choices[0].get("turns") if isinstance(choices, list) and choices and isinstance(choices[0], dict) else None
+        text = _first_text(turns) or next((_first_text(r.get(k)) for k in REFERENCE_KEYS if _first_text(r.get(k))), None)
+        if text:
+            out[str(r["question_id"])] = text
+    return out
+
+
+def load_set(path: str, references: str | None = None) -> tuple[list[tuple[str, str, str]], list]:
+    if not Path(path).exists():
+        raise ConfigError(f"diagnose: {path} does not exist")
+    refs = load_references(references) if references else {}
+    items, bad, seen = [], [], set()
+    for i, raw in enumerate(iter_raw(path)):
+        if raw.error is not None:
+            bad.append((raw, *raw.error))
+            continue
+        try:
+            item = item_of(raw.value, i, refs)
+        except RecordError as e:
+            bad.append((raw, e.reason, e.detail))
+            continue
+        if item[0] not in seen:
+            seen.add(item[0])
+            items.append(item)
+    return items, bad
+
+
+def diagnose_hash(config: Config) -> str:
+    from dataclasses import asdict
+
+    from instructlake.llm import prompts
+
+    cfg = config.synth
+    return config_hash({"model": asdict(cfg.diagnose_model), "judge": asdict(cfg.judge), "writer": asdict(cfg.llm),
+                        "per_deficiency": cfg.targeted_per_deficiency,
+                        "prompts": [prompts.load(p).version for p in (COMPARE, TARGETED, ANSWER)]})
+
+
+def run(spark: SparkSession, store: Store, config: Config, path: str, name: str | None = None,
+        references: str | None = None) -> StageResult:
+    from instructlake.llm import prompts
+    from instructlake.llm.cache import Task, complete
+    from instructlake.synth.evolve import HOWTO, NoLLMError, rule_reason, synth_hash
+
+    cfg = config.synth
+    if cfg.diagnose_model.backend == "none" or cfg.judge.backend == "none":
+        raise NoLLMError(HOWTO.replace("synth.llm.backend is none", "synth.diagnose_model or the oracle has no "
+                                       "backend").replace("synthesis", "diagnosis"))
+    name = name or Path(path).stem
+    items, bad = load_set(path, references)
+    if bad:
+        log.warning("diagnosis set %s: %d records quarantined (first: %s)", name, len(bad), bad[0][2])
+        q = spark.createDataFrame(
+            [(f"diagnose:{name}:{raw.locator}:{reason}", "diagnose", name, Path(path).name, raw.locator, raw.line,
+              reason, detail[:2000], raw.text[:2000], raw.nbytes) for raw, reason, detail in bad],
+            "quarantine_id string, stage string, source string, source_file string, locator string, line long, "
+            "reason string, detail string, raw string, raw_length long")
+        store.merge("quarantine", q.withColumn("quarantined_at", F.current_timestamp())
+                    .select(*schemas.QUARANTINE.fieldNames()))
+    if not items:
+        raise ConfigError(f"diagnose: {path} holds no instruction with a reference answer")
+    dhash = diagnose_hash(config)
+    iteration = 1
+    if store.exists("diagnosis"):
+        last = store.read("diagnosis").filter(F.col("diagnosis_set") == name).agg(F.max("iteration")).first()[0]
+        iteration = (last or 0) + 1
+    df = spark.createDataFrame(items, "item_id string, instruction string, reference string").localCheckpoint()
+    ans_p, cmp_p, tgt_p = prompts.load(ANSWER), prompts.load(COMPARE), prompts.load(TARGETED)
+    answers, c1 = complete(store, df.select(F.col("item_id").alias("request_id"),
+                                            ans_p.messages_column(instruction=F.col("instruction")).alias("messages")),
+                           cfg.diagnose_model, config.platform.llm, Task(ans_p.version, ans_p.schema))
+    got = df.join(answers.select(F.col("request_id").alias("item_id"), F.get_json_object("parsed", "$.response")
+                                 .alias("answer"), F.col("error").alias("answer_error")), "item_id").localCheckpoint()
+    cmp_req = got.filter(F.col("answer").isNotNull()).select(
+        F.col("item_id").alias("request_id"),
+        cmp_p.messages_column(instruction=F.col("instruction"), reference=F.col("reference"),
+                              answer=F.col("answer")).alias("messages"))
+    verdicts, c2 = complete(store, cmp_req, cfg.judge, config.platform.llm, Task(cmp_p.version, cmp_p.schema))
+    v = lambda k: F.get_json_object("parsed", f"$.{k}")  # noqa: E731
+    judged = verdicts.select(F.col("request_id").alias("item_id"), (v("deficient") == "true").alias("deficient"),
+                             F.lower(F.trim(v("skill"))).alias("skill"), v("explanation").alias("explanation"),
+                             F.col("error").alias("judge_error"))
+    # an item the model could not answer at all counts as deficient, with the skill left open
+    rows = (got.join(judged, "item_id", "left")
+            .withColumn("deficient", F.when(F.col("answer").isNull(), F.lit(True)).otherwise(F.col("deficient")))
+            .withColumn("explanation", F.coalesce("explanation", F.col("answer_error"), F.col("judge_error")))
+            .select(F.lit(name).alias("diagnosis_set"), F.lit(iteration).alias("iteration"), "item_id", "instruction",
+                    "reference", "answer", "deficient", F.when(F.col("deficient"), F.col("skill")).alias("skill"),
+                    "explanation", F.lit(cfg.diagnose_model.model).alias("model"), F.lit(cfg.judge.model).alias("judge_model"),
+                    F.lit(dhash).alias("config_hash"), F.current_timestamp().alias("diagnosed_at"))).localCheckpoint()
+    store.merge("diagnosis", rows, source_is_materialized=True)
+    n = rows.count()
+    deficient = rows.filter("deficient").count()
+    per_skill = {r["skill"]: int(r["count"]) for r in rows.filter("deficient AND skill IS NOT NULL AND skill != ''")
+                 .groupBy("skill").count().collect()}
+    counts: dict[str, int] = {"iteration": iteration, "items": n, "deficient": deficient,
+                              "deficiency_rate_x1000": round(1000 * deficient / max(1, n)), "skills": len(per_skill),
+                              "answer_calls": c1["calls"], "judge_calls": c2["calls"], "quarantined": len(bad)}
+    counts.update({f"skill.{k}": v for k, v in per_skill.items()})
+    log.info("diagnose %s iteration %d: %d of %d items deficient (%.1f%%) over %d skills", name, iteration, deficient, n,
+             100 * deficient / max(1, n), len(per_skill))
+
+    # targeted instructions: synth.targeted_per_deficiency per deficient item, per skill
+    chash = synth_hash(config)
+    expl = (rows.filter("deficient AND skill IS NOT NULL AND skill != ''").groupBy("skill")
+            .agg(F.count("*").alias("n"), F.array_join(F.slice(F.collect_list("explanation"), 1, 3), " / ").alias("why")))
+    ks = spark.range(max(per_skill.values(), default=0) * cfg.targeted_per_deficiency).select(
+        F.col("id").cast("int").alias("k"))
+    cand = (expl.crossJoin(ks).filter(F.col("k") < F.col("n") * cfg.targeted_per_deficiency)
+            .withColumn("parent_id", F.concat(F.lit(f"diagnosis:{name}#{iteration}:"), F.col("skill")))
+            .withColumn("evolution_id", F.sha2(F.concat_ws("|", "parent_id", F.col("k").cast("string"), F.lit(chash)),
+                                               256).substr(1, 32))).localCheckpoint()
+    if store.exists("evolved"):
+        cand = cand.join(store.read("evolved").select("evolution_id"), "evolution_id", "left_anti")
+    if cand.limit(1).count():
+        req = cand.select(F.col("evolution_id").alias("request_id"), tgt_p.messages_column(
+            skill=F.col("skill"), explanations=F.coalesce("why", F.lit("")),
+            index=(F.col("k") + 1).cast("string")).alias("messages"))
+        written, c3 = complete(store, req, cfg.llm, config.platform.llm, Task(tgt_p.version, tgt_p.schema))
+        counts["targeted_calls"] = c3["calls"]
+        new = cand.join(written.select(F.col("request_id").alias("evolution_id"),
+                                       F.get_json_object("parsed", "$.instruction").alias("new"), "error"), "evolution_id")
+        new = new.filter(~F.coalesce(F.col("error").startswith("backend:"), F.lit(False)))
+        reason = F.when(F.col("error").isNotNull(), F.concat(F.lit("invalid answer: "), F.col("error"))) \
+            .otherwise(rule_reason(F.col("new"), F.col("skill"), config))
+        ev = new.select(
+            "evolution_id", "parent_id", F.col("parent_id").alias("seed_id"), F.lit(iteration).alias("round"), "k",
+            F.lit("targeted").alias("strategy"), F.col("new").alias("instruction"),
+            F.when(reason.isNull(), F.lit("valid")).otherwise(F.lit("rejected")).alias("status"),
+            F.coalesce(reason, F.concat(F.lit("targets the diagnosed skill: "), F.col("skill"))).alias("reason"),
+            F.lit(None).cast("double").alias("judge_score"), F.lit(None).cast("string").alias("sample_id"),
+            F.lit(cfg.llm.model).alias("model"), F.lit(cfg.judge.model).alias("judge_model"),
+            F.lit(tgt_p.version).alias("prompt_version"), F.lit(chash).alias("config_hash"),
+            F.current_timestamp().alias("created_at")).localCheckpoint()
+        store.merge("evolved", ev, source_is_materialized=True)
+        counts["targeted"] = ev.filter("status = 'valid'").count()
+        counts["targeted_rejected"] = ev.filter("status = 'rejected'").count()
+    from instructlake.synth.evolve import respond
+
+    respond(spark, store, config, chash, counts)
+    counts = {k: int(v) for k, v in counts.items()}
+    return StageResult(stage="diagnose", config_hash=dhash, counts=counts,
+                       output_versions={"diagnosis": store.version("diagnosis")})
