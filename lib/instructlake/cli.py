@@ -138,6 +138,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--name", help="name of the diagnosis set (default: the file name)")
     s.add_argument("--references", metavar="FILE", help="reference answers matched on question_id "
                                                         "(MT-Bench model_answer/gpt-4.jsonl)")
+    s.add_argument("--iterations", type=int, help="iterations in this run (default synth.diagnose_iterations); each "
+                                                  "next one probes the targeted instructions the last one wrote")
 
     sub.add_parser("difficulty", help="rate each instruction's difficulty 1-10 with an LLM -> difficulty",
                    description="Rate every kept sample's instruction (pool and synthesized) from 1 to 10 with a "
@@ -338,12 +340,15 @@ def cmd_evolve(cfg: Config, a) -> int:
 def cmd_diagnose(cfg: Config, a) -> int:
     from instructlake.synth import diagnose
 
-    r = _run_stage("diagnose", cfg, lambda sp, st, c: diagnose.run(sp, st, c, a.path, a.name, a.references),
-                   {"path": a.path, "name": a.name, "references": a.references})
+    r = _run_stage("diagnose", cfg, lambda sp, st, c: diagnose.run(sp, st, c, a.path, a.name, a.references,
+                                                                  a.iterations),
+                   {"path": a.path, "name": a.name, "references": a.references, "iterations": a.iterations})
     c = r.counts
-    print(f"diagnose: iteration {c['iteration']}: {c['deficient']:,} of {c['items']:,} items deficient "
-          f"({c['deficiency_rate_x1000'] / 10:.1f}%) over {c['skills']:,} skills; {c.get('targeted', 0):,} targeted "
-          f"instructions, {c.get('new_samples', 0):,} new samples ({r.seconds:.1f}s)")
+    rates = ", ".join(f"iteration {k.split('.')[1]}: {v / 10:.1f}%" for k, v in sorted(c.items())
+                      if k.startswith("iteration.") and k.endswith("deficiency_rate_x1000"))
+    print(f"diagnose: deficiency rate by iteration: {rates}; last iteration: {c['deficient']:,} of {c['items']:,} "
+          f"items deficient over {c['skills']:,} skills; {c.get('targeted', 0):,} targeted instructions, "
+          f"{c.get('new_samples', 0):,} new samples ({r.seconds:.1f}s)")
     for k, v in sorted(((k[6:], v) for k, v in c.items() if k.startswith("skill.")), key=lambda kv: -kv[1]):
         print(f"  {k:<40} {v:>6,} deficient")
     return 0

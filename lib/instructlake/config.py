@@ -325,6 +325,8 @@ class SynthConfig:
     # diagnose: the model under test (its own engine config) and targeted instructions per deficiency.
     diagnose_model: LLMConfig = field(default_factory=LLMConfig)
     targeted_per_deficiency: int = 2
+    # Iterations per diagnose run: each next one probes the targeted instructions the last one wrote.
+    diagnose_iterations: int = 1
 
     def __post_init__(self) -> None:
         bad = [x for x in self.strategies if x not in STRATEGIES]

@@ -48,8 +48,11 @@ def test_diagnose_finds_skills_writes_targeted_data_and_records_iterations(spark
     synth = store.read("samples").filter("source = 'synth'").collect()
     assert len(synth) == 6 and all(s["meta"]["seed_id"].startswith("diagnosis:mtbench#1:") for s in synth)
 
-    again = diagnose.run(spark, store, config, str(questions), "mtbench", str(answers))  # the next iteration
-    assert again.counts["iteration"] == 2 and again.counts["answer_calls"] == 0  # same model: all cached
-    rates = {x["iteration"]: x["rate"] for x in store.read("diagnosis").groupBy("iteration")
-             .agg(F.avg(F.col("deficient").cast("double")).alias("rate")).collect()}
-    assert rates == {1: 0.75, 2: 0.75}
+    # a second run is the next iteration of the set; it then probes the model with the targeted
+    # instructions it wrote (the double answers those well, so the loop ends there)
+    again = diagnose.run(spark, store, config, str(questions), "mtbench", str(answers), iterations=3)
+    assert again.counts["first_iteration"] == 2 and again.counts["iteration"] == 3
+    rates = {x["iteration"]: (x["rate"], x["n"]) for x in store.read("diagnosis").groupBy("iteration")
+             .agg(F.avg(F.col("deficient").cast("double")).alias("rate"), F.count("*").alias("n")).collect()}
+    assert rates == {1: (0.75, 4), 2: (0.75, 4), 3: (0.0, 6)}
+    assert again.counts["iteration.2.deficiency_rate_x1000"] == 750 and again.counts["iteration.3.deficiency_rate_x1000"] == 0

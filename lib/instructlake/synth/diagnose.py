@@ -1,13 +1,15 @@
 """diagnose: find what a model is weak at and write training data aimed at it -> `diagnosis` + samples.
 
-One run is one iteration of the paper's loop: the model under test (synth.diagnose_model, its own engine
+One iteration of the paper's loop: the model under test (synth.diagnose_model, its own engine
 config) answers a diagnosis set (instructions with reference answers); the oracle (synth.oracle, or
 synth.llm) compares each answer with its reference and returns {deficient, skill, explanation} with the
 skill abstracted and free of entities; deficiencies are counted per skill; synth.targeted_per_deficiency
 new instructions per deficiency are written for each skill (rule-checked like evolutions, kept in
-`evolved` with strategy "targeted") and answered into samples. After training on them, point
-synth.diagnose_model at the new model and run again: the next iteration's deficiency rate is recorded
-beside the last one in `diagnosis`.
+`evolved` with strategy "targeted") and answered into samples. A run makes synth.diagnose_iterations
+iterations (--iterations): each next one probes the model under test with the targeted instructions just
+written (synth.llm's answers as references), so the weak skills are tested again with fresh questions.
+After training on the new data, point synth.diagnose_model at the new model and run again: every
+iteration's deficiency rate sits beside the others in `diagnosis`.
 
 A diagnosis set is any supported chat format (the first user turn and the reply after it), or JSON/JSONL
 records with a prompt (as for benchmarks) and a reference (reference / answer / output / response /
@@ -113,10 +115,11 @@ def diagnose_hash(config: Config) -> str:
 
 
 def run(spark: SparkSession, store: Store, config: Config, path: str, name: str | None = None,
-        references: str | None = None) -> StageResult:
-    from instructlake.llm import prompts
-    from instructlake.llm.cache import Task, complete
-    from instructlake.synth.evolve import HOWTO, NoLLMError, rule_reason, synth_hash
+        references: str | None = None, iterations: int | None = None) -> StageResult:
+    """`iterations` (default synth.diagnose_iterations) rounds: after the first, the model under test is
+    probed again with the targeted instructions just written, synth.llm's answers to them serving as
+    references, so each round tests the weak skills with fresh questions."""
+    from instructlake.synth.evolve import HOWTO, NoLLMError
 
     cfg = config.synth
     if cfg.diagnose_model.backend == "none" or cfg.judge.backend == "none":
@@ -135,12 +138,36 @@ def run(spark: SparkSession, store: Store, config: Config, path: str, name: str 
                     .select(*schemas.QUARANTINE.fieldNames()))
     if not items:
         raise ConfigError(f"diagnose: {path} holds no instruction with a reference answer")
-    dhash = diagnose_hash(config)
     iteration = 1
     if store.exists("diagnosis"):
         last = store.read("diagnosis").filter(F.col("diagnosis_set") == name).agg(F.max("iteration")).first()[0]
         iteration = (last or 0) + 1
     df = spark.createDataFrame(items, "item_id string, instruction string, reference string").localCheckpoint()
+    total: dict[str, int] = {"quarantined": len(bad)}
+    for i in range(max(1, iterations or cfg.diagnose_iterations)):
+        counts, probes = one_iteration(spark, store, config, name, iteration, df)
+        for k, v in counts.items():
+            total[k] = v if k in ("iteration", "items", "deficient", "deficiency_rate_x1000", "skills") or \
+                k.startswith("skill.") else total.get(k, 0) + v
+        total[f"iteration.{iteration}.deficiency_rate_x1000"] = counts["deficiency_rate_x1000"]
+        if i == 0:
+            total["first_iteration"] = iteration
+        if probes is None or not probes.count():
+            break
+        df, iteration = probes, iteration + 1
+    return StageResult(stage="diagnose", config_hash=diagnose_hash(config), counts=total,
+                       output_versions={"diagnosis": store.version("diagnosis")})
+
+
+def one_iteration(spark: SparkSession, store: Store, config: Config, name: str, iteration: int, df):
+    """Diagnose `df` (item_id, instruction, reference) as `iteration`; write targeted instructions and
+    answer them. Returns (counts, the answered targeted instructions as the next round's items)."""
+    from instructlake.llm import prompts
+    from instructlake.llm.cache import Task, complete
+    from instructlake.synth.evolve import respond, rule_reason, synth_hash
+
+    cfg = config.synth
+    dhash = diagnose_hash(config)
     ans_p, cmp_p, tgt_p = prompts.load(ANSWER), prompts.load(COMPARE), prompts.load(TARGETED)
     answers, c1 = complete(store, df.select(F.col("item_id").alias("request_id"),
                                             ans_p.messages_column(instruction=F.col("instruction")).alias("messages")),
@@ -171,7 +198,7 @@ def run(spark: SparkSession, store: Store, config: Config, path: str, name: str 
                  .groupBy("skill").count().collect()}
     counts: dict[str, int] = {"iteration": iteration, "items": n, "deficient": deficient,
                               "deficiency_rate_x1000": round(1000 * deficient / max(1, n)), "skills": len(per_skill),
-                              "answer_calls": c1["calls"], "judge_calls": c2["calls"], "quarantined": len(bad)}
+                              "answer_calls": c1["calls"], "judge_calls": c2["calls"]}
     counts.update({f"skill.{k}": v for k, v in per_skill.items()})
     log.info("diagnose %s iteration %d: %d of %d items deficient (%.1f%%) over %d skills", name, iteration, deficient, n,
              100 * deficient / max(1, n), len(per_skill))
@@ -186,6 +213,7 @@ def run(spark: SparkSession, store: Store, config: Config, path: str, name: str 
             .withColumn("parent_id", F.concat(F.lit(f"diagnosis:{name}#{iteration}:"), F.col("skill")))
             .withColumn("evolution_id", F.sha2(F.concat_ws("|", "parent_id", F.col("k").cast("string"), F.lit(chash)),
                                                256).substr(1, 32))).localCheckpoint()
+    ids = cand.select("evolution_id")  # all of this iteration's, also those a resumed run recorded before
     if store.exists("evolved"):
         cand = cand.join(store.read("evolved").select("evolution_id"), "evolution_id", "left_anti")
     if cand.limit(1).count():
@@ -211,9 +239,12 @@ def run(spark: SparkSession, store: Store, config: Config, path: str, name: str 
         store.merge("evolved", ev, source_is_materialized=True)
         counts["targeted"] = ev.filter("status = 'valid'").count()
         counts["targeted_rejected"] = ev.filter("status = 'rejected'").count()
-    from instructlake.synth.evolve import respond
-
     respond(spark, store, config, chash, counts)
-    counts = {k: int(v) for k, v in counts.items()}
-    return StageResult(stage="diagnose", config_hash=dhash, counts=counts,
-                       output_versions={"diagnosis": store.version("diagnosis")})
+    probes = None
+    if store.exists("evolved"):
+        answered = (store.read("evolved").join(ids, "evolution_id", "left_semi").filter(F.col("sample_id").isNotNull())
+                    .select("evolution_id", "instruction", "sample_id"))
+        probes = (answered.join(store.read("samples").select("sample_id", F.element_at("conversation", 2)["content"]
+                                                             .alias("reference")), "sample_id")
+                  .select(F.col("evolution_id").alias("item_id"), "instruction", "reference")).localCheckpoint()
+    return {k: int(v) for k, v in counts.items()}, probes
