@@ -162,6 +162,7 @@ class TransformersScorer:
     def _losses(self, seqs: list[list[int]], masks: list[list[bool]]) -> list[float | None]:
         """Mean loss over the masked positions of each sequence (the first position has no prediction),
         batched by the token budget."""
+        import numpy as np
         import torch
 
         out: list[float | None] = [None] * len(seqs)
@@ -170,15 +171,20 @@ class TransformersScorer:
         else:
             batches = pack([len(s) for s in seqs], self.token_budget)
         for batch in batches:
-            width = max(len(seqs[i]) for i in batch)
-            ids = torch.full((len(batch), width), self.pad_id, dtype=torch.long)
-            mask = torch.zeros((len(batch), width), dtype=torch.long)
-            labels = torch.full((len(batch), width), -100, dtype=torch.long)
-            for row, i in enumerate(batch):
-                s = torch.tensor(seqs[i])
-                ids[row, :len(s)] = s
-                mask[row, :len(s)] = 1
-                labels[row, :len(s)] = torch.where(torch.tensor(masks[i]), s, -100)
+            # the batch's tensors filled in one vectorized scatter, not a Python loop per row
+            lens = np.fromiter((len(seqs[i]) for i in batch), np.int64, len(batch))
+            width = int(lens.max())
+            flat = np.fromiter((t for i in batch for t in seqs[i]), np.int64, int(lens.sum()))
+            scored = np.fromiter((m for i in batch for m in masks[i]), bool, int(lens.sum()))
+            rows = np.repeat(np.arange(len(batch)), lens)
+            cols = np.arange(len(flat)) - np.repeat(np.cumsum(lens) - lens, lens)
+            ids_np = np.full((len(batch), width), self.pad_id, np.int64)
+            mask_np = np.zeros((len(batch), width), np.int64)
+            labels_np = np.full((len(batch), width), -100, np.int64)
+            ids_np[rows, cols] = flat
+            mask_np[rows, cols] = 1
+            labels_np[rows, cols] = np.where(scored, flat, -100)
+            ids, mask, labels = torch.from_numpy(ids_np), torch.from_numpy(mask_np), torch.from_numpy(labels_np)
             self.tokens_scored += int(mask.sum())
             self.tokens_padded += len(batch) * width
             with torch.no_grad():
