@@ -99,6 +99,17 @@ def read_file(path: str) -> tuple[list[Item], list[tuple[Any, str, str]]]:
     return list(items.values()), bad
 
 
+def quarantine_records(store: Store, stage: str, source: str, label: str, bad: list, raw_chars: int) -> None:
+    """[(raw, reason, detail)] of records read outside ingest -> `quarantine`, ids as ingest makes them."""
+    q = store.spark.createDataFrame(
+        [(quarantine_id(stage, source, label, raw.locator, reason, raw.text), stage, source, label, raw.locator,
+          raw.line, reason, detail[:2000], raw.text[:raw_chars], raw.nbytes) for raw, reason, detail in bad],
+        "quarantine_id string, stage string, source string, source_file string, locator string, line long, "
+        "reason string, detail string, raw string, raw_length long")
+    store.merge("quarantine", q.withColumn("quarantined_at", F.current_timestamp())
+                .select(*schemas.QUARANTINE.fieldNames()))
+
+
 def parse_spec(spec: str) -> tuple[str, str]:
     """NAME=PATH, or a bare name of a built-in benchmark."""
     if "=" in spec:
@@ -125,14 +136,7 @@ def load(spark: SparkSession, store: Store, specs: list[str], quarantine_raw_cha
         if bad:
             log.warning("benchmark %s: %d records of %s hold no prompt and were quarantined (first: %s)", name,
                         len(bad), label, bad[0][2])
-            q = spark.createDataFrame(
-                [(quarantine_id("benchmarks", name, label, raw.locator, reason, raw.text), "benchmarks", name, label,
-                  raw.locator, raw.line, reason, detail[:2000], raw.text[:quarantine_raw_chars], raw.nbytes)
-                 for raw, reason, detail in bad],
-                "quarantine_id string, stage string, source string, source_file string, locator string, line long, "
-                "reason string, detail string, raw string, raw_length long")
-            store.merge("quarantine", q.withColumn("quarantined_at", F.current_timestamp())
-                        .select(*schemas.QUARANTINE.fieldNames()))
+            quarantine_records(store, "benchmarks", name, label, bad, quarantine_raw_chars)
         if not items:
             raise ConfigError(f"--benchmark {name}: {path} holds no prompts ({len(bad)} records quarantined)")
         rows = spark.createDataFrame([(name, it.item_id, it.prompt, label) for it in items],

@@ -113,15 +113,18 @@ def _latest_run(store: Store, stage: str) -> list:
             .orderBy(F.desc("finished_at")).limit(1).collect())
 
 
+def _of_latest_run(store: Store, stage: str, df):
+    """df's rows written under the config hash of the stage's latest run (all rows when it has none)."""
+    latest = _latest_run(store, stage)
+    return df.filter(F.col("config_hash") == latest[0]["config_hash"]) if latest else df
+
+
 def scores_section(store: Store) -> str:
     from instructlake.report import plots
 
     if not store.exists("scores"):
         return ""
-    latest = _latest_run(store, "scoring")
-    scores = store.read("scores").filter(F.col("error").isNull())
-    if latest:
-        scores = scores.filter(F.col("config_hash") == latest[0]["config_hash"])
+    scores = _of_latest_run(store, "scoring", store.read("scores").filter(F.col("error").isNull()))
     if not scores.limit(1).count():
         return ""
     parts = ["<h2>Loss scores and seeds</h2>"]
@@ -193,10 +196,7 @@ def difficulty_section(store: Store) -> str:
         return ""
     from instructlake.dedup.stage import without_removed
 
-    latest = _latest_run(store, "difficulty")
-    d = store.read("difficulty").filter(F.col("difficulty").isNotNull())
-    if latest:
-        d = d.filter(F.col("config_hash") == latest[0]["config_hash"])
+    d = _of_latest_run(store, "difficulty", store.read("difficulty").filter(F.col("difficulty").isNotNull()))
     samples = store.read("samples").select("sample_id", "source")
     rated = d.select("sample_id", "difficulty").join(samples, "sample_id")
     kept = without_removed(store, rated)

@@ -27,7 +27,6 @@ from typing import Any
 from pyspark.sql import SparkSession
 from pyspark.sql import functions as F
 
-from instructlake import schemas
 from instructlake.config import Config, ConfigError, IngestConfig, config_hash
 from instructlake.ingest.formats import CONVERTERS, RecordError, detect
 from instructlake.ingest.rawfile import iter_raw
@@ -119,6 +118,7 @@ def run(spark: SparkSession, store: Store, config: Config, path: str, name: str 
     """`iterations` (default synth.diagnose_iterations) rounds: after the first, the model under test is
     probed again with the targeted instructions just written, synth.llm's answers to them serving as
     references, so each round tests the weak skills with fresh questions."""
+    from instructlake.decontam.benchmarks import quarantine_records
     from instructlake.synth.evolve import HOWTO, NoLLMError
 
     cfg = config.synth
@@ -129,13 +129,7 @@ def run(spark: SparkSession, store: Store, config: Config, path: str, name: str 
     items, bad = load_set(path, references)
     if bad:
         log.warning("diagnosis set %s: %d records quarantined (first: %s)", name, len(bad), bad[0][2])
-        q = spark.createDataFrame(
-            [(f"diagnose:{name}:{raw.locator}:{reason}", "diagnose", name, Path(path).name, raw.locator, raw.line,
-              reason, detail[:2000], raw.text[:2000], raw.nbytes) for raw, reason, detail in bad],
-            "quarantine_id string, stage string, source string, source_file string, locator string, line long, "
-            "reason string, detail string, raw string, raw_length long")
-        store.merge("quarantine", q.withColumn("quarantined_at", F.current_timestamp())
-                    .select(*schemas.QUARANTINE.fieldNames()))
+        quarantine_records(store, "diagnose", name, Path(path).name, bad, config.ingest.quarantine_raw_chars)
     if not items:
         raise ConfigError(f"diagnose: {path} holds no instruction with a reference answer")
     iteration = 1
