@@ -154,6 +154,35 @@ def build_parser() -> argparse.ArgumentParser:
                                    "OpenAI-messages form and as Parquet, with manifest.json beside them.")
     s.add_argument("--out", help="output directory (default: <warehouse>/exports/<UTC timestamp>)")
 
+    s = sub.add_parser("pipeline", help="run every stage in order, resumably and incrementally; or show status",
+                       description="`pipeline run` runs the stages in order (ingest, dedup, semdedup, tagging, "
+                                   "normalize_tags, graph, train_reference, scoring, seeds, synth, difficulty, "
+                                   "decontam, export, report). A stage is skipped when the config sections it "
+                                   "depends on, the versions of the tables it reads and its other inputs (new raw "
+                                   "files, benchmark files, the scoring model) match its last completed run, so a "
+                                   "crashed run resumes where it stopped and a scheduled refresh only processes "
+                                   "what is new. `pipeline status` shows each stage's last run and what a run would "
+                                   "do now.")
+    psub = s.add_subparsers(dest="pipeline_command", required=True, metavar="ACTION")
+    for action, text in (("run", "run the stages that are not up to date"),
+                         ("status", "each stage's last run and whether the next run would run it")):
+        t = psub.add_parser(action, help=text, description=text)
+        t.add_argument("--input", action="append", default=[], metavar="PATH",
+                       help="raw files or directories to ingest (repeatable; default platform.pipeline.inputs). "
+                            "Only files not ingested before (or changed since) are read")
+        t.add_argument("--benchmark", action="append", default=[], metavar="NAME=PATH",
+                       help="benchmark files for decontam (repeatable; default platform.pipeline.benchmarks, "
+                            "else the built-in AlpacaEval)")
+        t.add_argument("--skip", action="append", default=[], metavar="STAGE", help="leave a stage out (repeatable)")
+        if action == "run":
+            t.add_argument("--from", dest="start", metavar="STAGE", help="first stage to consider")
+            t.add_argument("--to", dest="stop", metavar="STAGE", help="last stage to consider")
+            t.add_argument("--force", action="store_true", help="run the selected stages even when up to date")
+            t.add_argument("--export-dir", help="export directory (default platform.pipeline.export_dir, else "
+                                                "<warehouse>/exports/<UTC timestamp>)")
+        else:
+            t.add_argument("--json", action="store_true", help="print JSON")
+
     s = sub.add_parser("tables", help="list the tables and their row counts")
     s.add_argument("--json", action="store_true", help="print a JSON object: table -> row count")
 
@@ -380,6 +409,42 @@ def cmd_export(cfg: Config, a) -> int:
     return 0
 
 
+def cmd_pipeline(cfg: Config, a) -> int:
+    from instructlake import pipeline
+
+    p = cfg.platform.pipeline
+    inputs = pipeline.Inputs(raw=tuple(a.input) or p.inputs, benchmarks=tuple(a.benchmark) or p.benchmarks,
+                             export_dir=getattr(a, "export_dir", None) or p.export_dir or None)
+    spark, store = _session(cfg)
+    if a.pipeline_command == "status":
+        rows = pipeline.status(store, cfg, inputs)
+        if a.json:
+            print(json.dumps(rows, indent=2, default=str))
+            return 0
+        print(f"{'stage':<16}{'next run':<12}{'last run':<9}{'finished (UTC)':<21}{'seconds':>8}  why")
+        for r in rows:
+            secs = f"{r['last_seconds']:.1f}" if r["last_seconds"] is not None else "-"
+            print(f"{r['stage']:<16}{r['next']:<12}{r['last_status'] or '-':<9}{r['last_finished'] or '-':<21}"
+                  f"{secs:>8}  {r['reason']}")
+        return 0
+
+    def show(o) -> None:
+        extra = f" {o.result.summary()}" if o.result is not None else ""
+        print(f"  {o.step:<16} {o.action:<11} ({o.reason}){extra}", flush=True)
+
+    print(f"pipeline: warehouse {store.warehouse}", flush=True)
+    try:
+        outcomes = pipeline.run(spark, store, cfg, inputs, a.start, a.stop, a.skip, a.force, on_step=show)
+    except Exception as e:  # the failed run is recorded; say how to resume
+        print(f"pipeline: stopped: {type(e).__name__}: {e}\n  the completed stages are recorded: run "
+              f"`instructlake pipeline run` again to resume", file=sys.stderr)
+        raise
+    ran = [o.step for o in outcomes if o.action == "ran"]
+    print(f"pipeline: {len(ran)} of {len(outcomes)} stages ran" + (f" ({', '.join(ran)})" if ran else
+                                                                    " (everything was up to date)"))
+    return 0
+
+
 def cmd_tables(cfg: Config, a) -> int:
     _, store = _session(cfg)
     counts = {name: store.count(name) for name in store.tables()}
@@ -417,7 +482,7 @@ COMMANDS = {"ingest": cmd_ingest, "dedup": cmd_dedup, "tag": cmd_tag, "normalize
             "graph": cmd_graph, "train-reference": cmd_train_reference, "score": cmd_score,
             "select-seeds": cmd_select_seeds, "decontam": cmd_decontam, "semdedup": cmd_semdedup,
             "evolve": cmd_evolve, "diagnose": cmd_diagnose, "difficulty": cmd_difficulty,
-            "report": cmd_report,
+            "report": cmd_report, "pipeline": cmd_pipeline,
             "export": cmd_export, "tables": cmd_tables, "table": cmd_table, "show": cmd_show}
 
 

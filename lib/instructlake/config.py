@@ -470,6 +470,20 @@ class DecontamSettings:
 
 
 @dataclass(frozen=True)
+class PipelineSettings:
+    """What `instructlake pipeline run` is pointed at (its --input/--benchmark/--export-dir override these)."""
+
+    # Raw files or directories (a landing zone a scheduled refresh re-reads; only new files are ingested).
+    inputs: tuple[str, ...] = ()
+    # Benchmarks to decontaminate against, NAME=PATH (none: the built-in AlpacaEval).
+    benchmarks: tuple[str, ...] = ()
+    # Where export writes ("": a new <warehouse>/exports/<UTC timestamp> each run).
+    export_dir: str = ""
+    # Stages left out, e.g. train_reference when scoring.model is your own base model.
+    skip: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
 class PlatformConfig:
     name: str = "local"
     spark: SparkSettings = field(default_factory=SparkSettings)
@@ -479,6 +493,7 @@ class PlatformConfig:
     embed: EmbedSettings = field(default_factory=EmbedSettings)
     scoring: ScoringSettings = field(default_factory=ScoringSettings)
     decontam: DecontamSettings = field(default_factory=DecontamSettings)
+    pipeline: PipelineSettings = field(default_factory=PipelineSettings)
 
 
 @dataclass(frozen=True)

@@ -276,6 +276,15 @@ DIAGNOSIS = StructType([
     StructField("diagnosed_at", TimestampType(), False),
 ])
 
+INGESTED_FILES = StructType([
+    StructField("path", StringType(), False),
+    StructField("size", LongType(), False),
+    StructField("modified", LongType(), False),  # mtime, seconds
+    StructField("config_hash", StringType(), False),  # ingest config it was read under
+    StructField("run_id", StringType(), False),
+    StructField("ingested_at", TimestampType(), False),
+])
+
 TABLES: dict[str, StructType] = {
     "samples": SAMPLES, "quarantine": QUARANTINE, "runs": RUNS,
     "minhash_signatures": MINHASH_SIGNATURES, "dedup_clusters": DEDUP_CLUSTERS,
@@ -283,7 +292,7 @@ TABLES: dict[str, StructType] = {
     "tag_edges": TAG_EDGES, "tag_degrees": TAG_DEGREES, "powerlaw_fit": POWERLAW_FIT,
     "scores": SCORES, "seeds": SEEDS, "embeddings": EMBEDDINGS, "benchmarks": BENCHMARKS,
     "contamination": CONTAMINATION, "evolved": EVOLVED, "difficulty": DIFFICULTY,
-    "diagnosis": DIAGNOSIS,
+    "diagnosis": DIAGNOSIS, "ingested_files": INGESTED_FILES,
 }
 KEYS: dict[str, list[str]] = {
     "samples": ["sample_id"], "quarantine": ["quarantine_id"], "runs": ["run_id"],
@@ -295,6 +304,7 @@ KEYS: dict[str, list[str]] = {
     "benchmarks": ["benchmark", "item_id"], "contamination": ["sample_id", "benchmark", "item_id", "config_hash"],
     "evolved": ["evolution_id"], "difficulty": ["sample_id", "config_hash"],
     "diagnosis": ["diagnosis_set", "iteration", "item_id"],
+    "ingested_files": ["path", "size", "modified", "config_hash"],
 }
 
 
