@@ -5,6 +5,7 @@
     python build.py demo              set up, then run the pipeline on data/samples/ into ./lakehouse/demo
     python build.py test [ARGS]       set up, then run pytest (ARGS go to pytest)
     python build.py bench NAME [ARGS] set up, then run bench/NAME.py
+    python build.py bundle            build the wheel (conf/ inside) and dist/jobs/ for Databricks and EMR
     python build.py lint              ruff over the code
 
 Standard library only: this file runs before the virtual environment exists.
@@ -225,6 +226,29 @@ def bench(args: list[str]) -> None:
     run([PY, ROOT / "bench" / f"{args[0]}.py", *args[1:]])
 
 
+def bundle(args: list[str]) -> None:
+    """dist/instructlake-<version>-py3-none-any.whl with conf/ packed in (as instructlake/_conf, where
+    config.conf_dir() looks when there is no checkout), plus dist/jobs/ (the spark-submit entries)."""
+    setup()
+    dist = ROOT / "dist"
+    packed = ROOT / "lib" / "instructlake" / "_conf"
+    shutil.rmtree(packed, ignore_errors=True)
+    shutil.copytree(ROOT / "conf", packed)
+    try:
+        for old in dist.glob("instructlake-*.whl"):
+            old.unlink()
+        run([PY, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w", dist, ROOT])
+    finally:
+        shutil.rmtree(packed, ignore_errors=True)
+        shutil.rmtree(ROOT / "build", ignore_errors=True)
+    shutil.rmtree(dist / "jobs", ignore_errors=True)
+    shutil.copytree(ROOT / "jobs", dist / "jobs")
+    wheel = sorted(dist.glob("instructlake-*.whl"))[-1]
+    log(f"built {wheel.relative_to(ROOT)} and {(dist / 'jobs').relative_to(ROOT)}/")
+    log("Databricks: `databricks bundle deploy -t dev` (databricks.yml runs this itself); EMR: upload the wheel, "
+        "dist/jobs/ and deploy/emr/bootstrap.sh to s3://BUCKET/instructlake/ and see deploy/emr/README.md")
+
+
 def lint(args: list[str]) -> None:
     setup()
     run([PY, "-m", "ruff", "check", "build.py", "lib", "jobs", "tests", "bench", *args])
@@ -243,6 +267,8 @@ def main(argv: list[str]) -> None:
         test(rest)
     elif task == "bench":
         bench(rest)
+    elif task == "bundle":
+        bundle(rest)
     elif task == "lint":
         lint(rest)
     else:

@@ -144,8 +144,14 @@ class EmbedConfig:
     max_chars: int = 2000
 
     def __post_init__(self) -> None:
-        if self.backend not in ("sentence-transformers",):
-            raise ConfigError(f"embed.backend must be sentence-transformers, not {self.backend!r}")
+        if self.backend not in ("sentence-transformers", "hashing"):
+            raise ConfigError(f"embed.backend must be sentence-transformers (or hashing, a model-free lexical "
+                              f"embedder for scale benchmarks), not {self.backend!r}")
+        # the model name keys cached vectors (embeddings table), so it must say which embedder made them
+        if (self.backend == "hashing") != self.model.startswith("hashing-") or \
+                (self.backend == "hashing" and not self.model[8:].isdigit()):
+            raise ConfigError(f"embed.backend {self.backend} with embed.model {self.model!r}: the hashing backend "
+                              "goes with embed.model hashing-<dim> (e.g. hashing-384), and only with it")
 
 
 @dataclass(frozen=True)

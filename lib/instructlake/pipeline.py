@@ -153,16 +153,17 @@ STEPS: tuple[Step, ...] = (
          ("dedup_clusters", "embeddings"), _run("instructlake.decontam.semdedup")),
     Step("tagging", "tag", ("tagging", "embed"), ("samples", "dedup_clusters"), ("tags", "llm_cache"),
          _run("instructlake.tagging.stage")),
-    Step("normalize_tags", "normalize-tags", ("normalize_tags", "embed", "tagging"), ("tags", "samples"),
+    Step("normalize_tags", "normalize-tags", ("normalize_tags", "embed", "tagging"), ("tags", "samples", "dedup_clusters"),
          ("tag_map", "tag_stats"), _run("instructlake.tagging.normalize")),
-    Step("graph", "graph", ("graph", "tagging"), ("tags", "tag_map"), ("tag_edges", "tag_degrees", "powerlaw_fit"),
+    Step("graph", "graph", ("graph", "tagging"), ("tags", "tag_map", "dedup_clusters"),
+         ("tag_edges", "tag_degrees", "powerlaw_fit"),
          _run("instructlake.graph.stage")),
     Step("train_reference", "train-reference", ("scoring",), (), (),
          _run("instructlake.scoring.stage", "train_reference"), state=_reference_state),
     Step("scoring", "score", ("scoring",), ("samples", "dedup_clusters"), ("scores",),
          _run("instructlake.scoring.stage"), state=_scoring_state),
-    Step("seeds", "select-seeds", ("seeds", "scoring", "tagging", "normalize_tags"), ("tags", "tag_map", "scores"),
-         ("seeds",), _run("instructlake.scoring.seeds")),
+    Step("seeds", "select-seeds", ("seeds", "scoring", "tagging", "normalize_tags"),
+         ("tags", "tag_map", "scores", "dedup_clusters"), ("seeds",), _run("instructlake.scoring.seeds")),
     Step("synth", "evolve", ("synth",), ("seeds", "tag_map"), ("evolved", "samples", "llm_cache"),
          _run("instructlake.synth.evolve"), needs_llm=True, state=_llm_state),
     Step("difficulty", "difficulty", ("synth",), ("samples", "dedup_clusters"), ("difficulty", "llm_cache"),
@@ -294,7 +295,7 @@ def plan_step(store: Store, config: Config, inputs: Inputs, s: Step) -> Plan:
     if s.name == "ingest":
         return Plan(s, "run", f"{len(state['pending'])} new or changed raw files", versions, state, fp, last)
     if last is None or "fingerprint" not in last:
-        return Plan(s, "run", "no completed pipeline run yet", versions, state, fp, last)
+        return Plan(s, "run", "no completed pipeline run to compare with", versions, state, fp, last)
     if last["fingerprint"] == fp:
         return Plan(s, "up to date", "nothing it depends on changed", versions, state, fp, last)
     return Plan(s, "run", _why(s, config, versions, state, last), versions, state, fp, last)

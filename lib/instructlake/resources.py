@@ -4,6 +4,10 @@ Only the model steps (LLM calls, embeddings, loss scoring) carry the profile, so
 running on CPU executors. Locally (gpus_per_task = 0, the default) no profile is built: local mode has no
 stage-level scheduling. On Databricks/EMR the platform config sets the amounts; the cluster must have
 dynamic allocation (or a standalone/Kubernetes/YARN master that supports profiles) and GPU discovery.
+
+executor_gpus = 0 builds a task-only profile (TaskResourceProfile): the one kind Spark accepts when
+dynamic allocation is off, as on Databricks job clusters with a fixed number of workers, where every
+executor already has its GPU and model tasks just claim a bigger share of it than CPU tasks do.
 """
 
 from __future__ import annotations
@@ -20,6 +24,10 @@ def gpu_profile(gpus_per_task: float, executor_gpus: int = 1, task_cpus: int = 1
         return None
     from pyspark.resource import ExecutorResourceRequests, ResourceProfileBuilder, TaskResourceRequests
 
+    task = TaskResourceRequests().resource("gpu", gpus_per_task).cpus(task_cpus)
+    if executor_gpus <= 0:
+        log.info("model stage requests %s GPU per task through a task resource profile", gpus_per_task)
+        return ResourceProfileBuilder().require(task).build
     if gpus_per_task > executor_gpus:
         raise ValueError(f"gpus_per_task {gpus_per_task} exceeds executor_gpus {executor_gpus}")
     ex = ExecutorResourceRequests().resource("gpu", executor_gpus)
@@ -27,7 +35,6 @@ def gpu_profile(gpus_per_task: float, executor_gpus: int = 1, task_cpus: int = 1
         ex = ex.cores(executor_cores)
     if executor_memory:
         ex = ex.memory(executor_memory)
-    task = TaskResourceRequests().resource("gpu", gpus_per_task).cpus(task_cpus)
     profile = ResourceProfileBuilder().require(ex).require(task).build
     log.info("model stage requests %s GPU per task (%d per executor) through a ResourceProfile",
              gpus_per_task, executor_gpus)

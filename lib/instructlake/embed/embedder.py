@@ -72,10 +72,38 @@ class SentenceTransformerEmbedder:
         return np.ascontiguousarray(v, dtype=np.float32)
 
 
+class HashingEmbedder:
+    """Feature hashing of word unigrams and bigrams into `dim` signed buckets, L2-normalized: no model, a
+    few microseconds per text. Similar wording gives similar vectors; meaning does not. For scale
+    benchmarks (bench scale) that measure the stages' Spark work rather than a model's."""
+
+    def __init__(self, dim: int = 384, max_chars: int = 2000):
+        self.model = f"hashing-{dim}"
+        self.dim = dim
+        self.max_chars = max_chars
+
+    def encode(self, texts: Sequence[str]) -> np.ndarray:
+        import re
+        import zlib
+
+        out = np.zeros((len(texts), self.dim), np.float32)
+        for i, t in enumerate(texts):
+            words = re.findall(r"\w+", (t or "")[: self.max_chars].lower())
+            feats = words + [f"{a} {b}" for a, b in zip(words, words[1:], strict=False)]
+            if not feats:
+                continue
+            h = np.fromiter((zlib.crc32(f.encode()) for f in feats), np.uint32, len(feats))
+            np.add.at(out[i], (h % self.dim).astype(np.int64), np.where(h & (1 << 31), -1.0, 1.0))
+        norms = np.linalg.norm(out, axis=1, keepdims=True)
+        return out / np.where(norms == 0, 1.0, norms)
+
+
 def get_embedder(cfg: EmbedConfig, settings: EmbedSettings, threads: int | None = None) -> Embedder:
     threads = settings.threads if threads is None else threads
 
     def load() -> Embedder:
+        if cfg.backend == "hashing":
+            return HashingEmbedder(int(cfg.model[len("hashing-"):]), cfg.max_chars)
         path = model_path(cfg, settings)
         log.info("loading embedder %s from %s", cfg.model, path)
         return SentenceTransformerEmbedder(cfg.model, path, settings.batch_size, settings.device, cfg.max_chars,

@@ -18,8 +18,11 @@ from instructlake.store import Store
 
 def sample_tags(store: Store, tagging_hash: str) -> DataFrame:
     """(sample_id, tags array<string> best-ranked first, categories map) from `tags`, mapped through `tag_map`
-    to canonical tags (rare ones dropped) when it exists, else the raw tags."""
-    t = (store.read("tags").filter((F.col("config_hash") == tagging_hash) & F.col("tag").isNotNull())
+    to canonical tags (rare ones dropped) when it exists, else the raw tags. Samples dedup has since removed
+    keep their rows in `tags` (so no model call is repeated if they return) but are left out here."""
+    from instructlake.dedup.stage import without_removed
+
+    t = (without_removed(store, store.read("tags")).filter((F.col("config_hash") == tagging_hash) & F.col("tag").isNotNull())
          .select("sample_id", F.col("tag").alias("raw_tag"), F.coalesce("rank", F.lit(1 << 20)).alias("rank")))
     if store.exists("tag_map"):
         m = store.read("tag_map").filter(F.col("canonical_tag").isNotNull()).select("raw_tag", "canonical_tag")

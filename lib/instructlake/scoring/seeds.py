@@ -110,7 +110,10 @@ def run(spark: SparkSession, store: Store, config: Config) -> StageResult:
         except Exception:  # noqa: BLE001 - no model to identify: use no scores rather than stale ones
             shash = None
         if shash:
-            scores = (store.read("scores").filter((F.col("config_hash") == shash) & F.col("error").isNull())
+            from instructlake.dedup.stage import without_removed
+
+            # scores of samples dedup removed after scoring stay cached but are not candidates
+            scores = (without_removed(store, store.read("scores")).filter((F.col("config_hash") == shash) & F.col("error").isNull())
                       .select("sample_id", F.col(config.seeds.undertrained_metric).alias("loss_cond"),
                               "loss_reduction"))
     chash = config_hash({"seeds": config_hash(config.seeds), "inputs": [store.version(t) if store.exists(t) else None

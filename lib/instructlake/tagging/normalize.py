@@ -145,7 +145,10 @@ def run(spark: SparkSession, store: Store, config: Config) -> StageResult:
     thash = tagging_hash(config)
     chash = config_hash({"normalize_tags": config_hash(cfg), "embed": config_hash(config.embed), "tagging": thash})
     in_version = store.version("tags")
-    tags = store.read("tags", version=in_version).filter(F.col("config_hash") == thash)
+    from instructlake.dedup.stage import without_removed
+
+    # tags of samples dedup removed after they were tagged stay cached in `tags` but do not count
+    tags = without_removed(store, store.read("tags", version=in_version).filter(F.col("config_hash") == thash))
     freq = tag_frequencies(tags).collect()
     if not freq:
         raise EmptyInputError(f"normalize-tags: the tags table has no tags under the current tagging config "
