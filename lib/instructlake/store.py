@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import logging
 import random
+import threading
 import time
+import weakref
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -27,7 +29,20 @@ _CONFLICTS = (
     "ConcurrentTransactionException", "ConcurrentWriteException", "MetadataChangedException",
     "ProtocolChangedException", "DELTA_CONCURRENT", "DELTA_METADATA_CHANGED", "DELTA_PROTOCOL_CHANGED",
     "TableAlreadyExistsException", "DELTA_TABLE_ALREADY_EXISTS", "FileAlreadyExistsException",
+    # another writer is creating the same table: its directory exists before its first commit does
+    "DELTA_CREATE_TABLE_WITH_NON_EMPTY_LOCATION",
 )
+
+
+# merge() sets a session-wide Delta conf for the length of one MERGE; merges from threads sharing a session
+# take turns so none runs under another's setting (sessions from spark.newSession() have their own confs).
+_MERGE_LOCKS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+_LOCKS_GUARD = threading.Lock()
+
+
+def _merge_lock(spark: SparkSession) -> threading.Lock:
+    with _LOCKS_GUARD:
+        return _MERGE_LOCKS.setdefault(spark, threading.Lock())
 
 
 class TableNotFoundError(LookupError):
@@ -183,17 +198,18 @@ class Store:
             return b.whenNotMatchedInsertAll().execute()
 
         conf = "spark.databricks.delta.merge.materializeSource"
-        before = self.spark.conf.get(conf, None)
-        if source_is_materialized:
-            self.spark.conf.set(conf, "none")
-        try:
-            metrics = self._retry(f"merge {name}", go)
-        finally:
+        with _merge_lock(self.spark):
+            before = self.spark.conf.get(conf, None)
             if source_is_materialized:
-                if before is None:
-                    self.spark.conf.unset(conf)
-                else:
-                    self.spark.conf.set(conf, before)
+                self.spark.conf.set(conf, "none")
+            try:
+                metrics = self._retry(f"merge {name}", go)
+            finally:
+                if source_is_materialized:
+                    if before is None:
+                        self.spark.conf.unset(conf)
+                    else:
+                        self.spark.conf.set(conf, before)
         row = metrics.first() if metrics is not None else None
         inserted = int(row["num_inserted_rows"]) if row is not None else -1
         updated = int(row["num_updated_rows"]) if row is not None else -1

@@ -161,10 +161,13 @@ def test_two_refreshes_at_once(spark, tmp_path, caplog):
 
     def go():
         try:
+            session = spark.newSession()  # like two spark-submits: own SQL settings, one JVM (Delta's local log store)
             barrier.wait()
-            results.append(pipeline.run(spark, Store(spark, cfg.warehouse, retries=10), cfg, inputs, stop="dedup"))
+            results.append(pipeline.run(session, Store(session, cfg.warehouse, retries=10), cfg, inputs, stop="dedup"))
         except BaseException as e:  # noqa: BLE001 - reported below
-            errors.append(e)
+            import traceback
+
+            errors.append(f"{type(e).__name__}: {e}\n{traceback.format_exc()[-3000:]}")
 
     with caplog.at_level(logging.WARNING, logger="instructlake.store"):
         threads = [threading.Thread(target=go) for _ in range(2)]

@@ -215,22 +215,38 @@ def difficulty_section(store: Store) -> str:
               "as contamination).</p>")
 
 
+def _with_anchors(body: str) -> tuple[str, str]:
+    """Give every <h2> an id and return (body, the table of contents linking to them)."""
+    import re
+
+    items: list[str] = []
+
+    def anchor(m) -> str:
+        slug = re.sub(r"[^a-z0-9]+", "-", html.unescape(m.group(1)).lower()).strip("-") or f"section-{len(items)}"
+        items.append(f'<li><a href="#{slug}">{m.group(1)}</a></li>')
+        return f'<h2 id="{slug}">{m.group(1)}</h2>'
+
+    return re.sub(r"<h2>(.*?)</h2>", anchor, body), "".join(items)
+
+
 def build(store: Store) -> str:
     """Write <warehouse>/report/index.html and return its path."""
     now = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     tables = "".join(f"<li>{_e(t)}: {store.count(t):,} rows</li>" for t in store.tables())
-    page = f"""<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><title>instructlake report</title><style>{CSS}</style></head>
-<body>
-<h1>instructlake report</h1>
-<p class="muted">Warehouse {_e(store.warehouse)} &middot; generated {now}</p>
-<h2>Stages (latest run of each)</h2>
+    body, toc = _with_anchors(f"""<h2>Stages (latest run of each)</h2>
 {runs_section(store)}
 <h2>Tables</h2><ul>{tables}</ul>
 {graph_section(store)}
 {scores_section(store)}
 {contamination_section(store)}
-{difficulty_section(store)}
+{difficulty_section(store)}""")
+    page = f"""<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>instructlake report</title><style>{CSS}</style></head>
+<body>
+<h1>instructlake report</h1>
+<p class="muted">Warehouse {_e(store.warehouse)} &middot; generated {now}</p>
+<nav><ul>{toc}</ul></nav>
+{body}
 </body></html>
 """
     path = f"{store.warehouse}/report/index.html"

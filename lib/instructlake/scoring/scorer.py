@@ -107,7 +107,7 @@ def pack(lengths: Sequence[int], token_budget: int) -> list[list[int]]:
 
 class TransformersScorer:
     def __init__(self, model: str, path: str | None = None, max_length: int = 1024, token_budget: int = 8192,
-                 device: str = "auto", dtype: str = "auto", fixed_batch: int = 0):
+                 device: str = "auto", dtype: str = "auto", fixed_batch: int = 0, lean: bool = True):
         import torch
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
@@ -130,8 +130,22 @@ class TransformersScorer:
         self.bos = [self.tokenizer.bos_token_id] if self.tokenizer.bos_token_id is not None else []
         # fixed_batch > 0: consecutive groups of that many sequences, unsorted (the naive baseline of bench score)
         self.fixed_batch = fixed_batch
+        # lean: hidden states from the base model with no attention mask (right padding: a causal model's real
+        # tokens never see a pad, so the mask changes nothing they compute and leaving it out lets attention
+        # take its causal fast path), then the output head and the loss only at the scored positions, not
+        # over the vocabulary at every position (for a 152k-token vocabulary that tensor is most of the memory)
+        self.lean = lean and self._lean_ok()
         self.tokens_scored = 0  # real (non-pad) tokens through the model, for throughput figures
         self.tokens_padded = 0
+
+    def _lean_ok(self) -> bool:
+        """The model is a base model plus a plain linear head (no logit scaling or soft-capping after it)."""
+        cfg = self.lm.config
+        if getattr(cfg, "final_logit_softcapping", None) or getattr(cfg, "logit_scale", None) not in (None, 1, 1.0):
+            return False
+        head = self.lm.get_output_embeddings()
+        base = getattr(self.lm, "base_model", None)
+        return head is not None and base is not None and base is not self.lm
 
     def _encode(self, text: str) -> list[int]:
         return self.tokenizer(text, add_special_tokens=False)["input_ids"] if text else []
@@ -187,14 +201,22 @@ class TransformersScorer:
             ids, mask, labels = torch.from_numpy(ids_np), torch.from_numpy(mask_np), torch.from_numpy(labels_np)
             self.tokens_scored += int(mask.sum())
             self.tokens_padded += len(batch) * width
-            with torch.no_grad():
-                logits = self.lm(input_ids=ids.to(self.device), attention_mask=mask.to(self.device)).logits.float()
-            shift_logits, shift_labels = logits[:, :-1], labels[:, 1:].to(self.device)
-            tok = torch.nn.functional.cross_entropy(shift_logits.reshape(-1, shift_logits.size(-1)),
-                                                    shift_labels.reshape(-1), ignore_index=-100, reduction="none")
-            tok = tok.view(shift_labels.shape)
+            shift_labels = labels[:, 1:].to(self.device)
             valid = shift_labels != -100
-            sums, counts = (tok * valid).sum(1), valid.sum(1)
+            with torch.inference_mode():
+                if self.lean:
+                    hidden = self.lm.base_model(input_ids=ids.to(self.device)).last_hidden_state[:, :-1]
+                    logits = self.lm.get_output_embeddings()(hidden[valid]).float()
+                    tok = torch.nn.functional.cross_entropy(logits, shift_labels[valid], reduction="none")
+                    rows_of = valid.nonzero()[:, 0]
+                    sums = torch.zeros(len(batch), dtype=tok.dtype, device=tok.device).index_add_(0, rows_of, tok)
+                else:
+                    logits = self.lm(input_ids=ids.to(self.device), attention_mask=mask.to(self.device)).logits.float()
+                    tok = torch.nn.functional.cross_entropy(logits[:, :-1].reshape(-1, logits.size(-1)),
+                                                            shift_labels.reshape(-1), ignore_index=-100,
+                                                            reduction="none").view(shift_labels.shape)
+                    sums = (tok * valid).sum(1)
+            counts = valid.sum(1)
             for row, i in enumerate(batch):
                 c = int(counts[row])
                 out[i] = float(sums[row]) / c if c else None
