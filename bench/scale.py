@@ -181,15 +181,18 @@ def main() -> int:
         if not a.keep:
             shutil.rmtree(tmp, ignore_errors=True)
 
-    print(f"\n{'stage':<16}" + "".join(f"{n:>12,}" for n in sizes) + f"{'slope':>8}")
-    for s in STAGES:
-        ys = [results[n].get(s, 0.0) for n in sizes]
-        print(f"{s:<16}" + "".join(f"{y:>11.1f}s" for y in ys) + f"{slope(sizes, ys):>8.2f}")
-    totals = [sum(results[n].values()) for n in sizes]
-    print(f"{'total':<16}" + "".join(f"{y:>11.1f}s" for y in totals) + f"{slope(sizes, totals):>8.2f}")
+    # slope: least squares over every size; last: between the two largest sizes, where fixed costs
+    # (Spark jobs, Delta commits) weigh least, so it is the fairer reading of how cost grows
+    print(f"\n{'stage':<16}" + "".join(f"{n:>12,}" for n in sizes) + f"{'slope':>8}{'last':>8}")
+    for name in [*STAGES, "total"]:
+        ys = [sum(results[n].values()) if name == "total" else results[n].get(name, 0.0) for n in sizes]
+        print(f"{name:<16}" + "".join(f"{y:>11.1f}s" for y in ys) + f"{slope(sizes, ys):>8.2f}"
+              f"{slope(sizes[-2:], ys[-2:]):>8.2f}")
     print(f"{'peak memory':<16}" + "".join(f"{peaks[n] / 2**30:>10.1f}GB" for n in sizes))
-    s = slope(sizes, totals)
-    print(f"\nlog-log slope of total seconds against samples: {s:.2f} (goal <= 1.1): {'met' if s <= 1.1 else 'NOT met'}")
+    totals = [sum(results[n].values()) for n in sizes]
+    s, last = slope(sizes, totals), slope(sizes[-2:], totals[-2:])
+    print(f"\nlog-log slope of total seconds against samples: {s:.2f} over all sizes, {last:.2f} between the two "
+          f"largest (goal <= 1.1): {'met' if max(s, last) <= 1.1 else 'NOT met'}")
     return 0
 
 

@@ -298,6 +298,10 @@ class SemDedupConfig:
     threshold: float = 0.95
     # KMeans clusters (0: about sqrt(pool / 4), at least 1). More clusters: fewer pairs, a few missed.
     clusters: int = 0
+    # KMeans trains on a seeded sample of at most this many rows per cluster (0: on every row), then every
+    # row is assigned to its nearest centre in one pass: training 20 iterations over millions of rows
+    # would cost more than everything else in the stage (FAISS suggests 30-256 training points per centre).
+    train_per_cluster: int = 100
     seed: int = 0
     only_kept: bool = True
 
@@ -306,6 +310,8 @@ class SemDedupConfig:
             raise ConfigError(f"semdedup.threshold must be in (0, 1], not {self.threshold}")
         if self.clusters < 0:
             raise ConfigError("semdedup.clusters must be >= 0")
+        if self.train_per_cluster < 0:
+            raise ConfigError("semdedup.train_per_cluster must be >= 0")
 
 
 @dataclass(frozen=True)

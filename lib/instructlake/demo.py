@@ -1,11 +1,11 @@
 """`python build.py demo`: the whole pipeline on data/samples/ into a local warehouse, in one Spark session.
 
-Each stage adds itself here when it lands. Today: ingest every sample file (twice, to show that a
-re-run adds nothing), dedup, semantic dedup, tag (the zero-shot taxonomy tagger: no LLM here), normalize the
-tags, build the tag co-occurrence graph with its power-law fits, train the reference model, score every
-sample, select seeds, evolve them and rate difficulty when an LLM is configured (with none it says how
-to configure one and skips them), decontaminate against AlpacaEval, export the SFT files, and write the
-HTML report.
+`pipeline run` over every sample file: ingest, dedup, semantic dedup, tag (the zero-shot taxonomy tagger:
+no LLM here), normalize the tags, build the tag co-occurrence graph with its power-law fits, train the
+reference model, score every sample, select seeds, evolve them and rate difficulty when an LLM is
+configured (with none the pipeline says how to configure one and skips them), decontaminate against
+AlpacaEval, export the SFT files and write the HTML report. Then the same command again, which finds
+every stage up to date and does nothing.
 """
 
 from __future__ import annotations
@@ -15,20 +15,12 @@ import logging
 import sys
 from pathlib import Path
 
-from instructlake import runs
+from instructlake import pipeline
 from instructlake.config import load_config
-from instructlake.decontam import semdedup as semdedup_stage
-from instructlake.decontam import stage as decontam_stage
-from instructlake.dedup import stage as dedup_stage
-from instructlake.export import stage as export_stage
-from instructlake.graph import stage as graph_stage
 from instructlake.ingest import stage as ingest_stage
 from instructlake.scoring import seeds as seeds_stage
-from instructlake.scoring import stage as scoring_stage
 from instructlake.spark import get_session
 from instructlake.store import Store
-from instructlake.tagging import normalize as normalize_stage
-from instructlake.tagging import stage as tagging_stage
 
 # Benchmarks are not training data: decontamination reads them, ingest into the pool does not.
 BENCHMARK_FILES = {"gpt4_1106_preview_model_outputs.json"}
@@ -57,43 +49,28 @@ def main(argv: list[str] | None = None) -> int:
     files = sorted(str(f) for f in Path(a.samples).iterdir()
                    if f.name.endswith(ingest_stage.SUFFIXES) and f.name not in BENCHMARK_FILES)
 
-    def stage(name, fn):
-        started = runs.now()
-        result = fn()
-        runs.record(store, result, started, args={"demo": True})
-        print(f"  {result.summary()}", flush=True)
-        return result
-
     print(f"\n== instructlake demo: {len(files)} sample files -> {wh}\n", flush=True)
-    first = stage("ingest", lambda: ingest_stage.run(spark, store, cfg, files))
-    again = stage("ingest", lambda: ingest_stage.run(spark, store, cfg, files))
-    dd = stage("dedup", lambda: dedup_stage.run(spark, store, cfg))
-    sem = stage("semdedup", lambda: semdedup_stage.run(spark, store, cfg))
-    tg = stage("tagging", lambda: tagging_stage.run(spark, store, cfg))
-    nt = stage("normalize_tags", lambda: normalize_stage.run(spark, store, cfg))
-    gr = stage("graph", lambda: graph_stage.run(spark, store, cfg))
-    ref = stage("train_reference", lambda: scoring_stage.train_reference(spark, store, cfg))
-    sc = stage("scoring", lambda: scoring_stage.run(spark, store, cfg))
-    sd = stage("seeds", lambda: seeds_stage.run(spark, store, cfg))
-    if cfg.synth.llm.backend == "none":
-        from instructlake.synth.evolve import HOWTO
+    benchmarks = tuple(f"alpaca_eval={Path(a.samples) / name}" for name in sorted(BENCHMARK_FILES))
+    inputs = pipeline.Inputs(raw=tuple(files), benchmarks=benchmarks)
 
-        print(f"  synthesis (evolve, difficulty) skipped: {HOWTO}", flush=True)
-    else:
-        from instructlake.synth import difficulty as difficulty_stage
-        from instructlake.synth import evolve as evolve_stage
+    def show(o) -> None:
+        print(f"  {o.step:<16} {o.action:<11} " + (o.result.summary() if o.result is not None else f"({o.reason})"),
+              flush=True)
 
-        stage("synth", lambda: evolve_stage.run(spark, store, cfg))
-        stage("difficulty", lambda: difficulty_stage.run(spark, store, cfg))
-    benchmarks = [f"alpaca_eval={Path(a.samples) / name}" for name in sorted(BENCHMARK_FILES)]
-    dc = stage("decontam", lambda: decontam_stage.run(spark, store, cfg, benchmarks))
-    exp = stage("export", lambda: export_stage.run(spark, store, cfg))
+    outcomes = pipeline.run(spark, store, cfg, inputs, on_step=show)
+    print("\n== the same command again: every stage compares its inputs with its last run", flush=True)
+    again = pipeline.run(spark, store, cfg, inputs)
+    ran_again = [o.step for o in again if o.action == "ran"]
+    r = {o.step: o.result for o in outcomes if o.result is not None}
+    first, dd, sem, tg, nt, gr = r["ingest"], r["dedup"], r["semdedup"], r["tagging"], r["normalize_tags"], r["graph"]
+    ref, sc, sd, dc, exp = r["train_reference"], r["scoring"], r["seeds"], r["decontam"], r["export"]
 
     c = first.counts
     print("\n== results")
     print(f"  ingest: {c['read']:,} records read = {c['ingested']:,} ingested + {c['duplicate']:,} duplicate "
           f"+ {c['quarantined']:,} quarantined")
-    print(f"  re-ingest of the same files added {again.counts['ingested']} rows")
+    print(f"  a second pipeline run on the same files ran {len(ran_again)} stages"
+          + (f" ({', '.join(ran_again)})" if ran_again else ": everything was up to date"))
     for key in sorted(k for k in c if k.startswith("source.")):
         print(f"    {key[7:]:<48} {c[key]:>7,}")
     d = dd.counts
@@ -135,10 +112,10 @@ def main(argv: list[str] | None = None) -> int:
     for fmt, info in exp.extra["manifest"]["files"].items():
         print(f"    {fmt:<9} {info['path']}")
     print(f"    manifest  {exp.extra['out']}/manifest.json")
-    from instructlake.report import html
-
-    print(f"  report: {html.build(store)}")
-    print(f"\n  look around: .venv/bin/instructlake --warehouse {wh} tables | show samples | show quarantine")
+    print(f"  report: {r['report'].extra['path']}")
+    print(f"\n  look around: .venv/bin/instructlake --warehouse {wh} tables | show samples | show quarantine | "
+          "pipeline status")
+    print(f"  notebooks:   INSTRUCTLAKE_WAREHOUSE={wh} .venv/bin/python notebooks/cooccurrence.py (and the others)")
     spark.stop()
     return 0
 

@@ -75,7 +75,10 @@ def run(spark: SparkSession, store: Store, config: Config) -> StageResult:
     k = cfg.clusters or max(1, int(round(math.sqrt(n / 4))))
     k = min(k, n)
     data = vectors.select("sample_id", array_to_vector("vector").alias("features"), "vector").localCheckpoint()
-    assigned = KMeans(k=k, seed=cfg.seed, maxIter=20).fit(data).transform(data)
+    train = data
+    if cfg.train_per_cluster and n > k * cfg.train_per_cluster:
+        train = data.sample(fraction=k * cfg.train_per_cluster / n, seed=cfg.seed)
+    assigned = KMeans(k=k, seed=cfg.seed, maxIter=20).fit(train).transform(data)
     counts["clusters"] = k
     threshold = cfg.threshold
 
