@@ -130,8 +130,8 @@ class TransformersScorer:
         self.bos = [self.tokenizer.bos_token_id] if self.tokenizer.bos_token_id is not None else []
         # fixed_batch > 0: consecutive groups of that many sequences, unsorted (the naive baseline of bench score)
         self.fixed_batch = fixed_batch
-        # lean: hidden states from the base model with no attention mask (right padding: a causal model's real
-        # tokens never see a pad, so the mask changes nothing they compute and leaving it out lets attention
+        # lean: hidden states from the base model without masking the pads (right padding: a causal model's real
+        # tokens never see a pad, so the mask changes nothing they compute, and an all-ones mask lets attention
         # take its causal fast path), then the output head and the loss only at the scored positions, not
         # over the vocabulary at every position (for a 152k-token vocabulary that tensor is most of the memory)
         self.lean = lean and self._lean_ok()
@@ -205,7 +205,10 @@ class TransformersScorer:
             valid = shift_labels != -100
             with torch.inference_mode():
                 if self.lean:
-                    hidden = self.lm.base_model(input_ids=ids.to(self.device)).last_hidden_state[:, :-1]
+                    # an all-ones mask: what no mask means under right padding, and it says so to transformers
+                    dev_ids = ids.to(self.device)
+                    hidden = self.lm.base_model(input_ids=dev_ids, attention_mask=torch.ones_like(dev_ids)
+                                                ).last_hidden_state[:, :-1]
                     logits = self.lm.get_output_embeddings()(hidden[valid]).float()
                     tok = torch.nn.functional.cross_entropy(logits, shift_labels[valid], reduction="none")
                     rows_of = valid.nonzero()[:, 0]
