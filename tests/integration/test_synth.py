@@ -108,7 +108,8 @@ def test_evolve_hostile_outputs_lineage_and_rerun(spark, warehouse, tmp_path):
     from instructlake.report import html
 
     page = open(html.build(store), encoding="utf-8").read()
-    assert "<h2>Difficulty</h2>" in page and "original pool" in page and "final export" in page
+    assert '<h2 id="difficulty">Difficulty</h2>' in page and 'href="#difficulty"' in page
+    assert "original pool" in page and "final export" in page
 
 
 def test_evolve_resumes_after_a_crash_like_an_uninterrupted_run(spark, tmp_path):
