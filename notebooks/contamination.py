@@ -23,18 +23,17 @@ import matplotlib.pyplot as plt
 from pyspark.sql import functions as F
 
 from instructlake.notebook import open_warehouse
+from instructlake.report.html import contamination_rows, contamination_summary
 
 WAREHOUSE = os.environ.get("INSTRUCTLAKE_WAREHOUSE", "lakehouse/demo")
 store = open_warehouse(WAREHOUSE)
 
+# %% [markdown]
+# Rows of the latest decontam configuration only (rows of an earlier threshold or benchmark set are history).
+
 # %%
-c = store.read("contamination")
-summary = (c.groupBy("benchmark").agg(
-    F.countDistinct("sample_id").alias("checked_samples"),
-    F.countDistinct(F.when(F.col("flagged"), F.col("sample_id"))).alias("flagged"),
-    F.countDistinct(F.when(F.array_contains("methods", "embedding"), F.col("sample_id"))).alias("by_embedding"),
-    F.countDistinct(F.when(F.array_contains("methods", "ngram"), F.col("sample_id"))).alias("by_ngram"))
-    .orderBy("benchmark").toPandas())
+c = contamination_rows(store)
+summary = contamination_summary(c).toPandas()
 print(summary.to_string(index=False))
 
 # %% [markdown]

@@ -27,8 +27,13 @@ WAREHOUSE = os.environ.get("INSTRUCTLAKE_WAREHOUSE", "lakehouse/demo")
 store = open_warehouse(WAREHOUSE)
 
 # %%
-scores = table(store, "scores", ["sample_id", "model", "loss_cond", "loss_uncond", "ifd", "loss_reduction",
-                                 "n_tokens", "truncated", "error", "config_hash"])
+# the latest scoring run's rows (a model or setting scored before is history), of samples dedup kept
+from instructlake.dedup.stage import without_removed  # noqa: E402
+from instructlake.report.html import of_latest_run  # noqa: E402
+
+scores = without_removed(store, of_latest_run(store, "scoring", store.read("scores"))).select(
+    "sample_id", "model", "loss_cond", "loss_uncond", "ifd", "loss_reduction", "n_tokens", "truncated", "error",
+    "config_hash").toPandas()
 ok = scores[scores["error"].isna()]
 print(f"{len(ok):,} scored samples ({len(scores) - len(ok):,} failed), models: {', '.join(sorted(ok['model'].unique()))}")
 print(ok[["loss_cond", "loss_uncond", "ifd", "loss_reduction", "n_tokens"]].describe().to_string())

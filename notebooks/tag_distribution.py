@@ -53,7 +53,12 @@ from pyspark.sql import functions as F  # noqa: E402
 
 canonical = store.read("tag_map").filter(F.col("canonical_tag").isNotNull()).select(
     F.col("raw_tag").alias("tag"), "canonical_tag", "category")
-tagged = store.read("tags").filter(F.col("tag").isNotNull()).join(canonical, "tag")
+from instructlake.dedup.stage import without_removed  # noqa: E402
+from instructlake.report.html import of_latest_run  # noqa: E402
+
+# the latest tagging run's tags, of samples dedup kept (what tag_stats counts)
+tags = without_removed(store, of_latest_run(store, "tagging", store.read("tags")))
+tagged = tags.filter(F.col("tag").isNotNull()).join(canonical, "tag")
 per_category = (tagged.groupBy("category").agg(F.countDistinct("sample_id").alias("samples"))
                 .orderBy(F.desc("samples"), "category").toPandas())
 print(per_category.to_string(index=False))

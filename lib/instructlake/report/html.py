@@ -113,7 +113,7 @@ def _latest_run(store: Store, stage: str) -> list:
             .orderBy(F.desc("finished_at")).limit(1).collect())
 
 
-def _of_latest_run(store: Store, stage: str, df):
+def of_latest_run(store: Store, stage: str, df):
     """df's rows written under the config hash of the stage's latest run (all rows when it has none)."""
     latest = _latest_run(store, stage)
     return df.filter(F.col("config_hash") == latest[0]["config_hash"]) if latest else df
@@ -124,7 +124,7 @@ def scores_section(store: Store) -> str:
 
     if not store.exists("scores"):
         return ""
-    scores = _of_latest_run(store, "scoring", store.read("scores").filter(F.col("error").isNull()))
+    scores = of_latest_run(store, "scoring", store.read("scores").filter(F.col("error").isNull()))
     if not scores.limit(1).count():
         return ""
     parts = ["<h2>Loss scores and seeds</h2>"]
@@ -154,24 +154,35 @@ def scores_section(store: Store) -> str:
     return "\n".join(parts)
 
 
-def contamination_section(store: Store, top: int = 20) -> str:
-    """Flag counts per benchmark and method under the latest decontam run, and its closest matches."""
-    if not store.exists("contamination"):
-        return ""
+def contamination_rows(store: Store):
+    """The contamination rows of the latest decontam config (an earlier config's rows are history)."""
     latest = _latest_run(store, "decontam")
     c = store.read("contamination")
     newest = latest[0]["config_hash"] if latest else c.orderBy(F.desc("checked_at")).select("config_hash").first()
-    if newest is not None:  # one config's rows: an earlier config's are history
+    if newest is not None:
         c = c.filter(F.col("config_hash") == (newest if isinstance(newest, str) else newest[0]))
-    if not c.limit(1).count():
-        return ""
-    parts = ["<h2>Benchmark contamination</h2>"]
-    stats = (c.groupBy("benchmark").agg(
+    return c
+
+
+def contamination_summary(c):
+    """Per benchmark: samples checked, flagged, flagged by embedding cosine, by shared n-grams."""
+    return (c.groupBy("benchmark").agg(
         F.countDistinct("sample_id").alias("checked"),
         F.countDistinct(F.when(F.col("flagged"), F.col("sample_id"))).alias("flagged"),
         F.countDistinct(F.when(F.array_contains("methods", "embedding"), F.col("sample_id"))).alias("embedding"),
         F.countDistinct(F.when(F.array_contains("methods", "ngram"), F.col("sample_id"))).alias("ngram"))
-        .orderBy("benchmark").collect())
+        .orderBy("benchmark"))
+
+
+def contamination_section(store: Store, top: int = 20) -> str:
+    """Flag counts per benchmark and method under the latest decontam run, and its closest matches."""
+    if not store.exists("contamination"):
+        return ""
+    c = contamination_rows(store)
+    if not c.limit(1).count():
+        return ""
+    parts = ["<h2>Benchmark contamination</h2>"]
+    stats = contamination_summary(c).collect()
     parts.append(_table(["benchmark", "samples checked", "flagged", "by embedding", "by n-gram"],
                         [[r["benchmark"], int(r["checked"]), int(r["flagged"]), int(r["embedding"]), int(r["ngram"])]
                          for r in stats]))
@@ -196,7 +207,7 @@ def difficulty_section(store: Store) -> str:
         return ""
     from instructlake.dedup.stage import without_removed
 
-    d = _of_latest_run(store, "difficulty", store.read("difficulty").filter(F.col("difficulty").isNotNull()))
+    d = of_latest_run(store, "difficulty", store.read("difficulty").filter(F.col("difficulty").isNotNull()))
     samples = store.read("samples").select("sample_id", "source")
     rated = d.select("sample_id", "difficulty").join(samples, "sample_id")
     kept = without_removed(store, rated)
