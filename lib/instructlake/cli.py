@@ -500,10 +500,8 @@ def main(argv: list[str] | None = None) -> int:
         return 2
 
 
-def stage_main(command: str) -> None:
-    """Entry of jobs/<stage>.py under spark-submit: `spark-submit jobs/ingest.py [global options] PATH...`."""
-    argv = sys.argv[1:]
-    # Global options come before the command; everything else belongs to the command.
+def split_global_options(argv: list[str]) -> tuple[list[str], list[str]]:
+    """(global options, the rest) of a jobs/<stage>.py command line, where both may be mixed."""
     globals_, rest, i = [], [], 0
     takes_value = {"--warehouse", "--platform", "--config", "--set"}
     while i < len(argv):
@@ -516,6 +514,13 @@ def stage_main(command: str) -> None:
         else:
             rest.append(argv[i])
             i += 1
+    return globals_, rest
+
+
+def stage_main(command: str) -> None:
+    """Entry of jobs/<stage>.py under spark-submit: `spark-submit jobs/ingest.py [global options] PATH...`."""
+    # Global options come before the command; everything else belongs to the command.
+    globals_, rest = split_global_options(sys.argv[1:])
     sys.exit(main([*globals_, command, *rest]))
 
 

@@ -21,15 +21,11 @@ def open_warehouse(warehouse: str | None = None, platform: str | None = None) ->
     return store
 
 
-def table(store: Store, name: str, columns: list[str] | None = None, limit: int | None = None):
+def table(store: Store, name: str, columns: list[str] | None = None):
     """A table as a pandas DataFrame, or None (with a note saying which stage writes it) when it is absent."""
     if not store.exists(name):
         print(f"no {name!r} table in {store.warehouse} yet: run the stage that writes it "
               f"(`instructlake pipeline status` shows which have run)")
         return None
     df = store.read(name)
-    if columns:
-        df = df.select(*columns)
-    if limit:
-        df = df.limit(limit)
-    return df.toPandas()
+    return (df.select(*columns) if columns else df).toPandas()

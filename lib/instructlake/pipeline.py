@@ -51,7 +51,6 @@ class Step:
     reads: tuple[str, ...]  # tables whose versions decide whether it runs again
     writes: tuple[str, ...]
     run: Callable[[SparkSession, Store, Config, Inputs], StageResult]
-    needs_llm: bool = False
     # non-table state it depends on: (store, config, inputs) -> a JSON-able value, or a Skip saying why it
     # does not apply
     state: Callable[[Store, Config, Inputs], object] | None = None
@@ -92,18 +91,19 @@ def _run(module: str, fn: str = "run") -> Callable:
 
 def _reference_state(store: Store, config: Config, inputs: Inputs) -> object:
     from instructlake.scoring.reference import REFERENCE, reference_dir
+    from instructlake.scoring.stage import model_identity
 
     if config.scoring.model != REFERENCE or config.scoring.model in config.platform.scoring.model_paths:
         return Skip(f"scoring.model is {config.scoring.model!r}, not the reference model")
     # trained once and kept: a refresh scores its new samples with the same model, so scores stay comparable
-    return {"model": _files_identity(reference_dir(store.warehouse))}
+    return {"model": model_identity(reference_dir(store.warehouse))}
 
 
 def _scoring_state(store: Store, config: Config, inputs: Inputs) -> object:
-    from instructlake.scoring.stage import model_path
+    from instructlake.scoring.stage import model_identity, model_path
 
     try:
-        return {"model": _files_identity(model_path(config.scoring, config.platform.scoring, store.warehouse))}
+        return {"model": model_identity(model_path(config.scoring, config.platform.scoring, store.warehouse))}
     except ConfigError:
         return {"model": None}  # the stage itself says what is missing
 
@@ -165,9 +165,9 @@ STEPS: tuple[Step, ...] = (
     Step("seeds", "select-seeds", ("seeds", "scoring", "tagging", "normalize_tags"),
          ("tags", "tag_map", "scores", "dedup_clusters"), ("seeds",), _run("instructlake.scoring.seeds")),
     Step("synth", "evolve", ("synth",), ("seeds", "tag_map"), ("evolved", "samples", "llm_cache"),
-         _run("instructlake.synth.evolve"), needs_llm=True, state=_llm_state),
+         _run("instructlake.synth.evolve"), state=_llm_state),
     Step("difficulty", "difficulty", ("synth",), ("samples", "dedup_clusters"), ("difficulty", "llm_cache"),
-         _run("instructlake.synth.difficulty"), needs_llm=True, state=_llm_state),
+         _run("instructlake.synth.difficulty"), state=_llm_state),
     Step("decontam", "decontam", ("decontam", "embed"), ("samples", "dedup_clusters", "benchmarks"),
          ("contamination", "benchmarks", "embeddings"), _run_decontam, state=_benchmark_state),
     Step("export", "export", ("export",), ("samples", "dedup_clusters", "contamination"), (), _run_export),
@@ -204,15 +204,6 @@ def _file_identity(path: str) -> list:
         return [st.st_size, int(st.st_mtime)]
     except OSError:
         return [None, None]
-
-
-def _files_identity(path: str) -> str:
-    """Sizes and mtimes of a model directory's files (or the name of a model that is not a directory)."""
-    d = Path(path)
-    if not d.is_dir():
-        return path
-    return config_hash({"files": sorted((f.name, f.stat().st_size, int(f.stat().st_mtime))
-                                        for f in d.iterdir() if f.is_file())})
 
 
 def input_files(paths: Sequence[str]) -> list[tuple[str, int, int]]:
@@ -253,9 +244,6 @@ class Plan:
     action: str  # run | up to date | skip
     reason: str
     versions: dict[str, int] = field(default_factory=dict)
-    state: object = None
-    fingerprint: str = ""
-    last: dict | None = None
 
 
 def last_completed(store: Store, stage: str) -> dict | None:
@@ -287,18 +275,17 @@ def plan_step(store: Store, config: Config, inputs: Inputs, s: Step) -> Plan:
     state = s.state(store, config, inputs) if s.state else None
     if isinstance(state, Skip):
         return Plan(s, "skip", str(state))
+    if s.name == "ingest":  # its state is the list of files not ingested yet: no run record to compare with
+        n = len(state["pending"])
+        return Plan(s, "run", f"{n} new or changed raw files") if n else \
+            Plan(s, "up to date", "no new or changed raw files")
     versions = _versions(store, s.reads)
-    fp = fingerprint(s, config, versions, state)
     last = last_completed(store, s.name)
-    if s.name == "ingest" and not state["pending"]:
-        return Plan(s, "up to date", "no new or changed raw files", versions, state, fp, last)
-    if s.name == "ingest":
-        return Plan(s, "run", f"{len(state['pending'])} new or changed raw files", versions, state, fp, last)
     if last is None or "fingerprint" not in last:
-        return Plan(s, "run", "no completed pipeline run to compare with", versions, state, fp, last)
-    if last["fingerprint"] == fp:
-        return Plan(s, "up to date", "nothing it depends on changed", versions, state, fp, last)
-    return Plan(s, "run", _why(s, config, versions, state, last), versions, state, fp, last)
+        return Plan(s, "run", "no completed pipeline run to compare with", versions)
+    if last["fingerprint"] == fingerprint(s, config, versions, state):
+        return Plan(s, "up to date", "nothing it depends on changed", versions)
+    return Plan(s, "run", _why(s, config, versions, state, last), versions)
 
 
 def _why(s: Step, config: Config, versions: dict[str, int], state: object, last: dict) -> str:
@@ -365,11 +352,12 @@ def run(spark: SparkSession, store: Store, config: Config, inputs: Inputs, start
                 on_step(Outcome(s.name, "failed", f"{type(e).__name__}: {e}", time.time() - t0))
             raise
         # the state after the stage's own writes: what the next run compares with
-        state = s.state(store, config, inputs) if s.state else None
+        if s.name == "ingest":  # what it ingested is in ingested_files now
+            state = {"pending": []}
+        else:
+            state = s.state(store, config, inputs) if s.state else None
         own = set(s.writes)
         versions = {**p.versions, **_versions(store, [t for t in s.reads if t in own])}
-        if s.name == "ingest":
-            state = {"pending": []}
         result.input_versions = {**result.input_versions, **versions}
         args = {"pipeline": pipeline_id, "fingerprint": fingerprint(s, config, versions, state), "state": state,
                 "sections": {n: config_hash(getattr(config.semantic, n)) for n in s.sections}, "reason": reason}

@@ -12,31 +12,17 @@ import pytest
 import yaml
 
 from instructlake import pipeline
-from instructlake.cli import build_parser
+from instructlake.cli import build_parser, split_global_options
 from instructlake.config import load_config
 
 ROOT = Path(__file__).resolve().parents[2]
 MODEL_STAGES = {"semdedup", "tagging", "scoring", "synth", "difficulty", "decontam"}
 
 
-def stage_args(argv: list[str]) -> list[str]:
-    """What jobs/<name>.py hands the CLI: global options first, then the command (as cli.stage_main does)."""
-    takes_value = {"--warehouse", "--platform", "--config", "--set"}
-    globals_, rest, i = [], [], 0
-    while i < len(argv):
-        if argv[i] in takes_value:
-            globals_ += argv[i:i + 2]
-            i += 2
-        else:
-            rest.append(argv[i])
-            i += 1
-    return globals_, rest
-
-
 def check_entry(job_file: Path, argv: list[str]) -> object:
     assert job_file.parent == ROOT / "jobs" and job_file.exists(), job_file
     command = re.search(r'stage_main\("([\w-]+)"\)', job_file.read_text()).group(1)
-    globals_, rest = stage_args(argv)
+    globals_, rest = split_global_options(argv)  # as jobs/<name>.py hands it to the CLI
     a = build_parser().parse_args([*globals_, command, *rest])  # SystemExit on an unknown option
     load_config(a.platform)  # the platform config exists and loads
     if command == "pipeline" and a.pipeline_command == "run":

@@ -81,7 +81,7 @@ def score_frame(spark: SparkSession, todo: DataFrame, cfg: ScoringConfig, settin
             .select(*schemas.SCORES.fieldNames()))
 
 
-def _model_identity(path: str) -> str:
+def model_identity(path: str) -> str:
     """A hash of a local model directory's weight files (size and mtime), or the name for anything else."""
     d = Path(path)
     if not d.is_dir():
@@ -93,7 +93,7 @@ def _model_identity(path: str) -> str:
 
 def scoring_hash(config: Config, path: str) -> str:
     """The scoring section and the model's identity (the reference model is retrained in place)."""
-    return config_hash({"scoring": config_hash(config.scoring), "model": _model_identity(path)})
+    return config_hash({"scoring": config_hash(config.scoring), "model": model_identity(path)})
 
 
 def run(spark: SparkSession, store: Store, config: Config) -> StageResult:
