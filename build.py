@@ -127,6 +127,7 @@ def setup(force: bool = False) -> None:
     py_key = digest(ROOT / "pyproject.toml", TORCH, sys.version)
     jar_key = digest(POM)
     if not force and stamp.get("python") == py_key and stamp.get("jars") == jar_key and PY.exists():
+        class_archive(stamp, force)
         log("setup: .venv is up to date")
         return
     t0 = time.time()
@@ -143,7 +144,19 @@ def setup(force: bool = False) -> None:
         stamp["jar_status"] = fetch_jars()
         stamp["jars"] = jar_key
         write_stamp(stamp)
+    class_archive(stamp, force)
     log(f"setup done in {time.time() - t0:.0f}s")
+
+
+def class_archive(stamp: dict, force: bool) -> None:
+    """The JVM class archive local Spark sessions start from (instructlake.jvm_archive): written once per
+    Java build and JAR set. A failure is logged by the module and not retried until one of them changes."""
+    key = subprocess.run([str(PY), "-m", "instructlake.jvm_archive", "key"], capture_output=True, text=True,
+                         env=child_env()).stdout.strip()
+    if key and (force or stamp.get("class_archive") != key):
+        run([PY, "-m", "instructlake.jvm_archive", "build", *(["--force"] if force else [])])
+        stamp["class_archive"] = key
+        write_stamp(stamp)
 
 
 def write_stamp(stamp: dict) -> None:

@@ -9,7 +9,8 @@ about 20% near duplicates) and written twice with identical text: Alpaca JSONL f
 
 Each side runs once in its own process on both cores: datatrove's four MinHash stages (signatures,
 buckets, clusters, filter) with 2 tasks and 2 workers; instructlake as `ingest` + `dedup` in one Spark
-session, Spark start-up included. Printed: seconds, MB/s of input text, the ratio, and the peak resident
+session, Spark start-up included (a local session maps the JVM class archive `build.py setup` wrote, as every
+local run does). Printed: seconds, MB/s of input text, the ratio, and the peak resident
 memory of each side's whole process tree (JVM and Python workers included).
 """
 
@@ -193,6 +194,10 @@ def main() -> None:
     print(f"{'instructlake: Spark start + ingest + dedup':44}{il_wall:>9.1f}{mb / il_wall:>8.2f}{il_mem:>8.1f}GB"
           f"   kept {int(counts[1]):,} of {int(counts[0]):,}")
     print(f"{'  of which Spark start / ingest / dedup':44}   {start:.1f} / {ing:.1f} / {dd:.1f}")
+    from instructlake.jvm_archive import archive_path
+
+    cds = archive_path()
+    print(f"  JVM class archive: {cds if cds and cds.is_file() else 'none (python build.py setup writes it)'}")
     print(f"\nratio: instructlake is {dt_wall / il_wall:.2f}x datatrove's speed end to end "
           f"({dt_wall / (start + dd):.2f}x counting Spark start + dedup only); goal >= 5x")
 

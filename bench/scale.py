@@ -126,6 +126,8 @@ class PeakRSS:
 
 
 def slope(xs: list[float], ys: list[float]) -> float:
+    if len(set(xs)) < 2:
+        return float("nan")  # one size: no slope to fit
     lx, ly = [math.log(x) for x in xs], [math.log(max(y, 1e-3)) for y in ys]
     mx, my = sum(lx) / len(lx), sum(ly) / len(ly)
     return sum((a - mx) * (b - my) for a, b in zip(lx, ly, strict=True)) / sum((a - mx) ** 2 for a in lx)
@@ -191,6 +193,9 @@ def main() -> int:
     print(f"{'peak memory':<16}" + "".join(f"{peaks[n] / 2**30:>10.1f}GB" for n in sizes))
     totals = [sum(results[n].values()) for n in sizes]
     s, last = slope(sizes, totals), slope(sizes[-2:], totals[-2:])
+    if len(sizes) < 2:
+        print("\none size: no slope (give --sizes two or more sizes)")
+        return 0
     print(f"\nlog-log slope of total seconds against samples: {s:.2f} over all sizes, {last:.2f} between the two "
           f"largest (goal <= 1.1): {'met' if max(s, last) <= 1.1 else 'NOT met'}")
     return 0

@@ -389,6 +389,9 @@ class SparkSettings:
     delta_extensions: bool = True
     shuffle_partitions: int = 8
     driver_memory: str | None = "4g"
+    # Local sessions map the JVM class archive `build.py setup` wrote (instructlake.jvm_archive): seconds
+    # less start-up per session. Ignored where the cluster starts the JVMs.
+    class_archive: bool = True
     # Extra Spark properties, passed through as they are.
     conf: dict[str, str] = field(default_factory=dict)
 

@@ -97,6 +97,13 @@ def get_session(platform: PlatformConfig, app_name: str | None = None):
                 log.info("%s JARs not found under %s: %s", optional, jars_root(), fallback)
     for k, v in s.conf.items():
         b = b.config(k, v)
+    if s.class_archive and s.master and s.master.startswith("local"):
+        from instructlake.jvm_archive import java_options
+
+        opts = java_options()
+        if opts:
+            b = b.config("spark.driver.extraJavaOptions",
+                         f"{s.conf.get('spark.driver.extraJavaOptions', '')} {opts}".strip())
     spark = b.getOrCreate()
     spark.sparkContext.setLogLevel("WARN")
     return spark

@@ -140,3 +140,27 @@ def test_pair_jaccard_equals_the_string_computation():
     want = [exact_jaccard(x, y, 3) for x, y in zip(n1.to_pylist(), n2.to_pylist(), strict=True)]
     assert len(set(want)) > 50  # a spread of similarities, not only 0 and 1
     assert max(abs(g - w) for g, w in zip(got, want, strict=True)) < 1e-9
+
+
+def test_set_jaccard_from_shingle_sets_equals_pair_jaccard():
+    """The exact check's sets, made once per text and intersected per pair, give pair_jaccard's values,
+    whatever the chunking (max_keys) and for empty and short texts."""
+    import random
+
+    import numpy as np
+
+    from instructlake.dedup.minhash import MinHasher, pair_jaccard, set_jaccard, shingle_sets
+
+    rng = random.Random(5)
+    words = "a b c d e f g h".split()
+    texts = [" ".join(rng.choice(words) for _ in range(rng.randrange(0, 25))) for _ in range(200)] + ["", "a"]
+    hasher = MinHasher(ngram=3)
+    norm = normalize(pa.array(texts))
+    offsets, values = shingle_sets(hasher, norm)
+    assert len(offsets) == len(texts) + 1 and offsets[-1] == len(values)
+    a = np.array([rng.randrange(len(texts)) for _ in range(1500)] + list(range(0, 200, 10)) + [200, 200, 201])
+    b = np.array([rng.randrange(len(texts)) for _ in range(1500)] + list(range(0, 200, 10)) + [200, 201, 201])
+    want = pair_jaccard(hasher, norm.take(pa.array(a)), norm.take(pa.array(b)))
+    assert 0.05 < (want > 0).mean() < 0.95 and (want == 1).sum() >= 20  # overlaps of every degree
+    for max_keys in (1, 300, 1 << 24):
+        np.testing.assert_array_equal(set_jaccard(offsets, values, a, b, max_keys=max_keys), want)

@@ -142,13 +142,24 @@ class MinHasher:
         rows = np.repeat(np.arange(len(counts)), windows)
         first = np.repeat(row_off[:-1], windows)
         starts = first + (np.arange(windows.sum()) - np.repeat(np.cumsum(windows) - windows, windows))
-        wlen = np.repeat(np.minimum(counts, n), windows)
         _, _, c = self._params()
         padded = np.concatenate([tok, np.zeros(n, np.uint64)])
-        h = np.zeros(len(starts), np.uint64)
+        # The weighted sum of every run of n words of the flat word array, by n contiguous slices (no
+        # gather per word); windows are the runs that start where a row's windows start.
         with np.errstate(over="ignore"):
-            for j in range(n):
-                h += np.where(j < wlen, padded[starts + j] * c[j], np.uint64(0))
+            run = padded[: len(tok)] * c[0]
+            for j in range(1, n):
+                run += padded[j: j + len(tok)] * c[j]
+        h = run[starts] if len(tok) else np.zeros(0, np.uint64)
+        short = np.flatnonzero(np.repeat(counts < n, windows))
+        if len(short):  # a row of fewer than n words: one window of only its own words
+            wlen = np.repeat(counts, windows)[short]
+            s0 = starts[short]
+            hs = np.zeros(len(short), np.uint64)
+            with np.errstate(over="ignore"):
+                for j in range(n - 1):
+                    hs += np.where(j < wlen, padded[s0 + j] * c[j], np.uint64(0))
+            h[short] = hs
         return rows, starts, _splitmix64(h)
 
     def shingles(self, normalized: pa.Array) -> tuple[np.ndarray, np.ndarray]:
@@ -235,6 +246,44 @@ def pair_jaccard(hasher: MinHasher, left: pa.Array, right: pa.Array) -> np.ndarr
     inter = np.bincount((both >> np.uint64(32)).astype(np.int64), minlength=n)
     union = size_a + size_b - inter
     return np.where(union > 0, inter / np.maximum(union, 1), 0.0)
+
+
+def shingle_sets(hasher: MinHasher, normalized: pa.Array) -> tuple[np.ndarray, np.ndarray]:
+    """(offsets, values): row i's distinct shingle values, sorted, are values[offsets[i]:offsets[i+1]]."""
+    rows, vals = hasher.shingles(normalized)
+    keys = _sorted_unique((rows.astype(np.uint64) << np.uint64(32)) | vals.astype(np.uint64))
+    sizes = np.bincount((keys >> np.uint64(32)).astype(np.int64), minlength=len(normalized))
+    return np.r_[0, np.cumsum(sizes)].astype(np.int64), (keys & np.uint64(0xFFFFFFFF)).astype(np.uint32)
+
+
+def set_jaccard(offsets: np.ndarray, values: np.ndarray, a: np.ndarray, b: np.ndarray,
+                max_keys: int = 1 << 24) -> np.ndarray:
+    """Jaccard similarity of sets a[i] and b[i] of a shingle_sets() layout, for every i: what pair_jaccard
+    computes from the two texts, from sets made once per text however many pairs name it. Pairs go in
+    chunks of about `max_keys` shingles, which bounds memory."""
+    out = np.zeros(len(a))
+    sizes = np.diff(offsets)
+    work = np.cumsum(sizes[a] + sizes[b])
+    start = 0
+    while start < len(a):
+        base = work[start - 1] if start else 0
+        stop = max(start + 1, int(np.searchsorted(work, base + max_keys, side="right")))
+        pa_, pb = a[start:stop], b[start:stop]
+        keys = []
+        for side in (pa_, pb):
+            n = sizes[side]
+            pair = np.repeat(np.arange(len(side), dtype=np.uint64), n)
+            pos = np.arange(int(n.sum())) - np.repeat(np.cumsum(n) - n, n)
+            keys.append((pair << np.uint64(32)) | values[np.repeat(offsets[side], n) + pos].astype(np.uint64))
+        # Each side is sorted (pairs in order, each set sorted): a binary search finds the shared keys.
+        left, right = keys
+        pos = np.minimum(np.searchsorted(left, right), max(len(left) - 1, 0))
+        both = right[left[pos] == right] if len(left) else right[:0]
+        inter = np.bincount((both >> np.uint64(32)).astype(np.int64), minlength=len(pa_))
+        union = sizes[pa_] + sizes[pb] - inter
+        out[start:stop] = np.where(union > 0, inter / np.maximum(union, 1), 0.0)
+        start = stop
+    return out
 
 
 def _sorted_unique(x: np.ndarray) -> np.ndarray:

@@ -26,7 +26,14 @@ from pyspark.sql import functions as F
 
 from instructlake import schemas
 from instructlake.config import Config, DedupConfig, config_hash
-from instructlake.dedup.minhash import MinHasher, normalize, optimal_bands, pair_jaccard
+from instructlake.dedup.minhash import (
+    MinHasher,
+    normalize,
+    optimal_bands,
+    pair_jaccard,
+    set_jaccard,
+    shingle_sets,
+)
 from instructlake.graph.components import connected_components, smallest_member_components
 from instructlake.runs import StageResult
 from instructlake.store import Store
@@ -122,15 +129,45 @@ def exact_similarity(pairs: DataFrame, texts: DataFrame, cfg: DedupConfig) -> Da
     return joined.mapInArrow(score, "src string, dst string, similarity double")
 
 
-def exact_checker(spark: SparkSession, texts: DataFrame, cfg: DedupConfig):
-    """(src ids, dst ids) -> exact n-gram Jaccard of each pair's texts, computed by a Spark job."""
+def exact_checker(spark: SparkSession, texts: DataFrame, cfg: DedupConfig, pairs_per_job: int = 50_000):
+    """(src ids, dst ids) -> exact n-gram Jaccard of each pair's texts.
+
+    Python workers turn each text the pairs name into its sorted shingle set, once however many pairs
+    name it (a bucket's root is in every pair of its bucket); the driver intersects the sets. One Spark
+    job per `pairs_per_job` pairs bounds what the driver holds."""
     import numpy as np
     import pandas as pd
+    import pyarrow as pa
+    import pyarrow.compute as pc
 
-    def check(src, dst):
-        pairs = spark.createDataFrame(pd.DataFrame({"src": src, "dst": dst}), "src string, dst string")
-        got = {(r["src"], r["dst"]): r["similarity"] for r in exact_similarity(pairs, texts, cfg).collect()}
-        return np.array([got[(a, b)] for a, b in zip(src, dst, strict=True)], dtype=np.float64)
+    hasher = MinHasher(num_perm=cfg.num_perm, ngram=cfg.ngram, seed=cfg.seed)
+
+    def sets_of(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
+        for b in batches:
+            off, vals = shingle_sets(hasher, normalize(b.column("text"), cfg.strip_templates))
+            sets = pa.ListArray.from_arrays(pa.array(off.astype(np.int32)), pa.array(vals.view(np.int32)))
+            yield pa.RecordBatch.from_arrays([b.column("sample_id"), sets], names=["sample_id", "shingles"])
+
+    def check(src: np.ndarray, dst: np.ndarray) -> np.ndarray:
+        out = np.empty(len(src), dtype=np.float64)
+        for lo in range(0, len(src), pairs_per_job):
+            s, d = src[lo: lo + pairs_per_job], dst[lo: lo + pairs_per_job]
+            ids = np.unique(np.r_[s, d])
+            wanted = spark.createDataFrame(pd.DataFrame({"sample_id": ids.astype(str)}), "sample_id string")
+            got = (texts.join(F.broadcast(wanted), "sample_id", "left_semi")
+                   .mapInArrow(sets_of, "sample_id string, shingles array<int>").toArrow())
+            got_ids = got.column("sample_id").to_numpy(zero_copy_only=False).astype(str)
+            order = np.argsort(got_ids)
+            if len(got_ids) != len(ids) or (got_ids[order] != ids.astype(str)).any():
+                raise RuntimeError(f"exact check: {len(ids) - len(set(got_ids))} of {len(ids)} texts not found")
+            sets = got.column("shingles").combine_chunks()
+            sizes = pc.list_value_length(sets).to_numpy(zero_copy_only=False).astype(np.int64)
+            values = pc.list_flatten(sets).to_numpy(zero_copy_only=False).view(np.uint32)
+            offsets = np.r_[0, np.cumsum(sizes)].astype(np.int64)
+            # the row of `got` holding each pair's sets
+            a, b = order[np.searchsorted(ids, s)], order[np.searchsorted(ids, d)]
+            out[lo: lo + len(s)] = set_jaccard(offsets, values, a, b)
+        return out
 
     return check
 
@@ -191,8 +228,10 @@ def build_clusters_driver(spark: SparkSession, samples: DataFrame, sigs: DataFra
                         "similarity": sim.astype(np.float64), "kept_id": ids[kept], "cluster_size": size.astype(np.int64),
                         "config_hash": chash})
     log.info("components and keep rule on the driver (%.1fs)", time.time() - t0)
+    by_method = out["method"].value_counts().to_dict()
     counts = {"exact_pairs": int(len(ex_src)), "near_pairs": int(len(nr_src)), "exact_checked_pairs": n_exact,
-              "bands": bands, "rows": rows}
+              "bands": bands, "rows": rows,
+              **cluster_counts(by_method, int((is_kept & (size > 1)).sum()), int((~matchable).sum()))}
     return spark.createDataFrame(out, schemas.DEDUP_CLUSTERS), counts
 
 
@@ -309,9 +348,17 @@ def build_clusters(spark: SparkSession, samples: DataFrame, sigs: DataFrame, cfg
            .withColumn("cluster_id", F.col("component"))
            .withColumn("config_hash", F.lit(chash))
            .select(*schemas.DEDUP_CLUSTERS.fieldNames()))
+    out = out.cache()
+    by_method = {r["method"]: r["count"] for r in out.groupBy("method").count().collect()}
     counts = {"exact_pairs": ex_edges.count(), "near_pairs": nr_edges.count(), "exact_checked_pairs": n_exact,
-              "bands": bands, "rows": rows}
+              "bands": bands, "rows": rows, **cluster_counts(by_method, out.filter("cluster_size > 1 AND is_kept").count(),
+                                                              sigs.filter("n_tokens = 0").count())}
     return out, counts
+
+
+def cluster_counts(by_method: dict[str, int], clusters: int, empty: int) -> dict[str, int]:
+    return {"exact_duplicates": int(by_method.get("exact", 0)), "near_duplicates": int(by_method.get("near", 0)),
+            "clusters": int(clusters), "kept": int(by_method.get("unique", 0)), "empty_text": int(empty)}
 
 
 def run(spark: SparkSession, store: Store, config: Config, engine: str = "auto",
@@ -326,45 +373,39 @@ def run(spark: SparkSession, store: Store, config: Config, engine: str = "auto",
     version = store.version("samples")
     raw = store.read("samples", version=version)
     schemas.require(raw, "samples", ["sample_id", "source", "conversation", "system"])
-    # conversations are decoded once: signatures, exact checks and the keep rule read this cached frame
-    samples = narrow(raw, cfg).persist(StorageLevel.MEMORY_AND_DISK)
-    n_input = samples.count()
+    # conversations are decoded once: signatures, exact checks and the keep rule read this cached frame,
+    # filled by the signature job's own scan (no pass of its own)
+    samples = narrow(raw, cfg).persist(StorageLevel.MEMORY_AND_DISK_DESER)
 
-    new = samples
+    new, old_sigs = samples, None
     if store.exists("minhash_signatures"):
-        done = store.read("minhash_signatures").filter(F.col("signature_hash") == sh).select("sample_id")
-        new = samples.join(done, "sample_id", "left_anti")
+        # pinned: the rows merged below are told apart from these by sample_id, not by a re-read
+        old_sigs = (store.read("minhash_signatures", version=store.version("minhash_signatures"))
+                    .filter(F.col("signature_hash") == sh).join(samples.select("sample_id"), "sample_id", "left_semi"))
+        new = samples.join(old_sigs.select("sample_id"), "sample_id", "left_anti")
     t0 = time.time()
     # checkpointed: the Python hashing runs once, and the MERGE reads the rows without copying them again
     new_sigs = compute_signatures(new, cfg, config.platform.execution.arrow_batch_rows).localCheckpoint()
+    n_input = samples.count()
     sig_result = store.merge("minhash_signatures", new_sigs, source_is_materialized=True)
     log.info("signatures: %d computed for new samples (%d samples in all) in %.1fs", sig_result.inserted, n_input,
              time.time() - t0)
 
-    sigs = (store.read("minhash_signatures").filter(F.col("signature_hash") == sh)
-            .join(samples.select("sample_id"), "sample_id", "left_semi")).cache()
+    # Every sample's signature: the earlier ones and those just computed. (A new signature that another
+    # writer merged first is the same row: signatures are a function of the text and the settings.)
+    sigs = new_sigs if old_sigs is None else old_sigs.unionByName(new_sigs).cache()
     try:
         n_sigs = sigs.count()
         if n_sigs <= lsh_max and engine == "auto":
             clusters, pair_counts = build_clusters_driver(spark, samples, sigs, cfg, chash)
         else:
             clusters, pair_counts = build_clusters(spark, samples, sigs, cfg, chash, engine)
-        clusters = clusters.cache()
-        stats = clusters.groupBy("method").count().collect()
-        by_method = {r["method"]: r["count"] for r in stats}
-        n_clusters = clusters.filter("cluster_size > 1 AND is_kept").count()
-        n_empty = sigs.filter("n_tokens = 0").count()
         store.overwrite("dedup_clusters", clusters)
         clusters.unpersist()
     finally:
         sigs.unpersist()
         samples.unpersist()
-    counts = {
-        "input": n_input, "signatures_computed": sig_result.inserted,
-        "exact_duplicates": by_method.get("exact", 0), "near_duplicates": by_method.get("near", 0),
-        "clusters": n_clusters, "kept": by_method.get("unique", 0),
-        "empty_text": n_empty, **pair_counts,
-    }
+    counts = {"input": n_input, "signatures_computed": sig_result.inserted, **pair_counts}
     return StageResult(stage="dedup", config_hash=chash, counts=counts, input_versions={"samples": version},
                        output_versions={"dedup_clusters": store.version("dedup_clusters"),
                                         "minhash_signatures": sig_result.version})
