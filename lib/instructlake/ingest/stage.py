@@ -218,18 +218,26 @@ def run(spark: SparkSession, store: Store, config: Config, paths: list[str], sou
     split = split_size(files, spark.sparkContext.defaultParallelism, ex.split_bytes)
     # The Delta tables are created (or their logs read) on a driver thread while the workers parse:
     # the first Delta operation of a session costs seconds of JVM warm-up that need not wait for parsing.
-    ready = threading.Thread(target=lambda: [store.ensure(t) for t in ("quarantine", "samples")], daemon=True)
+    # The quarantine's version is read there too: a clean ingest writes nothing to it and reports that.
+    warm: dict[str, int] = {}
+
+    def prepare() -> None:
+        for t in ("quarantine", "samples"):
+            store.ensure(t)
+        warm["quarantine"] = store.version("quarantine")
+
+    ready = threading.Thread(target=prepare, daemon=True)
     ready.start()
     parsed = parse(spark, files, cfg, ex.arrow_batch_rows, ex.small_file_bytes, split)
     parsed = parsed.persist(StorageLevel.MEMORY_AND_DISK)
     try:
-        return _write(spark, store, parsed, files, chash, ready)
+        return _write(spark, store, parsed, files, chash, ready, warm)
     finally:
         parsed.unpersist()
 
 
 def _write(spark: SparkSession, store: Store, parsed: DataFrame, files: list[InputFile], chash: str,
-           ready: threading.Thread | None = None) -> StageResult:
+           ready: threading.Thread | None = None, warm: dict[str, int] | None = None) -> StageResult:
     per_source = {(r["source"], r["kind"]): r["count"] for r in parsed.groupBy("source", "kind").count().collect()}
     if ready is not None:
         ready.join()  # a failure there shows again, with its own message, in the writes below
@@ -246,7 +254,8 @@ def _write(spark: SparkSession, store: Store, parsed: DataFrame, files: list[Inp
         q_result = store.merge("quarantine", q)
     else:  # the common clean case: no MERGE job, but the table exists so it can be listed and read
         store.ensure("quarantine")
-        q_result = MergeResult(inserted=0, updated=0, version=store.version("quarantine"))
+        version = (warm or {}).get("quarantine")
+        q_result = MergeResult(inserted=0, updated=0, version=store.version("quarantine") if version is None else version)
 
     samples = parsed.filter("kind = 'sample'")
     # one shuffle picks one row per conversation; persisted, it is counted and merged without a second one
