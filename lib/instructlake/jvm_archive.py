@@ -25,7 +25,6 @@ import subprocess
 import sys
 import tempfile
 import time
-from functools import lru_cache
 from pathlib import Path
 
 log = logging.getLogger(__name__)
@@ -41,19 +40,6 @@ def archive_dir() -> Path:
     return jars_root().parent / "cds"
 
 
-def java_binary() -> str | None:
-    home = os.environ.get("JAVA_HOME")
-    if home and (Path(home) / "bin" / "java").exists():
-        return str(Path(home) / "bin" / "java")
-    return shutil.which("java")
-
-
-@lru_cache(maxsize=4)
-def _java_identity(java: str) -> str:
-    out = subprocess.run([java, "-Xshare:auto", "-version"], capture_output=True, text=True, timeout=60)
-    return str(Path(java).resolve()) + "\n" + out.stderr
-
-
 def classpath_jars() -> list[Path]:
     """The JARs a local session puts on its classpath: pyspark's own and those `build.py setup` fetched."""
     import pyspark
@@ -65,10 +51,12 @@ def classpath_jars() -> list[Path]:
 
 
 def archive_key() -> str | None:
+    from instructlake.spark import java_binary, java_version_text
+
     java = java_binary()
     if java is None:
         return None
-    h = hashlib.sha256(_java_identity(java).encode())
+    h = hashlib.sha256(f"{Path(java).resolve()}\n{java_version_text(java)}".encode())
     for jar in classpath_jars():
         st = jar.stat()
         h.update(f"{jar}\0{st.st_size}\0{int(st.st_mtime)}\n".encode())

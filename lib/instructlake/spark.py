@@ -14,6 +14,7 @@ import re
 import shutil
 import subprocess
 import sys
+from functools import lru_cache
 from pathlib import Path
 
 from instructlake.config import PlatformConfig
@@ -38,16 +39,29 @@ def local_jars() -> dict[str, list[Path]]:
     return {d.name: sorted(d.glob("*.jar")) for d in sorted(root.iterdir()) if d.is_dir() and any(d.glob("*.jar"))}
 
 
+def java_binary() -> str | None:
+    """The java Spark's launcher runs: JAVA_HOME's when it has one, else the first on PATH."""
+    home = os.environ.get("JAVA_HOME")
+    if home and (Path(home) / "bin" / "java").exists():
+        return str(Path(home) / "bin" / "java")
+    return shutil.which("java")
+
+
+@lru_cache(maxsize=4)
+def java_version_text(java: str) -> str:
+    """What `java -version` prints (on stderr): run once per binary and process."""
+    return subprocess.run([java, "-version"], capture_output=True, text=True, timeout=60).stderr
+
+
 def check_java() -> None:
     """Fail with one sentence, not a Py4J trace, when there is no Java 17+."""
-    home = os.environ.get("JAVA_HOME")
-    java = str(Path(home) / "bin" / "java") if home and (Path(home) / "bin" / "java").exists() else shutil.which("java")
+    java = java_binary()
     if not java:
         raise JavaMissingError(
             "Spark needs Java 17 or newer and no `java` was found on PATH or in JAVA_HOME; install one "
             "(for example `apt-get install openjdk-17-jre-headless`) and run again.")
     try:
-        out = subprocess.run([java, "-version"], capture_output=True, text=True, timeout=60).stderr
+        out = java_version_text(java)
     except (OSError, subprocess.SubprocessError) as e:
         raise JavaMissingError(f"`{java} -version` failed ({e}); Spark needs a working Java 17 or newer.") from None
     m = re.search(r'version "(\d+)', out)

@@ -8,6 +8,7 @@ import subprocess
 import pytest
 
 from instructlake import jvm_archive
+from instructlake.spark import java_binary
 
 
 @pytest.fixture
@@ -20,7 +21,7 @@ def jars(tmp_path, monkeypatch):
     return root
 
 
-needs_java = pytest.mark.skipif(jvm_archive.java_binary() is None, reason="no java")
+needs_java = pytest.mark.skipif(java_binary() is None, reason="no java")
 
 
 @needs_java
@@ -54,7 +55,7 @@ def test_a_damaged_archive_never_stops_a_jvm(tmp_path):
     """-Xshare:auto (the default): an archive the JVM cannot use is skipped, silently with our log options."""
     bad = tmp_path / "bad.jsa"
     bad.write_bytes(b"not an archive")
-    p = subprocess.run([shutil.which("java") or jvm_archive.java_binary(), f"-XX:SharedArchiveFile={bad}",
+    p = subprocess.run([shutil.which("java") or java_binary(), f"-XX:SharedArchiveFile={bad}",
                         *jvm_archive.QUIET.split(), "-version"], capture_output=True, text=True, timeout=60)
     assert p.returncode == 0
     assert "version" in p.stderr and "warning" not in p.stderr.lower()

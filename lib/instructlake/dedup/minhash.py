@@ -229,23 +229,11 @@ def pair_jaccard(hasher: MinHasher, left: pa.Array, right: pa.Array) -> np.ndarr
     """The Jaccard similarity of the shingle sets of left[i] and right[i], for every i at once: what MinHash
     estimates, computed exactly (shingles are the same 32-bit values the signatures are made from).
 
-    Each shingle becomes a key (row << 32 | value); unique keys per side give the set sizes, and keys
-    present on both sides give the intersections, all with numpy sorts and counts."""
+    Both sides' shingle sets in one shingle_sets() layout, left rows first, intersected by set_jaccard."""
     n = len(left)
-    if n == 0:
-        return np.zeros(0)
-    keys = []
-    for side in (left, right):
-        rows, vals = hasher.shingles(side)
-        keys.append(_sorted_unique((rows.astype(np.uint64) << np.uint64(32)) | vals.astype(np.uint64)))
-    a, b = keys
-    merged = np.sort(np.concatenate([a, b]))
-    both = merged[1:][merged[1:] == merged[:-1]]  # each side is a set: a key twice is in both
-    size_a = np.bincount((a >> np.uint64(32)).astype(np.int64), minlength=n)
-    size_b = np.bincount((b >> np.uint64(32)).astype(np.int64), minlength=n)
-    inter = np.bincount((both >> np.uint64(32)).astype(np.int64), minlength=n)
-    union = size_a + size_b - inter
-    return np.where(union > 0, inter / np.maximum(union, 1), 0.0)
+    (oa, va), (ob, vb) = shingle_sets(hasher, left), shingle_sets(hasher, right)
+    offsets = np.r_[oa, oa[-1] + ob[1:]]
+    return set_jaccard(offsets, np.r_[va, vb], np.arange(n), n + np.arange(n))
 
 
 def shingle_sets(hasher: MinHasher, normalized: pa.Array) -> tuple[np.ndarray, np.ndarray]:
