@@ -1,6 +1,6 @@
 """bench score: token-budget batching against naive fixed-size padded batches, same samples, same model.
 
-    python build.py bench score [--samples 3000] [--budget 8192] [--fixed 16] [--device cpu|cuda]
+    python build.py bench score [--samples 3000] [--budget 0] [--fixed 16] [--max-length 1024] [--device cpu|cuda]
 
 A ~5M-parameter GPT-2 style model (random weights: speed does not depend on them) with a byte-level BPE
 tokenizer fitted on the samples, which are the real conversations of data/samples/ (cycled if needed).
@@ -9,7 +9,13 @@ the naive baseline (fixed batches in input order, full logits over the vocabular
 attention mask), the same forward pass with sorted token-budget batches (batching alone), and the scorer
 as it runs (token-budget batches and the lean forward: no attention mask under right padding, the output
 head and the loss only at the scored positions). Printed: tokens/s (real tokens, pads not counted), the
-share of computed positions that were padding, and the ratios. On a GPU (bf16, SDPA) it also prints the model-FLOPs utilization against --peak-tflops.
+share of computed positions that were padding, and the ratios. On a GPU (bf16, SDPA) it also prints the
+model-FLOPs utilization against --peak-tflops.
+
+The samples go through in chunks of --chunk (the scorer sorts within a chunk, as it does within one Arrow
+batch of a partition), and every chunk is scored by all three in turn, in an order that rotates, so a
+slow minute of a shared machine falls on all three rather than on one. Budget and max length default to
+what the scorer uses (platform.scoring.token_budget 0: 2048 on a CPU; scoring.max_length 1024).
 Goal: >= 2.5x on the CPU.
 """
 
@@ -47,11 +53,15 @@ def conversations(n: int) -> list[tuple[str, str]]:
 
 
 def main() -> int:
+    from instructlake.config import ScoringConfig, ScoringSettings
+
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--samples", type=int, default=3000)
-    ap.add_argument("--budget", type=int, default=8192, help="token budget per forward pass")
+    ap.add_argument("--budget", type=int, default=ScoringSettings().token_budget,
+                    help="token budget per forward pass (0: the scorer's default for the device)")
     ap.add_argument("--fixed", type=int, default=16, help="rows per batch of the naive baseline")
-    ap.add_argument("--max-length", type=int, default=512)
+    ap.add_argument("--max-length", type=int, default=ScoringConfig().max_length)
+    ap.add_argument("--chunk", type=int, default=1000, help="samples per chunk (each scored by all three in turn)")
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--peak-tflops", type=float, default=989.0, help="the GPU's dense bf16 peak (H100/H200: 989)")
     a = ap.parse_args()
@@ -70,31 +80,39 @@ def main() -> int:
     d = Path(tempfile.mkdtemp(prefix="bench-score-"))
     model.save_pretrained(d)
     tok.save_pretrained(d)
+    kinds = {"naive": {"fixed_batch": a.fixed, "lean": False}, "batching": {"token_budget": a.budget, "lean": False},
+             "scorer": {"token_budget": a.budget, "lean": True}}
+    scorers = {k: TransformersScorer("bench", str(d), max_length=a.max_length, device=a.device, **kw)
+               for k, kw in kinds.items()}
+    budget = scorers["scorer"].token_budget
+    names = {"naive": f"naive: fixed batches of {a.fixed}", "batching": f"sorted, budget {budget}, full head",
+             "scorer": f"sorted, budget {budget}, lean"}
     print(f"{len(items):,} samples, {n_params / 1e6:.1f}M-parameter GPT, max_length {a.max_length}, device {a.device}, "
-          f"{torch.get_num_threads()} threads", flush=True)
-
-    results = {}
-    for name, kw in ((f"naive: fixed batches of {a.fixed}", {"fixed_batch": a.fixed, "lean": False}),
-                     (f"sorted, budget {a.budget}, full head", {"token_budget": a.budget, "lean": False}),
-                     (f"sorted, budget {a.budget}, lean", {"token_budget": a.budget, "lean": True})):
-        sc = TransformersScorer("bench", str(d), max_length=a.max_length, device=a.device, **kw)
+          f"{torch.get_num_threads()} threads, chunks of {a.chunk}", flush=True)
+    for sc in scorers.values():
         sc.score(items[:64])  # warm-up
         sc.tokens_scored = sc.tokens_padded = 0
-        if a.device.startswith("cuda"):
-            torch.cuda.synchronize()
-        t = time.time()
-        scores = sc.score(items)
-        if a.device.startswith("cuda"):
-            torch.cuda.synchronize()
-        secs = time.time() - t
-        results[name] = (secs, sc.tokens_scored, sc.tokens_padded, scores)
-        print(f"  {name}: {secs:.1f}s", flush=True)
+    secs = dict.fromkeys(kinds, 0.0)
+    scores: dict[str, list] = {k: [] for k in kinds}
+    order = list(kinds)
+    for n, start in enumerate(range(0, len(items), a.chunk)):
+        chunk = items[start:start + a.chunk]
+        for k in order[n % 3:] + order[:n % 3]:
+            if a.device.startswith("cuda"):
+                torch.cuda.synchronize()
+            t = time.time()
+            scores[k] += scorers[k].score(chunk)
+            if a.device.startswith("cuda"):
+                torch.cuda.synchronize()
+            secs[k] += time.time() - t
+        print(f"  {start + len(chunk):,} samples: " + ", ".join(f"{k} {secs[k]:.1f}s" for k in kinds), flush=True)
+    results = {names[k]: (secs[k], scorers[k].tokens_scored, scorers[k].tokens_padded, scores[k]) for k in kinds}
     (b_s, b_tok, b_pad, b_sc), (m_s, m_tok, _, m_sc), (t_s, t_tok, t_pad, t_sc) = results.values()
     worst = max(abs(x.loss_cond - y.loss_cond) for other in (m_sc, t_sc) for x, y in zip(b_sc, other, strict=True)
                 if x.loss_cond is not None)
     print(f"\n{'':36}{'seconds':>9}{'tokens/s':>11}{'padding':>9}")
-    for name, (secs, tok_n, pad_n, _) in results.items():
-        print(f"{name:36}{secs:>9.1f}{tok_n / secs:>11,.0f}{1 - tok_n / pad_n:>9.0%}")
+    for name, (sec, tok_n, pad_n, _) in results.items():
+        print(f"{name:36}{sec:>9.1f}{tok_n / sec:>11,.0f}{1 - tok_n / pad_n:>9.0%}")
     base = b_tok / b_s
     print(f"\nbatching alone (sorted + token budget, same forward as the baseline): {(m_tok / m_s) / base:.2f}x")
     print(f"the scorer as it runs (sorted + token budget + lean forward) against the naive baseline: "

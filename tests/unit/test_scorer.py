@@ -63,6 +63,16 @@ def test_batched_scores_equal_one_at_a_time(model_dir, budget):
     assert scorer.tokens_padded >= scorer.tokens_scored > 0
 
 
+def test_token_budget_by_device(model_dir):
+    from instructlake.config import ConfigError, ScoringSettings
+
+    assert TransformersScorer("tiny", str(model_dir), max_length=64, device="cpu").token_budget == 2048
+    assert TransformersScorer("tiny", str(model_dir), max_length=64, token_budget=96, device="cpu").token_budget == 96
+    assert ScoringSettings().token_budget == 0
+    with pytest.raises(ConfigError, match="token_budget"):
+        ScoringSettings(token_budget=-1)
+
+
 def test_token_budget_pads_less_than_row_batches(model_dir):
     big = ITEMS * 8
     tight = TransformersScorer("tiny", str(model_dir), max_length=64, token_budget=96, device="cpu")

@@ -113,8 +113,9 @@ def run(spark: SparkSession, store: Store, config: Config) -> StageResult:
                          "left_anti")
     todo = todo.select("sample_id", "conversation").localCheckpoint()
     n_pool, n_todo = pool.count(), todo.count()
-    log.info("scoring %d of %d samples with %s from %s (max_length %d, token budget %d)", n_todo, n_pool, cfg.model,
-             path, cfg.max_length, config.platform.scoring.token_budget)
+    budget = config.platform.scoring.token_budget
+    log.info("scoring %d of %d samples with %s from %s (max_length %d, token budget %s)", n_todo, n_pool, cfg.model,
+             path, cfg.max_length, budget or "by device: 2048 on a CPU, 16384 on a GPU")
     counts = {"pool": n_pool, "input": n_todo, "scored": 0, "failed": 0, "truncated": 0}
     if n_todo:
         t0 = time.time()
