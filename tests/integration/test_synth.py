@@ -118,7 +118,8 @@ def test_evolve_resumes_after_a_crash_like_an_uninterrupted_run(spark, tmp_path)
 
     def run(name, expect_crash):
         calls_file = tmp_path / f"{name}-calls.txt"
-        config = synth_config(tmp_path / name, calls_file, "platform.llm.commit_every=4")
+        # single-turn conversations: the crash is in the evolution round, follow-up rounds would only add jobs
+        config = synth_config(tmp_path / name, calls_file, "platform.llm.commit_every=4", "synth.multi_turn_weights=[1]")
         store = Store(spark, config.warehouse)
         make_seeds(spark, store, config, tmp_path, seeds)
         if expect_crash:
