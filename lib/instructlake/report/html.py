@@ -124,22 +124,27 @@ def scores_section(store: Store) -> str:
 
     if not store.exists("scores"):
         return ""
-    scores = of_latest_run(store, "scoring", store.read("scores").filter(F.col("error").isNull()))
-    if not scores.limit(1).count():
-        return ""
-    parts = ["<h2>Loss scores and seeds</h2>"]
-    model = scores.select("model").first()["model"]
-    n = scores.count()
-    parts.append(f"<p>{n:,} samples scored with <b>{_e(model)}</b>.</p>")
-    for col, title in (("loss_cond", "Response loss given the instruction (loss_cond)"),
-                       ("loss_cond_per_byte", "Response loss per byte"),
-                       ("ifd", "Instruction-following difficulty (IFD = loss_cond / loss_uncond)")):
-        edges, counts, m, s = _bins(scores.filter(F.col(col).isNotNull()), col)
-        lines = [(m + 1.96 * s, f"mean + 1.96 sigma = {m + 1.96 * s:.3f}")] if col != "ifd" else [(1.0, "IFD = 1")]
-        png = plots.binned_histogram(edges, counts, title, col, lines)
-        name = f"scores_{col}.png"
-        store.write_bytes(f"{store.warehouse}/report/{name}", png)  # beside the page, as the graph's are
-        parts.append(_figure(png, name, title))
+    cols = {"loss_cond": "Response loss given the instruction (loss_cond)",
+            "loss_cond_per_byte": "Response loss per byte",
+            "ifd": "Instruction-following difficulty (IFD = loss_cond / loss_uncond)"}
+    # held for the section's eight small jobs, so each does not replay the Delta table again
+    scores = of_latest_run(store, "scoring", store.read("scores").filter(F.col("error").isNull())
+                           ).select("model", *cols).persist()
+    try:
+        head = scores.agg(F.count(F.lit(1)).alias("n"), F.first("model").alias("model")).first()
+        if not head["n"]:
+            return ""
+        parts = ["<h2>Loss scores and seeds</h2>",
+                 f"<p>{head['n']:,} samples scored with <b>{_e(head['model'])}</b>.</p>"]
+        for col, title in cols.items():
+            edges, counts, m, s = _bins(scores.filter(F.col(col).isNotNull()), col)
+            lines = [(m + 1.96 * s, f"mean + 1.96 sigma = {m + 1.96 * s:.3f}")] if col != "ifd" else [(1.0, "IFD = 1")]
+            png = plots.binned_histogram(edges, counts, title, col, lines)
+            name = f"scores_{col}.png"
+            store.write_bytes(f"{store.warehouse}/report/{name}", png)  # beside the page, as the graph's are
+            parts.append(_figure(png, name, title))
+    finally:
+        scores.unpersist()
     if store.exists("seeds"):
         from instructlake.scoring.seeds import CRITERIA
 
