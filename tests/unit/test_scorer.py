@@ -6,7 +6,7 @@ import math
 
 import pytest
 
-from instructlake.scoring.scorer import ScoreInput, TransformersScorer, pack, render_turns
+from instructlake.scoring.scorer import CPU_TOKEN_BUDGET, ScoreInput, TransformersScorer, pack, render_turns
 
 MULTI = [("user", "hello"), ("assistant", "hello world"), ("user", "write a poem about the sea"),
          ("assistant", "the sea the sea"), ("user", "add two numbers"), ("assistant", "python function")]
@@ -66,7 +66,7 @@ def test_batched_scores_equal_one_at_a_time(model_dir, budget):
 def test_token_budget_by_device(model_dir):
     from instructlake.config import ConfigError, ScoringSettings
 
-    assert TransformersScorer("tiny", str(model_dir), max_length=64, device="cpu").token_budget == 2048
+    assert TransformersScorer("tiny", str(model_dir), max_length=64, device="cpu").token_budget == 2048 == CPU_TOKEN_BUDGET
     assert TransformersScorer("tiny", str(model_dir), max_length=64, token_budget=96, device="cpu").token_budget == 96
     assert ScoringSettings().token_budget == 0
     with pytest.raises(ConfigError, match="token_budget"):

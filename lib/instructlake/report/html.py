@@ -127,7 +127,7 @@ def scores_section(store: Store) -> str:
     cols = {"loss_cond": "Response loss given the instruction (loss_cond)",
             "loss_cond_per_byte": "Response loss per byte",
             "ifd": "Instruction-following difficulty (IFD = loss_cond / loss_uncond)"}
-    # held for the section's eight small jobs, so each does not replay the Delta table again
+    # held for the section's seven small jobs, so each does not replay the Delta table again
     scores = of_latest_run(store, "scoring", store.read("scores").filter(F.col("error").isNull())
                            ).select("model", *cols).persist()
     try:

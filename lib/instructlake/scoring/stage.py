@@ -20,6 +20,7 @@ from instructlake.config import Config, ConfigError, ScoringConfig, ScoringSetti
 from instructlake.dedup.stage import without_removed
 from instructlake.resources import gpu_profile
 from instructlake.runs import StageResult
+from instructlake.scoring.scorer import CPU_TOKEN_BUDGET, GPU_TOKEN_BUDGET
 from instructlake.store import Store
 from instructlake.worker_models import once_per_worker
 
@@ -115,7 +116,7 @@ def run(spark: SparkSession, store: Store, config: Config) -> StageResult:
     n_pool, n_todo = pool.count(), todo.count()
     budget = config.platform.scoring.token_budget
     log.info("scoring %d of %d samples with %s from %s (max_length %d, token budget %s)", n_todo, n_pool, cfg.model,
-             path, cfg.max_length, budget or "by device: 2048 on a CPU, 16384 on a GPU")
+             path, cfg.max_length, budget or f"by device: {CPU_TOKEN_BUDGET} on a CPU, {GPU_TOKEN_BUDGET} on a GPU")
     counts = {"pool": n_pool, "input": n_todo, "scored": 0, "failed": 0, "truncated": 0}
     if n_todo:
         t0 = time.time()
