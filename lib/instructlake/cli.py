@@ -18,12 +18,13 @@ EXPECTED_ERRORS: tuple[type[BaseException], ...] = (ConfigError,)
 
 def _expected_errors() -> tuple[type[BaseException], ...]:
     from instructlake.ingest.rawfile import FileFormatError
-    from instructlake.runs import EmptyInputError
+    from instructlake.runs import EmptyInputError, StaleInputError
     from instructlake.schemas import SchemaError
     from instructlake.spark import JavaMissingError
     from instructlake.store import TableNotFoundError
 
-    return EXPECTED_ERRORS + (FileFormatError, SchemaError, JavaMissingError, TableNotFoundError, EmptyInputError)
+    return EXPECTED_ERRORS + (FileFormatError, SchemaError, JavaMissingError, TableNotFoundError, EmptyInputError,
+                              StaleInputError)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -151,8 +152,15 @@ def build_parser() -> argparse.ArgumentParser:
 
     s = sub.add_parser("export", help="write SFT files (ShareGPT, OpenAI messages, Parquet) and a manifest",
                        description="Export the samples a training job should see as JSONL in ShareGPT and "
-                                   "OpenAI-messages form and as Parquet, with manifest.json beside them.")
-    s.add_argument("--out", help="output directory (default: <warehouse>/exports/<UTC timestamp>)")
+                                   "OpenAI-messages form and as Parquet, with manifest.json beside them. Only "
+                                   "samples checked by dedup and decontam under the current config go out: "
+                                   "if any is not, export stops and names the stage to run.")
+    s.add_argument("--out", help="output directory (default: <warehouse>/exports/<UTC timestamp>); a "
+                                 "non-empty directory that is not an earlier export is refused")
+    s.add_argument("--allow-unchecked", action="store_true",
+                   help="export samples dedup or decontam has not checked under the current config "
+                        "(samples flagged under an earlier decontam config are still left out); the manifest "
+                        "records how many")
 
     s = sub.add_parser("pipeline", help="run every stage in order, resumably and incrementally; or show status",
                        description="`pipeline run` runs the stages in order (ingest, dedup, semdedup, tagging, "
@@ -235,8 +243,12 @@ def cmd_ingest(cfg: Config, a) -> int:
     r = _run_stage("ingest", cfg, lambda sp, st, c: stage.run(sp, st, c, a.paths, a.source, a.format),
                    {"paths": a.paths, "source": a.source, "format": a.format})
     c = r.counts
-    print(f"ingest: {c['files']} files, {c['read']:,} records read = {c['ingested']:,} ingested + "
-          f"{c['duplicate']:,} duplicate + {c['quarantined']:,} quarantined ({r.seconds:.1f}s)")
+    print(f"ingest: {c['files']} files, {c['records']:,} records found = {c['records_with_samples']:,} gave "
+          f"samples + {c['quarantined']:,} quarantined ({r.seconds:.1f}s)")
+    cut = f"; {c['expansion_cut']:,} records cut at ingest.max_samples_per_record" if c["expansion_cut"] else ""
+    print(f"        {c['samples']:,} samples = {c['ingested']:,} ingested + {c['duplicate_in_batch']:,} duplicate "
+          f"in this batch + {c['duplicate_existing']:,} already stored + {c['duplicate_raced']:,} written "
+          f"meanwhile by another ingest{cut}")
     return 0
 
 
@@ -404,8 +416,13 @@ def cmd_report(cfg: Config, a) -> int:
 def cmd_export(cfg: Config, a) -> int:
     from instructlake.export import stage
 
-    r = _run_stage("export", cfg, lambda sp, st, c: stage.run(sp, st, c, a.out), {"out": a.out})
+    r = _run_stage("export", cfg, lambda sp, st, c: stage.run(sp, st, c, a.out, a.allow_unchecked),
+                   {"out": a.out, "allow_unchecked": a.allow_unchecked})
     print(f"export: {r.counts['exported']:,} samples -> {r.extra['out']} (manifest.json inside)")
+    unchecked = r.counts["not_deduplicated"] + r.counts["not_decontaminated"]
+    if unchecked:
+        print(f"        unchecked, shipped with --allow-unchecked: {r.counts['not_deduplicated']:,} not deduplicated, "
+              f"{r.counts['not_decontaminated']:,} not decontaminated (recorded in the manifest)")
     return 0
 
 

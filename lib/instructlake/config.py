@@ -42,12 +42,21 @@ class IngestConfig:
     oasst_skip_synthetic: bool = False
     # Self-Instruct tasks: one sample per instance (input/output pair).
     self_instruct_all_instances: bool = True
+    # A record nested deeper than this goes to quarantine (`too_deep`) unparsed: no reader recurses.
+    max_depth: int = 256
+    # At most this many samples from one record (Self-Instruct instances, OASST paths); the excess is one
+    # quarantine row (`too_many_samples`) saying how many were cut.
+    max_samples_per_record: int = 64
 
     def __post_init__(self) -> None:
         if self.oasst_paths not in ("best", "all"):
             raise ConfigError(f"ingest.oasst_paths must be 'best' or 'all', not {self.oasst_paths!r}")
         if self.max_record_bytes <= 0 or self.quarantine_raw_chars <= 0:
             raise ConfigError("ingest.max_record_bytes and ingest.quarantine_raw_chars must be positive")
+        if not 2 <= self.max_depth <= 900:  # json's own decoder recurses: stay well inside Python's limit
+            raise ConfigError(f"ingest.max_depth must be between 2 and 900, not {self.max_depth}")
+        if self.max_samples_per_record < 1:
+            raise ConfigError("ingest.max_samples_per_record must be at least 1")
 
 
 @dataclass(frozen=True)

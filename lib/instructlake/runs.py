@@ -18,6 +18,11 @@ class EmptyInputError(ValueError):
     """A stage has nothing to work on because an earlier stage has not run; the message says which."""
 
 
+class StaleInputError(ValueError):
+    """A stage's input has not been through an earlier stage under the current config; the message names
+    that stage and the command that brings it up to date."""
+
+
 @dataclass
 class StageResult:
     stage: str

@@ -5,12 +5,15 @@ from __future__ import annotations
 import json
 from dataclasses import replace
 
+import pytest
 from pyspark.sql import functions as F
 
 from instructlake.decontam import stage as decontam
+from instructlake.dedup import stage as dedup
 from instructlake.decontam.benchmarks import builtin_path, prompts_of
 from instructlake.export import stage as export
 from instructlake.ingest import stage as ingest
+from instructlake.runs import StaleInputError
 
 EVAL = [json.loads(x)["instruction"] for x in builtin_path("alpaca_eval").read_text().splitlines()]
 
@@ -97,6 +100,10 @@ def test_decontam_flags_copies_and_paraphrases_and_export_drops_them(spark, stor
         (F.col("config_hash") == r2.config_hash) & F.col("flagged")).collect()}
     assert flagged_blocked == flagged_broadcast
 
+    # fails closed: without dedup rows, export stops and names the stage to run
+    with pytest.raises(StaleInputError, match="instructlake dedup"):
+        export.run(spark, store, config, str(tmp_path / "export"))
+    dedup.run(spark, store, config)
     out = export.run(spark, store, config, str(tmp_path / "export"))
     assert out.counts["contaminated_dropped"] == 4 and out.counts["exported"] == 40
     from instructlake.report import html
@@ -106,3 +113,21 @@ def test_decontam_flags_copies_and_paraphrases_and_export_drops_them(spark, stor
     exported = {json.loads(x)["id"] for f in (tmp_path / "export" / "sharegpt").glob("part-*.json")
                 for x in f.read_text().splitlines()}
     assert not exported & flagged
+
+    # a changed threshold leaves every sample unchecked under the current config: export stops ...
+    looser = replace(config, semantic=replace(config.semantic, decontam=replace(config.decontam,
+                                                                                cosine_threshold=0.95)))
+    with pytest.raises(StaleInputError, match="44 samples have not been checked.*instructlake decontam"):
+        export.run(spark, store, looser, str(tmp_path / "export-looser"))
+    # ... and allowed through, the samples flagged under an earlier config still stay out
+    out2 = export.run(spark, store, looser, str(tmp_path / "export-looser"), allow_unchecked=True)
+    assert (out2.counts["exported"], out2.counts["flagged_earlier_dropped"], out2.counts["not_decontaminated"]) == (
+        40, 4, 44)
+    manifest = json.loads((tmp_path / "export-looser" / "manifest.json").read_text())
+    assert manifest["unchecked"]["not_decontaminated"] == 44 and manifest["unchecked"]["allowed"] is True
+    # a sample ingested after decontam ran is not exported unchecked
+    (tmp_path / "late.json").write_text(json.dumps([{"instruction": EVAL[1], "input": "", "output": "x"}]))
+    ingest.run(spark, store, config, [str(tmp_path / "late.json")])
+    dedup.run(spark, store, config)
+    with pytest.raises(StaleInputError, match="1 samples have not been checked against the benchmarks"):
+        export.run(spark, store, config, str(tmp_path / "export-late"))

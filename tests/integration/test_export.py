@@ -1,7 +1,11 @@
 import json
 from pathlib import Path
 
+import pytest
+
+from instructlake.config import ConfigError
 from instructlake.export import stage as export
+from instructlake.runs import StaleInputError
 from instructlake.ingest import stage as ingest
 
 
@@ -10,10 +14,15 @@ def test_export_formats_and_manifest(spark, store, config, samples_dir, tmp_path
                                       str(samples_dir / "seed_tasks.jsonl")])
     n = store.count("samples")
     out = tmp_path / "export"
-    r = export.run(spark, store, config, str(out))
+    with pytest.raises(StaleInputError, match="instructlake dedup.*instructlake decontam") as e:
+        export.run(spark, store, config, str(out))
+    assert f"{n:,} samples have not been through dedup" in str(e.value) and not out.exists()
+    r = export.run(spark, store, config, str(out), allow_unchecked=True)  # the formats, not the checks, here
     assert r.counts["exported"] == n
     manifest = json.loads((out / "manifest.json").read_text())
     assert manifest["rows"] == n
+    assert manifest["unchecked"] == {"allowed": True, "not_deduplicated": n, "not_decontaminated": n,
+                                     "flagged_under_earlier_config_dropped": 0}
     assert manifest["rows_per_source"] == {"glaive_toolcall_en_demo": 265, "seed_tasks": 175}
     assert manifest["table_versions"]["samples"] == store.version("samples")
     assert manifest["config_hashes"]["ingest"] == [config.stage_hash("ingest")]
@@ -32,7 +41,7 @@ def test_export_loads_with_datasets(spark, store, config, samples_dir, tmp_path)
 
     ingest.run(spark, store, config, [str(samples_dir / "seed_tasks.jsonl")])
     out = tmp_path / "export"
-    export.run(spark, store, config, str(out))
+    export.run(spark, store, config, str(out), allow_unchecked=True)
     for fmt, col in (("sharegpt", "conversations"), ("openai", "messages")):
         files = [str(p) for p in sorted(Path(out, fmt).glob("part-*.json"))]
         ds = datasets.load_dataset("json", data_files=files, split="train", cache_dir=str(tmp_path / "hf"))
@@ -57,15 +66,37 @@ def test_export_leaves_out_removed_duplicates(spark, store, config, tmp_path):
     removed = {r["sample_id"] for r in store.read("dedup_clusters").filter("NOT is_kept").collect()}
     assert len(removed) == 1
     out = tmp_path / "export"
-    r = export.run(spark, store, config, str(out))
+    r = export.run(spark, store, config, str(out), allow_unchecked=True)  # decontam is not this test's
     assert (r.counts["exported"], r.counts["duplicates_dropped"], r.counts["not_deduplicated"]) == (2, 1, 0)
     ids = {json.loads(x)["id"] for p in (out / "sharegpt").glob("part-*.json") for x in p.read_text().splitlines()}
     assert len(ids) == 2 and not ids & removed
     manifest = json.loads((out / "manifest.json").read_text())
-    assert manifest["duplicates_dropped"] == 1 and manifest["config_hashes"]["dedup"] == [config.stage_hash("dedup")]
-    # a sample ingested after the last dedup run is exported and counted, not silently dropped
+    assert manifest["duplicates_dropped"] == 1 and manifest["config_hashes"]["dedup"] == config.stage_hash("dedup")
+    # a sample ingested after the last dedup run stops the export; allowed, it goes out and is counted
     g = tmp_path / "late.json"
     g.write_text(json.dumps([{"instruction": "Name a prime number.", "input": "", "output": "Seven."}]))
     ingest.run(spark, store, config, [str(g)])
-    r2 = export.run(spark, store, config, str(tmp_path / "export2"))
+    with pytest.raises(StaleInputError, match="1 samples have not been through dedup"):
+        export.run(spark, store, config, str(tmp_path / "export2"))
+    r2 = export.run(spark, store, config, str(tmp_path / "export2"), allow_unchecked=True)
     assert (r2.counts["exported"], r2.counts["not_deduplicated"]) == (3, 1)
+    # a changed dedup config makes every cluster row stale
+    from dataclasses import replace
+
+    changed = replace(config, semantic=replace(config.semantic, dedup=replace(config.dedup, threshold=0.7)))
+    with pytest.raises(StaleInputError, match="4 samples have not been through dedup"):  # all 4: none checked
+        export.run(spark, store, changed, str(tmp_path / "export3"))
+
+
+def test_export_refuses_a_directory_that_is_not_an_export(spark, store, config, samples_dir, tmp_path):
+    ingest.run(spark, store, config, [str(samples_dir / "seed_tasks.jsonl")])
+    notes = tmp_path / "notes"
+    notes.mkdir()
+    (notes / "thesis.tex").write_text("months of work")
+    with pytest.raises(ConfigError, match="not an earlier export"):
+        export.run(spark, store, config, str(notes), allow_unchecked=True)
+    assert (notes / "thesis.tex").read_text() == "months of work"
+    out = tmp_path / "out"
+    export.run(spark, store, config, str(out), allow_unchecked=True)
+    export.run(spark, store, config, str(out), allow_unchecked=True)  # over an earlier export: fine
+    assert json.loads((out / "manifest.json").read_text())["rows"] == 175

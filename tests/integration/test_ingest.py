@@ -28,9 +28,9 @@ def test_every_reader_on_its_real_sample_file(spark, store, config, samples_dir)
     assert planned == {f: v[0] for f, v in REAL.items()}
     r = stage.run(spark, store, config, files)
     c = r.counts
-    assert c["read"] == sum(v[1] for v in REAL.values())
-    assert c["quarantined"] == 0
-    assert c["read"] == c["ingested"] + c["duplicate"] + c["quarantined"]
+    assert c["records"] == sum(v[1] for v in REAL.values())  # counted by hand from the files' sources
+    assert c["quarantined"] == 0 and c["records_with_samples"] == c["records"]
+    assert c["samples"] == c["ingested"] + c["duplicate"]
     samples = store.read("samples")
     schemas.require(samples, "samples")
     assert samples.count() == c["ingested"]
@@ -74,7 +74,7 @@ def test_broken_file_lands_in_quarantine_once(spark, store, config, tmp_path):
     f = tmp_path / "broken.jsonl"
     f.write_text("\n".join(lines))
     r = stage.run(spark, store, config, [str(f)], source="mixed")
-    assert (r.counts["read"], r.counts["ingested"], r.counts["quarantined"]) == (6, 4, 2)
+    assert (r.counts["records"], r.counts["ingested"], r.counts["quarantined"]) == (6, 4, 2)
     q = store.read("quarantine").orderBy("line").collect()
     assert [(x["reason"], x["line"], x["source"]) for x in q] == [
         ("json_parse_error", 3, "mixed"), ("missing_field", 5, "mixed")]
@@ -168,7 +168,8 @@ def test_fuzzed_sample_files_never_crash_and_add_up(spark, store, config, tmp_pa
                 assert f.split("/")[-1] in str(e)
     r = stage.run(spark, store, config, ok)
     c = r.counts
-    assert c["read"] == c["ingested"] + c["duplicate"] + c["quarantined"]
+    assert c["records"] == c["records_with_samples"] + c["quarantined"]
+    assert c["samples"] == c["ingested"] + c["duplicate"]
     assert store.count("samples") == c["ingested"]
     assert store.count("quarantine") == c["quarantine_new"]
     if kind != "truncate":

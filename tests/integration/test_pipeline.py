@@ -48,7 +48,7 @@ def test_refresh_crash_then_resume(pipeline_lake):
                                                                      "export", "report"]
     # incremental: the refresh read only the new file, and each stage processed only the new samples
     ing = crashed["ingest"].result.counts
-    assert (ing["new_files"], ing["read"], ing["ingested"], ing["duplicate"], ing["quarantined"]) == (1, 64, 62, 1, 1)
+    assert (ing["new_files"], ing["records"], ing["ingested"], ing["duplicate"], ing["quarantined"]) == (1, 64, 62, 1, 1)
     d0, d = by_step(pipeline_lake.first)["dedup"].result.counts, crashed["dedup"].result.counts
     assert d["signatures_computed"] == 62
     # the near copy and the normalized-equal copy of first-load records are found across the two loads

@@ -41,7 +41,7 @@ def test_truncated_array_keeps_intact_elements(tmp_path):
     p.write_text(text[: len(text) * 3 // 4])
     raws = list(iter_raw(p))
     assert [r.value["instruction"] for r in raws if r.error is None] == ["task 0", "task 1", "task 2"]
-    assert raws[-1].error[0] == "json_parse_error"
+    assert raws[-1].error[0] == "truncated"
 
 
 def test_invalid_utf8_inside_array_element(tmp_path):
@@ -59,7 +59,8 @@ def test_gzip_jsonl(tmp_path):
     p.write_bytes(gzip.compress("\n".join(json.dumps(r) for r in GOOD).encode()))
     assert detect_file(str(p)) == "alpaca"
     rows = list(parse_file(str(p), "s", "alpaca", IngestConfig()))
-    assert [r["kind"] for r in rows] == ["sample"] * 5
+    assert [r["kind"] for r in rows] == ["sample"] * 5 + ["file"]
+    assert rows[-1]["records"] == 5
 
 
 @pytest.mark.parametrize("content,match", [
@@ -85,11 +86,14 @@ def test_parse_file_quarantines_with_reason_and_truncated_raw(tmp_path):
     p = tmp_path / "a.jsonl"
     p.write_text("\n".join(json.dumps(r) for r in recs))
     rows = list(parse_file(str(p), "src", "alpaca", cfg))
-    assert [r["kind"] for r in rows] == ["sample", "quarantine", "quarantine", "quarantine", "sample"]
-    assert [r["reason"] for r in rows if r["kind"] == "quarantine"] == ["too_large", "not_an_object", "missing_field"]
+    # the array line's elements are records of their own: 1 and 2, neither an object
+    assert [r["kind"] for r in rows] == ["sample"] + ["quarantine"] * 4 + ["sample", "file"]
+    assert [r["reason"] for r in rows if r["kind"] == "quarantine"] == [
+        "too_large", "not_an_object", "not_an_object", "missing_field"]
+    assert [r["locator"] for r in rows[2:4]] == ["line:3/index:0", "line:3/index:1"]
     big = rows[1]
     assert len(big["raw"]) == 50 and big["raw_length"] > 400 and big["line"] == 2
-    assert "'output'" in rows[3]["detail"]
+    assert "'output'" in rows[4]["detail"]
     assert rows[0]["source_id"] == "a.jsonl:line:1"
 
 
@@ -140,7 +144,9 @@ def test_byte_ranges_read_every_line_once_with_its_line_number(tmp_path, seed):
     for a, b in zip(cuts, cuts[1:], strict=False):
         pieces += [(r.locator, r.line, r.ordinal, r.text, r.error) for r in iter_raw(p, start=a, end=b)]
     assert pieces == whole
-    assert [o for _, _, o, _, _ in whole] == [ln - 1 for _, ln, _, _, _ in whole]
+    # the ordinal is the byte offset where the record's line begins
+    starts = [0] + [i + 1 for i, b in enumerate(data.encode("utf-8")) if b == 10]
+    assert [o for _, _, o, _, _ in whole] == [starts[ln - 1] for _, ln, _, _, _ in whole]
 
 
 def test_byte_ranges_refused_for_arrays_and_gzip(tmp_path):
@@ -157,6 +163,6 @@ def test_unpaired_surrogate_escape_is_quarantined_not_fatal(tmp_path):
     p = tmp_path / "a.jsonl"
     p.write_text('{"instruction": "smile \\ud83d", "output": "ok"}\n' + json.dumps(GOOD[0]) + "\n")
     rows = list(parse_file(str(p), "s", "alpaca", IngestConfig()))
-    assert [r["kind"] for r in rows] == ["quarantine", "sample"]
+    assert [r["kind"] for r in rows] == ["quarantine", "sample", "file"]
     assert rows[0]["reason"] == "invalid_utf8"
     rows[0]["raw"].encode("utf-8")  # the raw text itself is storable

@@ -73,3 +73,17 @@ def test_prompt_version_tracks_the_file_and_render_fills_placeholders():
         p.render()
     with pytest.raises(prompts.PromptError, match="tag_instruction"):
         prompts.load("no_such_prompt")
+
+
+@pytest.mark.parametrize("answer", ["[" * 1000, '{"a": ' * 5000 + "1" + "}" * 5000, "[" * 100_000 + "]" * 100_000])
+def test_an_answer_nested_too_deep_is_invalid_not_a_crash(answer):
+    value, err = parse(answer, {"type": "array"})
+    assert value is None and err
+
+
+def test_lone_surrogate_escapes_are_replaced_so_rows_can_be_written():
+    import pyarrow as pa
+
+    value, err = parse('{"response": "\\ud83d", "tags": ["\\udc00ok"]}', {"type": "object"})
+    assert err is None and value == {"response": "\ufffd", "tags": ["\ufffdok"]}
+    pa.array([value["response"], value["tags"][0]])

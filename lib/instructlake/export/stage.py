@@ -2,6 +2,12 @@
 
 Each export goes to its own directory with a manifest.json (rows per source, the table versions it read,
 the config hashes of the rows and of the export) so a training run can name exactly what it trained on.
+
+Export fails closed: every sample it would ship must have dedup rows under the current dedup config and
+contamination rows under the current decontam config and benchmark contents. If any lacks them, export
+stops with an error naming the stale stage and the command to run, unless `allow_unchecked` is given;
+then the manifest records how many rows went out unchecked, and samples flagged under any earlier
+decontam config are still dropped.
 """
 
 from __future__ import annotations
@@ -14,8 +20,8 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from instructlake import schemas
-from instructlake.config import Config
-from instructlake.runs import StageResult
+from instructlake.config import Config, ConfigError
+from instructlake.runs import StageResult, StaleInputError
 from instructlake.store import Store
 
 log = logging.getLogger(__name__)
@@ -47,39 +53,92 @@ def default_out(store: Store) -> str:
     return f"{store.warehouse}/exports/{datetime.now(timezone.utc).strftime('%Y%m%dT%H%M%SZ')}"
 
 
-def run(spark: SparkSession, store: Store, config: Config, out: str | None = None) -> StageResult:
+def check_out_dir(store: Store, out: str) -> None:
+    """An export writes into a new or empty directory, or over an earlier export (it has a manifest.json);
+    anything else is refused rather than overwritten."""
+    jvm = store.spark.sparkContext._jvm
+    path = jvm.org.apache.hadoop.fs.Path(out)
+    fs = path.getFileSystem(store.spark.sparkContext._jsc.hadoopConfiguration())
+    if not fs.exists(path):
+        return
+    if not fs.getFileStatus(path).isDirectory():
+        raise ConfigError(f"export --out {out}: is a file, not a directory")
+    names = sorted(s.getPath().getName() for s in fs.listStatus(path))
+    if names and "manifest.json" not in names:
+        shown = ", ".join(names[:5]) + (", ..." if len(names) > 5 else "")
+        raise ConfigError(f"export --out {out}: the directory holds files ({shown}) and is not an earlier export "
+                          "(no manifest.json); choose a new or empty directory")
+
+
+def dedup_filter(store: Store, config: Config, df: DataFrame) -> tuple[DataFrame, dict]:
+    """Drop the duplicates dedup removed; count the samples without a dedup row under the current config."""
+    chash = config.stage_hash("dedup")
+    if not store.exists("dedup_clusters"):
+        return df, {"not_deduplicated": df.count(), "duplicates_dropped": 0}
+    version = store.version("dedup_clusters")
+    clusters = store.read("dedup_clusters", version=version)
+    current = clusters.filter(F.col("config_hash") == chash)
+    dropped = current.filter("NOT is_kept").select("sample_id")
+    n_dropped = df.join(dropped, "sample_id", "left_semi").count()
+    df = df.join(dropped, "sample_id", "left_anti")
+    unchecked = df.join(current.select("sample_id"), "sample_id", "left_anti").count()
+    return df, {"not_deduplicated": unchecked, "duplicates_dropped": n_dropped, "version": version}
+
+
+def decontam_filter(store: Store, config: Config, df: DataFrame) -> tuple[DataFrame, dict]:
+    """Drop samples flagged under the current decontam config; count those never checked under it, and
+    drop those flagged under an earlier one (they only go out with allow_unchecked, and not flagged)."""
+    from instructlake.decontam.stage import benchmark_items, decontam_hash
+
+    if not (store.exists("contamination") and store.exists("benchmarks")):
+        return df, {"not_decontaminated": df.count(), "contaminated_dropped": 0, "flagged_earlier_dropped": 0}
+    version = store.version("contamination")
+    rows = store.read("contamination", version=version)
+    current = rows.filter(F.col("config_hash") == decontam_hash(config, benchmark_items(store)))
+    flagged = current.filter("flagged").select("sample_id").distinct()
+    n_flagged = df.join(flagged, "sample_id", "left_semi").count()
+    df = df.join(flagged, "sample_id", "left_anti")
+    unchecked = df.join(current.select("sample_id"), "sample_id", "left_anti")
+    earlier = unchecked.join(rows.filter("flagged").select("sample_id"), "sample_id", "left_semi").select("sample_id")
+    n_earlier = earlier.count()
+    df = df.join(earlier, "sample_id", "left_anti")
+    return df, {"not_decontaminated": unchecked.count(), "contaminated_dropped": n_flagged,
+                "flagged_earlier_dropped": n_earlier, "version": version}
+
+
+def check_checked(dedup: dict, decontam: dict, allow_unchecked: bool) -> None:
+    """Fail closed: name the stale stage and the command that brings it up to date."""
+    stale = []
+    if dedup["not_deduplicated"]:
+        stale.append(f"{dedup['not_deduplicated']:,} samples have not been through dedup under the current "
+                     "dedup config: run `instructlake dedup`")
+    if decontam["not_decontaminated"]:
+        stale.append(f"{decontam['not_decontaminated']:,} samples have not been checked against the benchmarks "
+                     "under the current decontam config and benchmark set: run `instructlake decontam`")
+    if stale and not allow_unchecked:
+        raise StaleInputError("export refused, nothing was written: " + "; ".join(stale)
+                              + " (or `instructlake pipeline run`, which runs both first; `export --allow-unchecked` "
+                              "ships them anyway and says so in the manifest)")
+    for line in stale:
+        log.warning("exporting unchecked samples (--allow-unchecked): %s", line)
+
+
+def run(spark: SparkSession, store: Store, config: Config, out: str | None = None,
+        allow_unchecked: bool = False) -> StageResult:
     cfg = config.export
     out = (out or default_out(store)).rstrip("/")
+    check_out_dir(store, out)
     version = store.version("samples")
     samples = store.read("samples", version=version)
     df = exportable(samples, cfg.min_assistant_turns)
-    versions = {"samples": version}
-    dropped_dups = not_deduped = 0
-    hashes: dict[str, object] = {"export": config.stage_hash("export")}
-    if store.exists("dedup_clusters"):
-        versions["dedup_clusters"] = store.version("dedup_clusters")
-        clusters = store.read("dedup_clusters", version=versions["dedup_clusters"])
-        hashes["dedup"] = sorted(r[0] for r in clusters.select("config_hash").distinct().collect())
-        dropped = clusters.filter("NOT is_kept").select("sample_id")
-        dropped_dups = df.join(dropped, "sample_id", "left_semi").count()
-        df = df.join(dropped, "sample_id", "left_anti")
-        not_deduped = df.join(clusters.select("sample_id"), "sample_id", "left_anti").count()
-        if not_deduped:
-            log.warning("%d samples have not been through dedup yet (ingested after its last run); they are "
-                        "exported, run `instructlake dedup` first to deduplicate them", not_deduped)
-    else:
-        log.warning("no dedup_clusters table: exporting every sample; run `instructlake dedup` first")
-    from instructlake.decontam.stage import current_flags
-
-    contaminated = 0
-    flags = current_flags(store, config)
-    if flags is not None:
-        versions["contamination"] = store.version("contamination")
-        contaminated = df.join(flags, "sample_id", "left_semi").count()
-        df = df.join(flags, "sample_id", "left_anti")
-        log.info("dropped %d samples flagged as benchmark contamination", contaminated)
-    else:
-        log.warning("no contamination table: nothing was checked against benchmarks; run `instructlake decontam`")
+    hashes: dict[str, object] = {"export": config.stage_hash("export"), "dedup": config.stage_hash("dedup")}
+    df, dedup = dedup_filter(store, config, df)
+    df, decontam = decontam_filter(store, config, df)
+    check_checked(dedup, decontam, allow_unchecked)
+    versions = {"samples": version, **{t: c["version"] for t, c in (("dedup_clusters", dedup),
+                                                                    ("contamination", decontam)) if "version" in c}}
+    dropped_dups, contaminated = dedup["duplicates_dropped"], decontam["contaminated_dropped"]
+    log.info("dropped %d duplicates and %d samples flagged as benchmark contamination", dropped_dups, contaminated)
     df = df.cache()
     try:
         per_source = {r["source"]: r["count"] for r in df.groupBy("source").count().collect()}
@@ -98,6 +157,9 @@ def run(spark: SparkSession, store: Store, config: Config, out: str | None = Non
     finally:
         df.unpersist()
     total = sum(per_source.values())
+    unchecked = {"allowed": allow_unchecked, "not_deduplicated": dedup["not_deduplicated"],
+                 "not_decontaminated": decontam["not_decontaminated"],
+                 "flagged_under_earlier_config_dropped": decontam["flagged_earlier_dropped"]}
     manifest = {
         "created_at": datetime.now(timezone.utc).isoformat(),
         "rows": total,
@@ -105,7 +167,8 @@ def run(spark: SparkSession, store: Store, config: Config, out: str | None = Non
         "table_versions": versions,
         "duplicates_dropped": dropped_dups,
         "contaminated_dropped": contaminated,
-        "not_deduplicated": not_deduped,
+        "not_deduplicated": dedup["not_deduplicated"],
+        "unchecked": unchecked,
         "config_hashes": {**hashes, "ingest": ingest_hashes},
         "files": {fmt: {"path": p, "pattern": "part-*.json" if fmt != "parquet" else "part-*.parquet"}
                   for fmt, p in files.items()},
@@ -114,6 +177,9 @@ def run(spark: SparkSession, store: Store, config: Config, out: str | None = Non
     log.info("exported %d samples to %s", total, out)
     return StageResult(stage="export", config_hash=config.stage_hash("export"),
                        counts={"exported": total, "duplicates_dropped": dropped_dups,
-                               "contaminated_dropped": contaminated, "not_deduplicated": not_deduped,
-                               "skipped": samples.count() - total - dropped_dups - contaminated},
+                               "contaminated_dropped": contaminated, "not_deduplicated": dedup["not_deduplicated"],
+                               "not_decontaminated": decontam["not_decontaminated"],
+                               "flagged_earlier_dropped": decontam["flagged_earlier_dropped"],
+                               "skipped": samples.count() - total - dropped_dups - contaminated
+                               - decontam["flagged_earlier_dropped"]},
                        input_versions=versions, extra={"out": out, "manifest": manifest})

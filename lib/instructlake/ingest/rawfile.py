@@ -1,49 +1,41 @@
-"""Raw records out of one file: JSON Lines or a JSON array, optionally gzip, never fatal inside the file.
+"""Raw records out of one file, optionally gzip, in bounded memory, never fatal inside the file.
 
-`iter_raw(path)` yields `Raw` items in file order; `iter_raw(path, start=, end=)` only the lines that
-begin inside a byte range of a plain (not gzip) JSON Lines file, so one large file can be parsed by
-several tasks. A line or array element that is not valid UTF-8 or
-not valid JSON still comes out, with `error` set, so the caller quarantines it with its raw text. A JSON
-array damaged in the middle is resynchronised at the next element that parses; a truncated one yields its
-intact elements and the broken tail.
-Whole-file problems (missing, empty, not JSON at all) raise `FileFormatError` naming the file; the stage
-checks them on the driver before any task starts.
+Two layouts. *Lines* (`.jsonl`, `.ndjson`, or a `.json` file whose first lines are whole values): every
+line is read on its own, with a bounded `readline`, and holds one record, an array of records, or several
+concatenated values; damage never crosses a line. *Document* (any other `.json`): the whole file is one
+stream of top-level values and arrays, scanned by `scan.Scanner` (pretty-printed arrays, several arrays
+or values in one file, damaged elements resynchronised at the next element of the same array).
+
+`RecordScan(path, ...)` iterates `Raw` items in file order and counts the records it found itself
+(`.records`); with `start`/`end` (plain Lines files only) just the lines that begin in that byte range,
+so one large file can be parsed by several tasks. A record that is not valid UTF-8, not valid JSON, too
+large, too deep, or cut short still comes out, with `error` set, so the caller quarantines it with its
+raw text. Whole-file problems (missing, empty, not JSON at all) raise `FileFormatError` naming the file;
+the stage checks them on the driver before any task starts.
 """
 
 from __future__ import annotations
 
-import gzip
 import io
 import json
-import re
 import zlib
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from instructlake.ingest.scan import Limits, Raw, Scanner, Window
+
+__all__ = ["FileFormatError", "Limits", "Raw", "RecordScan", "iter_raw", "layout", "sniff", "splittable"]
+
 GZIP_MAGIC = b"\x1f\x8b"
-_DECODER = json.JSONDecoder()
-_WS = re.compile(r"\s*")
-# Where a new array element may begin after damage: a comma (or the opening bracket) then an object.
-_RESYNC = re.compile(r",\s*(?=\{)")
-# Lone surrogates: what `surrogateescape` turns undecodable bytes into.
-_SURROGATE = re.compile("[\udc80-\udcff]")
+LINE_SUFFIXES = (".jsonl", ".ndjson", ".jsonl.gz", ".ndjson.gz")
+CHUNK = 1 << 20
+# The format sniff reads records until this many parse, or this many records or bytes have gone by.
+SNIFF_RECORDS, SNIFF_SCANNED, SNIFF_BYTES = 20, 2000, 64 << 20
 
 
 class FileFormatError(ValueError):
     """A whole file cannot be read as JSON records; the message names the file."""
-
-
-@dataclass
-class Raw:
-    locator: str  # "line:N" (1-based) or "index:N" (0-based array position)
-    line: int | None  # 1-based line where the record starts
-    text: str  # raw text (undecodable bytes shown as U+FFFD)
-    nbytes: int  # original size in bytes
-    value: Any = None  # parsed JSON when error is None
-    error: tuple[str, str] | None = None  # (reason, detail)
-    ordinal: int = 0  # 0-based line (JSON Lines) or element index (array): stable however a file is split
 
 
 def open_bytes(path: str | Path) -> io.BufferedIOBase:
@@ -54,84 +46,189 @@ def open_bytes(path: str | Path) -> io.BufferedIOBase:
         raise FileFormatError(f"{p}: is a directory, expected a file")
     f = open(p, "rb")
     if f.peek(2)[:2] == GZIP_MAGIC:
-        return gzip.GzipFile(fileobj=f)  # type: ignore[return-value]
+        return io.BufferedReader(Gunzip(f), CHUNK)
     return f
 
 
-def sniff(path: str | Path, limit: int = 1 << 20) -> tuple[str, list[Any]]:
-    """('jsonl' | 'array', up to 20 parsed leading records); raises FileFormatError if not JSON records."""
-    try:
-        with open_bytes(path) as f:
-            head = f.read(limit)
-    except (OSError, EOFError, zlib.error) as e:
-        raise FileFormatError(f"{path}: cannot be read ({e})") from None
-    kind = file_kind(path)
-    text = head.decode("utf-8", errors="replace")
-    records: list[Any] = []
-    raws = _iter_array_text(text) if kind == "array" else _iter_lines(io.BytesIO(head))
-    for raw in raws:
-        if raw.error is None:
-            records.append(raw.value)
-        if len(records) >= 20:
-            break
-    if not records:
-        raise FileFormatError(f"{path}: no record in its first {len(head):,} bytes parses as JSON")
-    return kind, records
+class Gunzip(io.RawIOBase):
+    """gzip members decompressed a bounded piece at a time: a small file that expands to gigabytes never
+    sits in memory, and a cut file gives every byte before the cut, then EOFError (GzipFile's own reader
+    raises for a whole buffer, losing the records decoded before the cut)."""
+
+    def __init__(self, f: io.BufferedIOBase):
+        self.f = f
+        self.d = zlib.decompressobj(16 + zlib.MAX_WBITS)
+        self.started = False
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, b) -> int:  # type: ignore[override]
+        n = len(b)
+        while True:
+            if self.d.unconsumed_tail:
+                data = self.d.decompress(self.d.unconsumed_tail, n)
+            elif self.d.eof:
+                rest = self.d.unused_data or self.f.read(65536)
+                if not rest.lstrip(b"\0"):
+                    return 0  # the end, or the zero padding some writers leave after the last member
+                self.d = zlib.decompressobj(16 + zlib.MAX_WBITS)  # another member follows
+                data = self.d.decompress(rest, n)
+            else:
+                comp = self.f.read(65536)
+                if not comp:
+                    raise EOFError("the compressed file ends before its end-of-stream marker (cut short)")
+                data = self.d.decompress(comp, n)
+            if data:
+                b[: len(data)] = data
+                return len(data)
+
+    def close(self) -> None:
+        self.f.close()
+        super().close()
 
 
 def file_kind(path: str | Path) -> str:
-    """'array' or 'jsonl', from the first non-blank character."""
-    try:
-        with open_bytes(path) as f:
-            head = f.read(4096)
-    except (OSError, EOFError, zlib.error) as e:
-        raise FileFormatError(f"{path}: cannot be read ({e})") from None
-    stripped = head.decode("utf-8", errors="replace").lstrip("\ufeff \t\r\n")
+    """'array', 'jsonl' (an object first) or 'other', from the first non-blank character."""
+    stripped = _head(path, 4096).decode("utf-8", errors="replace").lstrip("\ufeff \t\r\n")
     if not stripped:
         raise FileFormatError(f"{path}: file is empty")
-    if stripped[0] not in "[{":
-        raise FileFormatError(f"{path}: not JSON (starts with {stripped[:20]!r}); expected a JSON array or JSON Lines")
-    return "array" if stripped[0] == "[" else "jsonl"
+    return {"[": "array", "{": "jsonl"}.get(stripped[0], "other")
+
+
+def _not_json(path: str | Path) -> FileFormatError:
+    start = _head(path, 64).decode("utf-8", errors="replace").lstrip("\ufeff \t\r\n")[:20]
+    return FileFormatError(f"{path}: not JSON (starts with {start!r}); expected a JSON array or JSON Lines")
+
+
+def _head(path: str | Path, size: int) -> bytes:
+    """The first `size` bytes (fewer at the end, or where a cut gzip stops); FileFormatError if none."""
+    head = b""
+    try:
+        with open_bytes(path) as f:
+            while len(head) < size:
+                piece = f.read1(size - len(head))
+                if not piece:
+                    break
+                head += piece
+    except (OSError, EOFError, zlib.error) as e:
+        if not head:
+            raise FileFormatError(f"{path}: cannot be read ({e})") from None
+    return head
+
+
+def layout(path: str | Path) -> str:
+    """'lines' or 'document' (see the module docstring)."""
+    kind = file_kind(path)
+    if str(path).lower().endswith(LINE_SUFFIXES):
+        return "lines"
+    if kind == "array":
+        return "document"
+    return "lines" if _first_lines_are_values(path) else "document"
+
+
+def _first_lines_are_values(path: str | Path, lines: int = 2) -> bool:
+    seen = 0
+    try:
+        with open_bytes(path) as f:
+            while seen < lines:
+                b = f.readline(8 << 20)
+                if not b:
+                    return seen > 0
+                if not b.strip():
+                    continue
+                if not b.endswith(b"\n") and len(b) >= 8 << 20:
+                    return False
+                json.loads(b.decode("utf-8", errors="replace").lstrip("\ufeff"))
+                seen += 1
+    except (ValueError, RecursionError, OSError, EOFError, zlib.error):
+        return False
+    return True
 
 
 def splittable(path: str | Path) -> bool:
-    """A plain JSON Lines file: its lines can be read by byte range."""
+    """A plain (not gzip) Lines file: its lines can be read by byte range."""
     with open(path, "rb") as f:
         if f.read(2) == GZIP_MAGIC:
             return False
-    return file_kind(path) == "jsonl"
+    return layout(path) == "lines"
+
+
+def sniff(path: str | Path, limits: Limits | None = None) -> tuple[str, list[Any]]:
+    """(layout, up to 20 parsed leading records); raises FileFormatError if none of the leading records
+    parses. Reads record by record, so a large first record does not hide the file's format."""
+    kind = layout(path)
+    records: list[Any] = []
+    scan = RecordScan(path, limits=limits)
+    scanned = 0
+    try:
+        for raw in scan:
+            scanned += 1
+            if raw.error is None:
+                records.append(raw.value)
+            if len(records) >= SNIFF_RECORDS or scanned >= SNIFF_SCANNED or raw.ordinal > SNIFF_BYTES:
+                break
+    finally:
+        scan.close()
+    if not records and file_kind(path) == "other":
+        raise _not_json(path)
+    if not records:
+        raise FileFormatError(f"{path}: none of its first {scanned:,} records parses as JSON")
+    return kind, records
 
 
 def iter_raw(path: str | Path, looks_like_record: Callable[[Any], bool] | None = None,
-             start: int = 0, end: int | None = None) -> Iterator[Raw]:
-    """Raw records of a file. `looks_like_record` tells a real top-level record from a nested object when a
-    damaged JSON array is resynchronised (without it, any object followed by ',' or ']' is taken).
-    With `start`/`end` (plain JSON Lines only) the lines whose first byte lies in [start, end)."""
-    kind = file_kind(path)
-    if start or end is not None:
-        if not splittable(path):
-            raise ValueError(f"{path}: only plain JSON Lines files can be read by byte range")
-        yield from _iter_line_range(path, start, end)
-        return
-    with open_bytes(path) as f:
-        if kind == "jsonl":
-            yield from _iter_lines(f)
-        else:
-            try:
-                data = f.read()
-            except (OSError, EOFError, zlib.error) as e:
-                yield Raw("file", None, "", 0, error=("corrupt_compression", f"the file cannot be decompressed: {e}"))
+             start: int = 0, end: int | None = None, limits: Limits | None = None) -> RecordScan:
+    return RecordScan(path, looks_like_record, start, end, limits)
+
+
+class RecordScan:
+    """The records of one file (see the module docstring); `.records` counts those found so far.
+    `looks_like_record` tells a real top-level record from a nested object when a damaged array element
+    is resynchronised."""
+
+    def __init__(self, path: str | Path, looks_like_record: Callable[[Any], bool] | None = None,
+                 start: int = 0, end: int | None = None, limits: Limits | None = None):
+        self.path = path
+        self.accept = looks_like_record
+        self.start, self.end = start, end
+        self.limits = limits or Limits()
+        self.records = 0
+        self._file: io.BufferedIOBase | None = None
+
+    def close(self) -> None:
+        if self._file is not None:
+            self._file.close()
+            self._file = None
+
+    def __iter__(self) -> Iterator[Raw]:
+        kind = layout(self.path)
+        ranged = bool(self.start) or self.end is not None
+        if ranged and not splittable(self.path):
+            raise ValueError(f"{self.path}: only plain JSON Lines files can be read by byte range")
+        try:
+            if ranged:
+                yield from self._line_range()
                 return
-            yield from _iter_array_bytes(data, looks_like_record)
+            self._file = open_bytes(self.path)
+            if kind == "lines":
+                yield from self._lines(self._file)
+            else:
+                scanner = Scanner(Window(_chunks(self._file)), self.limits, self.accept)
+                for raw in scanner.iter():
+                    self.records = scanner.records
+                    yield raw
+                self.records = scanner.records
+        finally:
+            self.close()
 
+    # ---------------------------------------------------------------- Lines
 
-# ---------------------------------------------------------------- JSON Lines
-
-
-def _iter_line_range(path: str | Path, start: int, end: int | None) -> Iterator[Raw]:
-    """As Hadoop's line reader: a line belongs to the range holding its first byte. Line numbers come from
-    counting the newlines before the range (a sequential read at memory speed, no parsing)."""
-    with open(path, "rb") as f:
+    def _line_range(self) -> Iterator[Raw]:
+        """As Hadoop's line reader: a line belongs to the range holding its first byte. Line numbers come
+        from counting the newlines before the range (a sequential read at memory speed, no parsing)."""
+        start = self.start
+        self._file = f = open(self.path, "rb")
         if start > 0:
             f.seek(start - 1)
             f.readline()  # the rest of a line that began in the previous range (or just its newline)
@@ -145,125 +242,81 @@ def _iter_line_range(path: str | Path, start: int, end: int | None) -> Iterator[
             newlines += chunk.count(b"\n")
             left -= len(chunk)
         f.seek(first)
-        yield from _iter_lines(f, first_line=newlines, end=end)
+        yield from self._lines(f, first_line=newlines, byte0=first)
+
+    def _lines(self, f, first_line: int = 0, byte0: int = 0) -> Iterator[Raw]:
+        lim, end = self.limits, self.end
+        n, pos = first_line, byte0  # the position is tracked by hand: tell() per line costs a system call
+        while end is None or pos < end:
+            try:
+                b = f.readline(lim.max_record_bytes + 1)
+            except (OSError, EOFError, zlib.error) as e:
+                yield self._count(Raw(f"line:{n + 1}", n + 1, "", 0, ordinal=pos, error=(
+                    "corrupt_compression", f"the file cannot be decompressed after line {n}: {e}")))
+                return
+            if not b:
+                return
+            n += 1
+            line_start = pos
+            if len(b) > lim.max_record_bytes and not b.endswith(b"\n"):
+                raw, size = self._long_line(f, b, n, line_start)
+                pos += size
+                yield self._count(raw)
+                continue
+            pos += len(b)
+            if not b.strip():
+                continue
+            yield from self._line(b.rstrip(b"\r\n"), n, line_start)
+
+    def _line(self, body: bytes, n: int, byte0: int) -> Iterator[Raw]:
+        """The records of one line: usually one object (parsed in one call); else the scanner's."""
+        lim = self.limits
+        try:
+            text, clean = body.decode("utf-8"), True
+        except UnicodeDecodeError:
+            # the scanner flags just the records holding the bad bytes (seen as lone surrogates)
+            text, clean = body.decode("utf-8", errors="surrogateescape"), False
+        bom = 3 if text.startswith("\ufeff") else 0
+        text = text[1:] if bom else text
+        if clean and text.lstrip().startswith("{") and text.count("{") + text.count("[") <= lim.max_depth:
+            try:
+                value = json.loads(text)
+            except (ValueError, RecursionError):
+                value = None
+            if isinstance(value, dict):
+                shown = text if len(text) <= lim.keep_chars else text[: lim.keep_chars]
+                yield self._count(Raw(f"line:{n}", n, shown, len(body) - bom, value=value, ordinal=byte0 + bom))
+                return
+        scanner = Scanner(Window(text=text, byte0=byte0 + bom, line0=n), lim, self.accept,
+                          plain_first_array=False, unit="line")
+        for raw in scanner.iter():
+            yield self._count(raw)
+
+    def _long_line(self, f, head: bytes, n: int, byte0: int) -> tuple[Raw, int]:
+        """A line over the limit: read to its end, keeping only its head."""
+        size = len(head)
+        error = None
+        while True:
+            try:
+                more = f.readline(CHUNK)
+            except (OSError, EOFError, zlib.error) as e:
+                error = f"; the file cannot be decompressed after it: {e}"
+                break
+            size += len(more)
+            if not more or more.endswith(b"\n"):
+                break
+        shown = head[: self.limits.keep_chars * 4].decode("utf-8", errors="replace")[: self.limits.keep_chars]
+        detail = f"the line holds {size:,} bytes > ingest.max_record_bytes = {self.limits.max_record_bytes:,}"
+        return Raw(f"line:{n}", n, shown, size, ordinal=byte0, error=("too_large", detail + (error or ""))), size
+
+    def _count(self, raw: Raw) -> Raw:
+        self.records += 1
+        return raw
 
 
-def _iter_lines(f, first_line: int = 0, end: int | None = None) -> Iterator[Raw]:
-    n = first_line
-    pos = f.tell() if end is not None else 0  # tracked by hand: tell() per line costs a system call
+def _chunks(f) -> Iterator[bytes]:
     while True:
-        if end is not None and pos >= end:
+        chunk = f.read1(CHUNK)  # one read at a time: a cut gzip gives what came before the cut
+        if not chunk:
             return
-        try:
-            b = f.readline()
-        except (OSError, EOFError, zlib.error) as e:
-            yield Raw(f"line:{n + 1}", n + 1, "", 0,
-                      error=("corrupt_compression", f"the file cannot be decompressed after line {n}: {e}"),
-                      ordinal=n)
-            return
-        if not b:
-            return
-        pos += len(b)
-        n += 1
-        if not b.strip():
-            continue
-        body = b.rstrip(b"\r\n")
-        try:
-            text = body.decode("utf-8")
-        except UnicodeDecodeError as e:
-            yield Raw(f"line:{n}", n, body.decode("utf-8", errors="replace"), len(body),
-                      error=("invalid_utf8", f"byte {e.start} of the line is not valid UTF-8"), ordinal=n - 1)
-            continue
-        if n == 1:
-            text = text.lstrip("\ufeff")
-        try:
-            value = json.loads(text)
-        except ValueError as e:
-            yield Raw(f"line:{n}", n, text, len(body), error=("json_parse_error", str(e)), ordinal=n - 1)
-            continue
-        yield Raw(f"line:{n}", n, text, len(body), value=value, ordinal=n - 1)
-
-
-# ---------------------------------------------------------------- JSON arrays
-
-
-def _iter_array_bytes(data: bytes, accept: Callable[[Any], bool] | None) -> Iterator[Raw]:
-    text = data.decode("utf-8", errors="surrogateescape")
-    yield from _iter_array_text(text, accept)
-
-
-def _line_of(text: str, pos: int, cache: list[int]) -> int:
-    # cache = [last_pos, last_line]: elements come in order, so count newlines incrementally.
-    last_pos, last_line = cache
-    line = last_line + text.count("\n", last_pos, pos)
-    cache[0], cache[1] = pos, line
-    return line
-
-
-def _raw_for(text: str, start: int, end: int, index: int, cache: list[int]) -> Raw:
-    span = text[start:end]
-    nbytes = len(span.encode("utf-8", errors="surrogateescape"))
-    shown = span.encode("utf-8", errors="surrogateescape").decode("utf-8", errors="replace")
-    return Raw(f"index:{index}", _line_of(text, start, cache), shown, nbytes, ordinal=index)
-
-
-def _iter_array_text(text: str, accept: Callable[[Any], bool] | None = None) -> Iterator[Raw]:
-    pos = _WS.match(text, 0).end()
-    if text.startswith("\ufeff", pos):
-        pos = _WS.match(text, pos + 1).end()
-    if not text.startswith("[", pos):
-        return
-    pos += 1
-    index = 0
-    cache = [0, 1]
-    n = len(text)
-    while True:
-        pos = _WS.match(text, pos).end()
-        if pos >= n:
-            return  # truncated after a complete element: nothing more to report
-        if text[pos] == "]":
-            return
-        start = pos
-        try:
-            value, end = _DECODER.raw_decode(text, pos)
-            after = _WS.match(text, end).end()
-            if after < n and text[after] not in ",]":
-                raise ValueError(f"expected ',' or ']' after the element, found {text[after]!r}")
-        except ValueError as e:
-            # Damaged element: it runs to the next place where an element parses cleanly.
-            end = _resync(text, pos + 1, accept)
-            raw = _raw_for(text, start, end, index, cache)
-            raw.text = raw.text.rstrip().rstrip(",")
-            raw.error = ("json_parse_error", str(e))
-            yield raw
-            index += 1
-            pos = end + 1 if end < n and text[end] in ",[" else end
-            continue
-        raw = _raw_for(text, start, end, index, cache)
-        if _SURROGATE.search(text, start, end):
-            raw.error = ("invalid_utf8", "the element contains bytes that are not valid UTF-8")
-        else:
-            raw.value = value
-        yield raw
-        index += 1
-        pos = after + 1 if after < n and text[after] == "," else after
-        if after < n and text[after] == "]":
-            return
-
-
-def _resync(text: str, pos: int, accept: Callable[[Any], bool] | None) -> int:
-    """Position of the ',' before the next element that parses, looks like a record and is followed by
-    ',' or ']'; else the end of the text."""
-    n = len(text)
-    for m in _RESYNC.finditer(text, pos):
-        at = m.end()
-        try:
-            value, end = _DECODER.raw_decode(text, at)
-        except ValueError:
-            continue
-        if accept is not None and not accept(value):
-            continue
-        after = _WS.match(text, end).end()
-        if after >= n or text[after] in ",]":
-            return m.start()
-    return n
+        yield chunk

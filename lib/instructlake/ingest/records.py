@@ -1,7 +1,10 @@
-"""One file -> rows: a sample row per valid conversation, a quarantine row per record that cannot be one.
+"""One file -> rows: a sample row per valid conversation, a quarantine row per record that cannot be one,
+and last a `file` row with the number of records the scanner found.
 
-Every unit the file yields (a conversation, or a record that failed) becomes exactly one row, so the
-stage's counts add up: read = ingested + duplicate + quarantined.
+Every record the scanner finds ends as sample rows (one per conversation it expands to, at most
+ingest.max_samples_per_record; the excess is one `too_many_samples` quarantine row) or as exactly one
+quarantine row. The stage checks that against the scanner's own count: records found = records
+quarantined + records that gave samples, per file.
 """
 
 from __future__ import annotations
@@ -10,18 +13,26 @@ import hashlib
 import json
 import unicodedata
 from collections.abc import Iterator
+from itertools import islice
 from pathlib import Path
 
 from instructlake.config import IngestConfig
 from instructlake.ingest.formats import CONVERTERS, Conversation, RecordError, detect
-from instructlake.ingest.rawfile import FileFormatError, iter_raw
+from instructlake.ingest.rawfile import FileFormatError, Limits, RecordScan
 
 # Columns of the rows parse_file yields (kind = sample | quarantine); the stage splits them per table.
 ROW_FIELDS = (
     "kind", "sample_id", "source", "source_id", "conversation", "system", "instruction", "n_turns", "lang",
     "chars", "meta", "source_file", "format", "locator", "ordinal", "line", "reason", "detail", "raw",
-    "raw_length", "quarantine_id",
+    "raw_length", "quarantine_id", "records",
 )
+# The quarantine reason of a record's expansion past ingest.max_samples_per_record: the record itself
+# gave samples, so this row does not count as a quarantined record.
+EXPANSION_CUT = "too_many_samples"
+
+
+def limits(cfg: IngestConfig) -> Limits:
+    return Limits(cfg.max_record_bytes, cfg.quarantine_raw_chars, cfg.max_depth)
 
 
 def normalize_text(s: str) -> str:
@@ -71,32 +82,46 @@ def validate(conv: Conversation) -> tuple[str | None, list[tuple[str, str]]]:
 
 def parse_file(path: str, source: str, fmt: str, cfg: IngestConfig, label: str | None = None,
                start: int = 0, end: int | None = None) -> Iterator[dict]:
-    """Rows for every unit in one file (or in a byte range of a plain JSON Lines file). Never raises for
-    bad records; FileFormatError only for a bad file."""
+    """Rows for every record in one file (or in a byte range of a plain JSON Lines file), then one `file`
+    row with the scanner's record count. Never raises for bad records; FileFormatError for a bad file."""
     label = label or Path(path).name
-    convert = CONVERTERS[fmt]
-    for raw in iter_raw(path, lambda v: detect(v) is not None, start, end):
-        if raw.error is not None:
-            yield _quarantine(raw, source, fmt, label, cfg, *raw.error)
-            continue
-        if raw.nbytes > cfg.max_record_bytes:
-            yield _quarantine(raw, source, fmt, label, cfg, "too_large",
-                              f"{raw.nbytes:,} bytes > ingest.max_record_bytes = {cfg.max_record_bytes:,}")
-            continue
-        if not isinstance(raw.value, dict):
-            yield _quarantine(raw, source, fmt, label, cfg, "not_an_object",
-                              f"the record is a JSON {type(raw.value).__name__}, expected an object")
-            continue
-        try:
-            convs = [(c, *validate(c)) for c in convert(raw.value, cfg)]
-        except RecordError as e:
-            yield _quarantine(raw, source, fmt, label, cfg, e.reason, e.detail)
-            continue
-        except RecursionError:
-            yield _quarantine(raw, source, fmt, label, cfg, "too_deep", "the record nests too deeply")
-            continue
-        for conv, system, turns in convs:
-            yield _sample(conv, system, turns, raw, source, fmt, label)
+    scan = RecordScan(path, lambda v: detect(v) is not None, start, end, limits(cfg))
+    for raw in scan:
+        yield from _record_rows(raw, source, fmt, label, cfg)
+    yield {"kind": "file", "source": source, "source_file": label, "format": fmt, "ordinal": start,
+           "records": scan.records}
+
+
+def _record_rows(raw, source: str, fmt: str, label: str, cfg: IngestConfig) -> Iterator[dict]:
+    if raw.error is not None:
+        yield _quarantine(raw, source, fmt, label, cfg, *raw.error)
+        return
+    if raw.nbytes > cfg.max_record_bytes:
+        yield _quarantine(raw, source, fmt, label, cfg, "too_large",
+                          f"{raw.nbytes:,} bytes > ingest.max_record_bytes = {cfg.max_record_bytes:,}")
+        return
+    if not isinstance(raw.value, dict):
+        yield _quarantine(raw, source, fmt, label, cfg, "not_an_object",
+                          f"the record is a JSON {type(raw.value).__name__}, expected an object")
+        return
+    cap = cfg.max_samples_per_record
+    try:
+        convs = CONVERTERS[fmt](raw.value, cfg)
+        kept = [(c, *validate(c)) for c in islice(convs, cap)]
+        # The rest is counted (and must convert too: one bad instance still rejects the record) but not kept.
+        cut = sum(1 for c in convs if validate(c) is not None)
+    except RecordError as e:
+        yield _quarantine(raw, source, fmt, label, cfg, e.reason, e.detail)
+        return
+    except RecursionError:
+        yield _quarantine(raw, source, fmt, label, cfg, "too_deep", "the record nests too deeply")
+        return
+    for conv, system, turns in kept:
+        yield _sample(conv, system, turns, raw, source, fmt, label)
+    if cut:
+        yield _quarantine(raw, source, fmt, label, cfg, EXPANSION_CUT,
+                          f"the record expands to {cap + cut:,} conversations; the first {cap:,} are samples, "
+                          f"{cut:,} were cut (ingest.max_samples_per_record = {cap:,})")
 
 
 def _sample(conv: Conversation, system: str | None, turns: list[tuple[str, str]], raw,

@@ -2,10 +2,16 @@
 
 The driver checks every file first (exists, JSON, known format) so a bad file is one clear error before
 anything is written. Python workers then parse the files (small ones packed together into a task, a large
-plain JSON Lines file cut into byte ranges of a task each, other large files a task each), and every unit
-of a file becomes one row: a sample or a quarantine row. Samples are merged
-insert-only on their content hash, so re-ingesting a file adds nothing and a file with ten new records
-adds ten.
+plain JSON Lines file cut into byte ranges of a task each, other large files a task each): every record
+becomes sample rows or one quarantine row, and every file (or range) a row with the number of records its
+scanner found. Samples are merged insert-only on their content hash, so re-ingesting a file adds nothing
+and a file with ten new records adds ten.
+
+Two identities are checked, each side counted on its own, and ingest fails naming the file if one breaks:
+records found (the scanner) = records quarantined + records that gave samples, per file, before anything
+is written; samples = ingested (the MERGE's inserts) + duplicate in the batch (rows the one-per-id window
+set aside) + duplicate of a stored sample (ids found in the table as it was before the MERGE) + raced (ids
+a concurrent writer inserted meanwhile: nonzero only when the table moved under the MERGE).
 """
 
 from __future__ import annotations
@@ -32,7 +38,7 @@ from pyspark.sql.types import (
 from instructlake import schemas
 from instructlake.config import Config, IngestConfig
 from instructlake.ingest.rawfile import FileFormatError, splittable
-from instructlake.ingest.records import ROW_FIELDS, detect_file, parse_file
+from instructlake.ingest.records import EXPANSION_CUT, ROW_FIELDS, detect_file, parse_file
 from instructlake.runs import StageResult
 from instructlake.store import MergeResult, Store
 
@@ -62,6 +68,7 @@ PARSED = StructType([
     StructField("raw", StringType()),
     StructField("raw_length", LongType()),
     StructField("quarantine_id", StringType()),
+    StructField("records", LongType()),
 ])
 assert tuple(PARSED.fieldNames()) == ROW_FIELDS
 
@@ -200,10 +207,48 @@ def parse(spark: SparkSession, files: list[InputFile], cfg: IngestConfig, batch_
     return tasks_df.mapInArrow(run_tasks, PARSED)
 
 
+class AccountingError(RuntimeError):
+    """Records or samples that do not add up: something was lost or written twice."""
+
+
+def rank_per_id(samples: DataFrame) -> DataFrame:
+    """`_rank` 1 for the first occurrence (source, file, position) of each conversation in one ingest."""
+    w = Window.partitionBy("sample_id").orderBy("source", "source_file", "ordinal", "source_id")
+    return samples.withColumn("_rank", F.row_number().over(w))
+
+
 def choose_one_per_id(samples: DataFrame) -> DataFrame:
     """Within one ingest, a conversation seen twice keeps its first occurrence (source, file, position)."""
-    w = Window.partitionBy("sample_id").orderBy("source", "source_file", "ordinal", "source_id")
-    return samples.withColumn("_rank", F.row_number().over(w)).filter("_rank = 1").drop("_rank")
+    return rank_per_id(samples).filter("_rank = 1").drop("_rank")
+
+
+def per_file_counts(parsed: DataFrame) -> dict[str, dict[str, int]]:
+    """For each file label: records the scanner found, records quarantined, records that gave samples,
+    sample rows, and rows of expansion cut off (one Spark job)."""
+    kind, reason = F.col("kind"), F.col("reason")
+    rows = parsed.groupBy("source_file").agg(
+        F.sum(F.when(kind == "file", F.col("records"))).alias("records"),
+        F.count(F.when((kind == "quarantine") & (reason != EXPANSION_CUT), 1)).alias("quarantined"),
+        F.countDistinct(F.when(kind == "sample", F.col("ordinal"))).alias("with_samples"),
+        F.count(F.when(kind == "sample", 1)).alias("samples"),
+        F.count(F.when(reason == EXPANSION_CUT, 1)).alias("expansion_cut"),
+    ).collect()
+    return {r["source_file"]: {k: int(r[k] or 0) for k in ("records", "quarantined", "with_samples", "samples",
+                                                             "expansion_cut")} for r in rows}
+
+
+def check_records(per_file: dict[str, dict[str, int]], files: list[InputFile]) -> None:
+    """Every record found ends as samples or as one quarantine row; a file whose scan never reported
+    counts as losing all its records."""
+    bad = []
+    for f in files:
+        c = per_file.get(f.label, {"records": 0, "quarantined": 0, "with_samples": 0})
+        if c["records"] != c["quarantined"] + c["with_samples"] or f.label not in per_file:
+            bad.append(f"{f.label}: the scanner found {c['records']:,} records, but {c['quarantined']:,} were "
+                       f"quarantined and {c['with_samples']:,} gave samples")
+    if bad:
+        raise AccountingError("ingest does not account for every record; nothing was written:\n  "
+                              + "\n  ".join(bad))
 
 
 def run(spark: SparkSession, store: Store, config: Config, paths: list[str], source: str | None = None,
@@ -238,46 +283,69 @@ def run(spark: SparkSession, store: Store, config: Config, paths: list[str], sou
 
 def _write(spark: SparkSession, store: Store, parsed: DataFrame, files: list[InputFile], chash: str,
            ready: threading.Thread | None = None, warm: dict[str, int] | None = None) -> StageResult:
-    per_source = {(r["source"], r["kind"]): r["count"] for r in parsed.groupBy("source", "kind").count().collect()}
+    per_file = per_file_counts(parsed)
+    check_records(per_file, files)
     if ready is not None:
         ready.join()  # a failure there shows again, with its own message, in the writes below
-    read = sum(per_source.values())
-    quarantined = sum(v for (_, k), v in per_source.items() if k == "quarantine")
-    valid = read - quarantined
-    log.info("parsed %d files: %d records, %d valid, %d quarantined", len(files), read, valid, quarantined)
+    total = {k: sum(c[k] for c in per_file.values()) for k in next(iter(per_file.values()), {})}
+    records, quarantined, n_samples = total.get("records", 0), total.get("quarantined", 0), total.get("samples", 0)
+    log.info("parsed %d files: %d records, %d quarantined, %d gave %d samples", len(files), records, quarantined,
+             total.get("with_samples", 0), n_samples)
 
     q = (parsed.filter("kind = 'quarantine'")
          .withColumn("stage", F.lit("ingest"))
          .withColumn("quarantined_at", F.current_timestamp())
          .select(*schemas.QUARANTINE.fieldNames()))
-    if quarantined:
+    if quarantined or total.get("expansion_cut"):
         q_result = store.merge("quarantine", q)
     else:  # the common clean case: no MERGE job, but the table exists so it can be listed and read
         store.ensure("quarantine")
         version = (warm or {}).get("quarantine")
         q_result = MergeResult(inserted=0, updated=0, version=store.version("quarantine") if version is None else version)
 
-    samples = parsed.filter("kind = 'sample'")
-    # one shuffle picks one row per conversation; persisted, it is counted and merged without a second one
-    new_rows = (choose_one_per_id(samples)
-                .withColumn("config_hash", F.lit(chash))
-                .withColumn("ingested_at", F.current_timestamp())
-                .select(*schemas.SAMPLES.fieldNames())).persist(StorageLevel.MEMORY_AND_DISK)
-    try:
-        batch_distinct = new_rows.count()
-        s_result = store.merge("samples", new_rows, source_is_materialized=True)
-    finally:
-        new_rows.unpersist()
-    ingested = s_result.inserted
-    # Distinct conversations not inserted were already in the table (from an earlier run, or from a
-    # concurrent ingest that committed first).
-    duplicate = valid - ingested
+    s_result, dup = _merge_samples(store, parsed.filter("kind = 'sample'"), chash, n_samples)
     counts = {
-        "files": len(files), "read": read, "ingested": ingested, "duplicate": duplicate,
-        "duplicate_in_batch": valid - batch_distinct, "duplicate_existing": batch_distinct - ingested,
-        "quarantined": quarantined, "quarantine_new": q_result.inserted,
+        "files": len(files), "records": records, "records_with_samples": total.get("with_samples", 0),
+        "quarantined": quarantined, "samples": n_samples, "expansion_cut": total.get("expansion_cut", 0),
+        "ingested": s_result.inserted, "duplicate": sum(dup.values()), **dup,
+        "quarantine_new": q_result.inserted,
     }
-    for (src, kind), n in sorted(per_source.items()):
-        counts[f"source.{src}.{'valid' if kind == 'sample' else 'quarantined'}"] = n
+    label_source = {f.label: f.source for f in files}
+    for label, c in sorted(per_file.items()):
+        src = label_source.get(label, label)
+        for k in ("records", "samples", "quarantined"):
+            counts[f"source.{src}.{k}"] = counts.get(f"source.{src}.{k}", 0) + c[k]
     return StageResult(stage="ingest", config_hash=chash, counts=counts,
                        output_versions={"samples": s_result.version, "quarantine": q_result.version})
+
+
+def _merge_samples(store: Store, samples: DataFrame, chash: str, n_samples: int) -> tuple[MergeResult, dict]:
+    """MERGE the first occurrence of each conversation; the duplicates, each kind counted where it is
+    found. Raises AccountingError when samples != inserted + the duplicates."""
+    store.ensure("samples")
+    before = store.version("samples")
+    ranked = rank_per_id(samples).persist(StorageLevel.MEMORY_AND_DISK)
+    try:
+        by_rank = {r["first"]: int(r["count"]) for r in
+                   ranked.groupBy((F.col("_rank") == 1).alias("first")).count().collect()}
+        firsts, in_batch = by_rank.get(True, 0), by_rank.get(False, 0)
+        # one shuffle picks one row per conversation; persisted, it is merged without a second one
+        new_rows = (ranked.filter("_rank = 1")
+                    .withColumn("config_hash", F.lit(chash))
+                    .withColumn("ingested_at", F.current_timestamp())
+                    .select(*schemas.SAMPLES.fieldNames()))
+        stored = store.read("samples", version=before).select("sample_id")
+        existing = int(new_rows.select("sample_id").join(stored, "sample_id", "left_semi").count())
+        result = store.merge("samples", new_rows, source_is_materialized=True)
+    finally:
+        ranked.unpersist()
+    after = store.version("samples")
+    raced = firsts - result.inserted - existing
+    dup = {"duplicate_in_batch": in_batch, "duplicate_existing": existing, "duplicate_raced": raced}
+    moved = after is not None and before is not None and after - before > 1  # another writer committed
+    if firsts + in_batch != n_samples or raced < 0 or (raced and not moved):
+        raise AccountingError(
+            f"ingest: {n_samples:,} samples parsed, but {result.inserted:,} were inserted, {in_batch:,} are "
+            f"duplicates within the batch, {existing:,} were already stored and {raced:,} unaccounted for "
+            f"(samples v{before} -> v{after})")
+    return result, dup

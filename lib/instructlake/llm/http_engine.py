@@ -3,7 +3,11 @@
 Standard library only. Prompts of a batch run on a bounded thread pool; each request is retried with
 exponential backoff and jitter on 429, 5xx, timeouts, dropped connections and unparseable bodies
 (honouring Retry-After). Other 4xx answers are not retried. The API key is read from the environment
-variable named in the settings and is never put in an error message, a log line or a cache row.
+variable named in the settings and is never put in an error message, a log line or a cache row; a named
+variable that is not set is an error when the engine starts (on a cluster: in each executor), never a
+request sent without credentials. Redirects are never followed (a POST carrying the key would go to
+another host), response bodies are read up to `max_response_bytes`, and a body nested too deeply is an
+unusable answer, not a crash.
 """
 
 from __future__ import annotations
@@ -18,11 +22,27 @@ import urllib.request
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 
+from instructlake.config import ConfigError
+from instructlake.jsontext import loads as bounded_loads
+from instructlake.jsontext import scrub_text
 from instructlake.llm.engine import Generation, Messages, SamplingParams
 
 log = logging.getLogger(__name__)
 
 RETRY_STATUS = {408, 409, 425, 429, 500, 502, 503, 504}
+# A chat completion is a few nested objects; a body deeper than this is not one.
+MAX_BODY_DEPTH = 32
+
+
+class _NoRedirect(urllib.request.HTTPRedirectHandler):
+    """Refuse every redirect: urllib would resend the POST, Authorization header included, wherever the
+    server points, https to http too."""
+
+    def redirect_request(self, req, fp, code, msg, headers, newurl):  # noqa: D102
+        return None
+
+
+_OPENER = urllib.request.build_opener(_NoRedirect)
 
 
 class TransientError(Exception):
@@ -36,7 +56,12 @@ class HTTPEngine:
 
     def __init__(self, model: str, base_url: str, api_key_env: str = "OPENAI_API_KEY", concurrency: int = 8,
                  timeout_s: float = 120.0, max_retries: int = 5, backoff_s: float = 1.0,
-                 structured: bool = True):
+                 structured: bool = True, max_response_bytes: int = 16 << 20):
+        if api_key_env and not os.environ.get(api_key_env):
+            raise ConfigError(
+                f"platform.llm.api_key_env names {api_key_env}, which is not set in this process's environment; "
+                f"set it (on a cluster in every executor too, e.g. spark.executorEnv.{api_key_env}), or set "
+                "platform.llm.api_key_env to '' for a server that needs no key")
         self.model = model
         self.url = base_url.rstrip("/") + "/chat/completions"
         self.api_key_env = api_key_env
@@ -45,6 +70,7 @@ class HTTPEngine:
         self.max_retries = max_retries
         self.backoff_s = backoff_s
         self.structured = structured
+        self.max_response_bytes = max_response_bytes
         self.requests_sent = 0  # attempts, retries included (for run records and tests)
 
     def generate(self, prompts: Sequence[Messages], params: SamplingParams) -> list[Generation]:
@@ -81,16 +107,20 @@ class HTTPEngine:
 
     def _post(self, body: bytes) -> Generation:
         headers = {"Content-Type": "application/json"}
-        key = os.environ.get(self.api_key_env)
-        if key:
-            headers["Authorization"] = f"Bearer {key}"
+        if self.api_key_env:
+            headers["Authorization"] = f"Bearer {os.environ.get(self.api_key_env, '')}"
         req = urllib.request.Request(self.url, data=body, headers=headers, method="POST")
         self.requests_sent += 1
         try:
-            with urllib.request.urlopen(req, timeout=self.timeout_s) as resp:
-                raw = resp.read()
+            with _OPENER.open(req, timeout=self.timeout_s) as resp:
+                raw = resp.read(self.max_response_bytes + 1)
         except urllib.error.HTTPError as e:
-            snippet = _snippet(e.read())
+            snippet = _snippet(e.read(4096))
+            if 300 <= e.code < 400:
+                where = e.headers.get("Location", "?") if e.headers else "?"
+                raise PermanentError(f"{self.url} answered HTTP {e.code}, a redirect to {where}: redirects are not "
+                                     "followed (the request carries credentials); set platform.llm.base_url to "
+                                     "the final address") from None
             if e.code in RETRY_STATUS:
                 raise TransientError(f"{self.url} answered HTTP {e.code}: {snippet}", _retry_after(e)) from None
             raise PermanentError(f"{self.url} answered HTTP {e.code}: {snippet}") from None
@@ -98,11 +128,13 @@ class HTTPEngine:
             raise TransientError(f"{self.url} timed out after {self.timeout_s:g}s") from e
         except (urllib.error.URLError, ConnectionError, OSError) as e:
             raise TransientError(f"{self.url} unreachable: {getattr(e, 'reason', e)}") from None
+        if len(raw) > self.max_response_bytes:
+            raise PermanentError(f"{self.url} sent a body over {self.max_response_bytes:,} bytes; not read further")
         try:
-            data = json.loads(raw)
+            data = bounded_loads(raw, MAX_BODY_DEPTH)
             choice = data["choices"][0]
-            text = choice["message"]["content"] or ""
-        except (ValueError, KeyError, IndexError, TypeError):
+            text = scrub_text(choice["message"]["content"] or "")
+        except (ValueError, KeyError, IndexError, TypeError, AttributeError):
             raise TransientError(f"{self.url} sent a body that is not a chat completion: {_snippet(raw)}") from None
         usage = data.get("usage") or {}
         return Generation(text=text, prompt_tokens=int(usage.get("prompt_tokens") or 0),

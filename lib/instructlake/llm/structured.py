@@ -3,18 +3,24 @@ JSON schema, and re-ask the model with the error when that fails.
 
 Repairs, in order: code fences, prose around the JSON, trailing commas, Python literals (True/None), and
 an object that merely wraps the expected array ({"tags": [...]}). A prompt whose answer still fails after
-`max_reasks` re-asks comes back with `error` set; nothing here raises on a bad answer.
+`max_reasks` re-asks comes back with `error` set; nothing here raises on a bad answer: an answer nested
+deeper than MAX_DEPTH is invalid like any other, and lone surrogates (from escapes such as "\\ud83d",
+which no Arrow or Delta column can hold) become U+FFFD in the text and the value.
 """
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from instructlake.jsontext import loads as bounded_loads
+from instructlake.jsontext import scrub_surrogates, scrub_text
 from instructlake.llm.engine import Engine, Messages, SamplingParams
+
+# No task's answer nests this deep; deeper is a broken answer, not a reason to recurse.
+MAX_DEPTH = 64
 
 REASK = ("Your answer could not be used: {error}. Reply again with only the JSON the instructions ask "
          "for, no code fences and no other text.")
@@ -48,12 +54,12 @@ def _candidates(text: str) -> list[str]:
 
 def _loads(s: str) -> Any:
     try:
-        return json.loads(s)
+        return bounded_loads(s, MAX_DEPTH)
     except ValueError:
         pass
     fixed = _TRAILING_COMMA.sub(r"\1", s)
     fixed = re.sub(r"\bTrue\b", "true", re.sub(r"\bFalse\b", "false", re.sub(r"\bNone\b", "null", fixed)))
-    return json.loads(fixed)
+    return bounded_loads(fixed, MAX_DEPTH)
 
 
 def parse(text: str, schema: dict[str, Any] | None) -> tuple[Any, str | None]:
@@ -61,7 +67,7 @@ def parse(text: str, schema: dict[str, Any] | None) -> tuple[Any, str | None]:
     json_error, schema_error = "no JSON found in the answer", None
     for cand in _candidates(text):
         try:
-            value = _loads(cand)
+            value = scrub_surrogates(_loads(cand))
         except ValueError as e:
             if cand[:1] in "[{":  # prose is "no JSON found", not a JSON syntax error
                 json_error = f"invalid JSON ({e})"
@@ -112,8 +118,8 @@ def generate_json(engine: Engine, prompts: Sequence[Messages], params: SamplingP
             if g.error is not None:
                 o.error, o.transport_error, o.value = f"backend: {g.error}", True, None
                 continue
-            o.text = g.text
-            o.value, o.error = parse(g.text, schema)
+            o.text = scrub_text(g.text)
+            o.value, o.error = parse(o.text, schema)
             o.transport_error = False
             if o.error is not None and round_ < max_reasks:
                 convs[i] = convs[i] + [{"role": "assistant", "content": g.text},
