@@ -26,20 +26,44 @@ from instructlake.store import Store
 BENCHMARK_FILES = {"gpt4_1106_preview_model_outputs.json"}
 
 
+# Written into a warehouse the demo creates: only such a directory is ever wiped by a later demo.
+MARKER = ".instructlake-demo"
+
+
+def fresh_warehouse(wh: Path) -> None:
+    """An empty warehouse at wh, marked as the demo's. Removes wh only if a demo made it; raises
+    FileExistsError for any other non-empty path."""
+    if wh.exists() and not (wh.is_dir() and (wh / MARKER).exists()):
+        if wh.is_dir() and not any(wh.iterdir()):
+            (wh / MARKER).write_text("made by python build.py demo; a later demo run replaces this directory\n")
+            return
+        raise FileExistsError(f"{wh} exists and was not made by the demo; nothing was deleted. Pass "
+                              "--warehouse with a new path, or remove it yourself")
+    if wh.exists():
+        import shutil
+
+        shutil.rmtree(wh)
+    wh.mkdir(parents=True)
+    (wh / MARKER).write_text("made by python build.py demo; a later demo run replaces this directory\n")
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m instructlake.demo", description=__doc__)
     p.add_argument("--samples", default="data/samples", help="directory of sample files")
-    p.add_argument("--warehouse", default="lakehouse/demo", help="warehouse directory (wiped first)")
+    p.add_argument("--warehouse", default="lakehouse/demo",
+                   help="warehouse directory: created, or wiped first if an earlier demo created it (any other "
+                        "non-empty directory is refused)")
     a = p.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s",
                         datefmt="%H:%M:%S")
     logging.getLogger("py4j").setLevel(logging.WARNING)
 
     wh = Path(a.warehouse).resolve()
-    if wh.exists():
-        import shutil
-
-        shutil.rmtree(wh)
+    try:
+        fresh_warehouse(wh)
+    except FileExistsError as e:
+        print(f"demo: {e}", file=sys.stderr)
+        return 2
     # The paper's frequency thresholds are for ~7M samples; this pool has ~5k: the demo keeps tags used by
     # >= 5 samples and calls a tag long-tail under 20. The reference model trains for a minute here.
     cfg = load_config("local", ["normalize_tags.min_freq=5", "seeds.long_tail_max_freq=20",
@@ -67,12 +91,19 @@ def main(argv: list[str] | None = None) -> int:
 
     c = first.counts
     print("\n== results")
-    print(f"  ingest: {c['read']:,} records read = {c['ingested']:,} ingested + {c['duplicate']:,} duplicate "
-          f"+ {c['quarantined']:,} quarantined")
+    print(f"  ingest: {c['records']:,} records found = {c['records_with_samples']:,} gave samples + "
+          f"{c['quarantined']:,} quarantined; {c['samples']:,} samples = {c['ingested']:,} ingested + "
+          f"{c['duplicate']:,} duplicate")
     print(f"  a second pipeline run on the same files ran {len(ran_again)} stages"
           + (f" ({', '.join(ran_again)})" if ran_again else ": everything was up to date"))
-    for key in sorted(k for k in c if k.startswith("source.")):
-        print(f"    {key[7:]:<48} {c[key]:>7,}")
+    per_source: dict[str, dict[str, int]] = {}
+    for key, v in c.items():
+        if key.startswith("source."):
+            src, what = key[7:].rsplit(".", 1)
+            per_source.setdefault(src, {})[what] = v
+    for src, n in sorted(per_source.items()):
+        print(f"    {src:<44} {n.get('records', 0):>7,} records {n.get('samples', 0):>7,} samples "
+              f"{n.get('quarantined', 0):>5,} quarantined")
     d = dd.counts
     print(f"  dedup: {d['input']:,} samples -> {d['kept']:,} kept ({d['exact_duplicates']:,} exact + "
           f"{d['near_duplicates']:,} near duplicates in {d['clusters']:,} clusters; LSH {d['bands']} bands x "

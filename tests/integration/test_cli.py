@@ -13,7 +13,9 @@ ROOT = Path(__file__).resolve().parents[2]
 def test_cli_ingest_tables_show_and_table_export(spark, warehouse, samples_dir, tmp_path, capsys):
     wh = ["--warehouse", str(warehouse)]
     assert main(wh + ["ingest", str(samples_dir / "seed_tasks.jsonl"), "--source", "seeds"]) == 0
-    assert "175 records read = 175 ingested + 0 duplicate + 0 quarantined" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "175 records found = 175 gave samples + 0 quarantined" in out
+    assert "175 samples = 175 ingested + 0 duplicate in this batch + 0 already stored" in out
     assert main(wh + ["tables", "--json"]) == 0
     counts = json.loads(capsys.readouterr().out)
     assert counts["samples"] == 175 and counts["runs"] == 1 and counts["quarantine"] == 0

@@ -124,3 +124,15 @@ def test_oasst_all_paths_expansion_is_bounded(tmp_path):
     cfg = IngestConfig(oasst_paths="all", max_samples_per_record=30)
     samples, reasons, records = rows_of(p, "oasst", cfg)
     assert len(samples) == 30 and reasons == Counter({"too_many_samples": 1}) and records == 1
+
+
+def test_records_that_do_not_add_up_stop_ingest_before_any_write():
+    from instructlake.ingest.stage import AccountingError, InputFile, check_records
+
+    files = [InputFile("/x/a.jsonl", "a", "alpaca", "a.jsonl", 10), InputFile("/x/b.jsonl", "b", "alpaca", "b.jsonl", 10)]
+    good = {"records": 5, "quarantined": 1, "with_samples": 4}
+    check_records({"a.jsonl": good, "b.jsonl": good}, files)
+    with pytest.raises(AccountingError, match="b.jsonl: the scanner found 5 records, but 1 were quarantined and 3"):
+        check_records({"a.jsonl": good, "b.jsonl": {**good, "with_samples": 3}}, files)
+    with pytest.raises(AccountingError, match="b.jsonl: the scanner found 0 records"):  # its scan never reported
+        check_records({"a.jsonl": good}, files)

@@ -342,10 +342,24 @@ def _merge_samples(store: Store, samples: DataFrame, chash: str, n_samples: int)
     after = store.version("samples")
     raced = firsts - result.inserted - existing
     dup = {"duplicate_in_batch": in_batch, "duplicate_existing": existing, "duplicate_raced": raced}
-    moved = after is not None and before is not None and after - before > 1  # another writer committed
-    if firsts + in_batch != n_samples or raced < 0 or (raced and not moved):
+    others = inserted_by_others(store, before, after, result.inserted) if raced > 0 else 0
+    if firsts + in_batch != n_samples or raced < 0 or raced > others:
         raise AccountingError(
             f"ingest: {n_samples:,} samples parsed, but {result.inserted:,} were inserted, {in_batch:,} are "
             f"duplicates within the batch, {existing:,} were already stored and {raced:,} unaccounted for "
-            f"(samples v{before} -> v{after})")
+            f"(samples v{before} -> v{after}; other writers inserted {others:,} rows meanwhile)")
     return result, dup
+
+
+def inserted_by_others(store: Store, before: int, after: int | None, ours: int) -> int:
+    """Rows the commits after version `before` (up to `after`) inserted, less this ingest's own: what
+    concurrent writers can have taken from this batch. From Delta's history, not from this batch."""
+    if after is None or after <= before:
+        return 0
+    commits = (store.history("samples").filter((F.col("version") > before) & (F.col("version") <= after))
+               .select("operationMetrics").collect())
+    total = 0
+    for c in commits:
+        m = c["operationMetrics"] or {}
+        total += int(m.get("numTargetRowsInserted") or m.get("numOutputRows") or 0)
+    return max(0, total - ours)
