@@ -9,8 +9,8 @@ import pytest
 from pyspark.sql import functions as F
 
 from instructlake.decontam import stage as decontam
-from instructlake.dedup import stage as dedup
 from instructlake.decontam.benchmarks import builtin_path, prompts_of
+from instructlake.dedup import stage as dedup
 from instructlake.export import stage as export
 from instructlake.ingest import stage as ingest
 from instructlake.runs import StaleInputError

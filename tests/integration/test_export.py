@@ -5,8 +5,8 @@ import pytest
 
 from instructlake.config import ConfigError
 from instructlake.export import stage as export
-from instructlake.runs import StaleInputError
 from instructlake.ingest import stage as ingest
+from instructlake.runs import StaleInputError
 
 
 def test_export_formats_and_manifest(spark, store, config, samples_dir, tmp_path):
