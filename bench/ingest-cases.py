@@ -37,27 +37,60 @@ def cases(root: Path, bomb_mb: int) -> list[tuple[str, Path, int]]:
         p.write_bytes(data)
         out.append((name, p, records))
 
-    put("two-arrays.json", (json.dumps([alpaca(i) for i in range(3)], indent=2) + "\n"
-                            + json.dumps([alpaca(i) for i in range(3, 7)])).encode(), 7)
-    put("array-first-line.jsonl", (json.dumps([alpaca(10), alpaca(11)]) + "\n"
-                                   + "\n".join(json.dumps(alpaca(i)) for i in range(12, 20)) + "\n").encode(), 10)
-    damaged = json.dumps([alpaca(20), alpaca(21, examples=[alpaca(900), alpaca(901)]), alpaca(22), alpaca(23)])
+    put(
+        "two-arrays.json",
+        (
+            json.dumps([alpaca(i) for i in range(3)], indent=2)
+            + "\n"
+            + json.dumps([alpaca(i) for i in range(3, 7)])
+        ).encode(),
+        7,
+    )
+    put(
+        "array-first-line.jsonl",
+        (
+            json.dumps([alpaca(10), alpaca(11)])
+            + "\n"
+            + "\n".join(json.dumps(alpaca(i)) for i in range(12, 20))
+            + "\n"
+        ).encode(),
+        10,
+    )
+    damaged = json.dumps(
+        [alpaca(20), alpaca(21, examples=[alpaca(900), alpaca(901)]), alpaca(22), alpaca(23)]
+    )
     put("nested-damaged.json", damaged.replace('"Case 21 explained."', '"Case 21 explained.', 1).encode(), 4)
     deep = "[" * 100_000 + "]" * 100_000
-    put("deep.jsonl", (json.dumps(alpaca(30)) + '\n{"instruction": ' + deep + "}\n"
-                       + json.dumps(alpaca(31)) + "\n").encode(), 3)
+    put(
+        "deep.jsonl",
+        (
+            json.dumps(alpaca(30)) + '\n{"instruction": ' + deep + "}\n" + json.dumps(alpaca(31)) + "\n"
+        ).encode(),
+        3,
+    )
     whole = gzip.compress(json.dumps([alpaca(i) for i in range(100, 400)]).encode())
     # the cut leaves a partial record and the unreadable rest: one row each
     put("cut.json.gz", whole[: len(whole) // 2], -1)
-    put("big-first.jsonl", (json.dumps(alpaca(40, input="word " * 300_000)) + "\n"
-                            + json.dumps(alpaca(41)) + "\n").encode(), 2)
-    task = {"instruction": "Double the number.", "instances": [{"input": str(i), "output": str(2 * i)}
-                                                              for i in range(5000)]}
+    put(
+        "big-first.jsonl",
+        (json.dumps(alpaca(40, input="word " * 300_000)) + "\n" + json.dumps(alpaca(41)) + "\n").encode(),
+        2,
+    )
+    task = {
+        "instruction": "Double the number.",
+        "instances": [{"input": str(i), "output": str(2 * i)} for i in range(5000)],
+    }
     put("self-instruct-5000.jsonl", (json.dumps(task) + "\n").encode(), 1)
     bomb = root / "bomb.jsonl.gz"
     with gzip.open(bomb, "wt", compresslevel=9) as f:
-        f.write(json.dumps(alpaca(50)) + '\n{"instruction": "' + "A" * (bomb_mb << 20) + '", "output": "x"}\n'
-                + json.dumps(alpaca(51)) + "\n")
+        f.write(
+            json.dumps(alpaca(50))
+            + '\n{"instruction": "'
+            + "A" * (bomb_mb << 20)
+            + '", "output": "x"}\n'
+            + json.dumps(alpaca(51))
+            + "\n"
+        )
     out.append((f"bomb-{bomb_mb}mb.jsonl.gz", bomb, 3))
     return out
 
@@ -80,15 +113,26 @@ def main() -> None:
         for k, (name, path, expected) in enumerate(todo):
             store = Store(spark, str(tmp / f"wh{k}"))
             c = stage.run(spark, store, config, [str(path)]).counts
-            reasons = {r["reason"]: r["count"] for r in store.read("quarantine").groupBy("reason").count().collect()}
+            reasons = {
+                r["reason"]: r["count"] for r in store.read("quarantine").groupBy("reason").count().collect()
+            }
             exp = "?" if expected < 0 else f"{expected:,}"
-            print(f"{name:26} records found {c['records']:,} (written: {exp}) = {c['records_with_samples']:,} gave "
-                  f"samples + {c['quarantined']:,} quarantined {dict(sorted(reasons.items()))}")
-            print(f"{'':26} samples {c['samples']:,} = {c['ingested']:,} ingested + {c['duplicate_in_batch']:,} in "
-                  f"batch + {c['duplicate_existing']:,} stored + {c['duplicate_raced']:,} raced; stored rows "
-                  f"{store.count('samples'):,}", flush=True)
+            print(
+                f"{name:26} records found {c['records']:,} (written: {exp}) = "
+                f"{c['records_with_samples']:,} gave samples + {c['quarantined']:,} quarantined "
+                f"{dict(sorted(reasons.items()))}"
+            )
+            print(
+                f"{'':26} samples {c['samples']:,} = {c['ingested']:,} ingested + "
+                f"{c['duplicate_in_batch']:,} in batch + {c['duplicate_existing']:,} stored + "
+                f"{c['duplicate_raced']:,} raced; stored rows "
+                f"{store.count('samples'):,}",
+                flush=True,
+            )
             if expected >= 0 and c["records"] != expected:
-                raise SystemExit(f"{name}: the scanner found {c['records']} records, the file holds {expected}")
+                raise SystemExit(
+                    f"{name}: the scanner found {c['records']} records, the file holds {expected}"
+                )
         spark.stop()
     finally:
         shutil.rmtree(tmp, ignore_errors=True)

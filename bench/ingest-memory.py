@@ -60,11 +60,16 @@ def ingest(cli: str, warehouse: Path, files: list[Path]) -> tuple[float, float]:
 def check_quarantine(warehouse: Path, bomb_bytes: int) -> str:
     import pyarrow.dataset as ds
 
-    rows = ds.dataset(str(warehouse / "quarantine"), format="parquet").to_table(
-        columns=["reason", "raw_length", "raw"]).to_pylist()
+    rows = (
+        ds.dataset(str(warehouse / "quarantine"), format="parquet")
+        .to_table(columns=["reason", "raw_length", "raw"])
+        .to_pylist()
+    )
     big = [r for r in rows if r["reason"] == "too_large"]
     if len(big) != 1 or big[0]["raw_length"] != bomb_bytes + 1:
-        raise SystemExit(f"the bomb's quarantine row is not as expected: {[(r['reason'], r['raw_length']) for r in rows]}")
+        raise SystemExit(
+            f"the bomb's quarantine row is not as expected: {[(r['reason'], r['raw_length']) for r in rows]}"
+        )
     return f"quarantined once as too_large, {big[0]['raw_length']:,} bytes, {len(big[0]['raw']):,} chars kept"
 
 
@@ -80,8 +85,11 @@ def main() -> None:
         pool, bomb = tmp / "pool.jsonl.gz", tmp / "bomb.jsonl.gz"
         write_pool(pool, a.rows)
         bomb_bytes = write_bomb(bomb, a.bomb_mb)
-        print(f"pool: {a.rows:,} records ({pool.stat().st_size / 1e6:.1f} MB gz); bomb: one line of "
-              f"{bomb_bytes / 1e6:.0f} MB in {bomb.stat().st_size / 1e3:.0f} KB of gzip", flush=True)
+        print(
+            f"pool: {a.rows:,} records ({pool.stat().st_size / 1e6:.1f} MB gz); bomb: one line of "
+            f"{bomb_bytes / 1e6:.0f} MB in {bomb.stat().st_size / 1e3:.0f} KB of gzip",
+            flush=True,
+        )
         base, with_bomb = [], []
         for k in range(a.repeat):
             print(f"run {k + 1}: pool alone", flush=True)

@@ -35,7 +35,7 @@ def fresh_warehouse(wh: Path) -> None:
     FileExistsError for any other non-empty path."""
     if wh.exists() and not (wh.is_dir() and (wh / MARKER).exists()):
         if wh.is_dir() and not any(wh.iterdir()):
-            (wh / MARKER).write_text("made by python build.py demo; a later demo run replaces this directory\n")
+            _mark(wh)
             return
         raise FileExistsError(f"{wh} exists and was not made by the demo; nothing was deleted. Pass "
                               "--warehouse with a new path, or remove it yourself")
@@ -44,6 +44,10 @@ def fresh_warehouse(wh: Path) -> None:
 
         shutil.rmtree(wh)
     wh.mkdir(parents=True)
+    _mark(wh)
+
+
+def _mark(wh: Path) -> None:
     (wh / MARKER).write_text("made by python build.py demo; a later demo run replaces this directory\n")
 
 
@@ -51,8 +55,8 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m instructlake.demo", description=__doc__)
     p.add_argument("--samples", default="data/samples", help="directory of sample files")
     p.add_argument("--warehouse", default="lakehouse/demo",
-                   help="warehouse directory: created, or wiped first if an earlier demo created it (any other "
-                        "non-empty directory is refused)")
+                   help="warehouse directory: created, or wiped first if an earlier demo created it "
+                        "(any other non-empty directory is refused)")
     a = p.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s",
                         datefmt="%H:%M:%S")

@@ -38,7 +38,9 @@ def test_two_top_level_arrays_in_one_json_file(tmp_path):
 
 def test_jsonl_whose_first_line_is_an_array(tmp_path):
     p = tmp_path / "a.jsonl"
-    p.write_text(json.dumps([rec(0), rec(1)]) + "\n" + "\n".join(json.dumps(rec(i)) for i in range(2, 6)) + "\n")
+    p.write_text(
+        json.dumps([rec(0), rec(1)]) + "\n" + "\n".join(json.dumps(rec(i)) for i in range(2, 6)) + "\n"
+    )
     assert detect_file(str(p)) == "alpaca"
     samples, reasons, records = rows_of(p)
     assert samples == [f"Question {i}?" for i in range(6)] and not reasons and records == 6
@@ -59,8 +61,14 @@ def test_damaged_element_holding_a_nested_list_of_records(tmp_path, indent):
 def test_a_record_nested_100000_levels_deep(tmp_path):
     deep = "[" * 100_000 + "]" * 100_000
     for name, text in [
-        ("deep.jsonl", json.dumps(rec(0)) + '\n{"instruction": ' + deep + ', "output": "x"}\n' + json.dumps(rec(1))),
-        ("deep.json", "[" + json.dumps(rec(0)) + ', {"instruction": ' + deep + "}, " + json.dumps(rec(1)) + "]"),
+        (
+            "deep.jsonl",
+            json.dumps(rec(0)) + '\n{"instruction": ' + deep + ', "output": "x"}\n' + json.dumps(rec(1)),
+        ),
+        (
+            "deep.json",
+            "[" + json.dumps(rec(0)) + ', {"instruction": ' + deep + "}, " + json.dumps(rec(1)) + "]",
+        ),
         ("deepfirst.jsonl", '{"a": ' + deep + "}\n" + json.dumps(rec(0)) + "\n" + json.dumps(rec(1))),
     ]:
         p = tmp_path / name
@@ -74,7 +82,9 @@ def test_a_record_nested_100000_levels_deep(tmp_path):
 def test_a_compressed_line_of_40_mb_is_quarantined_with_its_head(tmp_path):
     bomb = '{"instruction": "' + "A" * 40_000_000 + '", "output": "x"}'
     p = tmp_path / "bomb.jsonl.gz"
-    p.write_bytes(gzip.compress((json.dumps(rec(0)) + "\n" + bomb + "\n" + json.dumps(rec(1)) + "\n").encode(), 1))
+    p.write_bytes(
+        gzip.compress((json.dumps(rec(0)) + "\n" + bomb + "\n" + json.dumps(rec(1)) + "\n").encode(), 1)
+    )
     assert p.stat().st_size < 1_000_000
     rows = list(parse_file(str(p), "s", "alpaca", CFG))
     q = [r for r in rows if r["kind"] == "quarantine"]
@@ -103,8 +113,10 @@ def test_a_first_record_of_1_5_mb_does_not_hide_the_format(tmp_path):
 
 
 def test_self_instruct_expansion_is_bounded(tmp_path):
-    task = {"instruction": "Add the numbers.", "instances": [{"input": f"{i} + 1", "output": str(i + 1)}
-                                                            for i in range(5000)]}
+    task = {
+        "instruction": "Add the numbers.",
+        "instances": [{"input": f"{i} + 1", "output": str(i + 1)} for i in range(5000)],
+    }
     p = tmp_path / "si.jsonl"
     p.write_text(json.dumps(task) + "\n")
     samples, reasons, records = rows_of(p, "self_instruct")
@@ -117,8 +129,19 @@ def test_oasst_all_paths_expansion_is_bounded(tmp_path):
     # a root with 10 replies, each answered by 10 prompts each answered once: 100 leaves
     def msg(role, text, replies=()):
         return {"message_id": text, "role": role, "text": text, "replies": list(replies)}
-    root = msg("prompter", "root", [msg("assistant", f"a{i}", [msg("prompter", f"p{i}.{j}", [
-        msg("assistant", f"a{i}.{j}")]) for j in range(10)]) for i in range(10)])
+
+    root = msg(
+        "prompter",
+        "root",
+        [
+            msg(
+                "assistant",
+                f"a{i}",
+                [msg("prompter", f"p{i}.{j}", [msg("assistant", f"a{i}.{j}")]) for j in range(10)],
+            )
+            for i in range(10)
+        ],
+    )
     p = tmp_path / "tree.jsonl"
     p.write_text(json.dumps({"message_tree_id": "t1", "prompt": root}) + "\n")
     cfg = IngestConfig(oasst_paths="all", max_samples_per_record=30)
@@ -129,10 +152,17 @@ def test_oasst_all_paths_expansion_is_bounded(tmp_path):
 def test_records_that_do_not_add_up_stop_ingest_before_any_write():
     from instructlake.ingest.stage import AccountingError, InputFile, check_records
 
-    files = [InputFile("/x/a.jsonl", "a", "alpaca", "a.jsonl", 10), InputFile("/x/b.jsonl", "b", "alpaca", "b.jsonl", 10)]
+    files = [
+        InputFile("/x/a.jsonl", "a", "alpaca", "a.jsonl", 10),
+        InputFile("/x/b.jsonl", "b", "alpaca", "b.jsonl", 10),
+    ]
     good = {"records": 5, "quarantined": 1, "with_samples": 4}
     check_records({"a.jsonl": good, "b.jsonl": good}, files)
-    with pytest.raises(AccountingError, match="b.jsonl: the scanner found 5 records, but 1 were quarantined and 3"):
+    with pytest.raises(
+        AccountingError, match="b.jsonl: the scanner found 5 records, but 1 were quarantined and 3"
+    ):
         check_records({"a.jsonl": good, "b.jsonl": {**good, "with_samples": 3}}, files)
-    with pytest.raises(AccountingError, match="b.jsonl: the scanner found 0 records"):  # its scan never reported
+    with pytest.raises(
+        AccountingError, match="b.jsonl: the scanner found 0 records"
+    ):  # its scan never reported
         check_records({"a.jsonl": good}, files)

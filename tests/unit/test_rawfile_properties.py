@@ -19,8 +19,11 @@ from instructlake.ingest.rawfile import FileFormatError
 from instructlake.ingest.records import parse_file
 
 # PROPERTY_EXAMPLES=2000 searches harder (by hand); the default keeps the suite fast.
-SETTINGS = settings(max_examples=int(os.environ.get("PROPERTY_EXAMPLES", "60")), deadline=None,
-                    suppress_health_check=[HealthCheck.too_slow])
+SETTINGS = settings(
+    max_examples=int(os.environ.get("PROPERTY_EXAMPLES", "60")),
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow],
+)
 CFG = IngestConfig()
 
 # Text with what makes JSON hard: quotes, backslashes, brackets, newlines, non-ASCII, astral characters.
@@ -44,8 +47,10 @@ def records(draw, min_size=1, max_size=12):
         rec = {"instruction": f"M{i:03d} " + draw(TEXT), "output": draw(ANSWER)}
         if draw(st.booleans()):
             # record-shaped objects nested inside: never records of their own
-            rec["examples"] = [{"instruction": f"N{i:03d}{k} " + draw(TEXT), "output": "x"}
-                               for k in range(draw(st.integers(1, 4)))]
+            rec["examples"] = [
+                {"instruction": f"N{i:03d}{k} " + draw(TEXT), "output": "x"}
+                for k in range(draw(st.integers(1, 4)))
+            ]
         out.append(rec)
     return out
 
@@ -70,7 +75,7 @@ def build(recs: list[dict], shape: str, indent, group: int) -> Built:
 
     if shape == "lines":
         for i in range(0, len(recs), group):
-            chunk = recs[i:i + group]
+            chunk = recs[i : i + group]
             if group > 1:  # an array of records on one line
                 put("[")
                 for k, r in enumerate(chunk):
@@ -84,7 +89,7 @@ def build(recs: list[dict], shape: str, indent, group: int) -> Built:
     if shape == "arrays":  # one or several top-level arrays, pretty-printed or not
         for i in range(0, len(recs), group):
             put("[")
-            for k, r in enumerate(recs[i:i + group]):
+            for k, r in enumerate(recs[i : i + group]):
                 put(",\n  " if k else "\n  ")
                 put(json.dumps(r, ensure_ascii=False, indent=indent), record=True)
             put("\n]\n")
@@ -95,8 +100,9 @@ def build(recs: list[dict], shape: str, indent, group: int) -> Built:
     return Built("".join(parts).encode(), [marker(r["instruction"]) for r in recs], spans, ".json")
 
 
-LAYOUTS = st.tuples(st.sampled_from(["lines", "arrays", "concat"]), st.sampled_from([None, 2, 4, "\t"]),
-                    st.integers(1, 5))
+LAYOUTS = st.tuples(
+    st.sampled_from(["lines", "arrays", "concat"]), st.sampled_from([None, 2, 4, "\t"]), st.integers(1, 5)
+)
 
 
 def scan(tmp_path, data: bytes, suffix: str, gz: bool = False, name: str = "f"):
@@ -133,9 +139,9 @@ def test_a_damaged_record_costs_only_itself(tmp_path_factory, recs, layout, gz, 
     how = data.draw(st.sampled_from(["unterminated", "no_close", "garbage", "cut_examples"]))
     if how == "unterminated":  # the closing quote of the output string goes
         i = text.rindex('"', 0, text.rindex('"output"') + 12 + len(json.dumps(recs[k]["output"])))
-        broken = text[:i] + text[i + 1:]
+        broken = text[:i] + text[i + 1 :]
     elif how == "no_close":  # the record's own closing brace goes
-        broken = text[:text.rindex("}")] + text[text.rindex("}") + 1:]
+        broken = text[: text.rindex("}")] + text[text.rindex("}") + 1 :]
     elif how == "garbage":
         broken = text[:1] + " @@ not json @@ " + text[1:]
     else:  # a nested list cut open inside the damaged record
@@ -182,7 +188,9 @@ GARBAGE = st.text(alphabet=st.sampled_from(list('ab1 "\\{}[]:,@\t')), min_size=1
 
 @SETTINGS
 @given(recs=records(), garbage=st.lists(GARBAGE, min_size=1, max_size=5), data=st.data())
-def test_garbage_lines_between_records_are_quarantined_and_lose_nothing(tmp_path_factory, recs, garbage, data):
+def test_garbage_lines_between_records_are_quarantined_and_lose_nothing(
+    tmp_path_factory, recs, garbage, data
+):
     lines = [json.dumps(r, ensure_ascii=False) for r in recs]
     for g in garbage:
         if isinstance(_loads(g), (dict, list)):

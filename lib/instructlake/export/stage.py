@@ -66,8 +66,8 @@ def check_out_dir(store: Store, out: str) -> None:
     names = sorted(s.getPath().getName() for s in fs.listStatus(path))
     if names and "manifest.json" not in names:
         shown = ", ".join(names[:5]) + (", ..." if len(names) > 5 else "")
-        raise ConfigError(f"export --out {out}: the directory holds files ({shown}) and is not an earlier export "
-                          "(no manifest.json); choose a new or empty directory")
+        raise ConfigError(f"export --out {out}: the directory holds files ({shown}) and is not an earlier "
+                          "export (no manifest.json); choose a new or empty directory")
 
 
 def dedup_filter(store: Store, config: Config, df: DataFrame) -> tuple[DataFrame, dict]:
@@ -99,7 +99,8 @@ def decontam_filter(store: Store, config: Config, df: DataFrame) -> tuple[DataFr
     n_flagged = df.join(flagged, "sample_id", "left_semi").count()
     df = df.join(flagged, "sample_id", "left_anti")
     unchecked = df.join(current.select("sample_id"), "sample_id", "left_anti")
-    earlier = unchecked.join(rows.filter("flagged").select("sample_id"), "sample_id", "left_semi").select("sample_id")
+    flagged_any = rows.filter("flagged").select("sample_id")
+    earlier = unchecked.join(flagged_any, "sample_id", "left_semi").select("sample_id")
     n_earlier = earlier.count()
     df = df.join(earlier, "sample_id", "left_anti")
     return df, {"not_decontaminated": unchecked.count(), "contaminated_dropped": n_flagged,
@@ -113,12 +114,13 @@ def check_checked(dedup: dict, decontam: dict, allow_unchecked: bool) -> None:
         stale.append(f"{dedup['not_deduplicated']:,} samples have not been through dedup under the current "
                      "dedup config: run `instructlake dedup`")
     if decontam["not_decontaminated"]:
-        stale.append(f"{decontam['not_decontaminated']:,} samples have not been checked against the benchmarks "
-                     "under the current decontam config and benchmark set: run `instructlake decontam`")
+        stale.append(f"{decontam['not_decontaminated']:,} samples have not been checked against the "
+                     "benchmarks under the current decontam config and benchmark set: run "
+                     "`instructlake decontam`")
     if stale and not allow_unchecked:
         raise StaleInputError("export refused, nothing was written: " + "; ".join(stale)
-                              + " (or `instructlake pipeline run`, which runs both first; `export --allow-unchecked` "
-                              "ships them anyway and says so in the manifest)")
+                              + " (or `instructlake pipeline run`, which runs both first; "
+                              "`export --allow-unchecked` ships them anyway and says so in the manifest)")
     for line in stale:
         log.warning("exporting unchecked samples (--allow-unchecked): %s", line)
 
@@ -135,10 +137,11 @@ def run(spark: SparkSession, store: Store, config: Config, out: str | None = Non
     df, dedup = dedup_filter(store, config, df)
     df, decontam = decontam_filter(store, config, df)
     check_checked(dedup, decontam, allow_unchecked)
-    versions = {"samples": version, **{t: c["version"] for t, c in (("dedup_clusters", dedup),
-                                                                    ("contamination", decontam)) if "version" in c}}
+    checked = (("dedup_clusters", dedup), ("contamination", decontam))
+    versions = {"samples": version, **{t: c["version"] for t, c in checked if "version" in c}}
     dropped_dups, contaminated = dedup["duplicates_dropped"], decontam["contaminated_dropped"]
-    log.info("dropped %d duplicates and %d samples flagged as benchmark contamination", dropped_dups, contaminated)
+    log.info("dropped %d duplicates and %d samples flagged as benchmark contamination", dropped_dups,
+             contaminated)
     df = df.cache()
     try:
         per_source = {r["source"]: r["count"] for r in df.groupBy("source").count().collect()}
@@ -177,7 +180,8 @@ def run(spark: SparkSession, store: Store, config: Config, out: str | None = Non
     log.info("exported %d samples to %s", total, out)
     return StageResult(stage="export", config_hash=config.stage_hash("export"),
                        counts={"exported": total, "duplicates_dropped": dropped_dups,
-                               "contaminated_dropped": contaminated, "not_deduplicated": dedup["not_deduplicated"],
+                               "contaminated_dropped": contaminated,
+                               "not_deduplicated": dedup["not_deduplicated"],
                                "not_decontaminated": decontam["not_decontaminated"],
                                "flagged_earlier_dropped": decontam["flagged_earlier_dropped"],
                                "skipped": samples.count() - total - dropped_dups - contaminated

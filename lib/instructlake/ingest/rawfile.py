@@ -23,7 +23,8 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-from instructlake.ingest.scan import Limits, Raw, Scanner, Window
+from instructlake.ingest.scan import Scanner
+from instructlake.ingest.window import Limits, Raw, Window
 
 __all__ = ["FileFormatError", "Limits", "Raw", "RecordScan", "iter_raw", "layout", "sniff", "splittable"]
 
@@ -177,8 +178,13 @@ def sniff(path: str | Path, limits: Limits | None = None) -> tuple[str, list[Any
     return kind, records
 
 
-def iter_raw(path: str | Path, looks_like_record: Callable[[Any], bool] | None = None,
-             start: int = 0, end: int | None = None, limits: Limits | None = None) -> RecordScan:
+def iter_raw(
+    path: str | Path,
+    looks_like_record: Callable[[Any], bool] | None = None,
+    start: int = 0,
+    end: int | None = None,
+    limits: Limits | None = None,
+) -> RecordScan:
     return RecordScan(path, looks_like_record, start, end, limits)
 
 
@@ -187,8 +193,14 @@ class RecordScan:
     `looks_like_record` tells a real top-level record from a nested object when a damaged array element
     is resynchronised."""
 
-    def __init__(self, path: str | Path, looks_like_record: Callable[[Any], bool] | None = None,
-                 start: int = 0, end: int | None = None, limits: Limits | None = None):
+    def __init__(
+        self,
+        path: str | Path,
+        looks_like_record: Callable[[Any], bool] | None = None,
+        start: int = 0,
+        end: int | None = None,
+        limits: Limits | None = None,
+    ):
         self.path = path
         self.accept = looks_like_record
         self.start, self.end = start, end
@@ -251,8 +263,16 @@ class RecordScan:
             try:
                 b = f.readline(lim.max_record_bytes + 1)
             except (OSError, EOFError, zlib.error) as e:
-                yield self._count(Raw(f"line:{n + 1}", n + 1, "", 0, ordinal=pos, error=(
-                    "corrupt_compression", f"the file cannot be decompressed after line {n}: {e}")))
+                yield self._count(
+                    Raw(
+                        f"line:{n + 1}",
+                        n + 1,
+                        "",
+                        0,
+                        ordinal=pos,
+                        error=("corrupt_compression", f"the file cannot be decompressed after line {n}: {e}"),
+                    )
+                )
                 return
             if not b:
                 return
@@ -285,10 +305,17 @@ class RecordScan:
                 value = None
             if isinstance(value, dict):
                 shown = text if len(text) <= lim.keep_chars else text[: lim.keep_chars]
-                yield self._count(Raw(f"line:{n}", n, shown, len(body) - bom, value=value, ordinal=byte0 + bom))
+                yield self._count(
+                    Raw(f"line:{n}", n, shown, len(body) - bom, value=value, ordinal=byte0 + bom)
+                )
                 return
-        scanner = Scanner(Window(text=text, byte0=byte0 + bom, line0=n), lim, self.accept,
-                          plain_first_array=False, unit="line")
+        scanner = Scanner(
+            Window(text=text, byte0=byte0 + bom, line0=n),
+            lim,
+            self.accept,
+            plain_first_array=False,
+            unit="line",
+        )
         for raw in scanner.iter():
             yield self._count(raw)
 
@@ -307,7 +334,9 @@ class RecordScan:
                 break
         shown = head[: self.limits.keep_chars * 4].decode("utf-8", errors="replace")[: self.limits.keep_chars]
         detail = f"the line holds {size:,} bytes > ingest.max_record_bytes = {self.limits.max_record_bytes:,}"
-        return Raw(f"line:{n}", n, shown, size, ordinal=byte0, error=("too_large", detail + (error or ""))), size
+        return Raw(
+            f"line:{n}", n, shown, size, ordinal=byte0, error=("too_large", detail + (error or ""))
+        ), size
 
     def _count(self, raw: Raw) -> Raw:
         self.records += 1

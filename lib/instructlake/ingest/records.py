@@ -120,8 +120,8 @@ def _record_rows(raw, source: str, fmt: str, label: str, cfg: IngestConfig) -> I
         yield _sample(conv, system, turns, raw, source, fmt, label)
     if cut:
         yield _quarantine(raw, source, fmt, label, cfg, EXPANSION_CUT,
-                          f"the record expands to {cap + cut:,} conversations; the first {cap:,} are samples, "
-                          f"{cut:,} were cut (ingest.max_samples_per_record = {cap:,})")
+                          f"the record expands to {cap + cut:,} conversations; the first {cap:,} are "
+                          f"samples, {cut:,} were cut (ingest.max_samples_per_record = {cap:,})")
 
 
 def _sample(conv: Conversation, system: str | None, turns: list[tuple[str, str]], raw,

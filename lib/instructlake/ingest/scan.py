@@ -17,23 +17,20 @@ starts with '{' or '['.
 
 from __future__ import annotations
 
-import codecs
 import json
 import re
-import zlib
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from typing import Any
 
+from instructlake.ingest.extent import Extent
+from instructlake.ingest.window import Limits, Raw, Window, nbytes, shown
 from instructlake.jsontext import depth_of
+
+__all__ = ["Limits", "Raw", "Scanner", "Window"]
 
 _DECODER = json.JSONDecoder()
 _WS = re.compile(r"[ \t\r\n]*")
-_STR_STOP = re.compile(r'["\\\x00-\x1f]')  # what ends a run of plain string characters
-_STRUCT = re.compile(r'["{}\[\]]')  # what changes nesting outside strings
-_OPEN = re.compile(r"[\[{]+")
 _SURROGATE = re.compile("[\udc80-\udcff]")
-_TOKEN_END = re.compile(r"[\s,\]}\[{\"]")
 _TOP_BOUNDARY = re.compile(r"\n(?=[\[{])")
 _ELEMENT_BOUNDARY = re.compile(r"[,\n](?=[ \t\r\n]*[\[{])")
 # How many following elements a resynchronisation candidate must scan cleanly through (or reach the end).
@@ -44,87 +41,19 @@ TAIL = 65536
 COMPACT = 4 << 20
 
 
-@dataclass(frozen=True)
-class Limits:
-    max_record_bytes: int = 2_000_000
-    keep_chars: int = 20_000
-    max_depth: int = 256
-
-
-@dataclass
-class Raw:
-    locator: str  # "line:N", "index:N", "line:N/index:K" (element K of an array starting on line N), "line:N:2"
-    line: int | None  # 1-based line where the record starts
-    text: str  # raw text, or its first keep_chars (undecodable bytes shown as U+FFFD)
-    nbytes: int  # original size in bytes
-    value: Any = None  # parsed JSON when error is None
-    error: tuple[str, str] | None = None  # (reason, detail)
-    ordinal: int = 0  # byte offset of the record's first byte in the (decompressed) file: stable, unique
-
-
-class Window:
-    """Decoded text over a byte stream: `buf`, refilled by `more()`; `drop(p)` forgets buf[:p]. Byte
-    offsets and line numbers of positions come from `where(p)`, counted incrementally."""
-
-    def __init__(self, chunks: Iterator[bytes] | None = None, text: str = "", byte0: int = 0, line0: int = 1):
-        self.chunks = chunks
-        self.decoder = codecs.getincrementaldecoder("utf-8")(errors="surrogateescape")
-        self.buf = text
-        self.eof = chunks is None
-        self.stream_error: str | None = None
-        self._mark = (0, byte0, line0)  # (pos in buf, byte offset, line) of the last position asked for
-
-    def more(self) -> bool:
-        if self.eof:
-            return False
-        try:
-            chunk = next(self.chunks, None)  # type: ignore[arg-type]
-        except (OSError, EOFError, zlib.error) as e:
-            self.stream_error = str(e) or type(e).__name__
-            chunk = None
-        if not chunk:
-            self.eof = True
-            self.buf += self.decoder.decode(b"", final=True)
-            return False
-        self.buf += self.decoder.decode(chunk)
-        return True
-
-    def fill(self, pos: int, ahead: int) -> None:
-        while len(self.buf) - pos < ahead and self.more():
-            pass
-
-    def where(self, pos: int) -> tuple[int, int]:
-        """(byte offset, line) of buf[pos]; positions are asked for in increasing order."""
-        p0, b0, l0 = self._mark
-        span = self.buf[p0:pos]
-        b = b0 + nbytes(span)
-        line = l0 + span.count("\n")
-        self._mark = (pos, b, line)
-        return b, line
-
-    def drop(self, pos: int) -> None:
-        if pos <= 0:
-            return
-        b, line = self.where(pos)
-        self.buf = self.buf[pos:]
-        self._mark = (0, b, line)
-
-
-def nbytes(text: str) -> int:
-    return len(text.encode("utf-8", errors="surrogateescape"))
-
-
-def shown(text: str) -> str:
-    return text.encode("utf-8", errors="surrogateescape").decode("utf-8", errors="replace")
-
-
 class Scanner:
     """`iter()` yields every record of a Window. `accept(value)` tells a real record from a nested object
     when a damaged array element is resynchronised. `plain_first_array`: the file's first array, when it
     starts on line 1, numbers its elements "index:N" (the locator JSON array files always had)."""
 
-    def __init__(self, win: Window, limits: Limits, accept: Callable[[Any], bool] | None = None,
-                 plain_first_array: bool = True, unit: str = "file"):
+    def __init__(
+        self,
+        win: Window,
+        limits: Limits,
+        accept: Callable[[Any], bool] | None = None,
+        plain_first_array: bool = True,
+        unit: str = "file",
+    ):
         self.win = win
         self.unit = unit  # what the window holds: a "file", or one "line" of a Lines file
         self.lim = limits
@@ -155,8 +84,17 @@ class Scanner:
         if win.stream_error:
             b, line = win.where(len(win.buf))
             self.records += 1  # the unreadable rest holds records no one can count: one row says so
-            yield Raw(f"byte:{b}", line, "", 0, ordinal=b, error=(
-                "corrupt_compression", f"the file cannot be decompressed after byte {b:,}: {win.stream_error}"))
+            yield Raw(
+                f"byte:{b}",
+                line,
+                "",
+                0,
+                ordinal=b,
+                error=(
+                    "corrupt_compression",
+                    f"the file cannot be decompressed after byte {b:,}: {win.stream_error}",
+                ),
+            )
 
     def _compact(self, pos: int) -> int:
         """Forget the text before pos once there is enough of it (dropping per record would copy the
@@ -223,15 +161,25 @@ class Scanner:
         after = _WS.match(buf, end).end()
         return after >= len(buf) or buf[after] in ",]"
 
-    def _finish(self, text: str, locator: str, line: int, byte: int, value: Any = None,
-                error: tuple[str, str] | None = None) -> Raw:
+    def _finish(
+        self,
+        text: str,
+        locator: str,
+        line: int,
+        byte: int,
+        value: Any = None,
+        error: tuple[str, str] | None = None,
+    ) -> Raw:
         lim = self.lim
         size = nbytes(text)
         raw = Raw(locator, line, shown(text[: lim.keep_chars]), size, ordinal=byte)
         if size > lim.max_record_bytes:
             raw.error = ("too_large", self._too_large(size))
         elif text.count("{") + text.count("[") > lim.max_depth and depth_of(text) > lim.max_depth:
-            raw.error = ("too_deep", f"the record nests deeper than ingest.max_depth = {lim.max_depth} levels")
+            raw.error = (
+                "too_deep",
+                f"the record nests deeper than ingest.max_depth = {lim.max_depth} levels",
+            )
         elif error is not None:
             raw.error = error
         elif _SURROGATE.search(text):
@@ -264,7 +212,7 @@ class Scanner:
         end = self._resync(ext, top, truncated=problem[0] == "truncated")
         if ext.kept is not None:
             return self._big(ext, locator, line, byte, problem), end
-        text = self.win.buf[ext.start:end].rstrip().rstrip(",")
+        text = self.win.buf[ext.start : end].rstrip().rstrip(",")
         if problem[0] == "truncated" and end < len(self.win.buf):
             problem = ("json_parse_error", "its brackets do not close before the next record")
         elif problem[0] == "truncated" and self.unit == "line":
@@ -310,7 +258,7 @@ class Scanner:
                 ext.forget(at - TAIL)
                 at = TAIL
         if ext.kept is not None:
-            ext.size = ext.dropped + nbytes(win.buf[ext.start:at])
+            ext.size = ext.dropped + nbytes(win.buf[ext.start : at])
         return at
 
     def _boundary(self, at: int, top: bool, truncated: bool) -> tuple[str, int]:
@@ -354,131 +302,3 @@ class Scanner:
                 return False
             at = _WS.match(buf, after + 1).end()
         return not must_close
-
-
-class Extent:
-    """Follows one record from buf[start] to its end with an explicit stack, refilling the window; past
-    max_record_bytes it keeps only the first keep_chars and forgets the rest as it goes."""
-
-    def __init__(self, win: Window, lim: Limits, start: int):
-        self.win = win
-        self.lim = lim
-        self.start = start  # where the record begins in buf; 0 once its head is kept aside
-        self.kept: str | None = None  # the first keep_chars, once the record is over the limit
-        self.dropped = 0  # bytes forgotten so far
-        self.size = 0
-        self.too_deep = False
-
-    def keep(self) -> None:
-        self.kept = self.win.buf[self.start: self.start + self.lim.keep_chars]
-
-    def forget(self, cut: int) -> None:
-        self.dropped += nbytes(self.win.buf[self.start:cut])
-        self.win.drop(cut)
-        self.start = 0
-
-    def _length(self, i: int) -> int:
-        return self.dropped + nbytes(self.win.buf[self.start:i])
-
-    def scan(self) -> tuple[int, tuple[str, str] | None]:
-        """(end, None) when the record's nesting closes; (where, (reason, detail)) at damage."""
-        win, lim = self.win, self.lim
-        i = self.start
-        if i >= len(win.buf) or win.buf[i] not in "[{":
-            return self._scalar()
-        stack: list[str] = []
-        deep = 0  # levels past max_depth: counted, not stacked
-        while True:
-            if i >= len(win.buf):
-                i = self._refill(i)
-                if i < 0:
-                    self.size = self._length(len(win.buf))
-                    return len(win.buf), ("truncated", "the file ends inside the record")
-                continue
-            m = _STRUCT.search(win.buf, i)
-            if m is None:
-                i = len(win.buf)
-                continue
-            i = m.start()
-            ch = win.buf[i]
-            if ch == '"':
-                j = self._string_end(i + 1)
-                if j < 0:
-                    return self._unclosed(-j - 1)
-                i = j
-            elif ch in "[{":
-                run = _OPEN.match(win.buf, i).group()
-                room = max(0, lim.max_depth - len(stack))
-                stack.extend(run[:room])
-                if len(run) > room:
-                    deep += len(run) - room
-                    self.too_deep = True
-                i += len(run)
-            else:
-                if deep:
-                    deep -= 1
-                elif not stack or (stack.pop() == "[") != (ch == "]"):
-                    return self._damaged(i, f"a {ch!r} that closes nothing open")
-                i += 1
-                if not stack and not deep:
-                    self.size = self._length(i)
-                    return i, None
-
-    def _refill(self, i: int) -> int:
-        """Read on from the end of the buffer (i == len(buf), or a backslash just before it), forgetting
-        what is past the limit. The position i has moved to, or -1 at the end of the file."""
-        if self.kept is None and self._length(i) > self.lim.max_record_bytes:
-            self.keep()
-        if self.kept is not None and i > self.start:
-            self.forget(i)
-            i = 0
-        return i if self.win.more() else -1
-
-    def _unclosed(self, at: int) -> tuple[int, tuple[str, str]]:
-        if at >= len(self.win.buf) and self.win.eof:
-            self.size = self._length(at)
-            return at, ("truncated", "the file ends inside the record")
-        return self._damaged(at, "a string is not closed before the end of its line")
-
-    def _damaged(self, at: int, detail: str) -> tuple[int, tuple[str, str]]:
-        self.size = self._length(at)
-        return at, ("json_parse_error", detail)
-
-    def _string_end(self, i: int) -> int:
-        """Position after the closing quote of a string whose body starts at i; -(p + 1) for a raw line
-        break or control character at p inside it, or the end of the file (never closed)."""
-        win = self.win
-        while True:
-            m = _STR_STOP.search(win.buf, i)
-            if m is None:
-                i = self._refill(len(win.buf))
-                if i < 0:
-                    return -len(win.buf) - 1
-                continue
-            i = m.start()
-            ch = win.buf[i]
-            if ch == '"':
-                return i + 1
-            if ch == "\\":
-                if i + 1 >= len(win.buf):
-                    i = self._refill(i)  # keeps the backslash: the window is not cut mid-escape
-                    if i < 0:
-                        return -len(win.buf) - 1
-                    continue
-                i += 2
-                continue
-            return -i - 1
-
-    def _scalar(self) -> tuple[int, tuple[str, str] | None]:
-        """A value that is not an object or array and did not parse: a bad string or a stray token."""
-        buf, s = self.win.buf, self.start
-        if buf.startswith('"', s):
-            j = self._string_end(s + 1)
-            if j < 0:
-                return self._unclosed(-j - 1)
-            self.size = self._length(j)
-            return j, ("json_parse_error", "a string that does not parse")
-        m = _TOKEN_END.search(buf, s + 1)
-        end = m.start() if m else len(buf)
-        self.size = self._length(end)
-        return end, ("json_parse_error", f"{shown(buf[s:end][:40])!r} is not a JSON value")

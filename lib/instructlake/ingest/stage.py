@@ -233,8 +233,8 @@ def per_file_counts(parsed: DataFrame) -> dict[str, dict[str, int]]:
         F.count(F.when(kind == "sample", 1)).alias("samples"),
         F.count(F.when(reason == EXPANSION_CUT, 1)).alias("expansion_cut"),
     ).collect()
-    return {r["source_file"]: {k: int(r[k] or 0) for k in ("records", "quarantined", "with_samples", "samples",
-                                                             "expansion_cut")} for r in rows}
+    keys = ("records", "quarantined", "with_samples", "samples", "expansion_cut")
+    return {r["source_file"]: {k: int(r[k] or 0) for k in keys} for r in rows}
 
 
 def check_records(per_file: dict[str, dict[str, int]], files: list[InputFile]) -> None:
@@ -244,8 +244,8 @@ def check_records(per_file: dict[str, dict[str, int]], files: list[InputFile]) -
     for f in files:
         c = per_file.get(f.label, {"records": 0, "quarantined": 0, "with_samples": 0})
         if c["records"] != c["quarantined"] + c["with_samples"] or f.label not in per_file:
-            bad.append(f"{f.label}: the scanner found {c['records']:,} records, but {c['quarantined']:,} were "
-                       f"quarantined and {c['with_samples']:,} gave samples")
+            bad.append(f"{f.label}: the scanner found {c['records']:,} records, but {c['quarantined']:,} "
+                       f"were quarantined and {c['with_samples']:,} gave samples")
     if bad:
         raise AccountingError("ingest does not account for every record; nothing was written:\n  "
                               + "\n  ".join(bad))
@@ -288,9 +288,10 @@ def _write(spark: SparkSession, store: Store, parsed: DataFrame, files: list[Inp
     if ready is not None:
         ready.join()  # a failure there shows again, with its own message, in the writes below
     total = {k: sum(c[k] for c in per_file.values()) for k in next(iter(per_file.values()), {})}
-    records, quarantined, n_samples = total.get("records", 0), total.get("quarantined", 0), total.get("samples", 0)
-    log.info("parsed %d files: %d records, %d quarantined, %d gave %d samples", len(files), records, quarantined,
-             total.get("with_samples", 0), n_samples)
+    records, quarantined = total.get("records", 0), total.get("quarantined", 0)
+    n_samples = total.get("samples", 0)
+    log.info("parsed %d files: %d records, %d quarantined, %d gave %d samples", len(files), records,
+             quarantined, total.get("with_samples", 0), n_samples)
 
     q = (parsed.filter("kind = 'quarantine'")
          .withColumn("stage", F.lit("ingest"))

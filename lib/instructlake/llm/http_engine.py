@@ -59,9 +59,10 @@ class HTTPEngine:
                  structured: bool = True, max_response_bytes: int = 16 << 20):
         if api_key_env and not os.environ.get(api_key_env):
             raise ConfigError(
-                f"platform.llm.api_key_env names {api_key_env}, which is not set in this process's environment; "
-                f"set it (on a cluster in every executor too, e.g. spark.executorEnv.{api_key_env}), or set "
-                "platform.llm.api_key_env to '' for a server that needs no key")
+                f"platform.llm.api_key_env names {api_key_env}, which is not set in this process's "
+                f"environment; set it (on a cluster in every executor too, e.g. "
+                f"spark.executorEnv.{api_key_env}), or set platform.llm.api_key_env to '' for a server that "
+                "needs no key")
         self.model = model
         self.url = base_url.rstrip("/") + "/chat/completions"
         self.api_key_env = api_key_env
@@ -118,9 +119,9 @@ class HTTPEngine:
             snippet = _snippet(e.read(4096))
             if 300 <= e.code < 400:
                 where = e.headers.get("Location", "?") if e.headers else "?"
-                raise PermanentError(f"{self.url} answered HTTP {e.code}, a redirect to {where}: redirects are not "
-                                     "followed (the request carries credentials); set platform.llm.base_url to "
-                                     "the final address") from None
+                raise PermanentError(f"{self.url} answered HTTP {e.code}, a redirect to {where}: redirects "
+                                     "are not followed (the request carries credentials); set "
+                                     "platform.llm.base_url to the final address") from None
             if e.code in RETRY_STATUS:
                 raise TransientError(f"{self.url} answered HTTP {e.code}: {snippet}", _retry_after(e)) from None
             raise PermanentError(f"{self.url} answered HTTP {e.code}: {snippet}") from None
@@ -129,7 +130,8 @@ class HTTPEngine:
         except (urllib.error.URLError, ConnectionError, OSError) as e:
             raise TransientError(f"{self.url} unreachable: {getattr(e, 'reason', e)}") from None
         if len(raw) > self.max_response_bytes:
-            raise PermanentError(f"{self.url} sent a body over {self.max_response_bytes:,} bytes; not read further")
+            raise PermanentError(f"{self.url} sent a body over {self.max_response_bytes:,} bytes; "
+                                 "not read further")
         try:
             data = bounded_loads(raw, MAX_BODY_DEPTH)
             choice = data["choices"][0]

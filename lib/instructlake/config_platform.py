@@ -1,0 +1,146 @@
+"""Platform config sections (conf/platform/NAME.yaml): where and how it runs. They never change a result
+and never enter a hash."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from instructlake.errors import ConfigError
+
+
+@dataclass(frozen=True)
+class SparkSettings:
+    master: str | None = "local[*]"
+    app_name: str = "instructlake"
+    # Put the JARs fetched by `build.py setup` on the classpath. Off on Databricks/EMR, whose runtime has them.
+    local_jars: bool = True
+    # Add Delta's SQL extension and catalog. Databricks runtimes configure Delta themselves.
+    delta_extensions: bool = True
+    shuffle_partitions: int = 8
+    driver_memory: str | None = "4g"
+    # Local sessions map the JVM class archive `build.py setup` wrote (instructlake.jvm_archive): seconds
+    # less start-up per session. Ignored where the cluster starts the JVMs.
+    class_archive: bool = True
+    # Extra Spark properties, passed through as they are.
+    conf: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class StoreSettings:
+    # Root of the Delta tables; any URI Delta accepts (a local path, s3://, abfss://, dbfs:/).
+    warehouse: str = "./lakehouse"
+    # Attempts for a write that loses an optimistic-concurrency race to another writer.
+    write_retries: int = 5
+
+
+@dataclass(frozen=True)
+class ExecutionSettings:
+    # Rows per Arrow batch handed from a Python worker back to Spark.
+    arrow_batch_rows: int = 5000
+    # Files smaller than this are parsed together in one task; larger ones get a task each.
+    small_file_bytes: int = 8_000_000
+    # A plain JSON Lines file is parsed in byte ranges of at most this size, fewer if that leaves cores idle.
+    split_bytes: int = 128 << 20
+    # Dedup: up to this many signatures are banded on the driver with numpy (same pairs as the Spark
+    # path, without its shuffles; 1M x 128 permutations is 0.5 GB); more go through Spark. 0: always Spark.
+    driver_lsh_max_rows: int = 1_000_000
+
+
+@dataclass(frozen=True)
+class LLMSettings:
+    """Where and how the configured model runs; never hashed, never part of a cache key."""
+
+    # model name -> local directory or cluster path of its weights (transformers and vllm backends)
+    model_paths: dict[str, str] = field(default_factory=dict)
+    # http backend: an OpenAI-compatible server; the API key is read from the named environment variable.
+    base_url: str = "http://127.0.0.1:8000/v1"
+    api_key_env: str = "OPENAI_API_KEY"
+    concurrency: int = 8
+    timeout_s: float = 120.0
+    max_retries: int = 5
+    backoff_s: float = 1.0
+    # Send the task's JSON schema as response_format (servers without structured output: false).
+    structured_output: bool = True
+    # Prompts handed to the engine at once (transformers batch; vLLM and http take whole partitions).
+    batch_size: int = 16
+    device: str = "auto"
+    # Extra keyword arguments for vllm.LLM (tensor_parallel_size, gpu_memory_utilization, ...).
+    engine_kwargs: dict[str, str] = field(default_factory=dict)
+    # Partitions the prompts of one call are spread over (0: Spark's default parallelism).
+    partitions: int = 0
+    # Answers are committed to llm_cache every this many prompts, so a crash loses at most one round.
+    commit_every: int = 20000
+    # Stage-level scheduling on a cluster: GPUs per model task and per executor (0: no ResourceProfile).
+    gpus_per_task: float = 0.0
+    executor_gpus: int = 1
+    # Scripted test double only: append every answered prompt here (tests count calls across workers).
+    calls_file: str | None = None
+
+
+@dataclass(frozen=True)
+class EmbedSettings:
+    # model name -> local directory of a sentence-transformers model (e.g. BGE on a cluster volume)
+    model_paths: dict[str, str] = field(default_factory=dict)
+    batch_size: int = 64
+    # Texts handed to the model per call; it sorts each call's texts by length, so bigger calls pad less.
+    rows_per_call: int = 8192
+    device: str = "auto"
+    # Torch threads per Python worker (0: the host's cores divided by the Spark task slots on it).
+    threads: int = 0
+    # Stage-level scheduling on a cluster: GPUs per model task and per executor (0: no ResourceProfile).
+    gpus_per_task: float = 0.0
+    executor_gpus: int = 1
+
+
+@dataclass(frozen=True)
+class ScoringSettings:
+    # model name -> local directory of its weights and tokenizer
+    model_paths: dict[str, str] = field(default_factory=dict)
+    # Tokens per forward pass (longest sequence in a batch x its rows); sequences are sorted by length.
+    # 0: 2048 on a CPU (a pass's activations then stay in cache: 1.3x the tokens/s of 8192 on the bench
+    # model) and 16384 on a GPU (bigger matrix products fill it better).
+    token_budget: int = 0
+    device: str = "auto"
+    # Stage-level scheduling on a cluster (0: no ResourceProfile).
+    gpus_per_task: float = 0.0
+    executor_gpus: int = 1
+
+    def __post_init__(self) -> None:
+        if self.token_budget < 0:
+            raise ConfigError(f"platform.scoring.token_budget must be 0 (by device) or positive, not {self.token_budget}")
+
+
+@dataclass(frozen=True)
+class DecontamSettings:
+    # Benchmark sides up to this many prompts are broadcast and matched against every sample with
+    # matrix products; bigger ones are blocked: KMeans buckets (ivf_clusters, 0: about sqrt(rows)), each
+    # sample compared with the prompts of the buckets that can hold a match (same flags as brute force).
+    broadcast_max_rows: int = 50_000
+    ivf_clusters: int = 0
+
+
+@dataclass(frozen=True)
+class PipelineSettings:
+    """What `instructlake pipeline run` is pointed at (its --input/--benchmark/--export-dir override these)."""
+
+    # Raw files or directories (a landing zone a scheduled refresh re-reads; only new files are ingested).
+    inputs: tuple[str, ...] = ()
+    # Benchmarks to decontaminate against, NAME=PATH (none: the built-in AlpacaEval).
+    benchmarks: tuple[str, ...] = ()
+    # Where export writes ("": a new <warehouse>/exports/<UTC timestamp> each run).
+    export_dir: str = ""
+    # Stages left out, e.g. train_reference when scoring.model is your own base model.
+    skip: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class PlatformConfig:
+    name: str = "local"
+    spark: SparkSettings = field(default_factory=SparkSettings)
+    store: StoreSettings = field(default_factory=StoreSettings)
+    execution: ExecutionSettings = field(default_factory=ExecutionSettings)
+    llm: LLMSettings = field(default_factory=LLMSettings)
+    embed: EmbedSettings = field(default_factory=EmbedSettings)
+    scoring: ScoringSettings = field(default_factory=ScoringSettings)
+    decontam: DecontamSettings = field(default_factory=DecontamSettings)
+    pipeline: PipelineSettings = field(default_factory=PipelineSettings)
