@@ -115,6 +115,7 @@ def scan(tmp_path, data: bytes, suffix: str, gz: bool = False, name: str = "f"):
     quarantined = [r for r in rows if r["kind"] == "quarantine"]
     # the identity, each side counted on its own: the scanner's count against the rows records became
     with_samples = {r["ordinal"] for r in samples}
+    assert sum(r["records"] for r in samples) == len(with_samples)  # the stage counts the first-sample mark
     assert file_rows[0]["records"] == len(quarantined) + len(with_samples)
     return Counter(marker(r["instruction"]) for r in samples), quarantined, file_rows[0]["records"]
 

@@ -20,7 +20,8 @@ from instructlake.config import IngestConfig
 from instructlake.ingest.formats import CONVERTERS, Conversation, RecordError, detect
 from instructlake.ingest.rawfile import FileFormatError, Limits, RecordScan
 
-# Columns of the rows parse_file yields (kind = sample | quarantine); the stage splits them per table.
+# Columns of the rows parse_file yields (kind = sample | quarantine | file); the stage splits them per
+# table. `records`: on a file row the scanner's count; on a sample row 1 for a record's first sample.
 ROW_FIELDS = (
     "kind", "sample_id", "source", "source_id", "conversation", "system", "instruction", "n_turns", "lang",
     "chars", "meta", "source_file", "format", "locator", "ordinal", "line", "reason", "detail", "raw",
@@ -116,8 +117,10 @@ def _record_rows(raw, source: str, fmt: str, label: str, cfg: IngestConfig) -> I
     except RecursionError:
         yield _quarantine(raw, source, fmt, label, cfg, "too_deep", "the record nests too deeply")
         return
-    for conv, system, turns in kept:
-        yield _sample(conv, system, turns, raw, source, fmt, label)
+    for k, (conv, system, turns) in enumerate(kept):
+        row = _sample(conv, system, turns, raw, source, fmt, label)
+        row["records"] = 1 if k == 0 else 0  # the record counts once, on its first sample
+        yield row
     if cut:
         yield _quarantine(raw, source, fmt, label, cfg, EXPANSION_CUT,
                           f"the record expands to {cap + cut:,} conversations; the first {cap:,} are "

@@ -229,7 +229,7 @@ def per_file_counts(parsed: DataFrame) -> dict[str, dict[str, int]]:
     rows = parsed.groupBy("source_file").agg(
         F.sum(F.when(kind == "file", F.col("records"))).alias("records"),
         F.count(F.when((kind == "quarantine") & (reason != EXPANSION_CUT), 1)).alias("quarantined"),
-        F.countDistinct(F.when(kind == "sample", F.col("ordinal"))).alias("with_samples"),
+        F.sum(F.when(kind == "sample", F.col("records"))).alias("with_samples"),
         F.count(F.when(kind == "sample", 1)).alias("samples"),
         F.count(F.when(reason == EXPANSION_CUT, 1)).alias("expansion_cut"),
     ).collect()
@@ -327,16 +327,12 @@ def _merge_samples(store: Store, samples: DataFrame, chash: str, n_samples: int)
     before = store.version("samples")
     ranked = rank_per_id(samples).persist(StorageLevel.MEMORY_AND_DISK)
     try:
-        by_rank = {r["first"]: int(r["count"]) for r in
-                   ranked.groupBy((F.col("_rank") == 1).alias("first")).count().collect()}
-        firsts, in_batch = by_rank.get(True, 0), by_rank.get(False, 0)
+        firsts, in_batch, existing = _duplicate_counts(store, ranked, before)
         # one shuffle picks one row per conversation; persisted, it is merged without a second one
         new_rows = (ranked.filter("_rank = 1")
                     .withColumn("config_hash", F.lit(chash))
                     .withColumn("ingested_at", F.current_timestamp())
                     .select(*schemas.SAMPLES.fieldNames()))
-        stored = store.read("samples", version=before).select("sample_id")
-        existing = int(new_rows.select("sample_id").join(stored, "sample_id", "left_semi").count())
         result = store.merge("samples", new_rows, source_is_materialized=True)
     finally:
         ranked.unpersist()
@@ -350,6 +346,23 @@ def _merge_samples(store: Store, samples: DataFrame, chash: str, n_samples: int)
             f"duplicates within the batch, {existing:,} were already stored and {raced:,} unaccounted for "
             f"(samples v{before} -> v{after}; other writers inserted {others:,} rows meanwhile)")
     return result, dup
+
+
+def _duplicate_counts(store: Store, ranked: DataFrame, before: int) -> tuple[int, int, int]:
+    """(first occurrences, later occurrences in the batch, first occurrences already in `samples` at
+    version `before`), in one Spark job; no join when that version holds no files."""
+    ids = ranked.select("sample_id", (F.col("_rank") == 1).alias("first"))
+    stored = store.read("samples", version=before)
+    if stored.inputFiles():
+        marks = stored.select("sample_id", F.lit(True).alias("stored"))
+        ids = ids.join(marks, "sample_id", "left")
+    else:
+        ids = ids.withColumn("stored", F.lit(None).cast("boolean"))
+    counts = ids.groupBy("first", F.col("stored").isNotNull().alias("stored")).count().collect()
+    n = {(r["first"], r["stored"]): int(r["count"]) for r in counts}
+    firsts = n.get((True, False), 0) + n.get((True, True), 0)
+    later = n.get((False, False), 0) + n.get((False, True), 0)
+    return firsts, later, n.get((True, True), 0)
 
 
 def inserted_by_others(store: Store, before: int, after: int | None, ours: int) -> int:
