@@ -166,3 +166,19 @@ def test_records_that_do_not_add_up_stop_ingest_before_any_write():
         AccountingError, match="b.jsonl: the scanner found 0 records"
     ):  # its scan never reported
         check_records({"a.jsonl": good}, files)
+
+
+def test_benchmark_files_and_diagnosis_sets_survive_deep_nesting(tmp_path):
+    from instructlake.decontam.benchmarks import read_file
+    from instructlake.synth.diagnose import load_set
+
+    deep = '{"turns": ' + "[" * 100_000 + "]" * 100_000 + "}"
+    bench = tmp_path / "bench.jsonl"
+    bench.write_text(json.dumps({"instruction": "Name a river."}) + "\n" + deep + "\n")
+    items, bad = read_file(str(bench))
+    assert [i.prompt for i in items] == ["Name a river."] and [b[1] for b in bad] == ["too_deep"]
+    dset = tmp_path / "diag.jsonl"
+    dset.write_text(json.dumps({"question_id": 1, "turns": ["Name a river."], "reference": ["The Nile."]}) + "\n"
+                    + deep + "\n")
+    got, bad = load_set(str(dset))
+    assert len(got) == 1 and [b[1] for b in bad] == ["too_deep"]

@@ -8,7 +8,7 @@ Arrow batch of samples is matched with matrix products; a bigger one goes throug
 Kept per sample and benchmark: the best prompt by cosine (flagged or not: it shows how close the sample
 came), every prompt flagged by n-grams, and up to top_k prompts flagged by cosine. Only samples without
 rows under the current config hash (decontam section, embedding model, benchmark contents) are checked.
-Export drops flagged samples.
+Export drops flagged samples and refuses samples not checked under the current config.
 """
 
 from __future__ import annotations
@@ -49,15 +49,6 @@ def decontam_hash(config: Config, items: DataFrame) -> str:
         F.xxhash64("benchmark", "item_id", "prompt")).collect())})
     return config_hash({"decontam": config_hash(config.decontam), "embed": config.embed.model,
                         "benchmarks": fingerprint})
-
-
-def current_flags(store: Store, config: Config) -> DataFrame | None:
-    """sample_id of every sample flagged under the current config (None: decontam has not run)."""
-    if not (store.exists("contamination") and store.exists("benchmarks")):
-        return None
-    chash = decontam_hash(config, benchmark_items(store))
-    c = store.read("contamination").filter(F.col("config_hash") == chash)
-    return c.filter("flagged").select("sample_id").distinct()
 
 
 def broadcast_evidence(spark: SparkSession, todo: DataFrame, item_vecs: np.ndarray, bench_of_item: np.ndarray,

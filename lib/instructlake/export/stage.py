@@ -94,7 +94,8 @@ def decontam_filter(store: Store, config: Config, df: DataFrame) -> tuple[DataFr
         return df, {"not_decontaminated": df.count(), "contaminated_dropped": 0, "flagged_earlier_dropped": 0}
     version = store.version("contamination")
     rows = store.read("contamination", version=version)
-    current = rows.filter(F.col("config_hash") == decontam_hash(config, benchmark_items(store)))
+    chash = decontam_hash(config, benchmark_items(store))
+    current = rows.filter(F.col("config_hash") == chash)
     flagged = current.filter("flagged").select("sample_id").distinct()
     n_flagged = df.join(flagged, "sample_id", "left_semi").count()
     df = df.join(flagged, "sample_id", "left_anti")
@@ -104,7 +105,7 @@ def decontam_filter(store: Store, config: Config, df: DataFrame) -> tuple[DataFr
     n_earlier = earlier.count()
     df = df.join(earlier, "sample_id", "left_anti")
     return df, {"not_decontaminated": unchecked.count(), "contaminated_dropped": n_flagged,
-                "flagged_earlier_dropped": n_earlier, "version": version}
+                "flagged_earlier_dropped": n_earlier, "version": version, "hash": chash}
 
 
 def check_checked(dedup: dict, decontam: dict, allow_unchecked: bool) -> None:
@@ -137,6 +138,8 @@ def run(spark: SparkSession, store: Store, config: Config, out: str | None = Non
     df, dedup = dedup_filter(store, config, df)
     df, decontam = decontam_filter(store, config, df)
     check_checked(dedup, decontam, allow_unchecked)
+    if "hash" in decontam:
+        hashes["decontam"] = decontam["hash"]
     checked = (("dedup_clusters", dedup), ("contamination", decontam))
     versions = {"samples": version, **{t: c["version"] for t, c in checked if "version" in c}}
     dropped_dups, contaminated = dedup["duplicates_dropped"], decontam["contaminated_dropped"]

@@ -11,7 +11,7 @@ Two identities are checked, each side counted on its own, and ingest fails namin
 records found (the scanner) = records quarantined + records that gave samples, per file, before anything
 is written; samples = ingested (the MERGE's inserts) + duplicate in the batch (rows the one-per-id window
 set aside) + duplicate of a stored sample (ids found in the table as it was before the MERGE) + raced (ids
-a concurrent writer inserted meanwhile: nonzero only when the table moved under the MERGE).
+a concurrent writer inserted meanwhile: at most the rows other commits inserted, from Delta's history).
 """
 
 from __future__ import annotations
@@ -215,11 +215,6 @@ def rank_per_id(samples: DataFrame) -> DataFrame:
     """`_rank` 1 for the first occurrence (source, file, position) of each conversation in one ingest."""
     w = Window.partitionBy("sample_id").orderBy("source", "source_file", "ordinal", "source_id")
     return samples.withColumn("_rank", F.row_number().over(w))
-
-
-def choose_one_per_id(samples: DataFrame) -> DataFrame:
-    """Within one ingest, a conversation seen twice keeps its first occurrence (source, file, position)."""
-    return rank_per_id(samples).filter("_rank = 1").drop("_rank")
 
 
 def per_file_counts(parsed: DataFrame) -> dict[str, dict[str, int]]:
