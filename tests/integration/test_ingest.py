@@ -176,3 +176,33 @@ def test_fuzzed_sample_files_never_crash_and_add_up(spark, store, config, tmp_pa
         assert c["quarantined"] > 0
     q = store.read("quarantine")
     assert q.filter("reason IS NULL OR raw IS NULL OR raw_length IS NULL").count() == 0
+
+
+def test_hostile_files_add_up_against_counts_written_by_hand(spark, store, config, tmp_path):
+    """Through Spark and Delta: several arrays in one file, array lines, a damaged element holding nested
+    records, deep nesting, a bounded expansion, and records shared across files. Every number below is
+    counted from the files as written here, not from what ingest reports."""
+    def rec(i):
+        return {"instruction": f"Give fact number {i}.", "output": f"Fact {i}."}
+
+    (tmp_path / "arrays.json").write_text(json.dumps([rec(0), rec(1)]) + "\n" + json.dumps([rec(2), rec(3)]))
+    (tmp_path / "lines.jsonl").write_text(json.dumps([rec(3), rec(4)]) + "\n" + json.dumps(rec(5)) + "\n"
+                                          + '{"instruction": ' + "[" * 50_000 + "]" * 50_000 + "}\n")
+    damaged = json.dumps([rec(6), {**rec(7), "examples": [rec(100), rec(101)]}, rec(8)])
+    (tmp_path / "damaged.json").write_text(damaged.replace('"Fact 7."', '"Fact 7.', 1))
+    task = {"instruction": "Repeat the word.", "instances": [{"input": f"w{i}", "output": f"w{i}"} for i in range(70)]}
+    (tmp_path / "tasks.jsonl").write_text(json.dumps(task) + "\n")
+    c = stage.run(spark, store, config, [str(tmp_path / n) for n in
+                                         ("arrays.json", "lines.jsonl", "damaged.json", "tasks.jsonl")]).counts
+    # records: 4 + (2 + 1 + 1) + 3 + 1 = 12; quarantined: the deep one and the damaged one
+    assert (c["records"], c["quarantined"], c["records_with_samples"]) == (12, 2, 10)
+    # samples: 4 + 3 + 2 + 64 (of 70 instances) = 73; rec(3) appears twice
+    assert (c["samples"], c["expansion_cut"]) == (73, 1)
+    assert (c["ingested"], c["duplicate_in_batch"], c["duplicate_existing"]) == (72, 1, 0)
+    assert store.count("samples") == 72
+    reasons = sorted(r["reason"] for r in store.read("quarantine").collect())
+    assert reasons == ["json_parse_error", "too_deep", "too_many_samples"]
+    instructions = {r["instruction"] for r in store.read("samples").collect()}
+    assert "Give fact number 100." not in instructions and "Give fact number 8." in instructions
+    again = stage.run(spark, store, config, [str(tmp_path / "arrays.json")]).counts
+    assert (again["ingested"], again["duplicate_existing"]) == (0, 4)
