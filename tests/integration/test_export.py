@@ -2,6 +2,7 @@ import json
 from pathlib import Path
 
 import pytest
+from pyspark.sql import functions as F
 
 from instructlake.config import ConfigError
 from instructlake.export import stage as export
@@ -72,6 +73,14 @@ def test_export_leaves_out_removed_duplicates(spark, store, config, tmp_path):
     assert len(ids) == 2 and not ids & removed
     manifest = json.loads((out / "manifest.json").read_text())
     assert manifest["duplicates_dropped"] == 1 and manifest["config_hashes"]["dedup"] == config.stage_hash("dedup")
+    # semdedup's removals sit on top of the dedup run, under semdedup's own hash: checked, and left out
+    primary = store.read("samples").filter("instruction = 'Name three primary colors.'").first()["sample_id"]
+    semantic = (store.read("dedup_clusters").filter(f"sample_id = '{primary}'")
+                .withColumn("method", F.lit("semantic")).withColumn("is_kept", F.lit(False))
+                .withColumn("config_hash", F.lit("semdedup-hash")))
+    store.merge("dedup_clusters", semantic, update=True)
+    rs = export.run(spark, store, config, str(tmp_path / "export-sem"), allow_unchecked=True)
+    assert (rs.counts["exported"], rs.counts["duplicates_dropped"], rs.counts["not_deduplicated"]) == (1, 2, 0)
     # a sample ingested after the last dedup run stops the export; allowed, it goes out and is counted
     g = tmp_path / "late.json"
     g.write_text(json.dumps([{"instruction": "Name a prime number.", "input": "", "output": "Seven."}]))
@@ -79,12 +88,12 @@ def test_export_leaves_out_removed_duplicates(spark, store, config, tmp_path):
     with pytest.raises(StaleInputError, match="1 samples have not been through dedup"):
         export.run(spark, store, config, str(tmp_path / "export2"))
     r2 = export.run(spark, store, config, str(tmp_path / "export2"), allow_unchecked=True)
-    assert (r2.counts["exported"], r2.counts["not_deduplicated"]) == (3, 1)
+    assert (r2.counts["exported"], r2.counts["not_deduplicated"]) == (2, 1)
     # a changed dedup config makes every cluster row stale
     from dataclasses import replace
 
     changed = replace(config, semantic=replace(config.semantic, dedup=replace(config.dedup, threshold=0.7)))
-    with pytest.raises(StaleInputError, match="4 samples have not been through dedup"):  # all 4: none checked
+    with pytest.raises(StaleInputError, match="3 samples have not been through dedup"):  # all but the semantic one
         export.run(spark, store, changed, str(tmp_path / "export3"))
 
 

@@ -71,13 +71,15 @@ def check_out_dir(store: Store, out: str) -> None:
 
 
 def dedup_filter(store: Store, config: Config, df: DataFrame) -> tuple[DataFrame, dict]:
-    """Drop the duplicates dedup removed; count the samples without a dedup row under the current config."""
+    """Drop the duplicates dedup (and semdedup) removed; count the samples without a dedup row under the
+    current config. semdedup marks its removals over the latest dedup run, under its own hash (a dedup run
+    rewrites every row), so a `semantic` row counts as checked."""
     chash = config.stage_hash("dedup")
     if not store.exists("dedup_clusters"):
         return df, {"not_deduplicated": df.count(), "duplicates_dropped": 0}
     version = store.version("dedup_clusters")
     clusters = store.read("dedup_clusters", version=version)
-    current = clusters.filter(F.col("config_hash") == chash)
+    current = clusters.filter((F.col("config_hash") == chash) | (F.col("method") == "semantic"))
     dropped = current.filter("NOT is_kept").select("sample_id")
     n_dropped = df.join(dropped, "sample_id", "left_semi").count()
     df = df.join(dropped, "sample_id", "left_anti")
