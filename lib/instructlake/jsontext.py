@@ -13,8 +13,9 @@ import json
 import re
 from typing import Any
 
-_STRUCT = re.compile(r'["{}\[\]]')
-_STR_STOP = re.compile(r'["\\\x00-\x1f]')
+# Shared with the ingest scanner: what changes nesting outside strings, and what ends plain string text.
+STRUCT = re.compile(r'["{}\[\]]')
+STRING_STOP = re.compile(r'["\\\x00-\x1f]')
 _LONE = re.compile("[\ud800-\udfff]")
 
 
@@ -27,7 +28,7 @@ def depth_of(text: str) -> int:
     depth = best = 0
     i, n = 0, len(text)
     while i < n:
-        m = _STRUCT.search(text, i)
+        m = STRUCT.search(text, i)
         if m is None:
             break
         i = m.start()
@@ -35,7 +36,7 @@ def depth_of(text: str) -> int:
         if ch == '"':
             i += 1
             while True:
-                m = _STR_STOP.search(text, i)
+                m = STRING_STOP.search(text, i)
                 if m is None:
                     return best
                 i = m.start() + 1

@@ -90,9 +90,21 @@ class Store:
         return f"{self.warehouse}/{name}"
 
     def _fs(self):
-        jvm = self.spark.sparkContext._jvm
-        p = jvm.org.apache.hadoop.fs.Path(self.warehouse)
+        return self._fs_of(self.warehouse)
+
+    def _fs_of(self, path: str):
+        """(Hadoop FileSystem, Path) of any path Hadoop's file systems reach."""
+        p = self.spark.sparkContext._jvm.org.apache.hadoop.fs.Path(path)
         return p.getFileSystem(self.spark.sparkContext._jsc.hadoopConfiguration()), p
+
+    def entries(self, path: str) -> list[str] | None:
+        """Names in a directory (None when the path does not exist); NotADirectoryError for a file."""
+        fs, p = self._fs_of(path)
+        if not fs.exists(p):
+            return None
+        if not fs.getFileStatus(p).isDirectory():
+            raise NotADirectoryError(path)
+        return sorted(s.getPath().getName() for s in fs.listStatus(p))
 
     def exists(self, name: str) -> bool:
         from delta.tables import DeltaTable
@@ -235,9 +247,7 @@ class Store:
             local.parent.mkdir(parents=True, exist_ok=True)
             local.write_bytes(data)
             return
-        jvm = self.spark.sparkContext._jvm
-        p = jvm.org.apache.hadoop.fs.Path(path)
-        fs = p.getFileSystem(self.spark.sparkContext._jsc.hadoopConfiguration())
+        fs, p = self._fs_of(path)
         out = fs.create(p, True)
         try:
             out.write(bytearray(data))
@@ -249,11 +259,10 @@ class Store:
         local = _local_path(path)
         if local is not None:
             return local.read_bytes() if local.is_file() else None
-        jvm = self.spark.sparkContext._jvm
-        p = jvm.org.apache.hadoop.fs.Path(path)
-        fs = p.getFileSystem(self.spark.sparkContext._jsc.hadoopConfiguration())
+        fs, p = self._fs_of(path)
         if not fs.exists(p):
             return None
+        jvm = self.spark.sparkContext._jvm
         stream = fs.open(p)
         try:
             return bytes(jvm.org.apache.commons.io.IOUtils.toByteArray(stream))

@@ -56,14 +56,10 @@ def default_out(store: Store) -> str:
 def check_out_dir(store: Store, out: str) -> None:
     """An export writes into a new or empty directory, or over an earlier export (it has a manifest.json);
     anything else is refused rather than overwritten."""
-    jvm = store.spark.sparkContext._jvm
-    path = jvm.org.apache.hadoop.fs.Path(out)
-    fs = path.getFileSystem(store.spark.sparkContext._jsc.hadoopConfiguration())
-    if not fs.exists(path):
-        return
-    if not fs.getFileStatus(path).isDirectory():
-        raise ConfigError(f"export --out {out}: is a file, not a directory")
-    names = sorted(s.getPath().getName() for s in fs.listStatus(path))
+    try:
+        names = store.entries(out)
+    except NotADirectoryError:
+        raise ConfigError(f"export --out {out}: is a file, not a directory") from None
     if names and "manifest.json" not in names:
         shown = ", ".join(names[:5]) + (", ..." if len(names) > 5 else "")
         raise ConfigError(f"export --out {out}: the directory holds files ({shown}) and is not an earlier "

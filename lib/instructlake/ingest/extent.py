@@ -5,9 +5,9 @@ from __future__ import annotations
 import re
 
 from instructlake.ingest.window import Limits, Window, nbytes, shown
+from instructlake.jsontext import STRING_STOP as _STR_STOP
+from instructlake.jsontext import STRUCT as _STRUCT
 
-_STR_STOP = re.compile(r'["\\\x00-\x1f]')  # what ends a run of plain string characters
-_STRUCT = re.compile(r'["{}\[\]]')  # what changes nesting outside strings
 _OPEN = re.compile(r"[\[{]+")
 _TOKEN_END = re.compile(r"[\s,\]}\[{\"]")
 

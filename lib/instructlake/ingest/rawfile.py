@@ -147,18 +147,19 @@ def _first_lines_are_values(path: str | Path, lines: int = 2) -> bool:
     return True
 
 
+def _gzip(path: str | Path) -> bool:
+    with open(path, "rb") as f:
+        return f.read(2) == GZIP_MAGIC
+
+
 def splittable(path: str | Path) -> bool:
     """A plain (not gzip) Lines file: its lines can be read by byte range."""
-    with open(path, "rb") as f:
-        if f.read(2) == GZIP_MAGIC:
-            return False
-    return layout(path) == "lines"
+    return not _gzip(path) and layout(path) == "lines"
 
 
 def sniff(path: str | Path, limits: Limits | None = None) -> tuple[str, list[Any]]:
     """(layout, up to 20 parsed leading records); raises FileFormatError if none of the leading records
     parses. Reads record by record, so a large first record does not hide the file's format."""
-    kind = layout(path)
     records: list[Any] = []
     scan = RecordScan(path, limits=limits)
     scanned = 0
@@ -175,7 +176,7 @@ def sniff(path: str | Path, limits: Limits | None = None) -> tuple[str, list[Any
         raise _not_json(path)
     if not records:
         raise FileFormatError(f"{path}: none of its first {scanned:,} records parses as JSON")
-    return kind, records
+    return scan.kind, records
 
 
 def iter_raw(
@@ -206,6 +207,7 @@ class RecordScan:
         self.start, self.end = start, end
         self.limits = limits or Limits()
         self.records = 0
+        self.kind = ""  # the layout, once iteration has begun
         self._file: io.BufferedIOBase | None = None
 
     def close(self) -> None:
@@ -214,9 +216,9 @@ class RecordScan:
             self._file = None
 
     def __iter__(self) -> Iterator[Raw]:
-        kind = layout(self.path)
+        self.kind = kind = layout(self.path)
         ranged = bool(self.start) or self.end is not None
-        if ranged and not splittable(self.path):
+        if ranged and (kind != "lines" or _gzip(self.path)):
             raise ValueError(f"{self.path}: only plain JSON Lines files can be read by byte range")
         try:
             if ranged:
