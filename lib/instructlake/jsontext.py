@@ -54,8 +54,9 @@ def depth_of(text: str) -> int:
     return best
 
 
-def loads(text: str | bytes, max_depth: int = 64) -> Any:
-    """json.loads, but a text nested deeper than max_depth raises TooDeepError (a ValueError)."""
+def loads(text: str | bytes, max_depth: int = 64, strict: bool = True) -> Any:
+    """json.loads, but a text nested deeper than max_depth raises TooDeepError (a ValueError).
+    strict=False lets strings hold raw control characters (a tab or newline a model did not escape)."""
     if isinstance(text, (bytes, bytearray)):
         text = bytes(text).decode("utf-8", errors="replace")
     if text.count("[") + text.count("{") > max_depth:
@@ -63,7 +64,7 @@ def loads(text: str | bytes, max_depth: int = 64) -> Any:
         if depth > max_depth:
             raise TooDeepError(f"the JSON nests {depth} levels deep (at most {max_depth} are read)")
     try:
-        return json.loads(text)
+        return json.loads(text, strict=strict)
     except RecursionError:
         raise TooDeepError("the JSON nests too deeply to read") from None
 

@@ -29,6 +29,12 @@ def test_repairs_common_defects(text):
     assert value == GOOD
 
 
+def test_raw_control_characters_in_strings_are_kept():
+    # models (and xgrammar's JSON grammar) let raw newlines and tabs into strings; strict JSON refuses them
+    value, err = parse('{"response": "line one\nline\ttwo"}', {"type": "object", "required": ["response"]})
+    assert err is None and value == {"response": "line one\nline\ttwo"}
+
+
 def test_python_literals_are_repaired():
     value, err = parse('{"valid": True, "reason": None}', {"type": "object", "required": ["valid"]})
     assert err is None and value == {"valid": True, "reason": None}

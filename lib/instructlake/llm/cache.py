@@ -74,10 +74,12 @@ def _answer_batches(llm: LLMConfig, settings: LLMSettings, task: Task, ph: str):
 
         engine = None  # loaded on the first batch: an empty partition loads no model
         params = sampling_params(llm, task.schema)
-        step = max(1, settings.batch_size)
         for pdf in batches:
             if engine is None and len(pdf):
                 engine = get_engine(llm, settings)
+            # vLLM schedules its own batches and is fastest with all the prompts at once
+            whole = getattr(engine, "takes_whole_batches", False)
+            step = max(1, len(pdf) if whole else settings.batch_size)
             for off in range(0, len(pdf), step):
                 chunk = pdf.iloc[off: off + step]
                 prompts = [json.loads(m) for m in chunk["messages"]]

@@ -39,6 +39,8 @@ class Generation:
     prompt_tokens: int = 0
     completion_tokens: int = 0
     error: str | None = None  # set when the backend gave no answer (after its retries)
+    # False for a refusal asking again cannot change (a prompt over the model's context): cached as invalid
+    retryable: bool = True
 
 
 @runtime_checkable

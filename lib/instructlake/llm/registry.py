@@ -26,7 +26,7 @@ def make_engine(llm: LLMConfig, settings: LLMSettings) -> Engine:
     if b == "vllm":
         from instructlake.llm.vllm_engine import VLLMEngine
 
-        return VLLMEngine(llm.model, path, dict(settings.engine_kwargs))
+        return VLLMEngine(llm.model, path, settings)
     if b == "scripted":
         from instructlake.llm.scripted import ScriptedEngineDouble
 
@@ -35,8 +35,13 @@ def make_engine(llm: LLMConfig, settings: LLMSettings) -> Engine:
 
 
 def get_engine(llm: LLMConfig, settings: LLMSettings) -> Engine:
+    """The worker's engine for this model. Keyed by what builds an engine (backend, model, settings), not by
+    sampling: stages that sample one model differently share one engine instead of loading it again,
+    which on a GPU would not even fit beside the first."""
+
     def load() -> Engine:
         log.info("loading LLM engine %s (%s)", llm.backend, llm.model)
         return make_engine(llm, settings)
 
-    return once_per_worker("llm", {"llm": config_hash(llm), "settings": config_hash(settings)}, load)
+    key = {"backend": llm.backend, "model": llm.model, "settings": config_hash(settings)}
+    return once_per_worker("llm", key, load)

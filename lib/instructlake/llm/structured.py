@@ -1,8 +1,8 @@
 """Structured output: parse an answer as JSON, repair the common defects, validate it against the task's
 JSON schema, and re-ask the model with the error when that fails.
 
-Repairs, in order: code fences, prose around the JSON, trailing commas, Python literals (True/None), and
-an object that merely wraps the expected array ({"tags": [...]}). A prompt whose answer still fails after
+Repairs, in order: code fences, prose around the JSON, raw control characters in strings, trailing commas,
+Python literals (True/None), and an object that merely wraps the expected array ({"tags": [...]}). A prompt whose answer still fails after
 `max_reasks` re-asks comes back with `error` set; nothing here raises on a bad answer: an answer nested
 deeper than MAX_DEPTH is invalid like any other, and lone surrogates (from escapes such as "\\ud83d",
 which no Arrow or Delta column can hold) become U+FFFD in the text and the value.
@@ -57,9 +57,13 @@ def _loads(s: str) -> Any:
         return bounded_loads(s, MAX_DEPTH)
     except ValueError:
         pass
+    try:  # raw newlines or tabs inside strings, which models (and xgrammar's JSON grammar) let through
+        return bounded_loads(s, MAX_DEPTH, strict=False)
+    except ValueError:
+        pass
     fixed = _TRAILING_COMMA.sub(r"\1", s)
     fixed = re.sub(r"\bTrue\b", "true", re.sub(r"\bFalse\b", "false", re.sub(r"\bNone\b", "null", fixed)))
-    return bounded_loads(fixed, MAX_DEPTH)
+    return bounded_loads(fixed, MAX_DEPTH, strict=False)
 
 
 def parse(text: str, schema: dict[str, Any] | None) -> tuple[Any, str | None]:
@@ -115,6 +119,9 @@ def generate_json(engine: Engine, prompts: Sequence[Messages], params: SamplingP
             o.attempts += 1
             o.prompt_tokens += g.prompt_tokens
             o.completion_tokens += g.completion_tokens
+            if g.error is not None and not g.retryable:
+                o.error, o.transport_error, o.value = f"not answered: {g.error}", False, None
+                continue
             if g.error is not None:
                 o.error, o.transport_error, o.value = f"backend: {g.error}", True, None
                 continue
