@@ -12,6 +12,7 @@ ROOT = Path(__file__).resolve().parents[1]
 SAMPLES = ROOT / "data" / "samples"
 os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("VLLM_LOGGING_LEVEL", "WARNING")  # vLLM logs every engine step of every worker at INFO
 
 TEST_SETTINGS = ["platform.spark.master=local[2]", "platform.spark.shuffle_partitions=4",
                  "platform.spark.driver_memory=3g"]

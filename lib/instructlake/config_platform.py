@@ -74,6 +74,10 @@ class LLMSettings:
     dtype: str = "auto"
     # CUDA graphs cost start-up time and memory; eager mode trades a little throughput for both.
     enforce_eager: bool = False
+    # vLLM's engine core in the Python worker's own process, not a process of its own: Spark kills idle or
+    # cancelled workers with SIGKILL, and an engine core process would outlive its worker, holding the
+    # GPU (measured: it did). Its tensor-parallel workers watch it and exit with it.
+    engine_core_in_worker: bool = True
     # Any other keyword argument of vllm.LLM, passed as it is (it wins over the settings above).
     engine_kwargs: dict[str, str] = field(default_factory=dict)
     # Partitions the prompts of one call are spread over (0: Spark's default parallelism).
@@ -83,7 +87,8 @@ class LLMSettings:
     # Stage-level scheduling on a cluster: GPUs per model task and per executor (0: no ResourceProfile).
     gpus_per_task: float = 0.0
     executor_gpus: int = 1
-    # Scripted test double only: append every answered prompt here (tests count calls across workers).
+    # Tests: the scripted double and the vLLM engine append every prompt they are asked here, one line each
+    # (tests count calls made in Spark's Python workers).
     calls_file: str | None = None
 
 

@@ -107,3 +107,10 @@ def pipeline_lake(spark, tmp_path_factory) -> Lake:
 
 def _timing(o) -> None:
     print(f"pipeline fixture: {o.step} {o.action} {o.seconds:.1f}s")
+
+
+@pytest.fixture(scope="session")
+def tiny_chat_model(tmp_path_factory) -> Path:
+    from tests.tiny_models import build_tiny_chat_llama
+
+    return build_tiny_chat_llama(tmp_path_factory.mktemp("tiny-chat") / "model")

@@ -15,6 +15,7 @@ from __future__ import annotations
 import atexit
 import hashlib
 import logging
+import os
 from collections.abc import Sequence
 from typing import Any
 
@@ -89,11 +90,14 @@ class VLLMEngine:
     def __init__(self, model: str, model_path: str | None, settings: LLMSettings):
         vllm = _import_vllm()
         self.model = model
+        # vLLM reads this when it builds the engine; in-process, the engine core lives and dies with this process
+        os.environ["VLLM_ENABLE_V1_MULTIPROCESSING"] = "0" if settings.engine_core_in_worker else "1"
         kwargs = engine_arguments(settings, on_cpu())
         log.info("starting vLLM %s for %s (%s)", vllm.__version__, model, model_path or model)
         self.llm = vllm.LLM(model=model_path or model, **kwargs)
         self.tokenizer = self.llm.get_tokenizer()
         self.max_model_len = self.llm.llm_engine.model_config.max_model_len
+        self.calls_file = settings.calls_file
         self._closed = False
         atexit.register(self.close)
 
@@ -120,6 +124,9 @@ class VLLMEngine:
                                 "(platform.llm.max_model_len)")
 
     def _chat(self, prompts: list[Messages], params: SamplingParams) -> list[Generation]:
+        if self.calls_file:  # one line per prompt asked, written where it is asked (tests count these)
+            with open(self.calls_file, "a", encoding="utf-8") as f:
+                f.writelines(f"{os.getpid()} {prompt_hash(m)}\n" for m in prompts)
         outs = self.llm.chat(prompts, [self._sampling(params, p) for p in prompts], use_tqdm=False)
         return [Generation(text=o.outputs[0].text, prompt_tokens=len(o.prompt_token_ids or []),
                            completion_tokens=len(o.outputs[0].token_ids or [])) for o in outs]
