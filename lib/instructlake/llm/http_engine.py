@@ -2,7 +2,8 @@
 
 Standard library only. Prompts of a batch run on a bounded thread pool; each request is retried with
 exponential backoff and jitter on 429, 5xx, timeouts, dropped connections and unparseable bodies
-(honouring Retry-After). Other 4xx answers are not retried. The API key is read from the environment
+(honouring Retry-After). Other 4xx answers are not retried; a 400, 413 or 422 (a prompt over the context)
+is cached as the prompt's answer, a bad key or URL is asked again on the next run. The API key is read from the environment
 variable named in the settings and is never put in an error message, a log line or a cache row; a named
 variable that is not set is an error when the engine starts (on a cluster: in each executor), never a
 request sent without credentials. Redirects are never followed (a POST carrying the key would go to
@@ -30,6 +31,10 @@ from instructlake.llm.engine import Generation, Messages, SamplingParams
 log = logging.getLogger(__name__)
 
 RETRY_STATUS = {408, 409, 425, 429, 500, 502, 503, 504}
+# The server refused this request for what it is (a prompt over the model's context is a 400): the same
+# body would be refused again, so the refusal is cached as the prompt's answer. Other 4xx (a bad key, a
+# wrong model name or URL) are setup errors a re-run after the fix should ask again.
+REFUSED_STATUS = {400, 413, 422}
 # A chat completion is a few nested objects; a body deeper than this is not one.
 MAX_BODY_DEPTH = 32
 
@@ -103,7 +108,7 @@ class HTTPEngine:
                 log.warning("%s (attempt %d/%d); retrying in %.1fs", last, attempt + 1, self.max_retries + 1, wait)
                 time.sleep(wait)
             except PermanentError as e:
-                return Generation(error=str(e))
+                return Generation(error=str(e), retryable=e.retryable)
         return Generation(error=f"gave up after {self.max_retries + 1} attempts: {last}")
 
     def _post(self, body: bytes) -> Generation:
@@ -124,7 +129,8 @@ class HTTPEngine:
                                      "platform.llm.base_url to the final address") from None
             if e.code in RETRY_STATUS:
                 raise TransientError(f"{self.url} answered HTTP {e.code}: {snippet}", _retry_after(e)) from None
-            raise PermanentError(f"{self.url} answered HTTP {e.code}: {snippet}") from None
+            raise PermanentError(f"{self.url} answered HTTP {e.code}: {snippet}",
+                                 retryable=e.code not in REFUSED_STATUS) from None
         except TimeoutError as e:
             raise TransientError(f"{self.url} timed out after {self.timeout_s:g}s") from e
         except (urllib.error.URLError, ConnectionError, OSError) as e:
@@ -144,7 +150,11 @@ class HTTPEngine:
 
 
 class PermanentError(Exception):
-    pass
+    """Not retried now; `retryable` says whether a later run should ask again."""
+
+    def __init__(self, message: str, retryable: bool = True):
+        super().__init__(message)
+        self.retryable = retryable
 
 
 def _snippet(raw: bytes, n: int = 200) -> str:
