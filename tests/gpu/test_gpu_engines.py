@@ -1,7 +1,8 @@
-"""Engines on a CUDA device (marker gpu): skipped with the reason where there is no GPU or no vLLM.
+"""Engines on a CUDA device (marker gpu): skipped with the reason where there is no GPU.
 
-vLLM needs the `gpu` extra and a model directory: INSTRUCTLAKE_TEST_VLLM_MODEL names one (a small
-instruct model such as Qwen2.5-0.5B-Instruct on a cluster volume); nothing is downloaded.
+vLLM on a GPU needs the `gpu` extra and a model directory: INSTRUCTLAKE_TEST_VLLM_MODEL names one (a small
+instruct model such as Qwen2.5-0.5B-Instruct on a cluster volume); nothing is downloaded. The vLLM tests
+that run everywhere, on the CPU build, are tests/integration/test_vllm*.py.
 """
 
 from __future__ import annotations
@@ -36,11 +37,12 @@ def test_vllm_engine_answers_with_guided_json():
     model = os.environ.get("INSTRUCTLAKE_TEST_VLLM_MODEL")
     if not model:
         pytest.skip("INSTRUCTLAKE_TEST_VLLM_MODEL does not name a local model directory")
+    from instructlake.config import LLMSettings
     from instructlake.llm import prompts
     from instructlake.llm.structured import generate_json
     from instructlake.llm.vllm_engine import VLLMEngine
 
-    engine = VLLMEngine("test-model", model, {"gpu_memory_utilization": "0.5", "max_model_len": "2048"})
+    engine = VLLMEngine("test-model", model, LLMSettings(gpu_memory_utilization=0.5, max_model_len=2048))
     p = prompts.load("tag_instruction")
     msgs = [p.render(instruction=t) for t in ("Write a Python function that reverses a list.",
                                               "Translate 'good night' into Spanish.")]

@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import logging
+from dataclasses import asdict
 
 from instructlake.config import LLMConfig, LLMSettings, config_hash
 from instructlake.llm.engine import Engine
 from instructlake.worker_models import once_per_worker
 
 log = logging.getLogger(__name__)
+
+# Settings that say how Spark schedules the calls, not how an engine is built: a change keeps the engine.
+SCHEDULING = ("partitions", "commit_every", "gpus_per_task", "executor_gpus")
 
 
 def make_engine(llm: LLMConfig, settings: LLMSettings) -> Engine:
@@ -43,5 +47,6 @@ def get_engine(llm: LLMConfig, settings: LLMSettings) -> Engine:
         log.info("loading LLM engine %s (%s)", llm.backend, llm.model)
         return make_engine(llm, settings)
 
-    key = {"backend": llm.backend, "model": llm.model, "settings": config_hash(settings)}
+    built_from = {k: v for k, v in asdict(settings).items() if k not in SCHEDULING}
+    key = {"backend": llm.backend, "model": llm.model, "settings": config_hash(built_from)}
     return once_per_worker("llm", key, load)

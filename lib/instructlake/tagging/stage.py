@@ -82,7 +82,8 @@ def llm_rows(store: Store, config: Config, todo: DataFrame, chash: str) -> tuple
                            prompt.messages_column(instruction=F.col("text")).alias("messages"))
     answers, counts = complete(store, requests, cfg.llm, config.platform.llm, Task(prompt.version, prompt.schema))
     item = "array<struct<tag:string,explanation:string>>"
-    parsed = answers.withColumn("items", F.from_json("parsed", item))
+    # checkpointed: three branches read it, and each would join the cache to the requests again
+    parsed = answers.withColumn("items", F.from_json("parsed", item)).localCheckpoint()
     ok = parsed.filter(F.col("error").isNull())
     exploded = ok.select("request_id", F.posexplode("items").alias("pos", "it"))
     tagged = (exploded.select(F.col("request_id").alias("sample_id"), to_tag(F.col("it.tag")).alias("tag"),
