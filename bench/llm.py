@@ -82,7 +82,10 @@ def part_spark(model: Path, n: int) -> dict:
     from instructlake.tagging import stage as tagging
 
     tmp = Path(tempfile.mkdtemp(prefix="bench-llm-"))
-    base = ["platform.spark.master=local[2]", "platform.spark.shuffle_partitions=4", *settings(model)]
+    # every core for the one engine that answers, as offline vLLM has them (the warm-up's two engines too,
+    # so the timed task finds its engine built whichever worker it lands on)
+    base = ["platform.spark.master=local[2]", "platform.spark.shuffle_partitions=4", *settings(model),
+            f"platform.llm.threads={os.cpu_count()}"]
     cfg = load_config("local", [*base, "platform.llm.partitions=1"], warehouse=str(tmp / "wh"))
     spark = get_session(cfg.platform, "bench-llm")
     store = Store(spark, cfg.warehouse)

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -63,7 +64,20 @@ def keyed(requests: DataFrame, llm: LLMConfig, task: Task) -> DataFrame:
                                                           F.lit(ph), F.col("prompt_hash")), 256)))
 
 
-def _answer_batches(llm: LLMConfig, settings: LLMSettings, task: Task, ph: str):
+def engine_threads(spark, settings: LLMSettings, tasks: int) -> int:
+    """CPU threads for an engine: the host's cores over the LLM tasks that run on it at once (local), or
+    an executor's cores over its task slots (a cluster)."""
+    if settings.threads > 0:
+        return settings.threads
+    conf = spark.sparkContext.getConf()
+    if conf.get("spark.master", "").startswith("local"):
+        at_once = min(max(1, tasks), spark.sparkContext.defaultParallelism)
+        return max(1, (os.cpu_count() or 1) // at_once)
+    cores = int(conf.get("spark.executor.cores", "0") or 0)
+    return max(1, cores // max(1, int(float(conf.get("spark.task.cpus", "1"))))) if cores else 0
+
+
+def _answer_batches(llm: LLMConfig, settings: LLMSettings, task: Task, ph: str, threads: int = 0):
     """The mapInPandas function: answer each batch of prompts with the worker's engine."""
 
     def answer(batches: Iterator[Any]) -> Iterator[Any]:
@@ -76,7 +90,7 @@ def _answer_batches(llm: LLMConfig, settings: LLMSettings, task: Task, ph: str):
         params = sampling_params(llm, task.schema)
         for pdf in batches:
             if engine is None and len(pdf):
-                engine = get_engine(llm, settings)
+                engine = get_engine(llm, settings, threads)
             # vLLM schedules its own batches and is fastest with all the prompts at once
             whole = getattr(engine, "takes_whole_batches", False)
             step = max(1, len(pdf) if whole else settings.batch_size)
@@ -123,6 +137,7 @@ def complete(store: Store, requests: DataFrame, llm: LLMConfig, settings: LLMSet
     if n_miss:
         parts = settings.partitions or spark.sparkContext.defaultParallelism
         rounds = max(1, -(-n_miss // max(1, settings.commit_every)))
+        threads = engine_threads(spark, settings, min(parts, n_miss))
         log.info("LLM %s (%s, %s): %d prompts, %d cached, %d to answer in %d round(s) on %d partitions", llm.backend,
                  llm.model, task.prompt_version, n_prompts, n_prompts - n_miss, n_miss, rounds, min(parts, n_miss))
         misses = misses.withColumn("_round", F.pmod(F.xxhash64("cache_key"), F.lit(rounds))).localCheckpoint()
@@ -131,7 +146,7 @@ def complete(store: Store, requests: DataFrame, llm: LLMConfig, settings: LLMSet
             todo = misses.filter(F.col("_round") == r).drop("_round")
             # localCheckpoint: the answers are computed exactly once, however often they are read below
             fresh = (todo.repartition(min(parts, n_miss), "cache_key")
-                     .mapInPandas(_answer_batches(llm, settings, task, ph), ANSWER_SCHEMA,
+                     .mapInPandas(_answer_batches(llm, settings, task, ph, threads), ANSWER_SCHEMA,
                                   profile=gpu_profile(settings.gpus_per_task, settings.executor_gpus))
                      .withColumn("created_at", F.current_timestamp())
                      .localCheckpoint())

@@ -15,7 +15,7 @@ log = logging.getLogger(__name__)
 SCHEDULING = ("partitions", "commit_every", "gpus_per_task", "executor_gpus")
 
 
-def make_engine(llm: LLMConfig, settings: LLMSettings) -> Engine:
+def make_engine(llm: LLMConfig, settings: LLMSettings, threads: int = 0) -> Engine:
     b = llm.backend
     path = settings.model_paths.get(llm.model)
     if b == "http":
@@ -30,7 +30,7 @@ def make_engine(llm: LLMConfig, settings: LLMSettings) -> Engine:
     if b == "vllm":
         from instructlake.llm.vllm_engine import VLLMEngine
 
-        return VLLMEngine(llm.model, path, settings)
+        return VLLMEngine(llm.model, path, settings, threads)
     if b == "scripted":
         from instructlake.llm.scripted import ScriptedEngineDouble
 
@@ -38,15 +38,15 @@ def make_engine(llm: LLMConfig, settings: LLMSettings) -> Engine:
     raise ValueError(f"llm.backend {b!r} has no engine (use http, transformers, vllm or scripted)")
 
 
-def get_engine(llm: LLMConfig, settings: LLMSettings) -> Engine:
+def get_engine(llm: LLMConfig, settings: LLMSettings, threads: int = 0) -> Engine:
     """The worker's engine for this model. Keyed by what builds an engine (backend, model, settings), not by
     sampling: stages that sample one model differently share one engine instead of loading it again,
     which on a GPU would not even fit beside the first."""
 
     def load() -> Engine:
         log.info("loading LLM engine %s (%s)", llm.backend, llm.model)
-        return make_engine(llm, settings)
+        return make_engine(llm, settings, threads)
 
     built_from = {k: v for k, v in asdict(settings).items() if k not in SCHEDULING}
-    key = {"backend": llm.backend, "model": llm.model, "settings": config_hash(built_from)}
+    key = {"backend": llm.backend, "model": llm.model, "settings": config_hash(built_from), "threads": threads}
     return once_per_worker("llm", key, load)
