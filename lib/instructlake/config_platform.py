@@ -74,7 +74,7 @@ class LLMSettings:
     dtype: str = "auto"
     # CUDA graphs cost start-up time and memory; eager mode trades a little throughput for both.
     enforce_eager: bool = False
-    # CPU threads of a vLLM engine on the CPU build (0: the host's cores over the LLM tasks running on it).
+    # CPU threads of a vLLM engine on the CPU build (0: the host's cores over its Spark task slots).
     threads: int = 0
     # vLLM's engine core in the Python worker's own process, not a process of its own: Spark kills idle or
     # cancelled workers with SIGKILL, and an engine core process would outlive its worker, holding the

@@ -64,15 +64,15 @@ def keyed(requests: DataFrame, llm: LLMConfig, task: Task) -> DataFrame:
                                                           F.lit(ph), F.col("prompt_hash")), 256)))
 
 
-def engine_threads(spark, settings: LLMSettings, tasks: int) -> int:
-    """CPU threads for an engine: the host's cores over the LLM tasks that run on it at once (local), or
-    an executor's cores over its task slots (a cluster)."""
+def engine_threads(spark, settings: LLMSettings) -> int:
+    """CPU threads for an engine: the host's cores over its task slots (local), or an executor's cores over
+    its task slots (a cluster). Not over the tasks of one call: the thread count is part of the engine's
+    identity, and a worker should keep one engine across calls of different sizes."""
     if settings.threads > 0:
         return settings.threads
     conf = spark.sparkContext.getConf()
     if conf.get("spark.master", "").startswith("local"):
-        at_once = min(max(1, tasks), spark.sparkContext.defaultParallelism)
-        return max(1, (os.cpu_count() or 1) // at_once)
+        return max(1, (os.cpu_count() or 1) // max(1, spark.sparkContext.defaultParallelism))
     cores = int(conf.get("spark.executor.cores", "0") or 0)
     return max(1, cores // max(1, int(float(conf.get("spark.task.cpus", "1"))))) if cores else 0
 
@@ -137,7 +137,7 @@ def complete(store: Store, requests: DataFrame, llm: LLMConfig, settings: LLMSet
     if n_miss:
         parts = settings.partitions or spark.sparkContext.defaultParallelism
         rounds = max(1, -(-n_miss // max(1, settings.commit_every)))
-        threads = engine_threads(spark, settings, min(parts, n_miss))
+        threads = engine_threads(spark, settings)
         log.info("LLM %s (%s, %s): %d prompts, %d cached, %d to answer in %d round(s) on %d partitions", llm.backend,
                  llm.model, task.prompt_version, n_prompts, n_prompts - n_miss, n_miss, rounds, min(parts, n_miss))
         misses = misses.withColumn("_round", F.pmod(F.xxhash64("cache_key"), F.lit(rounds))).localCheckpoint()
