@@ -33,6 +33,9 @@ def test_vllm_arguments_on_the_cpu_build_and_on_a_gpu():
         assert kw["max_num_seqs"] == 64 and kw["dtype"] == "bfloat16" and kw["max_model_len"] == 4096
         assert kw["structured_outputs_config"] == {"backend": "xgrammar", "disable_any_whitespace": True}
     assert engine_arguments(replace(s, kv_cache_gib=2.5), cpu=False)["kv_cache_memory_bytes"] == int(2.5 * (1 << 30))
+    # no max_model_len: the model's on a GPU, one prefill step's on the CPU build (no chunks there)
+    assert "max_model_len" not in engine_arguments(LLMSettings(), cpu=False)
+    assert engine_arguments(LLMSettings(), cpu=True)["max_model_len"] == 8192
 
 
 def test_each_prompt_has_its_own_reproducible_seed():

@@ -2,8 +2,9 @@
 
 Imported only when a stage's `llm.backend` is `vllm`. The `gpu` extra installs the official CUDA build for
 clusters; `python build.py setup` installs vLLM's CPU build here (Linux x86-64), which runs the same code.
-The engine is built once per Python worker (registry.get_engine) because loading a model takes minutes, and
-shut down when the worker exits, so no EngineCore process outlives it.
+The engine is built once per Python worker (registry.get_engine) because loading a model takes minutes. Its
+engine core runs inside the worker (platform.llm.engine_core_in_worker), so nothing outlives a worker that
+Spark kills; in a process of its own it is shut down at exit.
 
 Where the two builds differ, the code branches on `vllm.platforms.current_platform.is_cpu()`: on the CPU
 build `gpu_memory_utilization` would reserve that fraction of host RAM for the KV cache, so the KV cache is
@@ -64,7 +65,10 @@ def engine_arguments(settings: LLMSettings, cpu: bool) -> dict[str, Any]:
     if cpu:
         # The CPU build crashes ("CPU Generator does not use offset") when it prefills a seeded request in
         # chunks, so each prompt is prefilled in one step: no chunks, and a step budget that holds a prompt.
+        # Without chunks vLLM refuses a context longer than the step, so the model's own (often 32k) gives
+        # way to the step size unless max_model_len is set.
         kw["enable_chunked_prefill"] = False
+        kw["max_model_len"] = settings.max_model_len or CPU_STEP_TOKENS
         kw["max_num_batched_tokens"] = max(settings.max_model_len, CPU_STEP_TOKENS)
     else:
         kw["gpu_memory_utilization"] = settings.gpu_memory_utilization
@@ -97,7 +101,7 @@ class VLLMEngine:
 
             os.environ["OMP_NUM_THREADS"] = str(threads)
             torch.set_num_threads(threads)
-        # vLLM reads this when it builds the engine; in-process, the engine core lives and dies with this process
+        # read when vLLM builds the engine; in-process, the engine core lives and dies with this process
         os.environ["VLLM_ENABLE_V1_MULTIPROCESSING"] = "0" if settings.engine_core_in_worker else "1"
         kwargs = engine_arguments(settings, on_cpu())
         log.info("starting vLLM %s for %s (%s)", vllm.__version__, model, model_path or model)
