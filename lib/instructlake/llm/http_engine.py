@@ -1,12 +1,12 @@
 """An OpenAI-compatible chat-completions client (vLLM serve, TGI, llama.cpp server, OpenAI, ...).
 
 Standard library only. Prompts of a batch run on a bounded thread pool; each request is retried with
-exponential backoff and jitter on 429, 5xx, timeouts, dropped connections and unparseable bodies
-(honouring Retry-After). Other 4xx answers are not retried; a 400, 413 or 422 (a prompt over the context)
-is cached as the prompt's answer, a bad key or URL is asked again on the next run. The API key is read from the environment
-variable named in the settings and is never put in an error message, a log line or a cache row; a named
-variable that is not set is an error when the engine starts (on a cluster: in each executor), never a
-request sent without credentials. Redirects are never followed (a POST carrying the key would go to
+exponential backoff and jitter on 429, 5xx, timeouts, dropped connections and unparseable bodies (honouring
+Retry-After). Other 4xx answers are not retried; a 400, 413 or 422 (a prompt over the context) is cached as
+the prompt's answer, a bad key or URL is asked again on the next run. The API key is read from the
+environment variable named in the settings and is never put in an error message, a log line or a cache row;
+a named variable that is not set is an error when the engine starts (on a cluster: in each executor), never
+a request sent without credentials. Redirects are never followed (a POST carrying the key would go to
 another host), response bodies are read up to `max_response_bytes`, and a body nested too deeply is an
 unusable answer, not a crash.
 """

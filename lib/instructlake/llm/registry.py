@@ -48,5 +48,6 @@ def get_engine(llm: LLMConfig, settings: LLMSettings, threads: int = 0) -> Engin
         return make_engine(llm, settings, threads)
 
     built_from = {k: v for k, v in asdict(settings).items() if k not in SCHEDULING}
-    key = {"backend": llm.backend, "model": llm.model, "settings": config_hash(built_from), "threads": threads}
+    key = {"backend": llm.backend, "model": llm.model, "settings": config_hash(built_from),
+           "threads": threads}
     return once_per_worker("llm", key, load)

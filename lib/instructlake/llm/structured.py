@@ -2,10 +2,10 @@
 JSON schema, and re-ask the model with the error when that fails.
 
 Repairs, in order: code fences, prose around the JSON, raw control characters in strings, trailing commas,
-Python literals (True/None), and an object that merely wraps the expected array ({"tags": [...]}). A prompt whose answer still fails after
-`max_reasks` re-asks comes back with `error` set; nothing here raises on a bad answer: an answer nested
-deeper than MAX_DEPTH is invalid like any other, and lone surrogates (from escapes such as "\\ud83d",
-which no Arrow or Delta column can hold) become U+FFFD in the text and the value.
+Python literals (True/None), and an object that merely wraps the expected array ({"tags": [...]}). A prompt
+whose answer still fails after `max_reasks` re-asks comes back with `error` set; nothing here raises on a
+bad answer: an answer nested deeper than MAX_DEPTH is invalid like any other, and lone surrogates (from
+escapes such as "\\ud83d", which no Arrow or Delta column can hold) become U+FFFD in the text and the value.
 """
 
 from __future__ import annotations

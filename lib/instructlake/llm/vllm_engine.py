@@ -38,8 +38,8 @@ def _import_vllm():
     try:
         import vllm
     except ImportError as e:
-        raise RuntimeError("llm.backend = vllm needs vLLM: the `gpu` extra (pip install 'instructlake[gpu]') on a "
-                           "CUDA machine, or `python build.py setup` for the CPU build on Linux x86-64: "
+        raise RuntimeError("llm.backend = vllm needs vLLM: the `gpu` extra (pip install "
+                           "'instructlake[gpu]') on a CUDA machine, or `python build.py setup` for the CPU build on Linux x86-64: "
                            f"{e}") from None
     return vllm
 
@@ -184,7 +184,8 @@ class VLLMEngine:
         if self._closed:
             return
         self._closed = True
+        # at interpreter exit a half-torn-down engine may raise; the process ends anyway
         try:
             self.llm.llm_engine.engine_core.shutdown()
-        except Exception as e:  # at interpreter exit a half-torn-down engine may raise; the process ends anyway
+        except Exception as e:
             log.debug("vLLM shutdown: %s", e)
