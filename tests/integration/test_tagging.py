@@ -208,3 +208,50 @@ def test_a_crash_midway_keeps_the_committed_rounds(spark, store, tmp_path):
     assert answers.count() == len(texts) and counts["cache_hits"] == committed
     assert counts["calls"] == len(texts) - committed
     assert store.count("llm_cache") == len(texts)
+
+
+def test_an_answer_another_run_cached_first_is_the_one_returned(spark, store, tmp_path, monkeypatch):
+    """Two runs answering the same prompt at once: the MERGE keeps the first answer cached, and both runs
+    must return that one (not their own), once per request."""
+    from instructlake.llm import cache
+
+    llm = LLMConfig(backend="scripted", model="instructlake.llm.scripted:keyword_tags", max_reasks=0)
+    prompt = prompts.load("tag_instruction")
+    task = Task(prompt.version, prompt.schema)
+    texts = ["write code in python", "a poem about rain", "solve this math problem"]
+    req = spark.createDataFrame([(f"r{i}", json.dumps(prompt.render(instruction=t))) for i, t in enumerate(texts)],
+                                "request_id string, messages string")
+    other = '[{"tag": "the other run", "explanation": "cached first"}]'
+    real_merge = store.merge
+
+    def merge_after_another_run(name, df, **kw):
+        if name == "llm_cache":  # the other run commits its answer to r1's prompt just before this one
+            first = df.join(keyed(req.filter("request_id = 'r1'"), llm, task).select("cache_key"), "cache_key")
+            real_merge(name, first.withColumn("parsed", F.lit(other)).localCheckpoint(), **kw)
+        return real_merge(name, df, **kw)
+
+    monkeypatch.setattr(store, "merge", merge_after_another_run)
+    answers, counts = cache.complete(store, req, llm, LLMSettings(), task)
+    got = {r["request_id"]: r["parsed"] for r in answers.collect()}
+    assert answers.count() == 3 and counts["calls"] == 3
+    assert got["r1"] == other and other not in (got["r0"], got["r2"])
+    assert store.count("llm_cache") == 3
+
+
+def test_answers_become_tag_rows_in_one_pass(spark):
+    """Repeated tags keep the first (with its rank), blank tags go, an answer without a usable tag and an
+    invalid one leave one null-tag row with the reason, a backend failure leaves none."""
+    rows = [("a", '[{"tag": " Coding ", "explanation": "1"}, {"tag": "", "explanation": "2"},'
+                  ' {"tag": "coding.", "explanation": "3"}, {"tag": "Math", "explanation": "4"}]', None),
+            ("b", '[{"tag": "  ", "explanation": "blank"}]', None),
+            ("c", None, "does not match the schema"),
+            ("d", None, "backend: HTTP 503")]
+    answers = spark.createDataFrame(rows, "request_id string, parsed string, error string")
+    item = "array<struct<tag:string,explanation:string>>"
+    parsed = answers.withColumn("_tags", tagging._answer_tags(F.from_json("parsed", item)))
+    got = sorted(parsed.select("request_id", F.explode(tagging._row_entries(F.col("_tags"))).alias("e"))
+                 .select("request_id", "e.tag", "e.explanation", "e.rank", "e.error").collect(), key=lambda r: r[:2])
+    assert [tuple(r) for r in got] == [
+        ("a", "coding", "1", 1, None), ("a", "math", "4", 4, None),
+        ("b", None, None, None, "the answer held no usable tag"),
+        ("c", None, None, None, "does not match the schema")]

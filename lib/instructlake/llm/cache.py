@@ -109,50 +109,69 @@ def complete(store: Store, requests: DataFrame, llm: LLMConfig, settings: LLMSet
              task: Task) -> tuple[DataFrame, dict[str, int]]:
     """Answers for `requests` (request_id, messages JSON): request_id plus ANSWER_COLUMNS, and counts
     (prompts, cache_hits, calls = prompts answered by the engine now, invalid, backend_errors)."""
-    spark = store.spark
     ph = params_hash(llm, task)
     req = keyed(requests.select("request_id", "messages"), llm, task).localCheckpoint()
     distinct = req.select("cache_key", "prompt_hash", "messages").dropDuplicates(["cache_key"])
     n_prompts = distinct.count()
     store.ensure("llm_cache")
-    misses = distinct.join(store.read("llm_cache").select("cache_key"), "cache_key", "left_anti")
+    # one snapshot for what is cached: the keys to answer and the answers read back come from the same one
+    snapshot = store.read("llm_cache", version=store.version("llm_cache"))
+    misses = distinct.join(snapshot.select("cache_key"), "cache_key", "left_anti")
     n_miss = misses.count()
     counts = {"prompts": n_prompts, "cache_hits": n_prompts - n_miss, "calls": n_miss}
-    failed = []  # backend failures: answers for this run only, never cached
+    parts = []  # the answers: cached ones, this run's (as cached), backend failures (this run only, never cached)
+    if n_prompts > n_miss or not n_miss:
+        parts.append(snapshot.select(*ANSWER_COLUMNS).join(req.select("cache_key"), "cache_key", "left_semi"))
     counts["backend_errors"] = counts["invalid"] = 0
     if n_miss:
-        parts = settings.partitions or spark.sparkContext.defaultParallelism
-        rounds = max(1, -(-n_miss // max(1, settings.commit_every)))
-        # the thread count is part of the engine's identity: one per worker, whatever a call's size
-        threads = task_threads(spark, settings.threads)
-        log.info("LLM %s (%s, %s): %d prompts, %d cached, %d to answer in %d round(s) on %d partitions", llm.backend,
-                 llm.model, task.prompt_version, n_prompts, n_prompts - n_miss, n_miss, rounds, min(parts, n_miss))
-        misses = misses.withColumn("_round", F.pmod(F.xxhash64("cache_key"), F.lit(rounds))).localCheckpoint()
-        t0 = time.time()
-        for r in range(rounds):
-            todo = misses.filter(F.col("_round") == r).drop("_round")
-            # localCheckpoint: the answers are computed exactly once, however often they are read below
-            fresh = (todo.repartition(min(parts, n_miss), "cache_key")
-                     .mapInPandas(_answer_batches(llm, settings, task, ph, threads), ANSWER_SCHEMA,
-                                  profile=gpu_profile(settings.gpus_per_task, settings.executor_gpus))
-                     .withColumn("created_at", F.current_timestamp())
-                     .localCheckpoint())
-            agg = fresh.agg(F.count("*").alias("n"), F.sum(F.col("transport_error").cast("int")).alias("t"),
-                            F.sum((F.col("error").isNotNull() & ~F.col("transport_error")).cast("int")).alias("i")).first()
-            counts["backend_errors"] += int(agg["t"] or 0)
-            counts["invalid"] += int(agg["i"] or 0)
-            store.merge("llm_cache", fresh.filter(~F.col("transport_error")).drop("transport_error"),
-                        source_is_materialized=True)
-            if agg["t"]:
-                failed.append(fresh.filter("transport_error").select(*ANSWER_COLUMNS))
-            spent = time.time() - t0
-            log.info("LLM round %d/%d: %d answered and cached (%.0fs so far, about %.0fs to go)", r + 1, rounds,
-                     agg["n"], spent, spent / (r + 1) * (rounds - r - 1))
-        log.info("LLM answered %d prompts in %.1fs (%d invalid after re-asks, %d backend errors)", n_miss,
-                 time.time() - t0, counts["invalid"], counts["backend_errors"])
-    cached = store.read("llm_cache").select(*ANSWER_COLUMNS)
-    answers = cached.join(req.select("cache_key"), "cache_key", "left_semi")
-    for f in failed:
-        answers = answers.unionByName(f)
+        parts += _answer_misses(store, misses, n_miss, llm, settings, task, ph, counts)
+    answers = parts[0]
+    for p in parts[1:]:
+        answers = answers.unionByName(p)
     out = req.select("request_id", "cache_key").join(answers, "cache_key")
     return out.select("request_id", *ANSWER_COLUMNS), counts
+
+
+def _answer_misses(store: Store, misses: DataFrame, n_miss: int, llm: LLMConfig, settings: LLMSettings,
+                   task: Task, ph: str, counts: dict[str, int]) -> list[DataFrame]:
+    """Answer the uncached prompts in rounds of commit_every, each round MERGEd into llm_cache; returns
+    the answers as DataFrames and adds to counts' invalid and backend_errors."""
+    spark = store.spark
+    parts = settings.partitions or spark.sparkContext.defaultParallelism
+    rounds = max(1, -(-n_miss // max(1, settings.commit_every)))
+    # the thread count is part of the engine's identity: one per worker, whatever a call's size
+    threads = task_threads(spark, settings.threads)
+    log.info("LLM %s (%s, %s): %d prompts, %d cached, %d to answer in %d round(s) on %d partitions", llm.backend,
+             llm.model, task.prompt_version, counts["prompts"], counts["cache_hits"], n_miss, rounds,
+             min(parts, n_miss))
+    misses = misses.withColumn("_round", F.pmod(F.xxhash64("cache_key"), F.lit(rounds))).localCheckpoint()
+    answers = []
+    t0 = time.time()
+    for r in range(rounds):
+        todo = misses.filter(F.col("_round") == r).drop("_round")
+        # localCheckpoint: the answers are computed exactly once, however often they are read below
+        fresh = (todo.repartition(min(parts, n_miss), "cache_key")
+                 .mapInPandas(_answer_batches(llm, settings, task, ph, threads), ANSWER_SCHEMA,
+                              profile=gpu_profile(settings.gpus_per_task, settings.executor_gpus))
+                 .withColumn("created_at", F.current_timestamp())
+                 .localCheckpoint())
+        agg = fresh.agg(F.count("*").alias("n"), F.sum(F.col("transport_error").cast("int")).alias("t"),
+                        F.sum((F.col("error").isNotNull() & ~F.col("transport_error")).cast("int")).alias("i")).first()
+        n, failed = int(agg["n"]), int(agg["t"] or 0)
+        counts["backend_errors"] += failed
+        counts["invalid"] += int(agg["i"] or 0)
+        kept = fresh.filter(~F.col("transport_error")).drop("transport_error")
+        merged = store.merge("llm_cache", kept, source_is_materialized=True)
+        if merged.inserted == n - failed:
+            answers.append(kept.select(*ANSWER_COLUMNS))  # every row went in as it is: no need to read it back
+        else:  # another run cached some of these keys first: its answers are the ones to use
+            answers.append(store.read("llm_cache").select(*ANSWER_COLUMNS)
+                           .join(kept.select("cache_key"), "cache_key", "left_semi"))
+        if failed:
+            answers.append(fresh.filter("transport_error").select(*ANSWER_COLUMNS))
+        spent = time.time() - t0
+        log.info("LLM round %d/%d: %d answered and cached (%.0fs so far, about %.0fs to go)", r + 1, rounds, n,
+                 spent, spent / (r + 1) * (rounds - r - 1))
+    log.info("LLM answered %d prompts in %.1fs (%d invalid after re-asks, %d backend errors)", n_miss,
+             time.time() - t0, counts["invalid"], counts["backend_errors"])
+    return answers

@@ -10,6 +10,8 @@ escapes such as "\\ud83d", which no Arrow or Delta column can hold) become U+FFF
 
 from __future__ import annotations
 
+import functools
+import json
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -90,15 +92,26 @@ def parse(text: str, schema: dict[str, Any] | None) -> tuple[Any, str | None]:
     return None, schema_error or json_error
 
 
+@functools.lru_cache(maxsize=64)
+def _validator(schema_json: str):
+    """A checked validator per schema: jsonschema.validate checks the schema itself on every call, which
+    cost most of the time of parsing an answer."""
+    import jsonschema
+
+    schema = json.loads(schema_json)
+    cls = jsonschema.validators.validator_for(schema)
+    cls.check_schema(schema)
+    return cls(schema)
+
+
 def validate(value: Any, schema: dict[str, Any]) -> str | None:
     import jsonschema
 
-    try:
-        jsonschema.validate(value, schema)
-    except jsonschema.ValidationError as e:
-        where = "/".join(str(p) for p in e.absolute_path) or "the top level"
-        return f"{e.message} at {where}"
-    return None
+    e = jsonschema.exceptions.best_match(_validator(json.dumps(schema, sort_keys=True)).iter_errors(value))
+    if e is None:
+        return None
+    where = "/".join(str(p) for p in e.absolute_path) or "the top level"
+    return f"{e.message} at {where}"
 
 
 def generate_json(engine: Engine, prompts: Sequence[Messages], params: SamplingParams,

@@ -82,25 +82,37 @@ def llm_rows(store: Store, config: Config, todo: DataFrame, chash: str) -> tuple
                            prompt.messages_column(instruction=F.col("text")).alias("messages"))
     answers, counts = complete(store, requests, cfg.llm, config.platform.llm, Task(prompt.version, prompt.schema))
     item = "array<struct<tag:string,explanation:string>>"
-    # checkpointed: three branches read it, and each would join the cache to the requests again
-    parsed = answers.withColumn("items", F.from_json("parsed", item)).localCheckpoint()
-    ok = parsed.filter(F.col("error").isNull())
-    exploded = ok.select("request_id", F.posexplode("items").alias("pos", "it"))
-    tagged = (exploded.select(F.col("request_id").alias("sample_id"), to_tag(F.col("it.tag")).alias("tag"),
-                              F.col("it.explanation").alias("explanation"), (F.col("pos") + 1).alias("rank"))
-              .filter(F.length("tag") > 0)
-              .dropDuplicates(["sample_id", "tag"])
-              .withColumn("score", F.lit(None).cast("double")).withColumn("error", F.lit(None).cast("string")))
-    invalid = (parsed.filter(F.col("error").isNotNull() & ~F.col("error").startswith("backend:"))
-               .select(F.col("request_id").alias("sample_id"), F.lit(None).cast("string").alias("tag"),
-                       F.lit(None).cast("string").alias("explanation"), F.lit(None).cast("int").alias("rank"),
-                       F.lit(None).cast("double").alias("score"), "error"))
-    # a valid answer whose tags were all blank after normalization still marks the sample as tagged
-    blank = (ok.select(F.col("request_id").alias("sample_id")).join(tagged.select("sample_id"), "sample_id", "left_anti")
-             .select("sample_id", F.lit(None).cast("string").alias("tag"), F.lit(None).cast("string").alias("explanation"),
-                     F.lit(None).cast("int").alias("rank"), F.lit(None).cast("double").alias("score"),
-                     F.lit("the answer held no usable tag").alias("error")))
-    return tagged.unionByName(invalid).unionByName(blank), counts
+    parsed = answers.withColumn("_tags", _answer_tags(F.from_json("parsed", item)))
+    # one pass from answers to rows: no shuffle, no second read of the answers
+    rows = parsed.select(F.col("request_id").alias("sample_id"), F.explode(_row_entries(F.col("_tags"))).alias("e"))
+    return rows.select("sample_id", "e.tag", "e.explanation", "e.rank", F.lit(None).cast("double").alias("score"),
+                       "e.error"), counts
+
+
+def _answer_tags(items):
+    """An answer's items as stored: normalized, blank ones dropped, each with its rank in the answer."""
+    tags = F.transform(items, lambda x, i: F.struct(to_tag(x["tag"]).alias("tag"),
+                                                    x["explanation"].alias("explanation"),
+                                                    (i + 1).cast("int").alias("rank"),
+                                                    F.lit(None).cast("string").alias("error")))
+    return F.filter(tags, lambda x: F.length(x["tag"]) > 0)
+
+
+def _row_entries(tags):
+    """Each answer's tag rows: its distinct tags (the first of a repeated one), or one row with a null tag
+    and the reason (an invalid answer, or one whose tags were all blank); none for a backend failure,
+    which the next run asks again."""
+    first = F.filter(tags, lambda x, i: ~F.exists(F.slice(tags, 1, i), lambda y: y["tag"] == x["tag"]))
+
+    def untagged(reason):
+        return F.array(F.struct(F.lit(None).cast("string").alias("tag"), F.lit(None).cast("string").alias("explanation"),
+                                F.lit(None).cast("int").alias("rank"), reason.alias("error")))
+
+    ok = F.col("error").isNull()
+    return (F.when(ok & (F.size(first) > 0), first)
+            .when(ok, untagged(F.lit("the answer held no usable tag")))
+            .when(~F.col("error").startswith("backend:"), untagged(F.col("error")))
+            .otherwise(F.filter(untagged(F.lit(None).cast("string")), lambda x: F.lit(False))))
 
 
 def zero_shot_rows(spark: SparkSession, config: Config, todo: DataFrame) -> DataFrame:
@@ -142,12 +154,12 @@ def run(spark: SparkSession, store: Store, config: Config) -> StageResult:
                 .withColumn("prompt_version", F.lit(version)).withColumn("config_hash", F.lit(chash))
                 .withColumn("tagged_at", F.current_timestamp())
                 .select(*schemas.TAGS.fieldNames())).localCheckpoint()
-        per = rows.groupBy("sample_id").agg(F.max(F.col("tag").isNotNull().cast("int")).alias("has")).agg(
-            F.count("*").alias("n"), F.sum("has").alias("tagged")).first()
+        per = rows.agg(F.countDistinct("sample_id").alias("n"), F.count("tag").alias("tag_rows"),
+                       F.countDistinct(F.when(F.col("tag").isNotNull(), F.col("sample_id"))).alias("tagged")).first()
         counts["tagged"] = int(per["tagged"] or 0)
         counts["untagged"] = int(per["n"] or 0) - counts["tagged"]
         counts["backend_failed"] = n_todo - int(per["n"] or 0)
-        counts["tag_rows"] = rows.filter(F.col("tag").isNotNull()).count()
+        counts["tag_rows"] = int(per["tag_rows"] or 0)
         log.info("tagged %d samples in %.1fs (%.0f samples/s); writing %d tag rows", n_todo, time.time() - t0,
                  n_todo / max(1e-9, time.time() - t0), counts["tag_rows"])
         store.merge("tags", rows, source_is_materialized=True)
