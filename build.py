@@ -132,6 +132,7 @@ def setup(force: bool = False) -> None:
     jar_key = digest(POM)
     if not force and stamp.get("python") == py_key and stamp.get("jars") == jar_key and PY.exists():
         class_archive(stamp, force)
+        submit_defaults()
         log("setup: .venv is up to date")
         return
     t0 = time.time()
@@ -154,6 +155,7 @@ def setup(force: bool = False) -> None:
         stamp["jars"] = jar_key
         write_stamp(stamp)
     class_archive(stamp, force)
+    submit_defaults()
     log(f"setup done in {time.time() - t0:.0f}s")
 
 
@@ -171,6 +173,15 @@ def class_archive(stamp: dict, force: bool) -> None:
         run([PY, "-m", "instructlake.jvm_archive", "build", *(["--force"] if force else [])])
         stamp["class_archive"] = key
         write_stamp(stamp)
+
+
+def submit_defaults() -> None:
+    """The spark-defaults.conf this venv's spark-submit reads (Delta's JARs, the venv's Python, the class
+    archive): rewritten every time, since the JARs or the archive may have changed."""
+    proc = subprocess.run([str(PY), "-m", "instructlake.submit_defaults", "write"], capture_output=True,
+                          text=True, env=child_env())
+    if proc.returncode:
+        fail(f"writing spark-defaults.conf for spark-submit failed:\n{proc.stderr[-2000:]}")
 
 
 def write_stamp(stamp: dict) -> None:

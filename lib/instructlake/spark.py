@@ -2,8 +2,9 @@
 
 Locally: `local[*]`, Delta's SQL extension and catalog, and the JVM packages that `build.py setup`
 fetched with Maven (INSTRUCTLAKE_JARS or <venv>/share/instructlake/jars/<package>/*.jar).
-On a cluster (platform databricks / emr): the master comes from spark-submit and the runtime's own
-Delta and packages are used. Arrow is on everywhere.
+Under spark-submit, here or on a cluster: spark-submit's master and settings win over the platform file,
+and the JARs come from spark-submit (locally from the spark-defaults.conf setup writes:
+instructlake.submit_defaults). Arrow is on everywhere.
 """
 
 from __future__ import annotations
@@ -70,56 +71,111 @@ def check_java() -> None:
                                "install Java 17 and point JAVA_HOME at it.")
 
 
+def submitted_conf() -> dict[str, str] | None:
+    """The settings of a JVM that was running before Python (spark-submit, a notebook on a cluster),
+    spark-submit's --master and --conf and spark-defaults.conf among them; None when pyspark will start
+    the JVM itself."""
+    if "PYSPARK_GATEWAY_PORT" not in os.environ:
+        return None
+    from pyspark import SparkConf, SparkContext
+
+    SparkContext._ensure_initialized()
+    return dict(SparkConf().getAll())
+
+
+def _require_delta_classes() -> None:
+    """In a JVM that spark-submit started: Delta must be on its classpath already, or say how to get it."""
+    from pyspark import SparkContext
+
+    jvm = SparkContext._jvm
+    try:
+        jvm.java.lang.Class.forName("io.delta.sql.DeltaSparkSessionExtension", False,
+                                    jvm.Thread.currentThread().getContextClassLoader())
+    except Exception:  # noqa: BLE001 - Py4J wraps ClassNotFoundException in its own error type
+        raise RuntimeError(
+            "the JVM spark-submit started has no Delta Lake classes: run `python build.py setup` (it writes "
+            "the spark-defaults.conf that this venv's spark-submit reads; see `python -m "
+            "instructlake.submit_defaults show`), or pass Delta to spark-submit (--packages "
+            "io.delta:delta-spark_2.13:<version>, or --jars and --driver-class-path)") from None
+
+
+def _session_settings(platform: PlatformConfig, launched: bool) -> dict[str, str]:
+    """What the platform file asks of a session, by Spark key."""
+    s = platform.spark
+    out: dict[str, str] = {}
+    if s.master:
+        out["spark.master"] = s.master
+    if s.driver_memory and not launched and (not s.master or s.master.startswith("local")):
+        out["spark.driver.memory"] = s.driver_memory
+    out.update({"spark.sql.execution.arrow.pyspark.enabled": "true",
+                "spark.sql.execution.arrow.pyspark.fallback.enabled": "false",
+                "spark.sql.shuffle.partitions": str(s.shuffle_partitions),
+                "spark.databricks.delta.schema.autoMerge.enabled": "false"})
+    if s.delta_extensions:
+        out["spark.sql.extensions"] = "io.delta.sql.DeltaSparkSessionExtension"
+        out["spark.sql.catalog.spark_catalog"] = "org.apache.spark.sql.delta.catalog.DeltaCatalog"
+    if s.local_jars and not launched:
+        out.update(_local_jar_settings())
+    out.update({k: str(v) for k, v in s.conf.items()})
+    if not launched and s.master and s.master.startswith("local"):
+        opts = ""
+        if s.class_archive:
+            from instructlake.jvm_archive import java_options
+
+            opts = java_options()
+        # set even when empty: the platform's value, not a class archive from spark-defaults.conf
+        out["spark.driver.extraJavaOptions"] = f"{s.conf.get('spark.driver.extraJavaOptions', '')} {opts}".strip()
+    return out
+
+
+def _local_jar_settings() -> dict[str, str]:
+    found = local_jars()
+    if "delta" not in found:
+        raise RuntimeError(
+            f"no Delta Lake JARs under {jars_root()}: run `python build.py setup` (it fetches them with "
+            "Maven), or set INSTRUCTLAKE_JARS to a directory holding delta/*.jar")
+    jars = [str(j) for group in found.values() for j in group]
+    log.info("JVM packages on the classpath: %s", ", ".join(sorted(found)))
+    for optional, fallback in (("graphframes", "graph stages use Spark-native algorithms"),
+                               ("sparknlp", "embeddings use the Python (sentence-transformers) path")):
+        if optional not in found:
+            log.info("%s JARs not found under %s: %s", optional, jars_root(), fallback)
+    # spark.jars alone reaches executors; extraClassPath makes the classes visible to the driver's
+    # Delta catalog plugin, which is loaded before spark.jars is.
+    return {"spark.jars": ",".join(jars), "spark.driver.extraClassPath": os.pathsep.join(jars)}
+
+
 def get_session(platform: PlatformConfig, app_name: str | None = None):
-    """Build (or return the active) SparkSession for this platform."""
+    """Build (or return the active) SparkSession for this platform.
+
+    Under spark-submit (or wherever the JVM ran before Python) what spark-submit was given wins: its
+    --master and every --conf or spark-defaults.conf key are kept, and the platform file fills in only
+    the keys it left unset. The session logs the master it got and where that came from."""
     from pyspark.sql import SparkSession
 
     active = SparkSession.getActiveSession()
     if active is not None:
         return active
-    s = platform.spark
-    if s.master and s.master.startswith("local"):
+    submitted = submitted_conf()
+    launched = submitted is not None
+    if not launched and platform.spark.master and platform.spark.master.startswith("local"):
         check_java()
     os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
-    b = SparkSession.builder.appName(app_name or s.app_name)
-    if s.master:
-        b = b.master(s.master)
-    if s.driver_memory and (not s.master or s.master.startswith("local")):
-        b = b.config("spark.driver.memory", s.driver_memory)
-    b = (b.config("spark.sql.execution.arrow.pyspark.enabled", "true")
-          .config("spark.sql.execution.arrow.pyspark.fallback.enabled", "false")
-          .config("spark.sql.shuffle.partitions", str(s.shuffle_partitions))
-          .config("spark.databricks.delta.schema.autoMerge.enabled", "false"))
-    if s.delta_extensions:
-        b = (b.config("spark.sql.extensions", "io.delta.sql.DeltaSparkSessionExtension")
-              .config("spark.sql.catalog.spark_catalog", "org.apache.spark.sql.delta.catalog.DeltaCatalog"))
-    if s.local_jars:
-        found = local_jars()
-        if "delta" not in found:
-            raise RuntimeError(
-                f"no Delta Lake JARs under {jars_root()}: run `python build.py setup` (it fetches them with "
-                "Maven), or set INSTRUCTLAKE_JARS to a directory holding delta/*.jar")
-        jars = [str(j) for group in found.values() for j in group]
-        # spark.jars alone reaches executors; extraClassPath makes the classes visible to the driver's
-        # Delta catalog plugin, which is loaded before spark.jars is.
-        b = b.config("spark.jars", ",".join(jars))
-        b = b.config("spark.driver.extraClassPath", os.pathsep.join(jars))
-        log.info("JVM packages on the classpath: %s", ", ".join(sorted(found)))
-        for optional, fallback in (("graphframes", "graph stages use Spark-native algorithms"),
-                                   ("sparknlp", "embeddings use the Python (sentence-transformers) path")):
-            if optional not in found:
-                log.info("%s JARs not found under %s: %s", optional, jars_root(), fallback)
-    for k, v in s.conf.items():
-        b = b.config(k, v)
-    if s.class_archive and s.master and s.master.startswith("local"):
-        from instructlake.jvm_archive import java_options
-
-        opts = java_options()
-        if opts:
-            b = b.config("spark.driver.extraJavaOptions",
-                         f"{s.conf.get('spark.driver.extraJavaOptions', '')} {opts}".strip())
+    wanted = _session_settings(platform, launched)
+    kept = sorted(k for k in wanted if launched and k in submitted and submitted[k] != wanted[k])
+    b = SparkSession.builder.appName(app_name or platform.spark.app_name)
+    for k, v in wanted.items():
+        if not (launched and k in submitted):
+            b = b.config(k, v)
+    if launched and platform.spark.delta_extensions:
+        _require_delta_classes()
     spark = b.getOrCreate()
     spark.sparkContext.setLogLevel("WARN")
+    master = spark.sparkContext.master
+    origin = "spark-submit" if launched and "spark.master" in submitted else "the platform config"
+    log.info("Spark master %s (from %s)", master, origin)
+    if kept:
+        log.info("spark-submit's settings kept over the platform config's: %s", ", ".join(kept))
     return spark
 
 
