@@ -6,6 +6,8 @@
     python build.py test [ARGS]       set up, then run pytest (ARGS go to pytest)
     python build.py bench NAME [ARGS] set up, then run bench/NAME.py
     python build.py bundle            build the wheel (conf/ inside) and dist/jobs/ for Databricks and EMR
+    python build.py cluster up|status|down [--workers N --cores N --memory M]
+                                      a Spark standalone cluster on 127.0.0.1 to spark-submit jobs to
     python build.py lint              ruff over the code
 
 Standard library only: this file runs before the virtual environment exists.
@@ -287,6 +289,14 @@ def bundle(args: list[str]) -> None:
         "dist/jobs/ and deploy/emr/bootstrap.sh to s3://BUCKET/instructlake/ and see deploy/emr/README.md")
 
 
+def cluster(args: list[str]) -> None:
+    """A Spark standalone master and workers on 127.0.0.1 (instructlake.cluster)."""
+    setup()
+    env = child_env()
+    env["SPARK_LOCAL_IP"] = "127.0.0.1"
+    sys.exit(subprocess.call([str(PY), "-m", "instructlake.cluster", *args], cwd=ROOT, env=env))
+
+
 def lint(args: list[str]) -> None:
     setup()
     run([PY, "-m", "ruff", "check", "build.py", "lib", "jobs", "tests", "bench", *args])
@@ -307,6 +317,8 @@ def main(argv: list[str]) -> None:
         bench(rest)
     elif task == "bundle":
         bundle(rest)
+    elif task == "cluster":
+        cluster(rest)
     elif task == "lint":
         lint(rest)
     else:

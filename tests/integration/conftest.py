@@ -62,6 +62,9 @@ class Lake:
     resumed: list = field(default_factory=list)  # the refresh run again
     model_dir: Path | None = None
     benchmarks: tuple[str, ...] = ()
+    first_versions: dict = field(default_factory=dict)  # table versions right after the first load
+    first_landing: Path | None = None  # the landing directory the first load read
+    first_export: Path | None = None  # the first load's export directory
 
 
 @pytest.fixture(scope="session")
@@ -86,6 +89,10 @@ def pipeline_lake(spark, tmp_path_factory) -> Lake:
     inputs = pipeline.Inputs(raw=(str(landing),), benchmarks=(write_benchmark(root),), export_dir=str(root / "export"))
     lake.benchmarks = inputs.benchmarks
     lake.first = pipeline.run(spark, store, cfg, inputs, on_step=_timing)
+    # the first run as it was, for comparisons after later runs changed the lake (time travel, copies)
+    lake.first_versions = {t: store.version(t) for t in store.tables()}
+    lake.first_landing = shutil.copytree(landing, root / "first_landing")
+    lake.first_export = shutil.copytree(root / "export", root / "first_export")
     lake.again = pipeline.run(spark, store, cfg, inputs)
     for f in refresh:
         shutil.copy(f, landing / f.name)

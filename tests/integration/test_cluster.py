@@ -1,0 +1,100 @@
+"""A real Spark standalone cluster (a master and two one-core workers on 127.0.0.1, each worker with its own
+executor JVM and Python workers): the whole pipeline submitted to it with spark-submit gives the same
+tables as the in-process local[2] run of the same inputs and settings (the pipeline fixture's first run,
+read back at the table versions it wrote)."""
+
+from __future__ import annotations
+
+import shutil
+
+import pytest
+from pyspark.sql import DataFrame
+from pyspark.sql import functions as F
+from pyspark.sql.types import ArrayType, DoubleType, FloatType, MapType, TimestampType
+
+from instructlake import cluster
+from tests.integration.conftest import pipeline_settings
+from tests.integration.test_spark_submit import ROOT, submit, user_env
+
+# what the comparison leaves out: when a row was written and by which run
+VOLATILE = {"run_id", "duration_s"}
+# tables whose rows are about a run, not about the data
+RUN_TABLES = {"runs", "ingested_files"}
+
+
+@pytest.fixture(scope="module")
+def standalone(tmp_path_factory):
+    root = tmp_path_factory.mktemp("cluster")
+    c = cluster.up(root, workers=2, cores=1, memory="2g")
+    yield c
+    pids = list(c.pids)
+    assert cluster.down(root)
+    assert not [p for p in pids if cluster._pid_alive(p)], "a cluster daemon outlived `down`"
+
+
+def comparable(df: DataFrame) -> DataFrame:
+    """The columns that say what the data is: no timestamps or run ids, file names without their
+    directory, doubles to 1e-4 (float sums in another partitioning may differ in the last bits), maps as
+    their sorted entries."""
+    cols = []
+    for f in df.schema.fields:
+        if isinstance(f.dataType, TimestampType) or f.name in VOLATILE:
+            continue
+        c = F.col(f"`{f.name}`")
+        if f.name in ("source_file", "path"):
+            c = F.regexp_extract(c, r"([^/]+)$", 1)
+        elif isinstance(f.dataType, DoubleType | FloatType):
+            c = F.round(c, 4)
+        elif isinstance(f.dataType, ArrayType) and isinstance(f.dataType.elementType, DoubleType | FloatType):
+            c = F.transform(c, lambda x: F.round(x, 4))
+        elif isinstance(f.dataType, MapType):  # set operations refuse maps: their sorted entries instead
+            c = F.array_sort(F.map_entries(c))
+        cols.append(c.alias(f.name))
+    return df.select(*cols)
+
+
+def differences(a: DataFrame, b: DataFrame) -> tuple[int, int]:
+    a, b = comparable(a), comparable(b)
+    return a.exceptAll(b).count(), b.exceptAll(a).count()
+
+
+def test_pipeline_on_a_cluster_equals_the_local_run(spark, pipeline_lake, standalone, tmp_path):
+    lake = pipeline_lake
+    landing = tmp_path / "landing"
+    shutil.copytree(lake.first_landing, landing)
+    wh, export = tmp_path / "wh", tmp_path / "export"
+    sets = [x for s in pipeline_settings(lake.model_dir) for x in ("--set", s)]
+    r = submit(["--master", standalone.master_url, "--conf", "spark.executor.memory=1g",
+                "--conf", "spark.driver.host=127.0.0.1", str(ROOT / "jobs" / "pipeline.py"), "--warehouse", str(wh),
+                *sets, "run", "--input", str(landing), *[x for b in lake.benchmarks for x in ("--benchmark", b)],
+                "--export-dir", str(export)], cwd=tmp_path, env=user_env(SPARK_LOCAL_IP="127.0.0.1"))
+    assert r.returncode == 0, r.stdout[-4000:]
+    print("\n".join(ln for ln in r.stdout.splitlines() if " INFO instructlake.pipeline" in ln or ln.startswith("pipeline")))
+    assert f"Spark master {standalone.master_url} (from spark-submit)" in r.stdout
+    apps = standalone.applications()
+    assert apps and all(a["cores"] == 2 for a in apps[-1:]), apps  # both workers' executors took part
+
+    compared = {}
+    for name, version in sorted(lake.first_versions.items()):
+        if name in RUN_TABLES:
+            continue
+        local = lake.store.read(name, version=version)
+        remote = spark.read.format("delta").load(str(wh / name))
+        compared[name] = (local.count(), remote.count(), *differences(local, remote))
+    print("local vs cluster (rows local, rows cluster, only local, only cluster):", compared)
+    assert {"samples", "dedup_clusters", "tags", "seeds", "scores", "contamination"} <= set(compared)
+    assert all(n > 0 for n, *_ in compared.values() if n), compared
+    assert {k: v for k, v in compared.items() if v[0] != v[1] or v[2] or v[3]} == {}
+
+    local_scores = lake.store.read("scores", version=lake.first_versions["scores"])
+    remote_scores = spark.read.format("delta").load(str(wh / "scores"))
+    joined = local_scores.alias("a").join(remote_scores.alias("b"), ["sample_id", "config_hash"])
+    assert joined.count() == local_scores.count()
+    worst = joined.select(F.max(F.greatest(F.abs(F.col("a.loss_cond") - F.col("b.loss_cond")),
+                                           F.abs(F.col("a.loss_uncond") - F.col("b.loss_uncond"))))).first()[0]
+    assert worst is not None and worst <= 1e-4
+
+    def exported(root):
+        return {r["sample_id"] for r in spark.read.parquet(str(root / "parquet")).select("sample_id").collect()}
+
+    assert exported(export) == exported(lake.first_export) and exported(export)
