@@ -4,7 +4,8 @@ driver (per-worker model caches, model paths seen from an executor, broadcasts, 
 Databricks or EMR, and what the cluster test runs on.
 
     python build.py cluster up [--workers 2] [--cores 1] [--memory 2g]   # prints the master URL
-    spark-submit --master spark://127.0.0.1:PORT jobs/pipeline.py --warehouse ./lakehouse run ...
+    SPARK_LOCAL_IP=127.0.0.1 spark-submit --master spark://127.0.0.1:PORT jobs/pipeline.py \
+        --warehouse ./lakehouse run ...
     python build.py cluster status
     python build.py cluster down
 
@@ -197,7 +198,8 @@ def main(argv: list[str]) -> int:
             print(f"cluster: {e}", file=sys.stderr)
             return 1
         print(f"cluster up: {c.master_url} ({args.workers} workers x {args.cores} core(s)); web UI {c.web_url}")
-        print(f"  spark-submit --master {c.master_url} jobs/pipeline.py --warehouse ./lakehouse run ...")
+        print(f"  SPARK_LOCAL_IP={HOST} spark-submit --master {c.master_url} --conf spark.executor.memory=1g "
+              "jobs/pipeline.py --warehouse ./lakehouse run ...")
         return 0
     if args.action == "status":
         c = status()
