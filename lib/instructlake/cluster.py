@@ -60,7 +60,7 @@ class Cluster:
         return sorted(st.get("completedapps", []) + st.get("activeapps", []), key=lambda a: a.get("starttime", 0))
 
     def running(self) -> bool:
-        return all(_pid_alive(p) for p in self.pids)
+        return all(pid_alive(p) for p in self.pids)
 
 
 def default_dir() -> Path:
@@ -78,7 +78,7 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def _pid_alive(pid: int) -> bool:
+def pid_alive(pid: int) -> bool:
     try:  # a daemon this process started and that has exited is reaped here, not counted as alive
         if os.waitpid(pid, os.WNOHANG)[0] == pid:
             return False
@@ -169,7 +169,7 @@ def down(root: Path | None = None, timeout: float = 30.0) -> bool:
         except (ProcessLookupError, PermissionError):
             pass
     deadline = time.time() + timeout
-    while time.time() < deadline and any(_pid_alive(p) for p in c.pids):
+    while time.time() < deadline and any(pid_alive(p) for p in c.pids):
         time.sleep(0.5)
     for pid in c.pids:
         try:

@@ -29,7 +29,7 @@ def standalone(tmp_path_factory):
     yield c
     pids = list(c.pids)
     assert cluster.down(root)
-    assert not [p for p in pids if cluster._pid_alive(p)], "a cluster daemon outlived `down`"
+    assert not [p for p in pids if cluster.pid_alive(p)], "a cluster daemon outlived `down`"
 
 
 def comparable(df: DataFrame) -> DataFrame:
