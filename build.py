@@ -292,9 +292,7 @@ def bundle(args: list[str]) -> None:
 def cluster(args: list[str]) -> None:
     """A Spark standalone master and workers on 127.0.0.1 (instructlake.cluster)."""
     setup()
-    env = child_env()
-    env["SPARK_LOCAL_IP"] = "127.0.0.1"
-    sys.exit(subprocess.call([str(PY), "-m", "instructlake.cluster", *args], cwd=ROOT, env=env))
+    sys.exit(subprocess.call([str(PY), "-m", "instructlake.cluster", *args], cwd=ROOT, env=child_env()))
 
 
 def lint(args: list[str]) -> None:

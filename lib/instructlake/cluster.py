@@ -57,7 +57,8 @@ class Cluster:
     def applications(self) -> list[dict]:
         """Applications the master has run or runs, oldest first."""
         st = self.state()
-        return sorted(st.get("completedapps", []) + st.get("activeapps", []), key=lambda a: a.get("starttime", 0))
+        apps = st.get("completedapps", []) + st.get("activeapps", [])
+        return sorted(apps, key=lambda a: a.get("starttime", 0))
 
     def running(self) -> bool:
         return all(pid_alive(p) for p in self.pids)
@@ -129,9 +130,9 @@ def up(root: Path | None = None, workers: int = 2, cores: int = 1, memory: str =
     c.pids.append(_start([cls, "org.apache.spark.deploy.master.Master", "--host", HOST, "--port", str(port),
                           "--webui-port", str(web)], root / "logs" / "master.log", env))
     for i in range(workers):
-        c.pids.append(_start([cls, "org.apache.spark.deploy.worker.Worker", "--host", HOST, "--cores", str(cores),
-                              "--memory", memory, "--webui-port", str(free_port()), c.master_url],
-                             root / "logs" / f"worker-{i + 1}.log", env))
+        c.pids.append(_start([cls, "org.apache.spark.deploy.worker.Worker", "--host", HOST,
+                              "--cores", str(cores), "--memory", memory, "--webui-port", str(free_port()),
+                              c.master_url], root / "logs" / f"worker-{i + 1}.log", env))
     _save(root, c)
     deadline = time.time() + timeout
     while time.time() < deadline:
@@ -142,7 +143,8 @@ def up(root: Path | None = None, workers: int = 2, cores: int = 1, memory: str =
             return c
         time.sleep(1)
     down(root)
-    raise ClusterError(f"{workers} workers did not register with {c.master_url} in {timeout:.0f}s: see {root / 'logs'}")
+    raise ClusterError(f"{workers} workers did not register with {c.master_url} in {timeout:.0f}s: "
+                       f"see {root / 'logs'}")
 
 
 def _save(root: Path, c: Cluster) -> None:
@@ -197,7 +199,8 @@ def main(argv: list[str]) -> int:
         except ClusterError as e:
             print(f"cluster: {e}", file=sys.stderr)
             return 1
-        print(f"cluster up: {c.master_url} ({args.workers} workers x {args.cores} core(s)); web UI {c.web_url}")
+        print(f"cluster up: {c.master_url} ({args.workers} workers x {args.cores} core(s)); "
+              f"web UI {c.web_url}")
         print(f"  SPARK_LOCAL_IP={HOST} spark-submit --master {c.master_url} --conf spark.executor.memory=1g "
               "jobs/pipeline.py --warehouse ./lakehouse run ...")
         return 0

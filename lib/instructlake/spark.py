@@ -87,16 +87,12 @@ def _require_delta_classes() -> None:
     """In a JVM that spark-submit started: Delta must be on its classpath already, or say how to get it."""
     from pyspark import SparkContext
 
-    jvm = SparkContext._jvm
-    try:
-        jvm.java.lang.Class.forName("io.delta.sql.DeltaSparkSessionExtension", False,
-                                    jvm.Thread.currentThread().getContextClassLoader())
-    except Exception:  # noqa: BLE001 - Py4J wraps ClassNotFoundException in its own error type
+    if not _jvm_has_class(SparkContext._jvm, "io.delta.sql.DeltaSparkSessionExtension"):
         raise RuntimeError(
             "the JVM spark-submit started has no Delta Lake classes: run `python build.py setup` (it writes "
             "the spark-defaults.conf that this venv's spark-submit reads; see `python -m "
             "instructlake.submit_defaults show`), or pass Delta to spark-submit (--packages "
-            "io.delta:delta-spark_2.13:<version>, or --jars and --driver-class-path)") from None
+            "io.delta:delta-spark_2.13:<version>, or --jars and --driver-class-path)")
 
 
 def _session_settings(platform: PlatformConfig, launched: bool) -> dict[str, str]:
@@ -124,7 +120,8 @@ def _session_settings(platform: PlatformConfig, launched: bool) -> dict[str, str
 
             opts = java_options()
         # set even when empty: the platform's value, not a class archive from spark-defaults.conf
-        out["spark.driver.extraJavaOptions"] = f"{s.conf.get('spark.driver.extraJavaOptions', '')} {opts}".strip()
+        own = s.conf.get("spark.driver.extraJavaOptions", "")
+        out["spark.driver.extraJavaOptions"] = f"{own} {opts}".strip()
     return out
 
 
@@ -134,12 +131,19 @@ def _local_jar_settings() -> dict[str, str]:
         raise RuntimeError(
             f"no Delta Lake JARs under {jars_root()}: run `python build.py setup` (it fetches them with "
             "Maven), or set INSTRUCTLAKE_JARS to a directory holding delta/*.jar")
-    jars = [str(j) for group in found.values() for j in group]
     log.info("JVM packages on the classpath: %s", ", ".join(sorted(found)))
     for optional, fallback in (("graphframes", "graph stages use Spark-native algorithms"),
                                ("sparknlp", "embeddings use the Python (sentence-transformers) path")):
         if optional not in found:
             log.info("%s JARs not found under %s: %s", optional, jars_root(), fallback)
+    return jar_conf(found)
+
+
+def jar_conf(found: dict[str, list[Path]]) -> dict[str, str]:
+    """The Spark settings that put these JARs on the driver's and the executors' classpaths."""
+    jars = [str(j) for group in found.values() for j in group]
+    if not jars:
+        return {}
     # spark.jars alone reaches executors; extraClassPath makes the classes visible to the driver's
     # Delta catalog plugin, which is loaded before spark.jars is.
     return {"spark.jars": ",".join(jars), "spark.driver.extraClassPath": os.pathsep.join(jars)}
@@ -181,9 +185,12 @@ def get_session(platform: PlatformConfig, app_name: str | None = None):
 
 def has_jvm_class(spark, name: str) -> bool:
     """True when a JVM class (e.g. org.graphframes.GraphFrame) can be loaded by this session."""
+    return _jvm_has_class(spark.sparkContext._jvm, name)
+
+
+def _jvm_has_class(jvm, name: str) -> bool:
     try:
-        spark.sparkContext._jvm.java.lang.Class.forName(
-            name, False, spark.sparkContext._jvm.Thread.currentThread().getContextClassLoader())
+        jvm.java.lang.Class.forName(name, False, jvm.Thread.currentThread().getContextClassLoader())
         return True
     except Exception:  # noqa: BLE001 - Py4J wraps ClassNotFoundException in its own error type
         return False

@@ -43,13 +43,9 @@ def conf_dir() -> Path:
 def entries() -> dict[str, str]:
     """The settings a JVM started by spark-submit needs from this environment."""
     from instructlake.jvm_archive import java_options
-    from instructlake.spark import local_jars
+    from instructlake.spark import jar_conf, local_jars
 
-    jars = [str(j) for group in local_jars().values() for j in group]
-    out: dict[str, str] = {}
-    if jars:
-        out["spark.jars"] = ",".join(jars)
-        out["spark.driver.extraClassPath"] = os.pathsep.join(jars)
+    out = jar_conf(local_jars())
     # the venv's interpreter (not resolved: a symlink into the venv is what selects its site-packages)
     out["spark.pyspark.python"] = sys.executable
     out["spark.pyspark.driver.python"] = sys.executable
@@ -71,7 +67,8 @@ def render(existing: str, settings: dict[str, str]) -> str:
 
 # Spark's own INFO lines (a hundred per job start) would bury the stages' progress lines; a user's own
 # log4j2.properties in the conf directory is never replaced.
-LOG4J = """# instructlake (python build.py setup): Spark's messages at WARN and above; delete to get Spark's defaults
+LOG4J = """# instructlake (python build.py setup): Spark's messages at WARN and above;
+# delete this file to get Spark's defaults
 rootLogger.level = warn
 rootLogger.appenderRef.stderr.ref = console
 appender.console.type = Console

@@ -56,8 +56,8 @@ def defaults_written():
 def test_spark_submit_runs_the_jobs_with_its_own_master(spark, defaults_written, tmp_path):
     wh = tmp_path / "wh"
     first = pool(tmp_path / "first.jsonl", 30)
-    r = submit(["--master", "local[1]", "--conf", "spark.sql.shuffle.partitions=3", str(ROOT / "jobs" / "ingest.py"),
-                "--warehouse", str(wh), str(first)], cwd=tmp_path)
+    r = submit(["--master", "local[1]", "--conf", "spark.sql.shuffle.partitions=3",
+                str(ROOT / "jobs" / "ingest.py"), "--warehouse", str(wh), str(first)], cwd=tmp_path)
     assert r.returncode == 0, r.stderr[-3000:]
     # spark-submit's master and --conf, not the platform file's local[*] and 8 partitions
     # (spark-submit passes the Python driver's stderr on to its own stdout)

@@ -1,4 +1,4 @@
-"""The spark-defaults.conf setup writes: the user's own lines survive, ours are replaced, rewriting is stable."""
+"""spark-defaults.conf as setup writes it: a user's own lines survive, ours are replaced, stably."""
 
 from instructlake.submit_defaults import MARK, render
 
