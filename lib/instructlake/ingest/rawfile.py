@@ -8,7 +8,8 @@ or values in one file, damaged elements resynchronised at the next element of th
 
 `RecordScan(path, ...)` iterates `Raw` items in file order and counts the records it found itself
 (`.records`); with `start`/`end` (plain Lines files only) just the lines that begin in that byte range,
-so one large file can be parsed by several tasks. A record that is not valid UTF-8, not valid JSON, too
+so one large file can be parsed by several tasks. A path is local, or a URI read through Hadoop's
+FileSystem on the driver (`hadoopfs`); on executors the bytes of a URI arrive as an `Opened` stream. A record that is not valid UTF-8, not valid JSON, too
 large, too deep, or cut short still comes out, with `error` set, so the caller quarantines it with its
 raw text. Whole-file problems (missing, empty, not JSON at all) raise `FileFormatError` naming the file;
 the stage checks them on the driver before any task starts.
@@ -20,13 +21,16 @@ import io
 import json
 import zlib
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from instructlake.ingest import hadoopfs
 from instructlake.ingest.scan import Scanner
 from instructlake.ingest.window import Limits, Raw, Window
 
-__all__ = ["FileFormatError", "Limits", "Raw", "RecordScan", "iter_raw", "layout", "sniff", "splittable"]
+__all__ = ["FileFormatError", "Limits", "Opened", "Raw", "RecordScan", "is_gzip", "iter_raw", "layout",
+           "sniff", "splittable"]
 
 GZIP_MAGIC = b"\x1f\x8b"
 LINE_SUFFIXES = (".jsonl", ".ndjson", ".jsonl.gz", ".ndjson.gz")
@@ -39,13 +43,42 @@ class FileFormatError(ValueError):
     """A whole file cannot be read as JSON records; the message names the file."""
 
 
-def open_bytes(path: str | Path) -> io.BufferedIOBase:
+@dataclass
+class Opened:
+    """A file's bytes as a stream someone else opened (the byte-range source on an executor), read once:
+    from byte `sent_from` on, with `prefix_lines` newlines before it. `layout` comes from the driver's check."""
+    name: str
+    stream: io.BufferedIOBase
+    layout: str
+    sent_from: int = 0
+    prefix_lines: int = 0
+
+    def __str__(self) -> str:
+        return self.name
+
+
+def open_raw(path: str | Path | Opened) -> io.BufferedIOBase:
+    """The file's bytes as stored: a local file, a URI through Hadoop, or an Opened stream."""
+    if isinstance(path, Opened):
+        return path.stream
+    if hadoopfs.is_uri(str(path)):
+        st = hadoopfs.status(str(path))
+        if st is None:
+            raise FileFormatError(f"{path}: file does not exist")
+        if st.is_dir:
+            raise FileFormatError(f"{path}: is a directory, expected a file")
+        return hadoopfs.open_raw(str(path))
     p = Path(path)
     if not p.exists():
         raise FileFormatError(f"{p}: file does not exist")
     if p.is_dir():
         raise FileFormatError(f"{p}: is a directory, expected a file")
-    f = open(p, "rb")
+    return open(p, "rb")
+
+
+def open_bytes(path: str | Path | Opened) -> io.BufferedIOBase:
+    """The file's bytes, gunzipped as they are read when it starts with gzip's magic number."""
+    f = open_raw(path)
     if f.peek(2)[:2] == GZIP_MAGIC:
         return io.BufferedReader(Gunzip(f), CHUNK)
     return f
@@ -147,14 +180,14 @@ def _first_lines_are_values(path: str | Path, lines: int = 2) -> bool:
     return True
 
 
-def _gzip(path: str | Path) -> bool:
-    with open(path, "rb") as f:
+def is_gzip(path: str | Path) -> bool:
+    with open_raw(path) as f:
         return f.read(2) == GZIP_MAGIC
 
 
 def splittable(path: str | Path) -> bool:
     """A plain (not gzip) Lines file: its lines can be read by byte range."""
-    return not _gzip(path) and layout(path) == "lines"
+    return not is_gzip(path) and layout(path) == "lines"
 
 
 def sniff(path: str | Path, limits: Limits | None = None) -> tuple[str, list[Any]]:
@@ -196,7 +229,7 @@ class RecordScan:
 
     def __init__(
         self,
-        path: str | Path,
+        path: str | Path | Opened,
         looks_like_record: Callable[[Any], bool] | None = None,
         start: int = 0,
         end: int | None = None,
@@ -216,9 +249,10 @@ class RecordScan:
             self._file = None
 
     def __iter__(self) -> Iterator[Raw]:
-        self.kind = kind = layout(self.path)
+        opened = isinstance(self.path, Opened)
+        self.kind = kind = self.path.layout if opened else layout(self.path)
         ranged = bool(self.start) or self.end is not None
-        if ranged and (kind != "lines" or _gzip(self.path)):
+        if ranged and not opened and (kind != "lines" or is_gzip(self.path)):
             raise ValueError(f"{self.path}: only plain JSON Lines files can be read by byte range")
         try:
             if ranged:
@@ -241,22 +275,21 @@ class RecordScan:
     def _line_range(self) -> Iterator[Raw]:
         """As Hadoop's line reader: a line belongs to the range holding its first byte. Line numbers come
         from counting the newlines before the range (a sequential read at memory speed, no parsing)."""
-        start = self.start
-        self._file = f = open(self.path, "rb")
-        if start > 0:
-            f.seek(start - 1)
-            f.readline()  # the rest of a line that began in the previous range (or just its newline)
-        first = f.tell()
-        f.seek(0)
-        newlines, left = 0, first
-        while left > 0:
-            chunk = f.read(min(left, 1 << 24))
-            if not chunk:
-                break
-            newlines += chunk.count(b"\n")
-            left -= len(chunk)
-        f.seek(first)
-        yield from self._lines(f, first_line=newlines, byte0=first)
+        at = max(0, self.start - 1)
+        if isinstance(self.path, Opened):
+            f, newlines = self.path.stream, self.path.prefix_lines
+            if self.path.sent_from != at:
+                raise ValueError(f"{self.path}: the range starting at {self.start} was sent from byte "
+                                 f"{self.path.sent_from}, not {at}")
+        else:
+            f = open(self.path, "rb")
+            newlines = _newlines_before(f, at)
+        self._file = f
+        if self.start > 0:
+            skipped, ended = _skip_line(f)  # the rest of a line begun in the previous range, or its newline
+            at += skipped
+            newlines += ended
+        yield from self._lines(f, first_line=newlines, byte0=at)
 
     def _lines(self, f, first_line: int = 0, byte0: int = 0) -> Iterator[Raw]:
         lim, end = self.limits, self.end
@@ -343,6 +376,28 @@ class RecordScan:
     def _count(self, raw: Raw) -> Raw:
         self.records += 1
         return raw
+
+
+def _newlines_before(f, at: int) -> int:
+    """Newlines in the file's first `at` bytes, leaving the file at byte `at`."""
+    newlines, left = 0, at
+    while left > 0:
+        chunk = f.read(min(left, 1 << 24))
+        if not chunk:
+            break
+        newlines += chunk.count(b"\n")
+        left -= len(chunk)
+    return newlines
+
+
+def _skip_line(f) -> tuple[int, int]:
+    """Reads through the next newline, a piece at a time however long the line: (bytes, newlines read)."""
+    skipped = 0
+    while True:
+        piece = f.readline(CHUNK)
+        skipped += len(piece)
+        if not piece or piece.endswith(b"\n"):
+            return skipped, int(piece.endswith(b"\n"))
 
 
 def _chunks(f) -> Iterator[bytes]:

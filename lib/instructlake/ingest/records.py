@@ -18,7 +18,7 @@ from pathlib import Path
 
 from instructlake.config import IngestConfig
 from instructlake.ingest.formats import CONVERTERS, Conversation, RecordError, detect
-from instructlake.ingest.rawfile import FileFormatError, Limits, RecordScan
+from instructlake.ingest.rawfile import FileFormatError, Limits, Opened, RecordScan
 
 # Columns of the rows parse_file yields (kind = sample | quarantine | file); the stage splits them per
 # table. `records`: on a file row the scanner's count; on a sample row 1 for a record's first sample.
@@ -81,7 +81,7 @@ def validate(conv: Conversation) -> tuple[str | None, list[tuple[str, str]]]:
     return (system or None), turns
 
 
-def parse_file(path: str, source: str, fmt: str, cfg: IngestConfig, label: str | None = None,
+def parse_file(path: "str | Opened", source: str, fmt: str, cfg: IngestConfig, label: str | None = None,
                start: int = 0, end: int | None = None) -> Iterator[dict]:
     """Rows for every record in one file (or in a byte range of a plain JSON Lines file), then one `file`
     row with the scanner's record count. Never raises for bad records; FileFormatError for a bad file."""
@@ -178,15 +178,20 @@ def quarantine_id(*parts: str) -> str:
 
 def detect_file(path: str, forced: str | None = None) -> str:
     """The file's format: forced, or detected from its leading records. FileFormatError names the file."""
+    return inspect_file(path, forced)[0]
+
+
+def inspect_file(path: str, forced: str | None = None) -> tuple[str, str]:
+    """(format, layout) of a file, from one read of its leading records (see detect_file)."""
     from instructlake.ingest.formats import FORMATS
     from instructlake.ingest.rawfile import sniff
 
+    if forced and forced not in FORMATS:
+        raise FileFormatError(f"unknown format {forced!r}; use one of {', '.join(FORMATS)}")
+    # a forced format still needs records: a file that is not JSON records at all fails clearly
+    kind, records = sniff(path)
     if forced:
-        if forced not in FORMATS:
-            raise FileFormatError(f"unknown format {forced!r}; use one of {', '.join(FORMATS)}")
-        sniff(path)  # still fail clearly on a file that is not JSON records at all
-        return forced
-    _, records = sniff(path)
+        return forced, kind
     votes: dict[str, int] = {}
     for r in records:
         f = detect(r)
@@ -196,5 +201,4 @@ def detect_file(path: str, forced: str | None = None) -> str:
         keys = sorted({k for r in records if isinstance(r, dict) for k in r})[:12]
         raise FileFormatError(f"{path}: unknown format (fields seen: {', '.join(keys) or 'none'}); "
                               f"pass --format with one of {', '.join(FORMATS)}")
-    return max(votes.items(), key=lambda kv: (kv[1], kv[0]))[0]
-
+    return max(votes.items(), key=lambda kv: (kv[1], kv[0]))[0], kind

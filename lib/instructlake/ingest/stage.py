@@ -37,14 +37,17 @@ from pyspark.sql.types import (
 
 from instructlake import schemas
 from instructlake.config import Config, IngestConfig
-from instructlake.ingest.rawfile import FileFormatError, splittable
-from instructlake.ingest.records import EXPANSION_CUT, ROW_FIELDS, detect_file, parse_file
+from instructlake.ingest import hadoopfs
+from instructlake.ingest.rawfile import FileFormatError, Opened, is_gzip
+from instructlake.ingest.records import EXPANSION_CUT, ROW_FIELDS, inspect_file, parse_file
 from instructlake.runs import StageResult
 from instructlake.store import MergeResult, Store
 
 log = logging.getLogger(__name__)
 
 SUFFIXES = (".json", ".jsonl", ".ndjson", ".json.gz", ".jsonl.gz", ".ndjson.gz")
+# Rows of the byte-range source (Hadoop reader): a chunk of a file each.
+CHUNK_BYTES = 1 << 20
 
 PARSED = StructType([
     StructField("kind", StringType()),
@@ -81,6 +84,7 @@ class InputFile:
     label: str  # the name rows and quarantine entries refer to the file by
     size: int
     splittable: bool = False  # plain JSON Lines: may be parsed by byte range
+    layout: str = ""  # rawfile.layout: 'lines' or 'document'
 
 
 @dataclass(frozen=True)
@@ -95,22 +99,39 @@ class Piece:
         return (self.file.size if self.end is None else self.end) - self.start
 
 
-def find_files(paths: list[str], errors: list[str]) -> list[tuple[str, str]]:
-    """(file, label) for each path; a directory contributes its *.json[l][.gz] files, recursively.
-    Paths that do not exist are added to `errors`."""
-    out: list[tuple[str, str]] = []
+def find_files(paths: list[str], errors: list[str]) -> list[tuple[str, str, int]]:
+    """(file, label, size) for each path, local or a URI Hadoop reads; a directory contributes its
+    *.json[l][.gz] files, recursively. Paths that do not exist are added to `errors`."""
+    out: list[tuple[str, str, int]] = []
     for p in paths:
+        if hadoopfs.is_uri(p):
+            out += _find_uri(p, errors)
+            continue
         path = Path(p)
         if path.is_dir():
             found = sorted(f for f in path.rglob("*") if f.is_file() and f.name.endswith(SUFFIXES))
             if not found:
                 errors.append(f"{path}: directory holds no {', '.join(SUFFIXES)} files")
-            out += [(str(f.resolve()), str(f.relative_to(path))) for f in found]
+            out += [(str(f.resolve()), str(f.relative_to(path)), f.stat().st_size) for f in found]
         elif path.exists():
-            out.append((str(path.resolve()), path.name))
+            out.append((str(path.resolve()), path.name, path.stat().st_size))
         else:
             errors.append(f"{path}: file does not exist")
     return out
+
+
+def _find_uri(uri: str, errors: list[str]) -> list[tuple[str, str, int]]:
+    st = hadoopfs.status(uri)
+    if st is None:
+        errors.append(f"{uri}: file does not exist")
+        return []
+    if not st.is_dir:
+        return [(st.path, st.path.rstrip("/").rsplit("/", 1)[-1], st.size)]
+    root = st.path.rstrip("/") + "/"
+    found = [f for f in hadoopfs.list_files(uri) if f.path.endswith(SUFFIXES) and f.path.startswith(root)]
+    if not found:
+        errors.append(f"{uri}: directory holds no {', '.join(SUFFIXES)} files")
+    return [(f.path, f.path[len(root):], f.size) for f in found]
 
 
 def source_name(label: str) -> str:
@@ -125,11 +146,11 @@ def plan(paths: list[str], source: str | None = None, fmt: str | None = None) ->
     """Check every file on the driver; all whole-file errors are reported together, before any write."""
     files: list[InputFile] = []
     errors: list[str] = []
-    for path, label in find_files(paths, errors):
+    for path, label, size in find_files(paths, errors):
         try:
-            f = detect_file(path, fmt)
-            files.append(InputFile(path, source or source_name(label), f, label, Path(path).stat().st_size,
-                                   splittable(path)))
+            f, kind = inspect_file(path, fmt)
+            plain_lines = kind == "lines" and not is_gzip(path)
+            files.append(InputFile(path, source or source_name(label), f, label, size, plain_lines, kind))
         except FileFormatError as e:
             errors.append(str(e))
     if errors:
@@ -170,41 +191,78 @@ def pack(files: list[InputFile], small_bytes: int, split_bytes: int | None = Non
 
 
 def parse(spark: SparkSession, files: list[InputFile], cfg: IngestConfig, batch_rows: int,
-          small_bytes: int, split_bytes: int | None = None) -> DataFrame:
-    """DataFrame of PARSED rows for the files, parsed in Python workers."""
-    import pyarrow as pa
+          small_bytes: int, split_bytes: int | None = None, reader: str = "auto") -> DataFrame:
+    """DataFrame of PARSED rows for the files, parsed in Python workers; the bytes are read by the workers
+    themselves (local files) or by Hadoop's FileSystem in the executor JVMs (`uses_hadoop`)."""
     from pyspark.sql.pandas.types import to_arrow_schema
 
     tasks = pack(files, small_bytes, split_bytes)
+    arrow_schema = to_arrow_schema(PARSED)
+    if uses_hadoop(files, reader):
+        hadoopfs.require_reader(spark)
+        return _parse_hadoop(spark, tasks, cfg, batch_rows, arrow_schema)
     rows = [(i, [(p.file.path, p.file.source, p.file.format, p.file.label, p.start, p.end) for p in t])
             for i, t in enumerate(tasks)]
     task_schema = ("task int, files array<struct<path:string, source:string, format:string, label:string, "
                    "start:long, end:long>>")
     tasks_df = spark.createDataFrame(spark.sparkContext.parallelize(rows, max(1, len(rows))), task_schema)
-    arrow_schema = to_arrow_schema(PARSED)
 
-    def run_tasks(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
-        wlog = logging.getLogger("instructlake.ingest.worker")
+    def run_tasks(batches):
         for batch in batches:
             for task in batch.column("files").to_pylist():
                 for f in task:
-                    buf: list[dict] = []
-                    n = 0
-                    for row in parse_file(f["path"], f["source"], f["format"], cfg, f["label"], f["start"],
-                                          f["end"]):
-                        if row.get("meta") is not None:
-                            row["meta"] = list(row["meta"].items())
-                        buf.append(row)
-                        n += 1
-                        if len(buf) >= batch_rows:
-                            yield pa.RecordBatch.from_pylist(buf, schema=arrow_schema)
-                            buf = []
-                    if buf:
-                        yield pa.RecordBatch.from_pylist(buf, schema=arrow_schema)
-                    where = "" if f["end"] is None else f" bytes {f['start']:,}-{f['end']:,}"
-                    wlog.info("parsed %s%s: %d rows", f["label"], where, n)
+                    rows = parse_file(f["path"], f["source"], f["format"], cfg, f["label"], f["start"], f["end"])
+                    yield from _batches(rows, f["label"], f["start"], f["end"], arrow_schema, batch_rows)
 
     return tasks_df.mapInArrow(run_tasks, PARSED)
+
+
+def uses_hadoop(files: list[InputFile], reader: str) -> bool:
+    """`hadoop`, or `auto` with a URI among the files (platform.execution.raw_reader)."""
+    return reader == "hadoop" or (reader == "auto" and any(hadoopfs.is_uri(f.path) for f in files))
+
+
+def _uri(path: str) -> str:
+    return path if hadoopfs.is_uri(path) else Path(path).resolve().as_uri()
+
+
+def _parse_hadoop(spark: SparkSession, tasks: list[list[Piece]], cfg: IngestConfig, batch_rows: int,
+                  arrow_schema) -> DataFrame:
+    """The pieces' bytes from the byte-range source (one Spark partition per task), parsed as they come."""
+    pieces = [(i, p) for i, t in enumerate(tasks) for p in t]
+    spec = [(i, _uri(p.file.path), p.start, p.end) for i, p in pieces]
+    meta = [(p.file.source, p.file.format, p.file.label, p.file.layout, p.start, p.end) for _, p in pieces]
+    raw = spark.read.format(hadoopfs.SOURCE_CLASS).options(**hadoopfs.source_options(spec, CHUNK_BYTES)).load()
+
+    def run_pieces(batches):
+        for _, k, prefix, stream in hadoopfs.pieces_of(batches):
+            source, fmt, label, kind, start, end = meta[k]
+            opened = Opened(label, stream, kind, hadoopfs.piece_range(start, end).sent_from, prefix)
+            rows = parse_file(opened, source, fmt, cfg, label, start, end)
+            yield from _batches(rows, label, start, end, arrow_schema, batch_rows)
+
+    return raw.mapInArrow(run_pieces, PARSED)
+
+
+def _batches(rows: Iterator[dict], label: str, start: int, end: int | None, arrow_schema,
+             batch_rows: int) -> Iterator:
+    """Arrow batches of PARSED rows, `batch_rows` at most each; logs the piece's row count."""
+    import pyarrow as pa
+
+    buf: list[dict] = []
+    n = 0
+    for row in rows:
+        if row.get("meta") is not None:
+            row["meta"] = list(row["meta"].items())
+        buf.append(row)
+        n += 1
+        if len(buf) >= batch_rows:
+            yield pa.RecordBatch.from_pylist(buf, schema=arrow_schema)
+            buf = []
+    if buf:
+        yield pa.RecordBatch.from_pylist(buf, schema=arrow_schema)
+    where = "" if end is None else f" bytes {start:,}-{end:,}"
+    logging.getLogger("instructlake.ingest.worker").info("parsed %s%s: %d rows", label, where, n)
 
 
 class AccountingError(RuntimeError):
@@ -268,7 +326,7 @@ def run(spark: SparkSession, store: Store, config: Config, paths: list[str], sou
 
     ready = threading.Thread(target=prepare, daemon=True)
     ready.start()
-    parsed = parse(spark, files, cfg, ex.arrow_batch_rows, ex.small_file_bytes, split)
+    parsed = parse(spark, files, cfg, ex.arrow_batch_rows, ex.small_file_bytes, split, ex.raw_reader)
     parsed = parsed.persist(StorageLevel.MEMORY_AND_DISK)
     try:
         return _write(spark, store, parsed, files, chash, ready, warm)

@@ -1,0 +1,198 @@
+"""Raw files through Hadoop's FileSystem, so ingest reads whatever URI the cluster can (s3a://, abfss://,
+gs://, dbfs:/, hdfs://, file:).
+
+On the driver, through the session's JVM: listing, sizes and byte streams for the format checks. On the
+executors, through instructlake-io.jar's byte-range source (jvm/io, `io.instructlake.spark.ByteRanges`):
+raw bytes of whole files or byte ranges, one chunk per row, that the Python workers hand to the same record
+scanner as a local file (`rawfile.Opened`). Nothing is decoded or decompressed in the JVM, so damaged, cut
+and compressed files behave as they do on a local disk.
+"""
+
+from __future__ import annotations
+
+import io
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass
+from itertools import groupby
+
+SOURCE_CLASS = "io.instructlake.spark.ByteRanges"
+_SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.\-]+:")
+
+
+class HadoopReaderMissing(RuntimeError):
+    """The session's JVM has no instructlake-io.jar: only local files can be read."""
+
+
+def is_uri(path: str) -> bool:
+    """A path with a scheme (s3a://..., dbfs:/..., file:/...): read through Hadoop's FileSystem."""
+    return bool(_SCHEME.match(str(path)))
+
+
+def _jvm():
+    from pyspark import SparkContext
+
+    sc = SparkContext._active_spark_context
+    if sc is None:
+        raise RuntimeError("reading a URI needs a running Spark session")
+    return sc._jvm, sc._jsc.hadoopConfiguration()
+
+
+def _session_fs_conf() -> dict[str, str]:
+    """`fs.*` settings made on the session (spark.conf.set), which Spark's own file sources honour too."""
+    from pyspark.sql import SparkSession
+
+    spark = SparkSession.getActiveSession()
+    if spark is None:
+        return {}
+    return {k: v for k, v in spark.conf.getAll.items() if k.startswith("fs.")}
+
+
+def _fs_path(path: str):
+    jvm, conf = _jvm()
+    extra = _session_fs_conf()
+    if extra:
+        conf = jvm.org.apache.hadoop.conf.Configuration(conf)
+        for k, v in extra.items():
+            conf.set(k, v)
+    p = jvm.org.apache.hadoop.fs.Path(path)
+    return p.getFileSystem(conf), p
+
+
+@dataclass(frozen=True)
+class Status:
+    path: str  # fully qualified, as Hadoop names it
+    size: int
+    is_dir: bool
+
+
+def status(path: str) -> Status | None:
+    """The file or directory at a URI; None when there is nothing there."""
+    fs, p = _fs_path(path)
+    try:
+        st = fs.getFileStatus(p)
+    except Exception as e:  # noqa: BLE001 - Py4J wraps java.io.FileNotFoundException
+        if "FileNotFoundException" in str(e):
+            return None
+        raise
+    return Status(st.getPath().toString(), int(st.getLen()), bool(st.isDirectory()))
+
+
+def list_files(path: str) -> list[Status]:
+    """Every file under a directory URI, recursively, in path order."""
+    fs, p = _fs_path(path)
+    it = fs.listFiles(p, True)
+    out = []
+    while it.hasNext():
+        st = it.next()
+        out.append(Status(st.getPath().toString(), int(st.getLen()), False))
+    return sorted(out, key=lambda s: s.path)
+
+
+# Bytes per Py4J call: the format checks mostly read a file's first kilobytes, and Py4J sends bytes as text.
+PY4J_READ = 64 << 10
+
+
+class JvmStream(io.RawIOBase):
+    """A Hadoop input stream read through Py4J (driver only: the format checks read a file's head)."""
+
+    def __init__(self, path: str):
+        fs, p = _fs_path(path)
+        self._in = fs.open(p)
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, b) -> int:  # type: ignore[override]
+        data = self._in.readNBytes(min(len(b), PY4J_READ))
+        n = len(data)
+        b[:n] = data
+        return n
+
+    def close(self) -> None:
+        if not self.closed:
+            self._in.close()
+        super().close()
+
+
+def open_raw(path: str) -> io.BufferedReader:
+    return io.BufferedReader(JvmStream(path), PY4J_READ)
+
+
+def require_reader(spark) -> None:
+    from instructlake.spark import has_jvm_class, jars_root
+
+    if not has_jvm_class(spark, SOURCE_CLASS):
+        raise HadoopReaderMissing(
+            f"reading raw files through Hadoop's FileSystem needs instructlake-io.jar on Spark's classpath "
+            f"({SOURCE_CLASS} was not found): `python build.py setup` builds it into "
+            f"{jars_root() / 'instructlake'} (a JDK's javac is needed) and `python build.py bundle` copies it "
+            f"to dist/; on a cluster add it with --jars or as a cluster library")
+
+
+# ---------------------------------------------------------------- the executors' side
+
+
+@dataclass(frozen=True)
+class Range:
+    """What the byte-range source sends for a piece: bytes from `sent_from`, newlines before it counted."""
+    sent_from: int
+    end: int  # -1: to the end of the file
+    count_lines: bool
+    line_end: bool
+
+
+def piece_range(start: int, end: int | None) -> Range:
+    """A whole file from byte 0; a byte range of a Lines file from the byte before its start (the scanner
+    skips the rest of the line begun in the previous range), through the end of its last line."""
+    if end is None and start == 0:
+        return Range(0, -1, False, False)
+    first = max(0, start - 1)
+    return Range(first, -1 if end is None else end, first > 0, end is not None)
+
+
+def source_options(pieces: list[tuple[int, str, int, int | None]], chunk_bytes: int) -> dict[str, str]:
+    """Options of the byte-range source for (task, path, start, end) pieces, numbered in list order."""
+    opts = {"pieces": str(len(pieces)), "chunk_bytes": str(chunk_bytes), **_session_fs_conf()}
+    for i, (task, path, start, end) in enumerate(pieces):
+        r = piece_range(start, end)
+        opts.update({f"p.{i}.task": str(task), f"p.{i}.path": path, f"p.{i}.from": str(r.sent_from),
+                     f"p.{i}.end": str(r.end), f"p.{i}.lines": str(r.count_lines).lower(),
+                     f"p.{i}.line_end": str(r.line_end).lower()})
+    return opts
+
+
+class Chunks(io.RawIOBase):
+    """One piece's chunks as a readable byte stream."""
+
+    def __init__(self, chunks: Iterator[bytes]):
+        self._chunks = chunks
+        self._left = memoryview(b"")
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, b) -> int:  # type: ignore[override]
+        while not self._left:
+            nxt = next(self._chunks, None)
+            if nxt is None:
+                return 0
+            self._left = memoryview(nxt)
+        n = min(len(b), len(self._left))
+        b[:n] = self._left[:n]
+        self._left = self._left[n:]
+        return n
+
+
+def pieces_of(batches) -> Iterator[tuple[int, int, int, io.BufferedReader]]:
+    """(task, piece, prefix_lines, stream) for each piece in the source's Arrow batches, in order. A
+    stream must be read (or dropped) before the next piece is asked for."""
+    def rows():
+        for batch in batches:
+            tasks, pieces = batch.column("task").to_pylist(), batch.column("piece").to_pylist()
+            prefix, data = batch.column("prefix_lines").to_pylist(), batch.column("data")
+            for i in range(batch.num_rows):
+                yield (tasks[i], pieces[i], prefix[i]), data[i].as_py()
+
+    for (task, piece, prefix), group in groupby(rows(), key=lambda r: r[0]):
+        yield task, piece, prefix, io.BufferedReader(Chunks(d for _, d in group), 1 << 20)
