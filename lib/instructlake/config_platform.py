@@ -21,6 +21,9 @@ class SparkSettings:
     # Local sessions map the JVM class archive `build.py setup` wrote (instructlake.jvm_archive): seconds
     # less start-up per session. Ignored where the cluster starts the JVMs.
     class_archive: bool = True
+    # Optional JVM packages setup fetched that local sessions load only when named here: `s3` (Hadoop's S3A
+    # connector and the AWS SDK, for s3a:// inputs; a warehouse on s3a:// loads it by itself).
+    packages: list[str] = field(default_factory=list)
     # Extra Spark properties, passed through as they are.
     conf: dict[str, str] = field(default_factory=dict)
 

@@ -199,6 +199,12 @@ def select(start: str | None = None, stop: str | None = None, skip: Sequence[str
 
 
 def _file_identity(path: str) -> list:
+    """[size, mtime in s] of a local file or a URI, or [None, None] when it is gone."""
+    from instructlake import hadoopfs
+
+    if hadoopfs.is_uri(path):
+        st = hadoopfs.status(path)
+        return [None, None] if st is None else [st.size, st.modified]
     try:
         st = Path(path).stat()
         return [st.st_size, int(st.st_mtime)]
@@ -211,7 +217,7 @@ def input_files(paths: Sequence[str]) -> list[tuple[str, int, int]]:
     from instructlake.ingest.stage import find_files
 
     errors: list[str] = []
-    found = sorted({str(Path(p).resolve()) for p, _ in find_files(list(paths), errors)})
+    found = sorted({p for p, _, _ in find_files(list(paths), errors)})  # absolute, or URIs as Hadoop names them
     if errors:
         from instructlake.ingest.rawfile import FileFormatError
 

@@ -15,6 +15,7 @@ import re
 import shutil
 import subprocess
 import sys
+from collections.abc import Iterable
 from functools import lru_cache
 from pathlib import Path
 
@@ -32,12 +33,26 @@ def jars_root() -> Path:
     return Path(env) if env else Path(sys.prefix) / "share" / "instructlake" / "jars"
 
 
-def local_jars() -> dict[str, list[Path]]:
-    """JARs per package (delta, graphframes, sparknlp) found under jars_root()."""
+# Packages setup fetches that a session loads only when asked (platform.spark.packages) or when its warehouse
+# is on their scheme: Hadoop's S3A connector brings a 690 MB AWS SDK that costs every JVM start a second.
+ON_DEMAND = {"s3": ("s3a://",)}
+
+
+def local_jars(packages: Iterable[str] = ()) -> dict[str, list[Path]]:
+    """JARs per package (delta, instructlake, graphframes, sparknlp; an ON_DEMAND one only when named in
+    `packages`) found under jars_root()."""
     root = jars_root()
     if not root.is_dir():
         return {}
-    return {d.name: sorted(d.glob("*.jar")) for d in sorted(root.iterdir()) if d.is_dir() and any(d.glob("*.jar"))}
+    wanted = set(packages)
+    return {d.name: sorted(d.glob("*.jar")) for d in sorted(root.iterdir())
+            if d.is_dir() and any(d.glob("*.jar")) and (d.name not in ON_DEMAND or d.name in wanted)}
+
+
+def wanted_packages(platform: PlatformConfig) -> set[str]:
+    """The ON_DEMAND packages a session of this platform loads: those named, and its warehouse's."""
+    warehouse = platform.store.warehouse or ""
+    return set(platform.spark.packages) | {p for p, schemes in ON_DEMAND.items() if warehouse.startswith(schemes)}
 
 
 def java_binary() -> str | None:
@@ -111,7 +126,7 @@ def _session_settings(platform: PlatformConfig, launched: bool) -> dict[str, str
         out["spark.sql.extensions"] = "io.delta.sql.DeltaSparkSessionExtension"
         out["spark.sql.catalog.spark_catalog"] = "org.apache.spark.sql.delta.catalog.DeltaCatalog"
     if s.local_jars and not launched:
-        out.update(_local_jar_settings())
+        out.update(_local_jar_settings(wanted_packages(platform)))
     out.update({k: str(v) for k, v in s.conf.items()})
     if not launched and s.master and s.master.startswith("local"):
         opts = ""
@@ -125,8 +140,8 @@ def _session_settings(platform: PlatformConfig, launched: bool) -> dict[str, str
     return out
 
 
-def _local_jar_settings() -> dict[str, str]:
-    found = local_jars()
+def _local_jar_settings(packages: set[str]) -> dict[str, str]:
+    found = local_jars(packages)
     if "delta" not in found:
         raise RuntimeError(
             f"no Delta Lake JARs under {jars_root()}: run `python build.py setup` (it fetches them with "
@@ -136,6 +151,9 @@ def _local_jar_settings() -> dict[str, str]:
                                ("sparknlp", "embeddings use the Python (sentence-transformers) path")):
         if optional not in found:
             log.info("%s JARs not found under %s: %s", optional, jars_root(), fallback)
+    for missing in sorted(packages - set(found)):
+        log.warning("platform.spark.packages asks for %s but no %s JARs are under %s: run `python build.py "
+                    "setup`", missing, missing, jars_root())
     return jar_conf(found)
 
 

@@ -20,7 +20,7 @@ from typing import Any
 from pyspark.sql import SparkSession
 from pyspark.sql import functions as F
 
-from instructlake import schemas
+from instructlake import hadoopfs, schemas
 from instructlake.config import ConfigError, IngestConfig
 from instructlake.ingest.formats import CONVERTERS, RecordError, _content, _own_id, detect
 from instructlake.ingest.rawfile import iter_raw
@@ -110,6 +110,14 @@ def quarantine_records(store: Store, stage: str, source: str, label: str, bad: l
                 .select(*schemas.QUARANTINE.fieldNames()))
 
 
+def _exists(path: str) -> bool:
+    """A local file, or a URI Hadoop's file systems reach (read on the driver, as iter_raw does)."""
+    if hadoopfs.is_uri(path):
+        st = hadoopfs.status(path)
+        return st is not None and not st.is_dir
+    return Path(path).is_file()
+
+
 def parse_spec(spec: str) -> tuple[str, str]:
     """NAME=PATH, or a bare name of a built-in benchmark."""
     if "=" in spec:
@@ -129,10 +137,10 @@ def load(spark: SparkSession, store: Store, specs: list[str], quarantine_raw_cha
     loaded: dict[str, int] = {}
     for spec in specs:
         name, path = parse_spec(spec)
-        if not Path(path).exists():
+        if not _exists(path):
             raise ConfigError(f"--benchmark {name}: {path} does not exist")
         items, bad = read_file(path)
-        label = Path(path).name
+        label = path.rstrip("/").rsplit("/", 1)[-1]
         if bad:
             log.warning("benchmark %s: %d records of %s hold no prompt and were quarantined (first: %s)", name,
                         len(bad), label, bad[0][2])

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from instructlake.ingest import hadoopfs
+from instructlake import hadoopfs
 from instructlake.ingest.scan import Scanner
 from instructlake.ingest.window import Limits, Raw, Window
 

@@ -37,7 +37,7 @@ from pyspark.sql.types import (
 
 from instructlake import schemas
 from instructlake.config import Config, IngestConfig
-from instructlake.ingest import hadoopfs
+from instructlake import hadoopfs
 from instructlake.ingest.rawfile import FileFormatError, Opened, is_gzip
 from instructlake.ingest.records import EXPANSION_CUT, ROW_FIELDS, inspect_file, parse_file
 from instructlake.runs import StageResult

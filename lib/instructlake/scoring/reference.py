@@ -118,7 +118,7 @@ REFERENCE = "reference"
 
 
 def reference_dir(warehouse: str) -> str:
-    """Where train-reference saves the model: <warehouse>/models/reference (a local warehouse only)."""
+    """Where train-reference saves the model: <warehouse>/models/reference, local or remote."""
     return f"{warehouse.rstrip('/')}/models/{REFERENCE}"
 
 

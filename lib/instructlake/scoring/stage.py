@@ -8,6 +8,7 @@ without a score under the current config hash are scored.
 from __future__ import annotations
 
 import logging
+import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -15,7 +16,7 @@ from pathlib import Path
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
-from instructlake import schemas
+from instructlake import hadoopfs, schemas
 from instructlake.config import Config, ConfigError, ScoringConfig, ScoringSettings, config_hash
 from instructlake.dedup.stage import without_removed
 from instructlake.resources import gpu_profile
@@ -26,6 +27,7 @@ from instructlake.worker_models import once_per_worker
 
 log = logging.getLogger(__name__)
 
+
 def model_path(cfg: ScoringConfig, settings: ScoringSettings, warehouse: str) -> str:
     from instructlake.scoring.reference import REFERENCE, reference_dir
 
@@ -33,7 +35,8 @@ def model_path(cfg: ScoringConfig, settings: ScoringSettings, warehouse: str) ->
         return settings.model_paths[cfg.model]
     if cfg.model == REFERENCE:
         path = reference_dir(warehouse)
-        if not Path(path).is_dir():
+        there = hadoopfs.tree_identity(path) if _remote(path) else Path(path).is_dir()
+        if not there:
             raise ConfigError(f"scoring.model is 'reference' but {path} does not exist: run `instructlake "
                               "train-reference` first, or set scoring.model to your base model")
         return path
@@ -45,7 +48,8 @@ def get_scorer(cfg: ScoringConfig, settings: ScoringSettings, path: str):
 
     def load():
         log.info("loading scoring model %s from %s", cfg.model, path)
-        return TransformersScorer(cfg.model, path, cfg.max_length, settings.token_budget, settings.device)
+        local = hadoopfs.worker_dir(path)  # a remote model: this executor's copy (ship_dir)
+        return TransformersScorer(cfg.model, local, cfg.max_length, settings.token_budget, settings.device)
 
     return once_per_worker("scorer", {"cfg": config_hash(cfg), "settings": config_hash(settings), "path": path}, load)
 
@@ -82,8 +86,18 @@ def score_frame(spark: SparkSession, todo: DataFrame, cfg: ScoringConfig, settin
             .select(*schemas.SCORES.fieldNames()))
 
 
+def _remote(path: str) -> bool:
+    return hadoopfs.is_uri(path) and not path.startswith("file:")
+
+
 def model_identity(path: str) -> str:
-    """A hash of a local model directory's weight files (size and mtime), or the name for anything else."""
+    """A hash of a model directory's weight files (size and mtime; local or remote), or the name for anything
+    else (a model hub name)."""
+    if _remote(path):
+        files = hadoopfs.tree_identity(path)
+        if files is None:
+            return path
+        return config_hash({"files": [f for f in files if f[0].endswith((".safetensors", ".bin", ".json"))]})
     d = Path(path)
     if not d.is_dir():
         return path
@@ -120,6 +134,8 @@ def run(spark: SparkSession, store: Store, config: Config) -> StageResult:
     counts = {"pool": n_pool, "input": n_todo, "scored": 0, "failed": 0, "truncated": 0}
     if n_todo:
         t0 = time.time()
+        if _remote(path):
+            hadoopfs.ship_dir(spark, path, model_identity(path))
         scores = score_frame(spark, todo, cfg, config.platform.scoring, chash, path).localCheckpoint()
         agg = scores.agg(F.count("*").alias("n"), F.sum(F.col("error").isNotNull().cast("int")).alias("failed"),
                          F.sum(F.col("truncated").cast("int")).alias("truncated"),
@@ -141,16 +157,20 @@ def train_reference(spark: SparkSession, store: Store, config: Config) -> StageR
 
     cfg = config.scoring
     out = reference_dir(store.warehouse)
-    if "://" in out:
-        raise ConfigError(f"train-reference saves the model with plain file I/O; {out} is remote: train it on a "
-                          "local or mounted (/dbfs, /Volumes) path, or score with your own base model")
     texts = pool_texts(store)
     if not texts:
         from instructlake.runs import EmptyInputError
 
         raise EmptyInputError("train-reference: the samples table is empty; run `instructlake ingest` first")
     spec = replace(ReferenceSpec(), seconds=cfg.reference_seconds, vocab_size=cfg.reference_vocab)
-    info = train_reference(texts, out, spec, device=config.platform.scoring.device)
+    if _remote(out):  # trained in a local directory, then uploaded beside the tables
+        with tempfile.TemporaryDirectory(prefix="instructlake-reference-") as tmp:
+            info = train_reference(texts, tmp, spec, device=config.platform.scoring.device)
+            hadoopfs.upload_dir(tmp, out)
+        info["path"] = out
+        log.info("reference model uploaded to %s", out)
+    else:
+        info = train_reference(texts, out, spec, device=config.platform.scoring.device)
     counts = {"samples": len(texts), "parameters": info["parameters"], "steps": info["steps"],
               "tokens_seen": info["tokens_seen"], "train_tokens": info["train_tokens"],
               "last_loss_x1000": int(round((info["last_loss"] or 0) * 1000))}

@@ -1,8 +1,10 @@
-"""Raw files through Hadoop's FileSystem, so ingest reads whatever URI the cluster can (s3a://, abfss://,
-gs://, dbfs:/, hdfs://, file:).
+"""Files through Hadoop's FileSystem, so ingest reads and the model stages keep their models wherever the
+cluster can reach (s3a://, abfss://, gs://, dbfs:/, hdfs://, file:).
 
-On the driver, through the session's JVM: listing, sizes and byte streams for the format checks. On the
-executors, through instructlake-io.jar's byte-range source (jvm/io, `io.instructlake.spark.ByteRanges`):
+On the driver, through the session's JVM: listing, sizes and byte streams for ingest's format checks, and
+model directories uploaded (train-reference) and handed to the executors (`ship_dir`: Spark's addFile, so
+each executor keeps a local copy). Raw input bytes on the executors come through instructlake-io.jar's
+byte-range source (jvm/io, `io.instructlake.spark.ByteRanges`):
 raw bytes of whole files or byte ranges, one chunk per row, that the Python workers hand to the same record
 scanner as a local file (`rawfile.Opened`). Nothing is decoded or decompressed in the JVM, so damaged, cut
 and compressed files behave as they do on a local disk.
@@ -15,6 +17,7 @@ import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from itertools import groupby
+from pathlib import Path
 
 SOURCE_CLASS = "io.instructlake.spark.ByteRanges"
 _SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.\-]+:")
@@ -64,6 +67,7 @@ class Status:
     path: str  # fully qualified, as Hadoop names it
     size: int
     is_dir: bool
+    modified: int = 0  # seconds since the epoch
 
 
 def status(path: str) -> Status | None:
@@ -75,7 +79,61 @@ def status(path: str) -> Status | None:
         if "FileNotFoundException" in str(e):
             return None
         raise
-    return Status(st.getPath().toString(), int(st.getLen()), bool(st.isDirectory()))
+    return Status(st.getPath().toString(), int(st.getLen()), bool(st.isDirectory()),
+                  int(st.getModificationTime()) // 1000)
+
+
+def upload_dir(local: str, uri: str) -> None:
+    """A local directory's files to `uri` (replaced: whatever was there is deleted first)."""
+    fs, p = _fs_path(uri)
+    jvm, conf = _jvm()
+    if fs.exists(p):
+        fs.delete(p, True)
+    src = jvm.org.apache.hadoop.fs.Path(Path(local).resolve().as_uri())
+    # FileUtil.copy streams each file through create(): S3A's own copyFromLocalFile waits forever on its
+    # bounded upload pool here (seen with hadoop-aws 3.5.0)
+    jvm.org.apache.hadoop.fs.FileUtil.copy(src.getFileSystem(conf), src, fs, p, False, conf)
+
+
+def tree_identity(uri: str) -> list[tuple[str, int, int]] | None:
+    """(name, size, mtime in s) of the files under a directory URI, or None when it is not a directory."""
+    st = status(uri)
+    if st is None or not st.is_dir:
+        return None
+    root = st.path.rstrip("/") + "/"
+    fs, p = _fs_path(uri)
+    it = fs.listFiles(p, True)
+    out = []
+    while it.hasNext():
+        f = it.next()
+        out.append((f.getPath().toString()[len(root):], int(f.getLen()), int(f.getModificationTime()) // 1000))
+    return sorted(out)
+
+
+# directory URI -> its identity when this session handed it to the executors
+_shipped: dict[str, object] = {}
+
+
+def ship_dir(spark, uri: str, identity: object) -> None:
+    """Hand a remote directory to every executor (SparkContext.addFile: each fetches it once into its own
+    local cache; `worker_dir` finds it there). Spark keeps the first copy for the session, so a directory
+    that changed since is an error rather than a silently stale model."""
+    if uri in _shipped:
+        if _shipped[uri] != identity:
+            raise RuntimeError(f"{uri} changed since this Spark session handed it to the executors, and Spark "
+                               "cannot replace a file it shipped: run this step in a new session")
+        return
+    spark.sparkContext.addFile(uri, recursive=True)
+    _shipped[uri] = identity
+
+
+def worker_dir(uri: str) -> str:
+    """On an executor: the local copy of a directory `ship_dir` handed out; a local path as it is."""
+    if not is_uri(uri) or uri.startswith("file:"):
+        return uri[len("file://"):] if uri.startswith("file://") else uri
+    from pyspark import SparkFiles
+
+    return SparkFiles.get(uri.rstrip("/").rsplit("/", 1)[-1])
 
 
 def list_files(path: str) -> list[Status]:
@@ -85,7 +143,7 @@ def list_files(path: str) -> list[Status]:
     out = []
     while it.hasNext():
         st = it.next()
-        out.append(Status(st.getPath().toString(), int(st.getLen()), False))
+        out.append(Status(st.getPath().toString(), int(st.getLen()), False, int(st.getModificationTime()) // 1000))
     return sorted(out, key=lambda s: s.path)
 
 
