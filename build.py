@@ -309,7 +309,8 @@ def bench(args: list[str]) -> None:
 
 def bundle(args: list[str]) -> None:
     """dist/instructlake-<version>-py3-none-any.whl with conf/ packed in (as instructlake/_conf, where
-    config.conf_dir() looks when there is no checkout), plus dist/jobs/ (the spark-submit entries)."""
+    config.conf_dir() looks when there is no checkout), plus dist/jobs/ (the spark-submit entries) and
+    dist/instructlake-io.jar (ingest's Hadoop reader, for the clusters' classpath)."""
     setup()
     dist = ROOT / "dist"
     packed = ROOT / "lib" / "instructlake" / "_conf"
@@ -324,10 +325,15 @@ def bundle(args: list[str]) -> None:
         shutil.rmtree(ROOT / "build", ignore_errors=True)
     shutil.rmtree(dist / "jobs", ignore_errors=True)
     shutil.copytree(ROOT / "jobs", dist / "jobs")
+    if not IO_JAR.exists():
+        fail(f"{IO_JAR} is missing (setup builds it with a JDK's javac): ingest's Hadoop reader needs it on "
+             "a cluster")
+    shutil.copy2(IO_JAR, dist / IO_JAR.name)
     wheel = sorted(dist.glob("instructlake-*.whl"))[-1]
-    log(f"built {wheel.relative_to(ROOT)} and {(dist / 'jobs').relative_to(ROOT)}/")
+    log(f"built {wheel.relative_to(ROOT)}, dist/{IO_JAR.name} and {(dist / 'jobs').relative_to(ROOT)}/")
     log("Databricks: `databricks bundle deploy -t dev` (databricks.yml runs this itself); EMR: upload the wheel, "
-        "dist/jobs/ and deploy/emr/bootstrap.sh to s3://BUCKET/instructlake/ and see deploy/emr/README.md")
+        f"dist/{IO_JAR.name}, dist/jobs/ and deploy/emr/bootstrap.sh to s3://BUCKET/instructlake/ and see "
+        "deploy/emr/README.md")
 
 
 def cluster(args: list[str]) -> None:

@@ -1,5 +1,5 @@
 """`python build.py bundle`: a wheel that carries conf/ (found with no checkout beside it) and the package's
-resources, plus dist/jobs/ with every spark-submit entry."""
+resources, plus dist/jobs/ with every spark-submit entry and dist/instructlake-io.jar."""
 
 from __future__ import annotations
 
@@ -25,6 +25,9 @@ def test_bundle_builds_a_self_contained_wheel(tmp_path):
         assert f in names, f
     assert not (ROOT / "lib" / "instructlake" / "_conf").exists()  # the copy packed in is cleaned up
     assert {p.name for p in (ROOT / "dist" / "jobs").glob("*.py")} == {p.name for p in (ROOT / "jobs").glob("*.py")}
+    # ingest's Hadoop reader, beside the wheel for the clusters' classpath (the job files name it there)
+    jar = zipfile.ZipFile(ROOT / "dist" / "instructlake-io.jar")
+    assert "io/instructlake/spark/ByteRanges.class" in jar.namelist()
     # the wheel's config module, away from any checkout, finds its packed conf and loads every platform
     zipfile.ZipFile(wheels[0]).extractall(tmp_path)
     spec = importlib.util.spec_from_file_location("wheel_config", tmp_path / "instructlake" / "config.py")

@@ -12,7 +12,7 @@ from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 from pyspark.sql.types import ArrayType, DoubleType, FloatType, MapType, TimestampType
 
-from instructlake import cluster
+from instructlake import cluster, deploy
 from tests.integration.conftest import pipeline_settings
 from tests.integration.test_spark_submit import ROOT, submit, user_env
 
@@ -63,13 +63,18 @@ def test_pipeline_on_a_cluster_equals_the_local_run(spark, pipeline_lake, standa
     landing = tmp_path / "landing"
     shutil.copytree(lake.first_landing, landing)
     wh, export = tmp_path / "wh", tmp_path / "export"
-    sets = [x for s in pipeline_settings(lake.model_dir) for x in ("--set", s)]
-    benchmarks = [x for b in lake.benchmarks for x in ("--benchmark", b)]
-    r = submit(["--master", standalone.master_url, "--conf", "spark.executor.memory=1g",
-                "--conf", "spark.driver.host=127.0.0.1", str(ROOT / "jobs" / "pipeline.py"),
-                "--warehouse", str(wh), *sets, "run", "--input", str(landing), *benchmarks,
-                "--export-dir", str(export)], cwd=tmp_path, env=user_env(SPARK_LOCAL_IP="127.0.0.1"))
+    # the command the Databricks job and the EMR steps run (instructlake.deploy): first the ingest step
+    # alone, as a deployment's first task runs it, then the rest of the pipeline in one run
+    submit_opts = deploy.submit_args(standalone.master_url, str(ROOT / "jobs" / "pipeline.py"),
+                                     conf=["spark.executor.memory=1g", "spark.driver.host=127.0.0.1"])
+    args = dict(settings=pipeline_settings(lake.model_dir), landing=str(landing), benchmarks=lake.benchmarks,
+                export_dir=str(export))
+    env = user_env(SPARK_LOCAL_IP="127.0.0.1")
+    first = submit([*submit_opts, *deploy.pipeline_args(str(wh), stage="ingest", **args)], cwd=tmp_path, env=env)
+    assert first.returncode == 0, first.stdout[-4000:]
+    r = submit([*submit_opts, *deploy.pipeline_args(str(wh), **args)], cwd=tmp_path, env=env)
     assert r.returncode == 0, r.stdout[-4000:]
+    assert "ingest           up to date" in r.stdout, r.stdout[-3000:]
     print("\n".join(ln for ln in r.stdout.splitlines()
                     if " INFO instructlake.pipeline" in ln or ln.startswith("pipeline")))
     assert f"Spark master {standalone.master_url} (from spark-submit)" in r.stdout

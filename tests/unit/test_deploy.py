@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from instructlake import pipeline
+from instructlake import deploy, pipeline
 from instructlake.cli import build_parser, split_global_options
 from instructlake.config import load_config
 
@@ -58,7 +58,10 @@ def test_databricks_bundle():
         argv = [a.replace("${var.", "VAR.") for a in t["spark_python_task"]["parameters"]]
         a = check_entry(entry, argv)
         assert a.platform == "databricks" and a.start == a.stop == t["task_key"]
-        assert all(lib["whl"] == "../dist/*.whl" for lib in t["libraries"])
+        # the command the standalone-cluster test submits, for one stage
+        assert t["spark_python_task"]["parameters"] == deploy.pipeline_args(
+            "${var.warehouse}", platform="databricks", landing="${var.landing}", stage=t["task_key"])
+        assert t["libraries"] == [{"whl": "../dist/*.whl"}, {"jar": f"../dist/{deploy.IO_JAR}"}]
         if t["task_key"] == "ingest":
             assert a.input == ["VAR.landing}"]
 
@@ -74,6 +77,7 @@ def test_emr_steps_and_bootstrap():
         assert a.platform == "emr"
         names.append(a.start)
     assert names == [s for s in pipeline.NAMES if s != "train_reference"]
+    assert steps == deploy.emr_steps(names)  # the standalone-cluster test's command, per stage
     boot = ROOT / "deploy" / "emr" / "bootstrap.sh"
     assert subprocess.run(["bash", "-n", str(boot)]).returncode == 0
     assert "torch==2.13.0" in boot.read_text() and "instructlake-*.whl" in boot.read_text()

@@ -81,7 +81,7 @@ def validate(conv: Conversation) -> tuple[str | None, list[tuple[str, str]]]:
     return (system or None), turns
 
 
-def parse_file(path: "str | Opened", source: str, fmt: str, cfg: IngestConfig, label: str | None = None,
+def parse_file(path: str | Opened, source: str, fmt: str, cfg: IngestConfig, label: str | None = None,
                start: int = 0, end: int | None = None) -> Iterator[dict]:
     """Rows for every record in one file (or in a byte range of a plain JSON Lines file), then one `file`
     row with the scanner's record count. Never raises for bad records; FileFormatError for a bad file."""

@@ -35,9 +35,8 @@ from pyspark.sql.types import (
     StructType,
 )
 
-from instructlake import schemas
+from instructlake import hadoopfs, schemas
 from instructlake.config import Config, IngestConfig
-from instructlake import hadoopfs
 from instructlake.ingest.rawfile import FileFormatError, Opened, is_gzip
 from instructlake.ingest.records import EXPANSION_CUT, ROW_FIELDS, inspect_file, parse_file
 from instructlake.runs import StageResult

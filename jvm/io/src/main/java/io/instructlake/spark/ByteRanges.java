@@ -128,7 +128,7 @@ public final class ByteRanges implements TableProvider {
     public PartitionReaderFactory createReaderFactory() {
       SparkSession spark = SparkSession.active();
       Configuration conf = new Configuration(spark.sparkContext().hadoopConfiguration());
-      for (Map.Entry<String, String> e : options.entrySet()) {
+      for (Map.Entry<String, String> e : options.asCaseSensitiveMap().entrySet()) { // Hadoop keys keep case
         if (e.getKey().startsWith("fs.")) {
           conf.set(e.getKey(), e.getValue());
         }
