@@ -297,21 +297,18 @@ def _parsed(spark, files, config, split: int) -> list[tuple]:
 
 
 @pytest.mark.parametrize("reader", ["hadoop"])
-@hsettings(max_examples=8, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@hsettings(max_examples=10, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @hgiven(lines=st.lists(LINE, min_size=1, max_size=40), crlf=st.booleans(), end_newline=st.booleans(),
         split=st.integers(64, 4000), gz=st.booleans())
 def test_random_line_files_read_the_same_through_hadoop_as_locally(spark, config, tmp_path, lines, crlf,
                                                                     end_newline, split, gz):
+    # a whole record first: a file none of whose leading records parses is refused before any reading
+    lines = [("record", json.dumps({"instruction": "First?", "output": "Yes."})), *lines]
     data, records = _file_bytes(lines, crlf)
     data += b"\n" if end_newline else b""
-    if not data.strip() or not any(k in ("record", "records") for k, _ in lines):
-        return  # an empty file is refused as a whole, before reading (test_bad_files_...)
     path = tmp_path / f"random{len(list(tmp_path.iterdir()))}.jsonl{'.gz' if gz else ''}"
     path.write_bytes(gzip.compress(data) if gz else data)
-    try:
-        planned = stage.plan([str(path)])
-    except FileFormatError:
-        return  # none of the leading records parses: refused by name on the driver, both ways alike
+    planned = stage.plan([str(path)])
     via_uri = stage.plan(given("hadoop", path))
     assert [(f.label, f.size, f.format, f.layout, f.splittable) for f in via_uri] == \
         [(f.label, f.size, f.format, f.layout, f.splittable) for f in planned]
