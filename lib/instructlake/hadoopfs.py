@@ -106,7 +106,8 @@ def tree_identity(uri: str) -> list[tuple[str, int, int]] | None:
     out = []
     while it.hasNext():
         f = it.next()
-        out.append((f.getPath().toString()[len(root):], int(f.getLen()), int(f.getModificationTime()) // 1000))
+        name = f.getPath().toString()[len(root):]
+        out.append((name, int(f.getLen()), int(f.getModificationTime()) // 1000))
     return sorted(out)
 
 
@@ -120,8 +121,8 @@ def ship_dir(spark, uri: str, identity: object) -> None:
     that changed since is an error rather than a silently stale model."""
     if uri in _shipped:
         if _shipped[uri] != identity:
-            raise RuntimeError(f"{uri} changed since this Spark session handed it to the executors, and Spark "
-                               "cannot replace a file it shipped: run this step in a new session")
+            raise RuntimeError(f"{uri} changed since this Spark session handed it to the executors, and "
+                               "Spark cannot replace a file it shipped: run this step in a new session")
         return
     spark.sparkContext.addFile(uri, recursive=True)
     _shipped[uri] = identity
@@ -143,7 +144,8 @@ def list_files(path: str) -> list[Status]:
     out = []
     while it.hasNext():
         st = it.next()
-        out.append(Status(st.getPath().toString(), int(st.getLen()), False, int(st.getModificationTime()) // 1000))
+        modified = int(st.getModificationTime()) // 1000
+        out.append(Status(st.getPath().toString(), int(st.getLen()), False, modified))
     return sorted(out, key=lambda s: s.path)
 
 
@@ -184,8 +186,8 @@ def require_reader(spark) -> None:
         raise HadoopReaderMissing(
             f"reading raw files through Hadoop's FileSystem needs instructlake-io.jar on Spark's classpath "
             f"({SOURCE_CLASS} was not found): `python build.py setup` builds it into "
-            f"{jars_root() / 'instructlake'} (a JDK's javac is needed) and `python build.py bundle` copies it "
-            f"to dist/; on a cluster add it with --jars or as a cluster library")
+            f"{jars_root() / 'instructlake'} (a JDK's javac is needed) and `python build.py bundle` copies "
+            f"it to dist/; on a cluster add it with --jars or as a cluster library")
 
 
 # ---------------------------------------------------------------- the executors' side

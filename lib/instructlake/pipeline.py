@@ -217,7 +217,8 @@ def input_files(paths: Sequence[str]) -> list[tuple[str, int, int]]:
     from instructlake.ingest.stage import find_files
 
     errors: list[str] = []
-    found = sorted({p for p, _, _ in find_files(list(paths), errors)})  # absolute, or URIs as Hadoop names them
+    # absolute paths, or URIs as Hadoop names them
+    found = sorted({p for p, _, _ in find_files(list(paths), errors)})
     if errors:
         from instructlake.ingest.rawfile import FileFormatError
 

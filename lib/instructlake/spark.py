@@ -52,7 +52,8 @@ def local_jars(packages: Iterable[str] = ()) -> dict[str, list[Path]]:
 def wanted_packages(platform: PlatformConfig) -> set[str]:
     """The ON_DEMAND packages a session of this platform loads: those named, and its warehouse's."""
     warehouse = platform.store.warehouse or ""
-    return set(platform.spark.packages) | {p for p, schemes in ON_DEMAND.items() if warehouse.startswith(schemes)}
+    by_scheme = {p for p, schemes in ON_DEMAND.items() if warehouse.startswith(schemes)}
+    return set(platform.spark.packages) | by_scheme
 
 
 def java_binary() -> str | None:
@@ -167,6 +168,29 @@ def jar_conf(found: dict[str, list[Path]]) -> dict[str, str]:
     return {"spark.jars": ",".join(jars), "spark.driver.extraClassPath": os.pathsep.join(jars)}
 
 
+def session_conf_dir() -> Path:
+    """An empty Spark conf directory for the JVMs pyspark starts itself. Spark's launcher puts its conf
+    directory on the classpath, and the JVM refuses to write (or map) a class archive with a non-empty
+    directory there; pip's pyspark/conf holds the spark-defaults.conf written for spark-submit, which a
+    session built here does not need (it sets every key itself)."""
+    d = jars_root().parent / "session-conf"
+    d.mkdir(parents=True, exist_ok=True)
+    return d
+
+
+def _launch(builder):
+    """getOrCreate with SPARK_CONF_DIR at session_conf_dir() unless the user set one, only while the JVM
+    starts: spark-submit run later from this process still reads its spark-defaults.conf."""
+    own = "SPARK_CONF_DIR" in os.environ
+    if not own:
+        os.environ["SPARK_CONF_DIR"] = str(session_conf_dir())
+    try:
+        return builder.getOrCreate()
+    finally:
+        if not own:
+            os.environ.pop("SPARK_CONF_DIR", None)
+
+
 def get_session(platform: PlatformConfig, app_name: str | None = None):
     """Build (or return the active) SparkSession for this platform.
 
@@ -191,7 +215,7 @@ def get_session(platform: PlatformConfig, app_name: str | None = None):
             b = b.config(k, v)
     if launched and platform.spark.delta_extensions:
         _require_delta_classes()
-    spark = b.getOrCreate()
+    spark = b.getOrCreate() if launched else _launch(b)
     spark.sparkContext.setLogLevel("WARN")
     master = spark.sparkContext.master
     origin = "spark-submit" if launched and "spark.master" in submitted else "the platform config"

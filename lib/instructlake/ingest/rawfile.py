@@ -9,10 +9,11 @@ or values in one file, damaged elements resynchronised at the next element of th
 `RecordScan(path, ...)` iterates `Raw` items in file order and counts the records it found itself
 (`.records`); with `start`/`end` (plain Lines files only) just the lines that begin in that byte range,
 so one large file can be parsed by several tasks. A path is local, or a URI read through Hadoop's
-FileSystem on the driver (`hadoopfs`); on executors the bytes of a URI arrive as an `Opened` stream. A record that is not valid UTF-8, not valid JSON, too
-large, too deep, or cut short still comes out, with `error` set, so the caller quarantines it with its
-raw text. Whole-file problems (missing, empty, not JSON at all) raise `FileFormatError` naming the file;
-the stage checks them on the driver before any task starts.
+FileSystem on the driver (`hadoopfs`); on executors the bytes of a URI arrive as an `Opened` stream. A
+record that is not valid UTF-8, not valid JSON, too large, too deep, or cut short still comes out, with
+`error` set, so the caller quarantines it with its raw text. Whole-file problems (missing, empty, not
+JSON at all) raise `FileFormatError` naming the file; the stage checks them on the driver before any
+task starts.
 """
 
 from __future__ import annotations
@@ -46,7 +47,8 @@ class FileFormatError(ValueError):
 @dataclass
 class Opened:
     """A file's bytes as a stream someone else opened (the byte-range source on an executor), read once:
-    from byte `sent_from` on, with `prefix_lines` newlines before it. `layout` comes from the driver's check."""
+    from byte `sent_from` on, with `prefix_lines` newlines before it. `layout` comes from the driver's
+    check."""
     name: str
     stream: io.BufferedIOBase
     layout: str

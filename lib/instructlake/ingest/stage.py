@@ -18,61 +18,24 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 from pyspark import StorageLevel
 from pyspark.sql import DataFrame, SparkSession, Window
 from pyspark.sql import functions as F
-from pyspark.sql.types import (
-    ArrayType,
-    IntegerType,
-    LongType,
-    MapType,
-    StringType,
-    StructField,
-    StructType,
-)
 
 from instructlake import hadoopfs, schemas
 from instructlake.config import Config, IngestConfig
-from instructlake.ingest.rawfile import FileFormatError, Opened, is_gzip
-from instructlake.ingest.records import EXPANSION_CUT, ROW_FIELDS, inspect_file, parse_file
+from instructlake.ingest.rawfile import FileFormatError, is_gzip
+from instructlake.ingest.read import parse_tasks
+from instructlake.ingest.records import EXPANSION_CUT, inspect_file
 from instructlake.runs import StageResult
 from instructlake.store import MergeResult, Store
 
 log = logging.getLogger(__name__)
 
 SUFFIXES = (".json", ".jsonl", ".ndjson", ".json.gz", ".jsonl.gz", ".ndjson.gz")
-# Rows of the byte-range source (Hadoop reader): a chunk of a file each.
-CHUNK_BYTES = 1 << 20
-
-PARSED = StructType([
-    StructField("kind", StringType()),
-    StructField("sample_id", StringType()),
-    StructField("source", StringType()),
-    StructField("source_id", StringType()),
-    StructField("conversation", ArrayType(schemas.TURN)),
-    StructField("system", StringType()),
-    StructField("instruction", StringType()),
-    StructField("n_turns", IntegerType()),
-    StructField("lang", StringType()),
-    StructField("chars", LongType()),
-    StructField("meta", MapType(StringType(), StringType())),
-    StructField("source_file", StringType()),
-    StructField("format", StringType()),
-    StructField("locator", StringType()),
-    StructField("ordinal", LongType()),
-    StructField("line", LongType()),
-    StructField("reason", StringType()),
-    StructField("detail", StringType()),
-    StructField("raw", StringType()),
-    StructField("raw_length", LongType()),
-    StructField("quarantine_id", StringType()),
-    StructField("records", LongType()),
-])
-assert tuple(PARSED.fieldNames()) == ROW_FIELDS
 
 
 @dataclass(frozen=True)
@@ -191,77 +154,8 @@ def pack(files: list[InputFile], small_bytes: int, split_bytes: int | None = Non
 
 def parse(spark: SparkSession, files: list[InputFile], cfg: IngestConfig, batch_rows: int,
           small_bytes: int, split_bytes: int | None = None, reader: str = "auto") -> DataFrame:
-    """DataFrame of PARSED rows for the files, parsed in Python workers; the bytes are read by the workers
-    themselves (local files) or by Hadoop's FileSystem in the executor JVMs (`uses_hadoop`)."""
-    from pyspark.sql.pandas.types import to_arrow_schema
-
-    tasks = pack(files, small_bytes, split_bytes)
-    arrow_schema = to_arrow_schema(PARSED)
-    if uses_hadoop(files, reader):
-        hadoopfs.require_reader(spark)
-        return _parse_hadoop(spark, tasks, cfg, batch_rows, arrow_schema)
-    rows = [(i, [(p.file.path, p.file.source, p.file.format, p.file.label, p.start, p.end) for p in t])
-            for i, t in enumerate(tasks)]
-    task_schema = ("task int, files array<struct<path:string, source:string, format:string, label:string, "
-                   "start:long, end:long>>")
-    tasks_df = spark.createDataFrame(spark.sparkContext.parallelize(rows, max(1, len(rows))), task_schema)
-
-    def run_tasks(batches):
-        for batch in batches:
-            for task in batch.column("files").to_pylist():
-                for f in task:
-                    rows = parse_file(f["path"], f["source"], f["format"], cfg, f["label"], f["start"], f["end"])
-                    yield from _batches(rows, f["label"], f["start"], f["end"], arrow_schema, batch_rows)
-
-    return tasks_df.mapInArrow(run_tasks, PARSED)
-
-
-def uses_hadoop(files: list[InputFile], reader: str) -> bool:
-    """`hadoop`, or `auto` with a URI among the files (platform.execution.raw_reader)."""
-    return reader == "hadoop" or (reader == "auto" and any(hadoopfs.is_uri(f.path) for f in files))
-
-
-def _uri(path: str) -> str:
-    return path if hadoopfs.is_uri(path) else Path(path).resolve().as_uri()
-
-
-def _parse_hadoop(spark: SparkSession, tasks: list[list[Piece]], cfg: IngestConfig, batch_rows: int,
-                  arrow_schema) -> DataFrame:
-    """The pieces' bytes from the byte-range source (one Spark partition per task), parsed as they come."""
-    pieces = [(i, p) for i, t in enumerate(tasks) for p in t]
-    spec = [(i, _uri(p.file.path), p.start, p.end) for i, p in pieces]
-    meta = [(p.file.source, p.file.format, p.file.label, p.file.layout, p.start, p.end) for _, p in pieces]
-    raw = spark.read.format(hadoopfs.SOURCE_CLASS).options(**hadoopfs.source_options(spec, CHUNK_BYTES)).load()
-
-    def run_pieces(batches):
-        for _, k, prefix, stream in hadoopfs.pieces_of(batches):
-            source, fmt, label, kind, start, end = meta[k]
-            opened = Opened(label, stream, kind, hadoopfs.piece_range(start, end).sent_from, prefix)
-            rows = parse_file(opened, source, fmt, cfg, label, start, end)
-            yield from _batches(rows, label, start, end, arrow_schema, batch_rows)
-
-    return raw.mapInArrow(run_pieces, PARSED)
-
-
-def _batches(rows: Iterator[dict], label: str, start: int, end: int | None, arrow_schema,
-             batch_rows: int) -> Iterator:
-    """Arrow batches of PARSED rows, `batch_rows` at most each; logs the piece's row count."""
-    import pyarrow as pa
-
-    buf: list[dict] = []
-    n = 0
-    for row in rows:
-        if row.get("meta") is not None:
-            row["meta"] = list(row["meta"].items())
-        buf.append(row)
-        n += 1
-        if len(buf) >= batch_rows:
-            yield pa.RecordBatch.from_pylist(buf, schema=arrow_schema)
-            buf = []
-    if buf:
-        yield pa.RecordBatch.from_pylist(buf, schema=arrow_schema)
-    where = "" if end is None else f" bytes {start:,}-{end:,}"
-    logging.getLogger("instructlake.ingest.worker").info("parsed %s%s: %d rows", label, where, n)
+    """DataFrame of PARSED rows for the files (ingest.read), packed into tasks."""
+    return parse_tasks(spark, pack(files, small_bytes, split_bytes), cfg, batch_rows, reader)
 
 
 class AccountingError(RuntimeError):
