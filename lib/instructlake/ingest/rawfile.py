@@ -31,7 +31,7 @@ from instructlake.ingest.scan import Scanner
 from instructlake.ingest.window import Limits, Raw, Window
 
 __all__ = ["FileFormatError", "Limits", "Opened", "Raw", "RecordScan", "is_gzip", "iter_raw", "layout",
-           "sniff", "splittable"]
+           "sniff"]
 
 GZIP_MAGIC = b"\x1f\x8b"
 LINE_SUFFIXES = (".jsonl", ".ndjson", ".jsonl.gz", ".ndjson.gz")
@@ -185,11 +185,6 @@ def _first_lines_are_values(path: str | Path, lines: int = 2) -> bool:
 def is_gzip(path: str | Path) -> bool:
     with open_raw(path) as f:
         return f.read(2) == GZIP_MAGIC
-
-
-def splittable(path: str | Path) -> bool:
-    """A plain (not gzip) Lines file: its lines can be read by byte range."""
-    return not is_gzip(path) and layout(path) == "lines"
 
 
 def sniff(path: str | Path, limits: Limits | None = None) -> tuple[str, list[Any]]:
