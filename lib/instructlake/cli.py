@@ -51,6 +51,8 @@ def _run_stage(name: str, cfg: Config, fn: Callable, args: dict):
             log.exception("could not record the failed run")
         raise
     runs.record(store, result, started, args=args)
+    if result.warning:
+        print(f"warning: {result.warning}", file=sys.stderr, flush=True)
     return result
 
 
@@ -100,7 +102,8 @@ def cmd_normalize_tags(cfg: Config, a) -> int:
     r = _run_stage("normalize_tags", cfg, normalize.run, {})
     c = r.counts
     print(f"normalize-tags: {c['raw_tags']:,} raw tags -> {c['canonical_tags']:,} canonical ({c['rare_tags']:,} rare "
-          f"dropped) -> {c['clusters']:,} clusters -> {c['categories']:,} categories ({r.seconds:.1f}s)")
+          f"dropped, under {c['min_freq']:,} of {c['pool']:,} samples) -> {c['clusters']:,} clusters -> "
+          f"{c['categories']:,} categories ({r.seconds:.1f}s)")
     for k, v in sorted(((k[9:], v) for k, v in c.items() if k.startswith("category.")), key=lambda kv: -kv[1]):
         print(f"  {k:<40} {v:>8,} samples")
     return 0
@@ -265,6 +268,8 @@ def cmd_pipeline(cfg: Config, a) -> int:
     def show(o) -> None:
         extra = f" {o.result.summary()}" if o.result is not None else ""
         print(f"  {o.step:<16} {o.action:<11} ({o.reason}){extra}", flush=True)
+        if o.result is not None and o.result.warning:
+            print(f"  {'':<16} warning: {o.result.warning}", flush=True)
 
     print(f"pipeline: warehouse {store.warehouse}", flush=True)
     try:

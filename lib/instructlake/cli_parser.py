@@ -49,7 +49,9 @@ def build_parser() -> argparse.ArgumentParser:
                                "untagged samples are tagged, so a re-run makes no model calls.")
 
     sub.add_parser("normalize-tags", help="merge synonymous tags, cluster them, map them to 25 categories",
-                   description="Drop tags under normalize_tags.min_freq, merge tags whose embeddings have "
+                   description="Drop tags used by fewer samples than the frequency cut (normalize_tags.min_freq "
+                               "when set, else the paper's 100 per 7M samples scaled to the pool: "
+                               "normalize_tags.min_freq_per_million), merge tags whose embeddings have "
                                "cosine >= normalize_tags.merge_threshold into the most frequent one, cluster the "
                                "rest with DBSCAN (normalize_tags.dbscan_eps) and map each cluster to a category. "
                                "Writes tag_map and tag_stats.")

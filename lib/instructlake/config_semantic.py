@@ -173,9 +173,12 @@ class TaggingConfig:
 
 @dataclass(frozen=True)
 class TagNormConfig:
-    # Tags used by fewer samples than this are noise and map to no canonical tag (100 in the paper, on
-    # ~7M samples; a small pool needs a smaller number).
-    min_freq: int = 100
+    # Tags used by fewer samples than min_freq are noise and map to no canonical tag. The paper drops
+    # tags under 100 samples in a pool of ~7M; unset (null), the cut is that rate applied to the pool
+    # tagged (min_freq_per_million samples, at least 1), so a 700-sample pool keeps its tags and a
+    # 7M-sample one cuts at 100. A min_freq that is set wins.
+    min_freq: int | None = None
+    min_freq_per_million: float = 100 / 7
     # Tags whose embeddings have cosine >= merge_threshold are synonyms: merged into the most frequent (λ).
     merge_threshold: float = 0.91
     # DBSCAN over the merged tags' embeddings (cosine distance) groups related tags; eps as in the paper.
@@ -186,8 +189,19 @@ class TagNormConfig:
     taxonomy_categories: bool = True
 
     def __post_init__(self) -> None:
-        if self.min_freq < 1 or not 0 < self.merge_threshold <= 1 or self.dbscan_eps <= 0:
-            raise ConfigError("normalize_tags: min_freq >= 1, 0 < merge_threshold <= 1 and dbscan_eps > 0 are required")
+        if self.min_freq is not None and self.min_freq < 1:
+            raise ConfigError(f"normalize_tags.min_freq must be >= 1 (or null: scale with the pool), "
+                              f"not {self.min_freq}")
+        if self.min_freq_per_million < 0:
+            raise ConfigError("normalize_tags.min_freq_per_million must be >= 0")
+        if not 0 < self.merge_threshold <= 1 or self.dbscan_eps <= 0:
+            raise ConfigError("normalize_tags: 0 < merge_threshold <= 1 and dbscan_eps > 0 are required")
+
+    def cut_for(self, pool: int) -> int:
+        """The frequency cut for a pool of `pool` tagged samples: min_freq when set, else the rate."""
+        if self.min_freq is not None:
+            return self.min_freq
+        return max(1, round(self.min_freq_per_million * pool / 1e6))
 
 
 @dataclass(frozen=True)

@@ -33,6 +33,9 @@ class StageResult:
     extra: dict[str, object] = field(default_factory=dict)
     run_id: str = field(default_factory=lambda: uuid.uuid4().hex)
     seconds: float = 0.0
+    # the stage finished, but what it wrote leaves the stages after it with nothing (the setting to change
+    # is named): logged, printed, and kept as the run record's message
+    warning: str | None = None
 
     def summary(self) -> str:
         counts = ", ".join(f"{k}={v:,}" for k, v in self.counts.items() if "." not in k)
@@ -49,7 +52,7 @@ def record(store: Store, result: StageResult, started: datetime, status: str = "
         {k: int(v) for k, v in result.counts.items()},
         {k: int(v) for k, v in result.input_versions.items() if v is not None},
         {k: int(v) for k, v in result.output_versions.items() if v is not None},
-        json.dumps(args or {}, default=str, sort_keys=True), message,
+        json.dumps(args or {}, default=str, sort_keys=True), message if message is not None else result.warning,
     )
     df = store.spark.createDataFrame([row], schemas.RUNS)
     store.append("runs", df)

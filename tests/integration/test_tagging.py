@@ -164,7 +164,7 @@ def test_cli_tag_and_normalize_tags_with_synonyms_and_noise(spark, warehouse, tm
     assert f"{len(specs)} of {len(specs)} samples needed tags: {len(specs)} tagged" in out
     assert main(wh + ["normalize-tags"]) == 0
     out = capsys.readouterr().out
-    assert "9 raw tags -> 6 canonical (1 rare dropped)" in out
+    assert "9 raw tags -> 6 canonical (1 rare dropped, under 2 of 20 samples)" in out
     m = {r["raw_tag"]: r for r in spark.read.format("delta").load(str(warehouse / "tag_map")).collect()}
     assert m["python programing"]["canonical_tag"] == "python programming" and m["python programing"]["status"] == "merged"
     assert m["creative writting"]["canonical_tag"] == "creative writing"
@@ -179,6 +179,38 @@ def test_cli_tag_and_normalize_tags_with_synonyms_and_noise(spark, warehouse, tm
     # a re-run of tag makes no calls and adds nothing
     assert main(wh + ["tag"]) == 0
     assert "0 of" in capsys.readouterr().out
+
+
+SKILLS = ("python programming", "creative writing", "cooking and recipes", "tax law")
+
+
+def test_a_cut_that_keeps_no_tag_warns_and_the_pipeline_goes_on(spark, store, tmp_path, warehouse):
+    from instructlake import pipeline
+
+    ingest_instructions(spark, store, load_config("local", TEST_SETTINGS, warehouse=str(warehouse)), tmp_path,
+                        [f"Task {i} [[tags: {SKILLS[i % 3]} | {SKILLS[1 + i % 3]}]]" for i in range(24)])
+    base = [*TEST_SETTINGS, "tagging.llm.backend=scripted", "tagging.llm.model=instructlake.llm.scripted:declared_tags"]
+    # the paper's cut of 100, set explicitly, on a pool of 24: every tag is rare
+    cut = load_config("local", [*base, "normalize_tags.min_freq=100"], warehouse=str(warehouse))
+    outcomes = pipeline.run(spark, store, cut, pipeline.Inputs(raw=()), start="tagging", stop="seeds",
+                            skip=("train_reference", "scoring"))
+    res = {o.step: o.result for o in outcomes}
+    assert [o.action for o in outcomes] == ["ran"] * 4, outcomes
+    assert res["normalize_tags"].counts["canonical_tags"] == 0 and res["normalize_tags"].counts["min_freq"] == 100
+    for stage in ("normalize_tags", "graph", "seeds"):
+        assert "normalize_tags.min_freq" in (res[stage].warning or ""), (stage, res[stage].warning)
+    assert store.read("tag_edges").count() == 0 and store.read("tag_degrees").count() == 0
+    messages = {r["stage"]: r["message"] for r in store.read("runs").filter("status = 'ok'").collect()}
+    assert "normalize_tags.min_freq" in messages["graph"]  # the run record keeps the warning
+    # unset, the cut scales with the pool: 100 per 7M samples of 24 is below 1, so the cut is 1
+    auto = load_config("local", base, warehouse=str(warehouse))
+    outcomes = pipeline.run(spark, store, auto, pipeline.Inputs(raw=()), start="normalize_tags", stop="graph")
+    res = {o.step: o.result for o in outcomes}
+    assert res["normalize_tags"].counts["min_freq"] == 1 and res["normalize_tags"].counts["pool"] == 24
+    assert res["normalize_tags"].counts["rare_tags"] == 0 and res["normalize_tags"].counts["raw_tags"] == 4
+    assert res["normalize_tags"].warning is None
+    assert res["graph"].counts["tags"] == res["normalize_tags"].counts["canonical_tags"] > 0
+    assert res["graph"].warning is None
 
 
 def test_a_crash_midway_keeps_the_committed_rounds(spark, store, tmp_path):

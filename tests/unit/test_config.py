@@ -86,3 +86,16 @@ def test_a_mapping_setting_gains_keys_from_later_files_and_sets(tmp_path):
     assert conf["spark.hadoop.fs.s3a.endpoint"] == "http://127.0.0.1:9"
     assert conf["spark.ui.enabled"] == "false"  # from conf/platform/local.yaml
     assert conf["spark.sql.session.timeZone"] == "Europe/Paris"  # the later setting wins
+
+
+def test_the_frequency_cut_scales_with_the_pool_unless_set():
+    from instructlake.config import TagNormConfig
+
+    auto = TagNormConfig()
+    # the paper's 100 samples in 7M, as a rate; at least 1
+    assert [auto.cut_for(n) for n in (0, 700, 70_000, 700_000, 7_000_000, 21_000_000)] == [1, 1, 1, 10, 100, 300]
+    assert TagNormConfig(min_freq=5).cut_for(7_000_000) == 5  # a number that is set wins
+    assert load_config("local", ["normalize_tags.min_freq=null"]).normalize_tags.min_freq is None
+    assert load_config("local", ["normalize_tags.min_freq=3"]).normalize_tags.cut_for(10**9) == 3
+    with pytest.raises(ConfigError, match="normalize_tags.min_freq must be >= 1"):
+        load_config("local", ["normalize_tags.min_freq=0"])

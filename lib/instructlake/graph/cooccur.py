@@ -34,6 +34,14 @@ def sample_tags(store: Store, tagging_hash: str) -> DataFrame:
         F.transform(F.array_sort(F.collect_list(F.struct("rank", "tag"))), lambda s: s["tag"]).alias("tags"))
 
 
+def has_raw_tags(store: Store, tagging_hash: str) -> bool:
+    """Whether any kept sample has a raw tag under the tagging config (before tag_map's cut)."""
+    from instructlake.dedup.stage import without_removed
+
+    tags = without_removed(store, store.read("tags"))
+    return bool(tags.filter((F.col("config_hash") == tagging_hash) & F.col("tag").isNotNull()).limit(1).count())
+
+
 def pair_edges(tagged: DataFrame, max_tags: int) -> tuple[DataFrame, DataFrame]:
     """(edges tag_a < tag_b with weight and pmi, per-tag frequencies over the capped tag sets)."""
     capped = tagged.select("sample_id", F.array_sort(F.slice("tags", 1, max_tags)).alias("tags"))

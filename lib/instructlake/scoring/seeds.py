@@ -131,5 +131,20 @@ def run(spark: SparkSession, store: Store, config: Config) -> StageResult:
         counts[("criterion." if "+" not in k else "overlap.") + k] = int(agg[k] or 0)
     log.info("select-seeds: %d seeds; %s; thresholds %s", counts["seeds"],
              ", ".join(f"{c} {counts['criterion.' + c]}" for c in CRITERIA), thresholds)
+    warning = _no_tags_warning(store, config) if feats is not None and not counts["tagged_samples"] else None
+    if warning:
+        log.warning(warning)
     return StageResult(stage="seeds", config_hash=chash, counts=counts, extra={"thresholds": thresholds},
-                       output_versions={"seeds": store.version("seeds")})
+                       output_versions={"seeds": store.version("seeds")}, warning=warning)
+
+
+def _no_tags_warning(store: Store, config: Config) -> str | None:
+    """Why no sample has a canonical tag, when the reason is normalize-tags' frequency cut."""
+    from instructlake.graph.cooccur import has_raw_tags
+    from instructlake.tagging.stage import tagging_hash
+
+    if not (store.exists("tag_map") and has_raw_tags(store, tagging_hash(config))):
+        return None
+    return ("select-seeds: no sample has a canonical tag (normalize-tags' frequency cut, "
+            "normalize_tags.min_freq, kept none), so long_tail and multi_skill select nothing; lower "
+            "normalize_tags.min_freq or leave it unset to scale the cut with the pool")

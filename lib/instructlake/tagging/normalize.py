@@ -1,6 +1,8 @@
 """normalize-tags: raw tags -> canonical tags -> clusters -> the 25 categories, as the paper does.
 
-1. Noise: a tag used by fewer than `min_freq` samples maps to nothing (status `rare`).
+1. Noise: a tag used by fewer samples than the frequency cut maps to nothing (status `rare`). The cut is
+   `min_freq` when set, else the paper's rate (100 samples in ~7M) applied to the pool tagged, so a small
+   pool is not cut to nothing by a number meant for millions of samples.
 2. Synonyms: in order of frequency, each tag not yet merged absorbs every unmerged tag whose embedding
    cosine is >= `merge_threshold` (λ); the most frequent member is the canonical tag.
 3. Clusters: DBSCAN (cosine distance, `dbscan_eps`) over the canonical tags' embeddings; a tag DBSCAN
@@ -78,10 +80,12 @@ def cluster_tags(vectors: np.ndarray, freqs: np.ndarray, eps: float, min_samples
 
 def normalize(names: list[str], freqs: list[int], vectors: np.ndarray, cfg: TagNormConfig,
               category_names: list[str], category_vectors: np.ndarray,
-              taxonomy_category: dict[str, str] | None = None) -> list[Mapping]:
+              taxonomy_category: dict[str, str] | None = None, min_freq: int | None = None) -> list[Mapping]:
+    """One mapping per raw tag; `min_freq` is the frequency cut (default: cfg's for a pool of one)."""
+    cut = cfg.cut_for(1) if min_freq is None else min_freq
     freqs_a = np.asarray(freqs, dtype=np.int64)
-    keep = np.nonzero(freqs_a >= cfg.min_freq)[0]
-    out = [Mapping(names[i], None, None, None, int(freqs_a[i]), None, "rare") for i in np.nonzero(freqs_a < cfg.min_freq)[0]]
+    keep = np.nonzero(freqs_a >= cut)[0]
+    out = [Mapping(names[i], None, None, None, int(freqs_a[i]), None, "rare") for i in np.nonzero(freqs_a < cut)[0]]
     if len(keep) == 0:
         return out
     kv, kf, kn = vectors[keep], freqs_a[keep], [names[i] for i in keep]
@@ -155,6 +159,9 @@ def run(spark: SparkSession, store: Store, config: Config) -> StageResult:
                               f"({thash}); run `instructlake tag` first")
     names = [r["tag"] for r in freq]
     freqs = [int(r["freq"]) for r in freq]
+    pool = tags.select("sample_id").distinct().count()
+    cut = cfg.cut_for(pool)
+    log.info("normalize-tags: frequency cut %d %s", cut, _cut_origin(cfg, pool))
     tax = taxonomy.load()
     texts = [("t", n) for n in names] + [("c", t) for t in tax.category_texts()]
     df = spark.createDataFrame([(i, k, t) for i, (k, t) in enumerate(texts)], "i long, kind string, text string")
@@ -163,7 +170,7 @@ def run(spark: SparkSession, store: Store, config: Config) -> StageResult:
     mat = np.stack([vecs[i] for i in range(len(texts))])
     tag_vecs, cat_vecs = mat[: len(names)], mat[len(names):]
     maps = normalize(names, freqs, tag_vecs, cfg, [c for c, _ in tax.categories], cat_vecs,
-                     tax.category_of() if cfg.taxonomy_categories else None)
+                     tax.category_of() if cfg.taxonomy_categories else None, min_freq=cut)
     rows = [(m.raw_tag, m.canonical_tag, m.cluster, m.category, m.freq, m.similarity, m.status, chash) for m in maps]
     tag_map = spark.createDataFrame(rows, schemas.TAG_MAP)
     store.overwrite("tag_map", tag_map)
@@ -180,11 +187,31 @@ def run(spark: SparkSession, store: Store, config: Config) -> StageResult:
                .join(tag_map.filter("category IS NOT NULL"), "raw_tag").groupBy("category")
                .agg(F.countDistinct("sample_id").alias("n")).collect())
     per_sample = (tags.groupBy("sample_id").agg(F.count("tag").alias("k")).groupBy("k").count().collect())
-    counts = {"raw_tags": n_raw, "rare_tags": n_raw - len(kept), "canonical_tags": len(canonical),
+    counts = {"pool": pool, "min_freq": cut, "raw_tags": n_raw, "rare_tags": n_raw - len(kept),
+              "canonical_tags": len(canonical),
               "clusters": len(clusters), "categories": len(categories), "tagged_samples": sum(r["count"] for r in per_sample)}
     counts.update({f"category.{r['category']}": int(r["n"]) for r in per_cat})
     counts.update({f"tags_per_sample.{int(r['k'])}": int(r["count"]) for r in per_sample})
     log.info("normalize-tags: %d raw tags -> %d canonical tags (%d rare dropped) -> %d clusters -> %d categories",
              n_raw, len(canonical), n_raw - len(kept), len(clusters), len(categories))
+    warning = None if kept else all_rare_warning(n_raw, cut, cfg, pool)
+    if warning:
+        log.warning(warning)
     return StageResult(stage="normalize_tags", config_hash=chash, counts=counts, input_versions={"tags": in_version},
-                       output_versions={"tag_map": store.version("tag_map"), "tag_stats": store.version("tag_stats")})
+                       output_versions={"tag_map": store.version("tag_map"), "tag_stats": store.version("tag_stats")},
+                       warning=warning)
+
+
+def _cut_origin(cfg: TagNormConfig, pool: int) -> str:
+    if cfg.min_freq is not None:
+        return "(normalize_tags.min_freq)"
+    return (f"(normalize_tags.min_freq_per_million {cfg.min_freq_per_million:g} x {pool:,} tagged samples, "
+            f"at least 1; set normalize_tags.min_freq to fix it)")
+
+
+def all_rare_warning(n_raw: int, cut: int, cfg: TagNormConfig, pool: int) -> str:
+    """What to say when the frequency cut leaves no canonical tag: the stages after it get no tags."""
+    setting = "normalize_tags.min_freq" if cfg.min_freq is not None else "normalize_tags.min_freq_per_million"
+    return (f"normalize-tags: all {n_raw:,} raw tags are used by fewer than {cut:,} samples {_cut_origin(cfg, pool)}, "
+            f"so none is kept: graph and the tag criteria of select-seeds have no tags to work on. Lower {setting} "
+            f"(or leave normalize_tags.min_freq unset to scale the cut with the pool)")
