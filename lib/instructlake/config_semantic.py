@@ -150,8 +150,21 @@ class TaggingConfig:
     only_kept: bool = True
     # The instruction (first user turn) is cut to this many characters in the prompt.
     max_instruction_chars: int = 4000
-    # Zero-shot: each instruction gets up to top_k taxonomy tags whose cosine similarity to it is at least
-    # min_similarity and within `margin` of its best tag.
+    # Zero-shot, two-level (the default): each category is scored by the instruction's nearest exemplars
+    # (resources/category_exemplars.yaml; the mean cosine of the exemplar_k nearest, weighted
+    # exemplar_weight) and by its own description and best two tags (the rest of the weight); up to
+    # max_categories categories within category_margin of the best are kept, then in each up to
+    # tags_per_category tags within tag_margin of the category's best tag, at most max_tags in all.
+    zero_shot: str = "two-level"
+    exemplar_weight: float = 0.5
+    exemplar_k: int = 2
+    max_categories: int = 3
+    category_margin: float = 0.1
+    tags_per_category: int = 3
+    tag_margin: float = 0.1
+    max_tags: int = 8
+    # Zero-shot, flat (the earlier tagger): up to top_k taxonomy tags whose cosine similarity to the
+    # instruction is at least min_similarity and within `margin` of its best tag.
     top_k: int = 3
     min_similarity: float = 0.25
     margin: float = 0.08
@@ -163,6 +176,12 @@ class TaggingConfig:
             raise ConfigError("tagging.tagger = llm needs tagging.llm.backend and tagging.llm.model")
         if self.top_k < 1:
             raise ConfigError("tagging.top_k must be >= 1")
+        if self.zero_shot not in ("two-level", "flat"):
+            raise ConfigError(f"tagging.zero_shot must be two-level or flat, not {self.zero_shot!r}")
+        if min(self.exemplar_k, self.max_categories, self.tags_per_category, self.max_tags) < 1:
+            raise ConfigError("tagging: exemplar_k, max_categories, tags_per_category and max_tags must be >= 1")
+        if not 0 <= self.exemplar_weight <= 1:
+            raise ConfigError(f"tagging.exemplar_weight must be in [0, 1], not {self.exemplar_weight}")
 
     @property
     def kind(self) -> str:

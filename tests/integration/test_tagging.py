@@ -131,9 +131,15 @@ def test_zero_shot_tagging_gives_sensible_taxonomy_tags(spark, store, config, tm
     for i, wanted in expect.items():
         got = {t for _, t, _ in by[INSTRUCTIONS[i]]}
         assert got & wanted, (INSTRUCTIONS[i], got)
-    for lst in by.values():
-        scores = [s for _, _, s in sorted(lst)]
-        assert scores == sorted(scores, reverse=True) and len(lst) <= config.tagging.top_k
+    from instructlake.tagging import taxonomy
+
+    category = taxonomy.load().category_of()
+    for lst in by.values():  # ranked by category, then by cosine inside a category
+        ranked = sorted(lst)
+        assert [r for r, _, _ in ranked] == list(range(1, len(lst) + 1)) and len(lst) <= config.tagging.max_tags
+        for (_, a, sa), (_, b, sb) in zip(ranked, ranked[1:]):
+            assert category[a] != category[b] or sa >= sb, ranked
+    assert r.counts["untagged"] == 0  # two-level: every sample gets its best category's best tag
     assert tagging.run(spark, store, config).counts["input"] == 0
 
 

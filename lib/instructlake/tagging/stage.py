@@ -38,9 +38,9 @@ def tagger_identity(config: Config) -> tuple[str, str, str]:
         from instructlake.llm import prompts
 
         return "llm", cfg.llm.model, prompts.load(PROMPT).version
-    from instructlake.tagging import taxonomy
+    from instructlake.tagging import zero_shot
 
-    return "zero-shot", config.embed.model, taxonomy.load().version
+    return "zero-shot", config.embed.model, zero_shot.version(cfg)
 
 
 def tagging_hash(config: Config) -> str:
@@ -128,8 +128,14 @@ def zero_shot_rows(spark: SparkSession, config: Config, todo: DataFrame) -> Data
     none = picked.filter(F.size("tags") == 0).select(
         "sample_id", F.lit(None).cast("string").alias("tag"), F.lit(None).cast("double").alias("score"),
         F.lit(None).cast("int").alias("rank"), F.lit(None).cast("string").alias("explanation"),
-        F.lit(f"no taxonomy tag with cosine >= {config.tagging.min_similarity}").alias("error"))
+        F.lit(_untagged_reason(config)).alias("error"))
     return tagged.unionByName(none)
+
+
+def _untagged_reason(config: Config) -> str:
+    if config.tagging.zero_shot == "flat":
+        return f"no taxonomy tag with cosine >= {config.tagging.min_similarity}"
+    return "no taxonomy tag (the text gave no embedding to compare)"
 
 
 def run(spark: SparkSession, store: Store, config: Config) -> StageResult:

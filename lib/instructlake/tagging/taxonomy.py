@@ -1,4 +1,5 @@
-"""The packaged skill/knowledge taxonomy (resources/taxonomy.yaml): 25 categories of fine-grained tags."""
+"""The packaged skill/knowledge taxonomy (resources/taxonomy.yaml): 25 categories of fine-grained tags, and
+exemplar instructions per category (resources/category_exemplars.yaml) for the two-level zero-shot tagger."""
 
 from __future__ import annotations
 
@@ -41,3 +42,28 @@ def load() -> Taxonomy:
             tags.append((tag, desc, c["name"]))
     digest = hashlib.sha256(raw.encode()).hexdigest()[:8]
     return Taxonomy(f"taxonomy/v{data['version']}-{digest}", tuple(cats), tuple(tags))
+
+
+@dataclass(frozen=True)
+class Exemplars:
+    version: str  # exemplars/v<declared>-<hash of the file>
+    texts: tuple[str, ...]
+    categories: tuple[str, ...]  # the category of each text
+
+
+@lru_cache(maxsize=1)
+def exemplars() -> Exemplars:
+    raw = resources.files("instructlake").joinpath("resources", "category_exemplars.yaml").read_text(encoding="utf-8")
+    data = yaml.safe_load(raw)
+    known = {c for c, _ in load().categories}
+    texts, cats = [], []
+    for cat, items in data["categories"].items():
+        if cat not in known:
+            raise ValueError(f"category_exemplars.yaml: {cat!r} is not a taxonomy category")
+        for t in items:
+            if not isinstance(t, str) or not t.strip():
+                raise ValueError(f"category_exemplars.yaml: an exemplar of {cat!r} is not a text: {t!r}")
+            texts.append(t)
+            cats.append(cat)
+    digest = hashlib.sha256(raw.encode()).hexdigest()[:8]
+    return Exemplars(f"exemplars/v{data['version']}-{digest}", tuple(texts), tuple(cats))

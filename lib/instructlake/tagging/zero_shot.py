@@ -1,11 +1,23 @@
-"""Zero-shot tagging: each instruction gets the taxonomy tags its embedding is closest to.
+"""Zero-shot tagging: each instruction gets the taxonomy tags its embedding supports. Used when no LLM is
+configured. Two ways, chosen by tagging.zero_shot:
 
-Used when no LLM is configured. A tag is given when its cosine similarity to the instruction (embedding of
-"tag: description") is at least `min_similarity` and within `margin` of the instruction's best tag, up to
-`top_k` tags. The taxonomy's embeddings are computed once per Python worker, beside the model.
+* two-level (the default): categories first, then tags inside them. A category's score is
+  exemplar_weight x the mean cosine of the instruction's exemplar_k nearest exemplars of that category
+  (resources/category_exemplars.yaml) plus the rest x the larger of the cosine to the category's
+  description and the mean of its best two tags' cosines. The categories within category_margin of the best
+  (at most max_categories) are kept; in each, the tags within tag_margin of its best tag (at most
+  tags_per_category); at most max_tags in all, ranked by category score, then tag cosine. Every
+  instruction gets at least its best category's best tag.
+* flat: up to top_k tags whose cosine to the instruction (embedding of "tag: description") is at least
+  min_similarity and within margin of the instruction's best tag.
+
+`python build.py bench tagging` measures both on labelled prompts. The taxonomy's and the exemplars'
+embeddings are computed once per Python worker, beside the model.
 """
 
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 import numpy as np
 from pyspark.sql import DataFrame, SparkSession
@@ -15,7 +27,7 @@ from instructlake.worker_models import once_per_worker
 
 
 def choose(sims: np.ndarray, top_k: int, min_similarity: float, margin: float) -> list[list[tuple[int, float]]]:
-    """For each row of a (samples x tags) similarity matrix: [(tag index, similarity)] best first."""
+    """Flat: for each row of a (samples x tags) similarity matrix, [(tag index, similarity)] best first."""
     k = min(top_k, sims.shape[1])
     if sims.shape[0] == 0 or k == 0:
         return [[] for _ in range(sims.shape[0])]
@@ -30,6 +42,74 @@ def choose(sims: np.ndarray, top_k: int, min_similarity: float, margin: float) -
     return out
 
 
+@dataclass(frozen=True)
+class Space:
+    """The two-level tagger's reference vectors: tags, categories and exemplars, with their categories."""
+
+    tags: np.ndarray  # (tags x dim)
+    tag_category: np.ndarray  # category index per tag
+    categories: np.ndarray  # (categories x dim), "name: description"
+    exemplars: np.ndarray  # (exemplars x dim)
+    exemplar_category: np.ndarray  # category index per exemplar
+
+
+def category_scores(vec: np.ndarray, space: Space, cfg: TaggingConfig) -> tuple[np.ndarray, np.ndarray]:
+    """(samples x categories scores, samples x tags cosines)."""
+    tag_sims = vec @ space.tags.T
+    cat_sims = vec @ space.categories.T
+    ex_sims = vec @ space.exemplars.T
+    scores = np.empty((len(vec), len(space.categories)), dtype=np.float32)
+    for c in range(len(space.categories)):
+        near = np.sort(ex_sims[:, space.exemplar_category == c], axis=1)[:, -cfg.exemplar_k:].mean(1)
+        tags = np.sort(tag_sims[:, space.tag_category == c], axis=1)[:, -2:].mean(1)
+        own = np.maximum(tags, cat_sims[:, c])
+        scores[:, c] = cfg.exemplar_weight * near + (1 - cfg.exemplar_weight) * own
+    return scores, tag_sims
+
+
+def choose_two_level(scores: np.ndarray, tag_sims: np.ndarray, tag_category: np.ndarray,
+                     cfg: TaggingConfig) -> list[list[tuple[int, float]]]:
+    """For each sample: [(tag index, tag cosine)] ranked by category score, then tag cosine."""
+    members = [np.nonzero(tag_category == c)[0] for c in range(scores.shape[1])]
+    out = []
+    for i in range(len(scores)):
+        order = np.lexsort((np.arange(scores.shape[1]), -scores[i]))[: cfg.max_categories]
+        kept = [c for c in order if scores[i, c] >= scores[i, order[0]] - cfg.category_margin]
+        picks: list[tuple[int, float]] = []
+        for c in kept:
+            idx = members[c]
+            ranked = idx[np.lexsort((idx, -tag_sims[i, idx]))][: cfg.tags_per_category]
+            best = tag_sims[i, ranked[0]]
+            picks += [(int(j), float(tag_sims[i, j])) for j in ranked if tag_sims[i, j] >= best - cfg.tag_margin]
+        out.append(picks[: cfg.max_tags])
+    return out
+
+
+def space(model, tax, examples) -> Space:
+    cats = [c for c, _ in tax.categories]
+    return Space(tags=model.encode(tax.tag_texts()),
+                 tag_category=np.array([cats.index(c) for _, _, c in tax.tags]),
+                 categories=model.encode(tax.category_texts()),
+                 exemplars=model.encode(list(examples.texts)),
+                 exemplar_category=np.array([cats.index(c) for c in examples.categories]))
+
+
+def pick(vec: np.ndarray, ref: Space, cfg: TaggingConfig) -> list[list[tuple[int, float]]]:
+    """The configured tagger's [(tag index, score)] per sample, best first."""
+    if cfg.zero_shot == "flat":
+        return choose(vec @ ref.tags.T, cfg.top_k, cfg.min_similarity, cfg.margin)
+    scores, tag_sims = category_scores(vec, ref, cfg)
+    return choose_two_level(scores, tag_sims, ref.tag_category, cfg)
+
+
+def version(cfg: TaggingConfig) -> str:
+    """What the tags depend on besides the settings: the taxonomy, and the exemplars when they are used."""
+    from instructlake.tagging import taxonomy
+
+    tax = taxonomy.load().version
+    return tax if cfg.zero_shot == "flat" else f"{tax}+{taxonomy.exemplars().version}"
+
+
 def tag(spark: SparkSession, df: DataFrame, cfg: TaggingConfig, ecfg: EmbedConfig, settings: EmbedSettings) -> DataFrame:
     """(sample_id, tags array<struct<tag, score, rank>>) for df(sample_id, text)."""
     import pyarrow as pa
@@ -37,16 +117,15 @@ def tag(spark: SparkSession, df: DataFrame, cfg: TaggingConfig, ecfg: EmbedConfi
     from instructlake.embed.spark_embed import map_embedded
     from instructlake.tagging import taxonomy
 
-    tax = taxonomy.load()
+    tax, examples = taxonomy.load(), taxonomy.exemplars()
     names = [t for t, _, _ in tax.tags]
     item = pa.struct([("tag", pa.string()), ("score", pa.float64()), ("rank", pa.int32())])
+    key = {"embed": config_hash(ecfg), "taxonomy": tax.version, "exemplars": examples.version}
 
     def emit(model, b: pa.RecordBatch, vec) -> pa.RecordBatch:
-        tag_vectors = once_per_worker("taxonomy-vectors", {"embed": config_hash(ecfg), "taxonomy": tax.version},
-                                      lambda: model.encode(tax.tag_texts()))
-        picks = choose(vec @ tag_vectors.T, cfg.top_k, cfg.min_similarity, cfg.margin)
+        ref = once_per_worker("tagging-space", key, lambda: space(model, tax, examples))
         tags = pa.array([[{"tag": names[j], "score": round(s, 6), "rank": r + 1} for r, (j, s) in enumerate(p)]
-                         for p in picks], pa.list_(item))
+                         for p in pick(vec, ref, cfg)], pa.list_(item))
         return pa.RecordBatch.from_arrays([b.column("sample_id"), tags], names=["sample_id", "tags"])
 
     return map_embedded(spark, df.select("sample_id", "text"), "text", ecfg, settings,

@@ -1,0 +1,166 @@
+"""bench tagging: how well the embedded taggers' categories match labelled prompts, side by side in one run.
+
+    python build.py bench tagging [--repeat 5] [--show 0]
+
+The labelled set is data/samples/labelled/WizardLM_testset.jsonl: 218 instructions, each with one of 29
+skills (Math, Code Generation, Roleplay, Law, ...). SKILLS below says which taxonomy categories count as a
+match for each skill, and which of the eight kinds it reports under (coding, math, reasoning, writing,
+roleplay, extraction, STEM, humanities; plus format, multilingual, knowledge and safety for skills that
+are none of those). None of these prompts is in the demo's pool or among any tagger's exemplars, so the
+figures are held out.
+
+Per tagger: category match (any of a prompt's tags has an accepted category), top-1 match (the best tag's
+category is accepted), coverage (at least one tag), tags per prompt, per kind match, and tagging speed
+(samples/s of embedding plus choosing, on the prompts repeated --repeat times, the model loaded before
+the timing). Each tagger runs with the settings in conf/defaults.yaml; the first is the flat tagger,
+the default until the two-level one, so the ratios are against it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from collections import defaultdict
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "lib"))
+
+LABELLED = ROOT / "data" / "samples" / "labelled" / "WizardLM_testset.jsonl"
+CODE = ("programming", "software engineering and systems", "data science and machine learning")
+SCIENCE = ("natural sciences", "engineering and technology", "medicine and health", "data science and machine learning")
+ARTS = ("literature and arts", "humanities and history")
+# skill -> (kind, the categories that count as a match)
+SKILLS: dict[str, tuple[str, tuple[str, ...]]] = {
+    "Math": ("math", ("mathematics",)),
+    "Code Generation": ("coding", CODE),
+    "Code Debug": ("coding", CODE),
+    "Computer Science": ("coding", (*CODE, "engineering and technology")),
+    "Reasoning": ("reasoning", ("logic and reasoning", "mathematics", "planning and problem solving")),
+    "Common-Sense": ("reasoning", ("logic and reasoning", "everyday life and practical skills",
+                                   "knowledge question answering")),
+    "Counterfactual": ("reasoning", ("logic and reasoning", "humanities and history", "creative writing")),
+    "Writting": ("writing", ("creative writing", "communication and professional writing")),
+    "Academic Writing": ("writing", ("education and career", "communication and professional writing",
+                                     "creative writing")),
+    "Roleplay": ("roleplay", ("dialogue and assistance", "creative writing")),
+    "Complex Format": ("format", ("instruction following and formatting", "text processing")),
+    "Multilingual": ("multilingual", ("translation and multilinguality", "language and linguistics")),
+    "Biology": ("STEM", ("natural sciences", "medicine and health")),
+    "Physics": ("STEM", ("natural sciences", "engineering and technology")),
+    "Chemistry": ("STEM", ("natural sciences",)),
+    "Technology": ("STEM", (*SCIENCE, *CODE)),
+    "Medicine": ("STEM", ("medicine and health", "natural sciences")),
+    "Ethics": ("humanities", ("safety and ethics", "humanities and history")),
+    "Philosophy": ("humanities", ("humanities and history",)),
+    "History": ("humanities", ("humanities and history",)),
+    "Law": ("humanities", ("law and government",)),
+    "Economy": ("humanities", ("business and finance",)),
+    "Literature": ("humanities", (*ARTS, "creative writing")),
+    "Art": ("humanities", ARTS),
+    "Music": ("humanities", ARTS),
+    "Entertainment": ("humanities", (*ARTS, "everyday life and practical skills", "knowledge question answering")),
+    "Sport": ("knowledge", ("everyday life and practical skills", "knowledge question answering")),
+    "TruthfulQA": ("knowledge", ("knowledge question answering", "natural sciences", "humanities and history",
+                                 "medicine and health", "logic and reasoning")),
+    "Toxicity": ("safety", ("safety and ethics",)),
+}
+EIGHT = ("coding", "math", "reasoning", "writing", "roleplay", "extraction", "STEM", "humanities")
+
+
+def labelled() -> list[dict]:
+    rows = [json.loads(line) for line in LABELLED.read_text(encoding="utf-8").splitlines() if line.strip()]
+    unknown = {r["Skill"] for r in rows} - set(SKILLS)
+    if unknown:
+        raise SystemExit(f"bench tagging: skills without a category mapping: {sorted(unknown)}")
+    return rows
+
+
+def taggers(config):
+    """name -> tag(texts) -> [[(tag, score)]] best first: the flat tagger (the default before the two-level
+    one) and the two-level one, each with conf/defaults.yaml's settings, on one embedder."""
+    from dataclasses import replace
+
+    from instructlake.embed.embedder import get_embedder
+    from instructlake.tagging import taxonomy, zero_shot
+
+    tax = taxonomy.load()
+    names = [t for t, _, _ in tax.tags]
+    emb = get_embedder(config.embed, config.platform.embed, threads=os.cpu_count())
+    ref = zero_shot.space(emb, tax, taxonomy.exemplars())
+
+    def tagger(cfg):
+        def tag(texts):
+            return [[(names[j], s) for j, s in p] for p in zero_shot.pick(emb.encode(texts), ref, cfg)]
+        return tag
+
+    return {"flat (the earlier default)": tagger(replace(config.tagging, zero_shot="flat")),
+            "two-level (default)": tagger(replace(config.tagging, zero_shot="two-level"))}
+
+
+def evaluate(rows: list[dict], picks: list[list[tuple[str, float]]], category_of: dict[str, str]) -> dict:
+    per_kind: dict[str, list[int]] = defaultdict(lambda: [0, 0])
+    hit = top1 = covered = n_tags = 0
+    for r, p in zip(rows, picks, strict=True):
+        kind, accepted = SKILLS[r["Skill"]]
+        cats = [category_of[t] for t, _ in p]
+        ok = any(c in accepted for c in cats)
+        hit += ok
+        top1 += bool(cats) and cats[0] in accepted
+        covered += bool(p)
+        n_tags += len(p)
+        per_kind[kind][0] += ok
+        per_kind[kind][1] += 1
+    n = len(rows)
+    return {"match": hit / n, "top1": top1 / n, "coverage": covered / n, "tags": n_tags / n,
+            "kinds": {k: v[0] / v[1] for k, v in per_kind.items()}}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--repeat", type=int, default=5, help="the prompts this many times for the speed figure")
+    ap.add_argument("--show", type=int, default=0, help="print this many prompts with each tagger's tags")
+    args = ap.parse_args()
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    from instructlake.config import load_config
+    from instructlake.tagging import taxonomy
+
+    rows = labelled()
+    texts = [r["Instruction"] for r in rows]
+    category_of = taxonomy.load().category_of()
+    config = load_config("local")
+    results, shown = {}, {}
+    for name, tag in taggers(config).items():
+        tag(texts[:8])  # warm-up
+        picks = tag(texts)
+        t0 = time.time()
+        tag(texts * args.repeat)
+        speed = len(texts) * args.repeat / (time.time() - t0)
+        results[name] = {**evaluate(rows, picks, category_of), "speed": speed}
+        shown[name] = picks
+    kinds = [k for k in EIGHT if any(k in r["kinds"] for r in results.values())]
+    extra = sorted({k for r in results.values() for k in r["kinds"]} - set(kinds))
+    print(f"\nbench tagging: {len(rows)} labelled WizardLM test prompts ({LABELLED.name}), "
+          f"{os.cpu_count()} cores")
+    head = f"  {'tagger':28}{'match':>7}{'top-1':>7}{'cover':>7}{'tags':>6}{'samp/s':>8}"
+    print(head + "".join(f"{k[:9]:>10}" for k in kinds + extra))
+    base = None
+    for name, r in results.items():
+        base = base or r["speed"]
+        print(f"  {name:28}{r['match']:7.2f}{r['top1']:7.2f}{r['coverage']:7.2f}{r['tags']:6.2f}{r['speed']:8.0f}"
+              + "".join(f"{r['kinds'].get(k, float('nan')):10.2f}" for k in kinds + extra))
+    for name, r in results.items():
+        print(f"  {name}: speed {r['speed'] / base:.2f}x of the first; worst of the eight kinds "
+              f"{min(r['kinds'][k] for k in kinds):.2f}")
+    print("  goals: match >= 0.85, no kind below 0.6, coverage >= 0.98, speed >= 0.7x of the flat tagger")
+    for i in range(min(args.show, len(rows))):
+        print(f"\n  [{rows[i]['Skill']}] {texts[i][:100]}")
+        for name, picks in shown.items():
+            print(f"    {name:26} " + ", ".join(f"{t} ({category_of[t]})" for t, _ in picks[i]))
+
+
+if __name__ == "__main__":
+    main()

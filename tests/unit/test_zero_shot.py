@@ -1,0 +1,49 @@
+"""The two-level zero-shot choice on hand-made scores: categories within the margin, tags inside them."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import numpy as np
+
+from instructlake.config import TaggingConfig
+from instructlake.tagging.zero_shot import Space, category_scores, choose_two_level
+
+CFG = TaggingConfig(max_categories=2, category_margin=0.1, tags_per_category=2, tag_margin=0.1, max_tags=3)
+TAG_CATEGORY = np.array([0, 0, 0, 1, 1, 2])
+
+
+def test_categories_within_the_margin_then_their_best_tags():
+    scores = np.array([[0.9, 0.85, 0.2],   # two categories close together
+                       [0.9, 0.5, 0.4],    # one clear category
+                       [0.1, 0.2, 0.15]])  # weak everywhere: still its best category's best tag
+    sims = np.array([[0.8, 0.75, 0.3, 0.6, 0.2, 0.9],
+                     [0.5, 0.7, 0.65, 0.9, 0.9, 0.9],
+                     [0.1, 0.1, 0.1, 0.05, 0.02, 0.3]])
+    got = choose_two_level(scores, sims, TAG_CATEGORY, CFG)
+    assert [j for j, _ in got[0]] == [0, 1, 3]  # category 0's two best tags, then category 1's best; max_tags 3
+    assert [j for j, _ in got[1]] == [1, 2]  # category 1 is 0.4 behind: left out
+    # weak everywhere, and still tagged: category 1 (tag 4 within 0.1 of tag 3), then category 2, 0.05 behind
+    assert [j for j, _ in got[2]] == [3, 4, 5]
+    assert got[0][0][1] == 0.8  # the score is the tag's cosine
+
+
+def test_max_settings_bound_the_tags():
+    scores = np.array([[0.9, 0.9, 0.9]])
+    sims = np.full((1, 6), 0.5)
+    wide = replace(CFG, max_categories=3, tags_per_category=3, max_tags=8)
+    assert len(choose_two_level(scores, sims, TAG_CATEGORY, wide)[0]) == 6
+    assert len(choose_two_level(scores, sims, TAG_CATEGORY, replace(wide, max_tags=4))[0]) == 4
+    assert len(choose_two_level(scores, sims, TAG_CATEGORY, replace(wide, max_categories=1))[0]) == 3
+
+
+def test_category_scores_weigh_exemplars_against_descriptions_and_tags():
+    eye = np.eye(4, dtype=np.float32)
+    space = Space(tags=eye[[0, 1]], tag_category=np.array([0, 1]), categories=eye[[0, 1]],
+                  exemplars=eye[[2, 3, 3]], exemplar_category=np.array([0, 1, 1]))
+    vec = np.array([[0.0, 0.0, 0.0, 1.0]], dtype=np.float32)  # like category 1's exemplars only
+    only_exemplars = replace(CFG, exemplar_weight=1.0, exemplar_k=1)
+    scores, _ = category_scores(vec, space, only_exemplars)
+    assert scores[0].tolist() == [0.0, 1.0]
+    scores, _ = category_scores(vec, space, replace(only_exemplars, exemplar_weight=0.0))
+    assert scores[0].tolist() == [0.0, 0.0]
