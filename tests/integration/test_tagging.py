@@ -137,7 +137,7 @@ def test_zero_shot_tagging_gives_sensible_taxonomy_tags(spark, store, config, tm
     for lst in by.values():  # ranked by category, then by cosine inside a category
         ranked = sorted(lst)
         assert [r for r, _, _ in ranked] == list(range(1, len(lst) + 1)) and len(lst) <= config.tagging.max_tags
-        for (_, a, sa), (_, b, sb) in zip(ranked, ranked[1:]):
+        for (_, a, sa), (_, b, sb) in zip(ranked, ranked[1:], strict=False):
             assert category[a] != category[b] or sa >= sb, ranked
     assert r.counts["untagged"] == 0  # two-level: every sample gets its best category's best tag
     assert tagging.run(spark, store, config).counts["input"] == 0
