@@ -160,8 +160,8 @@ class TaggingConfig:
     exemplar_k: int = 2
     max_categories: int = 3
     category_margin: float = 0.1
-    tags_per_category: int = 3
-    tag_margin: float = 0.1
+    tags_per_category: int = 2
+    tag_margin: float = 0.03
     max_tags: int = 8
     # Zero-shot, flat (the earlier tagger): up to top_k taxonomy tags whose cosine similarity to the
     # instruction is at least min_similarity and within `margin` of its best tag.
