@@ -47,3 +47,11 @@ def test_category_scores_weigh_exemplars_against_descriptions_and_tags():
     assert scores[0].tolist() == [0.0, 1.0]
     scores, _ = category_scores(vec, space, replace(only_exemplars, exemplar_weight=0.0))
     assert scores[0].tolist() == [0.0, 0.0]
+
+
+def test_the_packaged_exemplars_cover_every_category():
+    from instructlake.tagging import taxonomy
+
+    ex = taxonomy.exemplars()
+    assert set(ex.categories) == {c for c, _ in taxonomy.load().categories}
+    assert min(ex.categories.count(c) for c in set(ex.categories)) >= TaggingConfig().exemplar_k

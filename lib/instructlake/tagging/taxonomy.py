@@ -65,5 +65,8 @@ def exemplars() -> Exemplars:
                 raise ValueError(f"category_exemplars.yaml: an exemplar of {cat!r} is not a text: {t!r}")
             texts.append(t)
             cats.append(cat)
+    # a category without exemplars would score NaN in the two-level tagger
+    if missing := sorted(known - set(cats)):
+        raise ValueError(f"category_exemplars.yaml: no exemplars for the categories {missing}")
     digest = hashlib.sha256(raw.encode()).hexdigest()[:8]
     return Exemplars(f"exemplars/v{data['version']}-{digest}", tuple(texts), tuple(cats))
