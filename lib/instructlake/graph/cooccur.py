@@ -20,10 +20,8 @@ def sample_tags(store: Store, tagging_hash: str) -> DataFrame:
     """(sample_id, tags array<string> best-ranked first, categories map) from `tags`, mapped through `tag_map`
     to canonical tags (rare ones dropped) when it exists, else the raw tags. Samples dedup has since removed
     keep their rows in `tags` (so no model call is repeated if they return) but are left out here."""
-    from instructlake.dedup.stage import without_removed
-
-    t = (without_removed(store, store.read("tags")).filter((F.col("config_hash") == tagging_hash) & F.col("tag").isNotNull())
-         .select("sample_id", F.col("tag").alias("raw_tag"), F.coalesce("rank", F.lit(1 << 20)).alias("rank")))
+    t = raw_tags(store, tagging_hash).select("sample_id", F.col("tag").alias("raw_tag"),
+                                             F.coalesce("rank", F.lit(1 << 20)).alias("rank"))
     if store.exists("tag_map"):
         m = store.read("tag_map").filter(F.col("canonical_tag").isNotNull()).select("raw_tag", "canonical_tag")
         t = t.join(m, "raw_tag").select("sample_id", F.col("canonical_tag").alias("tag"), "rank")
@@ -34,12 +32,17 @@ def sample_tags(store: Store, tagging_hash: str) -> DataFrame:
         F.transform(F.array_sort(F.collect_list(F.struct("rank", "tag"))), lambda s: s["tag"]).alias("tags"))
 
 
-def has_raw_tags(store: Store, tagging_hash: str) -> bool:
-    """Whether any kept sample has a raw tag under the tagging config (before tag_map's cut)."""
+def raw_tags(store: Store, tagging_hash: str) -> DataFrame:
+    """The rows of `tags` with a tag under the tagging config, of samples dedup has not removed."""
     from instructlake.dedup.stage import without_removed
 
     tags = without_removed(store, store.read("tags"))
-    return bool(tags.filter((F.col("config_hash") == tagging_hash) & F.col("tag").isNotNull()).limit(1).count())
+    return tags.filter((F.col("config_hash") == tagging_hash) & F.col("tag").isNotNull())
+
+
+def cut_to_nothing(store: Store, tagging_hash: str) -> bool:
+    """Whether tag_map's frequency cut is why no sample has a canonical tag: samples have raw tags."""
+    return store.exists("tag_map") and bool(raw_tags(store, tagging_hash).limit(1).count())
 
 
 def pair_edges(tagged: DataFrame, max_tags: int) -> tuple[DataFrame, DataFrame]:

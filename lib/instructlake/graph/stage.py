@@ -59,10 +59,10 @@ def run(spark: SparkSession, store: Store, config: Config, engine: str = "auto")
         in_versions["tag_map"] = store.version("tag_map")
     tagged = cooccur.sample_tags(store, thash).localCheckpoint()
     n_samples = tagged.count()
-    if n_samples == 0 and not (store.exists("tag_map") and cooccur.has_raw_tags(store, thash)):
+    if n_samples == 0 and not cooccur.cut_to_nothing(store, thash):
         raise EmptyInputError(f"graph: no tagged samples under the current tagging config ({thash})")
     if n_samples == 0:
-        return _cut_to_nothing(spark, store, chash, in_versions)
+        return _empty_graph(spark, store, chash, in_versions)
     counts = {"samples": n_samples, **cooccur.cap_counts(tagged, cfg.max_tags_per_sample)}
     edges, freq = cooccur.pair_edges(tagged, cfg.max_tags_per_sample)
     edges = edges.localCheckpoint()
@@ -123,15 +123,17 @@ def run(spark: SparkSession, store: Store, config: Config, engine: str = "auto")
                        extra={"fits": [f.row() for f in fits], "report_dir": out})
 
 
-def _cut_to_nothing(spark: SparkSession, store: Store, chash: str, in_versions: dict[str, int]) -> StageResult:
+def _empty_graph(spark: SparkSession, store: Store, chash: str, in_versions: dict[str, int]) -> StageResult:
     """Samples have tags, but normalize-tags' frequency cut kept none of them: an empty graph (its tables
     emptied, so no earlier graph is read as this one's), a warning naming the setting, and the pipeline
     goes on to the stages that do not need tags."""
     for name in ("tag_edges", "tag_degrees", "powerlaw_fit"):
         store.overwrite(name, spark.createDataFrame([], schemas.TABLES[name]))
+    from instructlake.tagging.normalize import CUT_ADVICE
+
     warning = ("graph: normalize-tags kept no canonical tag (every raw tag is under its frequency cut, "
-               "normalize_tags.min_freq), so the graph is empty; lower normalize_tags.min_freq or leave it "
-               "unset to scale the cut with the pool, then run normalize-tags and graph again")
+               f"normalize_tags.min_freq), so the graph is empty; {CUT_ADVICE}, then run normalize-tags and "
+               "graph again")
     log.warning(warning)
     counts = {"samples": 0, "capped_samples": 0, "capped_pairs_dropped": 0, "max_tags_seen": 0, "tags": 0,
               "edges": 0, "components": 0, "isolated_tags": 0, "max_degree": 0}

@@ -140,11 +140,11 @@ def run(spark: SparkSession, store: Store, config: Config) -> StageResult:
 
 def _no_tags_warning(store: Store, config: Config) -> str | None:
     """Why no sample has a canonical tag, when the reason is normalize-tags' frequency cut."""
-    from instructlake.graph.cooccur import has_raw_tags
+    from instructlake.graph.cooccur import cut_to_nothing
+    from instructlake.tagging.normalize import CUT_ADVICE
     from instructlake.tagging.stage import tagging_hash
 
-    if not (store.exists("tag_map") and has_raw_tags(store, tagging_hash(config))):
+    if not cut_to_nothing(store, tagging_hash(config)):
         return None
     return ("select-seeds: no sample has a canonical tag (normalize-tags' frequency cut, "
-            "normalize_tags.min_freq, kept none), so long_tail and multi_skill select nothing; lower "
-            "normalize_tags.min_freq or leave it unset to scale the cut with the pool")
+            f"normalize_tags.min_freq, kept none), so long_tail and multi_skill select nothing; {CUT_ADVICE}")

@@ -159,7 +159,9 @@ def run(spark: SparkSession, store: Store, config: Config) -> StageResult:
                               f"({thash}); run `instructlake tag` first")
     names = [r["tag"] for r in freq]
     freqs = [int(r["freq"]) for r in freq]
-    pool = tags.select("sample_id").distinct().count()
+    # samples per number of tags (0: a sample tagged with none); the pool the cut scales with is their sum
+    per_sample = (tags.groupBy("sample_id").agg(F.count("tag").alias("k")).groupBy("k").count().collect())
+    pool = sum(int(r["count"]) for r in per_sample)
     cut = cfg.cut_for(pool)
     log.info("normalize-tags: frequency cut %d %s", cut, _cut_origin(cfg, pool))
     tax = taxonomy.load()
@@ -186,10 +188,9 @@ def run(spark: SparkSession, store: Store, config: Config) -> StageResult:
     per_cat = (tags.filter(F.col("tag").isNotNull()).select("sample_id", F.col("tag").alias("raw_tag"))
                .join(tag_map.filter("category IS NOT NULL"), "raw_tag").groupBy("category")
                .agg(F.countDistinct("sample_id").alias("n")).collect())
-    per_sample = (tags.groupBy("sample_id").agg(F.count("tag").alias("k")).groupBy("k").count().collect())
     counts = {"pool": pool, "min_freq": cut, "raw_tags": n_raw, "rare_tags": n_raw - len(kept),
               "canonical_tags": len(canonical),
-              "clusters": len(clusters), "categories": len(categories), "tagged_samples": sum(r["count"] for r in per_sample)}
+              "clusters": len(clusters), "categories": len(categories), "tagged_samples": pool}
     counts.update({f"category.{r['category']}": int(r["n"]) for r in per_cat})
     counts.update({f"tags_per_sample.{int(r['k'])}": int(r["count"]) for r in per_sample})
     log.info("normalize-tags: %d raw tags -> %d canonical tags (%d rare dropped) -> %d clusters -> %d categories",
@@ -200,6 +201,10 @@ def run(spark: SparkSession, store: Store, config: Config) -> StageResult:
     return StageResult(stage="normalize_tags", config_hash=chash, counts=counts, input_versions={"tags": in_version},
                        output_versions={"tag_map": store.version("tag_map"), "tag_stats": store.version("tag_stats")},
                        warning=warning)
+
+
+# what the warnings of the stages that find no canonical tag after the cut tell the user to do
+CUT_ADVICE = "lower normalize_tags.min_freq or leave it unset to scale the cut with the pool"
 
 
 def _cut_origin(cfg: TagNormConfig, pool: int) -> str:
