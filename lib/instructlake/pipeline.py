@@ -255,12 +255,24 @@ class Plan:
 
 def last_completed(store: Store, stage: str) -> dict | None:
     """The latest ok run of a stage that the pipeline recorded (its args carry the fingerprint), else None."""
-    if not store.exists("runs"):
-        return None
-    row = (store.read("runs").filter((F.col("stage") == stage) & (F.col("status") == "ok"))
-           .orderBy(F.desc("finished_at")).select("args", "input_versions", "finished_at").first())
-    if row is None:
-        return None
+    return completed_runs(store, [stage]).get(stage)
+
+
+def completed_runs(store: Store, stages: Sequence[str]) -> dict[str, dict]:
+    """The latest ok run of each stage, read in one query: a pipeline plans every step against them, and
+    one read of `runs` per step cost about a second each."""
+    if not store.exists("runs") or not stages:
+        return {}
+    from pyspark.sql import Window
+
+    w = Window.partitionBy("stage").orderBy(F.desc("finished_at"))
+    rows = (store.read("runs").filter((F.col("status") == "ok") & F.col("stage").isin(list(stages)))
+            .withColumn("_n", F.row_number().over(w)).filter("_n = 1")
+            .select("stage", "args", "input_versions", "finished_at").collect())
+    return {r["stage"]: _completed(r) for r in rows}
+
+
+def _completed(row) -> dict:
     try:
         args = json.loads(row["args"] or "{}")
     except ValueError:
@@ -278,7 +290,8 @@ def fingerprint(s: Step, config: Config, versions: dict[str, int], state: object
     return hashlib.sha256(payload.encode()).hexdigest()[:16]
 
 
-def plan_step(store: Store, config: Config, inputs: Inputs, s: Step) -> Plan:
+def plan_step(store: Store, config: Config, inputs: Inputs, s: Step, done: dict[str, dict] | None = None) -> Plan:
+    """What to do with a step; `done` holds the latest ok run per stage (completed_runs), read here if None."""
     state = s.state(store, config, inputs) if s.state else None
     if isinstance(state, Skip):
         return Plan(s, "skip", str(state))
@@ -287,7 +300,7 @@ def plan_step(store: Store, config: Config, inputs: Inputs, s: Step) -> Plan:
         return Plan(s, "run", f"{n} new or changed raw files") if n else \
             Plan(s, "up to date", "no new or changed raw files")
     versions = _versions(store, s.reads)
-    last = last_completed(store, s.name)
+    last = (done if done is not None else completed_runs(store, [s.name])).get(s.name)
     if last is None or "fingerprint" not in last:
         return Plan(s, "run", "no completed pipeline run to compare with", versions)
     if last["fingerprint"] == fingerprint(s, config, versions, state):
@@ -328,8 +341,10 @@ def run(spark: SparkSession, store: Store, config: Config, inputs: Inputs, start
     outcomes: list[Outcome] = []
     steps = select(start, stop, [*config.platform.pipeline.skip, *skip])
     log.info("pipeline %s: %s", pipeline_id[:8], " -> ".join(s.name for s in steps))
+    # each step runs at most once per pipeline, so the runs recorded before it started are the ones to plan by
+    done = completed_runs(store, [s.name for s in steps])
     for s in steps:
-        p = plan_step(store, config, inputs, s)
+        p = plan_step(store, config, inputs, s, done)
         if p.action == "skip" or (p.action == "up to date" and not (force and s.name != "ingest")):
             o = Outcome(s.name, "skipped" if p.action == "skip" else "up to date", p.reason)
             log.info("pipeline: %s %s (%s)", s.name, o.action, p.reason)
@@ -388,9 +403,10 @@ def status(store: Store, config: Config, inputs: Inputs) -> list[dict]:
             last_any[r["stage"]] = r.asDict()
     out = []
     skipped = set(config.platform.pipeline.skip)
+    done = completed_runs(store, [s.name for s in STEPS])
     for s in STEPS:
         p = Plan(s, "skip", "left out by platform.pipeline.skip") if s.name in skipped else \
-            plan_step(store, config, inputs, s)
+            plan_step(store, config, inputs, s, done)
         r = last_any.get(s.name)
         out.append({"stage": s.name, "next": p.action, "reason": p.reason,
                     "last_status": r["status"] if r else None,
