@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from instructlake.config_tagging import DistillConfig, GraphConfig, TagNormConfig  # noqa: F401
 from instructlake.errors import ConfigError
 
 
@@ -168,6 +169,14 @@ class TaggingConfig:
     top_k: int = 3
     min_similarity: float = 0.25
     margin: float = 0.08
+    # Open tags besides the taxonomy's (tagging/open_tags.py): the intent ("poem writing") and up to
+    # open_tags knowledge phrases of the instruction ("french revolution"); normalize-tags cuts, merges
+    # and clusters them as the paper's normalization does. 0 and false turn them off.
+    open_tags: int = 3
+    open_intent: bool = True
+    # LLM tagging at pool scale: the LLM tags a sample of the pool, a kNN classifier over embeddings
+    # learns its tags and tags the rest (config_tagging.DistillConfig; off by default).
+    distill: DistillConfig = field(default_factory=DistillConfig)
 
     def __post_init__(self) -> None:
         if self.tagger not in ("auto", "llm", "zero-shot"):
@@ -176,6 +185,8 @@ class TaggingConfig:
             raise ConfigError("tagging.tagger = llm needs tagging.llm.backend and tagging.llm.model")
         if self.top_k < 1:
             raise ConfigError("tagging.top_k must be >= 1")
+        if self.open_tags < 0:
+            raise ConfigError(f"tagging.open_tags must be >= 0 (0: no knowledge phrases), not {self.open_tags}")
         if self.zero_shot not in ("two-level", "flat"):
             raise ConfigError(f"tagging.zero_shot must be two-level or flat, not {self.zero_shot!r}")
         if min(self.exemplar_k, self.max_categories, self.tags_per_category, self.max_tags) < 1:
@@ -188,53 +199,6 @@ class TaggingConfig:
         if self.tagger == "auto":
             return "llm" if self.llm.backend != "none" else "zero-shot"
         return self.tagger
-
-
-@dataclass(frozen=True)
-class TagNormConfig:
-    # Tags used by fewer samples than min_freq are noise and map to no canonical tag. The paper drops
-    # tags under 100 samples in a pool of ~7M; unset (null), the cut is that rate applied to the pool
-    # tagged (min_freq_per_million samples, at least 1), so a 700-sample pool keeps its tags and a
-    # 7M-sample one cuts at 100. A min_freq that is set wins.
-    min_freq: int | None = None
-    min_freq_per_million: float = 100 / 7
-    # Tags whose embeddings have cosine >= merge_threshold are synonyms: merged into the most frequent (λ).
-    merge_threshold: float = 0.91
-    # DBSCAN over the merged tags' embeddings (cosine distance) groups related tags; eps as in the paper.
-    dbscan_eps: float = 0.47
-    dbscan_min_samples: int = 2
-    # Each cluster goes to the category whose "name: description" embedding is nearest to its centroid;
-    # a canonical tag from the packaged taxonomy keeps its own category.
-    taxonomy_categories: bool = True
-
-    def __post_init__(self) -> None:
-        if self.min_freq is not None and self.min_freq < 1:
-            raise ConfigError(f"normalize_tags.min_freq must be >= 1 (or null: scale with the pool), "
-                              f"not {self.min_freq}")
-        if self.min_freq_per_million < 0:
-            raise ConfigError("normalize_tags.min_freq_per_million must be >= 0")
-        if not 0 < self.merge_threshold <= 1 or self.dbscan_eps <= 0:
-            raise ConfigError("normalize_tags: 0 < merge_threshold <= 1 and dbscan_eps > 0 are required")
-
-    def cut_for(self, pool: int) -> int:
-        """The frequency cut for a pool of `pool` tagged samples: min_freq when set, else the rate."""
-        if self.min_freq is not None:
-            return self.min_freq
-        return max(1, round(self.min_freq_per_million * pool / 1e6))
-
-
-@dataclass(frozen=True)
-class GraphConfig:
-    # A sample contributes pairs among at most this many of its tags (its best-ranked ones): at most
-    # k(k-1)/2 edges per sample, however many tags it has.
-    max_tags_per_sample: int = 12
-    # Semi-parametric bootstrap rounds for the power-law p-value (0: no p-value; 100+ for a firm one).
-    bootstrap: int = 0
-    seed: int = 0
-
-    def __post_init__(self) -> None:
-        if self.max_tags_per_sample < 2 or self.bootstrap < 0:
-            raise ConfigError("graph.max_tags_per_sample must be >= 2 and graph.bootstrap >= 0")
 
 
 @dataclass(frozen=True)

@@ -112,12 +112,25 @@ TAGS = StructType([
     StructField("explanation", StringType(), True),
     StructField("score", DoubleType(), True),  # zero-shot: cosine similarity to the tag; llm: null
     StructField("rank", IntegerType(), True),  # position of the tag in the answer (1 = first)
-    StructField("tagger", StringType(), False),  # llm | zero-shot
+    StructField("tagger", StringType(), False),  # llm | zero-shot | distilled (tagging.distill's classifier)
     StructField("model", StringType(), False),
     StructField("prompt_version", StringType(), False),  # llm: the prompt's version; zero-shot: the taxonomy's
     StructField("config_hash", StringType(), False),
     StructField("error", StringType(), True),  # why a sample has no tags (invalid answer, backend failure, none above threshold)
     StructField("tagged_at", TimestampType(), False),
+])
+
+# tagging.distill: how often its classifier agrees with the LLM, per tag, on the held-out LLM-tagged samples
+TAG_AGREEMENT = StructType([
+    StructField("tag", StringType(), False),
+    StructField("support", LongType(), False),  # held-out samples the LLM gave the tag
+    StructField("predicted", LongType(), False),  # held-out samples the classifier gave it
+    StructField("agreed", LongType(), False),  # both
+    StructField("precision", DoubleType(), True),  # null: never predicted
+    StructField("recall", DoubleType(), True),  # null: no support
+    StructField("f1", DoubleType(), True),
+    StructField("config_hash", StringType(), False),  # the tagging config
+    StructField("measured_at", TimestampType(), False),
 ])
 
 TAG_MAP = StructType([
@@ -288,7 +301,8 @@ INGESTED_FILES = StructType([
 TABLES: dict[str, StructType] = {
     "samples": SAMPLES, "quarantine": QUARANTINE, "runs": RUNS,
     "minhash_signatures": MINHASH_SIGNATURES, "dedup_clusters": DEDUP_CLUSTERS,
-    "llm_cache": LLM_CACHE, "tags": TAGS, "tag_map": TAG_MAP, "tag_stats": TAG_STATS,
+    "llm_cache": LLM_CACHE, "tags": TAGS, "tag_agreement": TAG_AGREEMENT, "tag_map": TAG_MAP,
+    "tag_stats": TAG_STATS,
     "tag_edges": TAG_EDGES, "tag_degrees": TAG_DEGREES, "powerlaw_fit": POWERLAW_FIT,
     "scores": SCORES, "seeds": SEEDS, "embeddings": EMBEDDINGS, "benchmarks": BENCHMARKS,
     "contamination": CONTAMINATION, "evolved": EVOLVED, "difficulty": DIFFICULTY,
@@ -298,7 +312,7 @@ KEYS: dict[str, list[str]] = {
     "samples": ["sample_id"], "quarantine": ["quarantine_id"], "runs": ["run_id"],
     "minhash_signatures": ["sample_id", "signature_hash"], "dedup_clusters": ["sample_id"],
     "llm_cache": ["cache_key"], "tags": ["sample_id", "config_hash", "tag"],
-    "tag_map": ["raw_tag"], "tag_stats": ["canonical_tag"],
+    "tag_agreement": ["tag", "config_hash"], "tag_map": ["raw_tag"], "tag_stats": ["canonical_tag"],
     "tag_edges": ["tag_a", "tag_b"], "tag_degrees": ["tag"], "powerlaw_fit": ["target"],
     "scores": ["sample_id", "config_hash"], "seeds": ["sample_id"], "embeddings": ["sample_id", "model"],
     "benchmarks": ["benchmark", "item_id"], "contamination": ["sample_id", "benchmark", "item_id", "config_hash"],

@@ -122,10 +122,20 @@ def test_zero_shot_tagging_gives_sensible_taxonomy_tags(spark, store, config, tm
     assert r.counts["tagged"] + r.counts["untagged"] == 6
     tags = (store.read("tags").join(store.read("samples").select("sample_id", "instruction"), "sample_id")
             .filter(F.col("tag").isNotNull()))
-    by = {}
+    by, open_by = {}, {}
     for row in tags.collect():
-        by.setdefault(row["instruction"], []).append((row["rank"], row["tag"], row["score"]))
         assert row["tagger"] == "zero-shot" and row["model"] == "all-MiniLM-L6-v2"
+        if row["score"] is None:  # an open tag: a phrase of the instruction, ranked after the taxonomy's
+            assert row["explanation"] == tagging.OPEN_TAG_EXPLANATION
+            open_by.setdefault(row["instruction"], []).append((row["rank"], row["tag"]))
+        else:
+            by.setdefault(row["instruction"], []).append((row["rank"], row["tag"], row["score"]))
+    assert {t for _, t in open_by[INSTRUCTIONS[2]]} == {"poem writing", "sea", "night"}
+    assert {"area calculation", "circle"} <= {t for _, t in open_by[INSTRUCTIONS[3]]}
+    assert "french revolution" in {t for _, t in open_by[INSTRUCTIONS[4]]}
+    for text, lst in open_by.items():
+        assert sorted(r for r, _ in lst) == list(range(len(by[text]) + 1, len(by[text]) + len(lst) + 1))
+        assert len(lst) <= config.tagging.open_tags + 1
     expect = {0: {"python programming"}, 1: {"translation", "french language"}, 2: {"poetry writing"},
               3: {"geometry"}, 5: {"cooking and recipes"}}
     for i, wanted in expect.items():
@@ -293,3 +303,52 @@ def test_answers_become_tag_rows_in_one_pass(spark):
         ("a", "coding", "1", 1, None), ("a", "math", "4", 4, None),
         ("b", None, None, None, "the answer held no usable tag"),
         ("c", None, None, None, "does not match the schema")]
+
+
+# topics crossed with the scripted teacher's keywords (llm/scripted.KEYWORDS): what it tags is in the text
+DISTILL_TASKS = ["Write a python function that {}.", "Translate into German: a note about {}.",
+                 "Write a poem about {}.", "Calculate the cost of {} for a year.",
+                 "Summarize this article about {}.", "Write an email to a colleague about {}."]
+DISTILL_TOPICS = ["parses dates", "sorts names", "the ocean", "a rainy morning", "train tickets", "a garden",
+                  "the stock market", "a new office", "solar panels", "a birthday party", "the moon",
+                  "coffee beans", "a lost dog", "mountain hiking", "old castles", "winter holidays"]
+
+
+def test_distilled_tagging_asks_the_llm_for_a_share_and_learns_the_rest(spark, store, tmp_path, warehouse):
+    calls_file = tmp_path / "calls.txt"
+    cfg = load_config("local", [*TEST_SETTINGS, "tagging.llm.backend=scripted",
+                                "tagging.llm.model=instructlake.llm.scripted:keyword_tags",
+                                f"platform.llm.calls_file={calls_file}", "tagging.distill.sample=0.4",
+                                "tagging.distill.k=5"], warehouse=str(warehouse))
+    texts = [t.format(topic) for t in DISTILL_TASKS for topic in DISTILL_TOPICS]
+    ingest_instructions(spark, store, cfg, tmp_path, texts)
+    r = tagging.run(spark, store, cfg)
+    c = r.counts
+    tags = store.read("tags").join(store.read("samples").select("sample_id", "instruction"), "sample_id").collect()
+    by_tagger: dict[str, set] = {}
+    for row in tags:
+        by_tagger.setdefault(row["tagger"], set()).add(row["sample_id"])
+    llm, student = by_tagger["llm"], by_tagger["distilled"]
+    # the LLM answered the teacher share only (its own count of calls), the classifier tagged the others
+    assert calls(calls_file) == len(llm) == c["llm_calls"] == c["distill_llm_tagged"]
+    assert 0.25 * len(texts) < len(llm) < 0.55 * len(texts)
+    assert not llm & student and len(llm) + len(student) == len(texts) == c["input"]
+    print("distill counts:", {k: v for k, v in c.items() if "distill" in k or k.startswith("llm_")})
+    assert c["distill_student"] == len(student) and c["tagged"] + c["untagged"] == len(texts)
+    # agreement with the LLM on the held-out LLM-tagged samples: per tag, and micro totals in the record
+    agree = {row["tag"]: row for row in store.read("tag_agreement").collect()}
+    assert agree and sum(a["agreed"] for a in agree.values()) == c["distill_holdout_agreed"] > 0
+    assert c["distill_holdout_agreed"] >= 0.6 * c["distill_holdout_llm_tags"]
+    # what the classifier gave a student sample is what the teacher gives such a text
+    from instructlake.llm.scripted import KEYWORDS
+
+    right = total = 0
+    for row in tags:
+        if row["tagger"] == "distilled" and row["tag"] is not None:
+            assert row["model"].startswith("knn-5 over all-MiniLM-L6-v2") and 0 < row["score"] <= 1
+            total += 1
+            right += any(t == row["tag"] and k in row["instruction"].lower() for k, (t, _) in KEYWORDS.items())
+    assert total and right >= 0.8 * total, (right, total)
+    # a re-run asks nothing and tags nothing
+    again = tagging.run(spark, store, cfg)
+    assert again.counts["input"] == 0 and calls(calls_file) == len(llm)

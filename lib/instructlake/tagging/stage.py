@@ -29,6 +29,8 @@ from instructlake.store import Store
 log = logging.getLogger(__name__)
 
 PROMPT = "tag_instruction"
+# an open tag has no score: it is a phrase of the instruction (tagging/open_tags.py), not a similarity
+OPEN_TAG_EXPLANATION = "open tag: the instruction's intent or a phrase of it"
 
 
 def tagger_identity(config: Config) -> tuple[str, str, str]:
@@ -68,8 +70,12 @@ def pending(store: Store, config: Config, chash: str) -> tuple[DataFrame, int]:
     if store.exists("tags"):
         done = store.read("tags").filter(F.col("config_hash") == chash).select("sample_id").distinct()
         todo = pool.join(done, "sample_id", "left_anti")
-    text = F.substring(F.col("instruction"), 1, config.tagging.max_instruction_chars)
-    return todo.select("sample_id", text.alias("text")), n_pool
+    return todo.select("sample_id", instruction_text(config).alias("text")), n_pool
+
+
+def instruction_text(config: Config):
+    """What a tagger reads of a sample (a column): its instruction, cut to max_instruction_chars."""
+    return F.substring(F.col("instruction"), 1, config.tagging.max_instruction_chars)
 
 
 def llm_rows(store: Store, config: Config, todo: DataFrame, chash: str) -> tuple[DataFrame, dict[str, int]]:
@@ -123,7 +129,8 @@ def zero_shot_rows(spark: SparkSession, config: Config, todo: DataFrame) -> Data
     some = picked.filter(F.size("tags") > 0).select("sample_id", F.explode("tags").alias("t"))
     tagged = some.select("sample_id", F.col("t.tag").alias("tag"), F.col("t.score").alias("score"),
                          F.col("t.rank").alias("rank"),
-                         F.format_string("cosine %.3f to the taxonomy tag's description", F.col("t.score"))
+                         F.when(F.col("t.score").isNull(), F.lit(OPEN_TAG_EXPLANATION))
+                         .otherwise(F.format_string("cosine %.3f to the taxonomy tag's description", F.col("t.score")))
                          .alias("explanation"), F.lit(None).cast("string").alias("error"))
     none = picked.filter(F.size("tags") == 0).select(
         "sample_id", F.lit(None).cast("string").alias("tag"), F.lit(None).cast("double").alias("score"),
@@ -147,16 +154,24 @@ def run(spark: SparkSession, store: Store, config: Config) -> StageResult:
     n_todo = todo.count()
     log.info("tagging with the %s tagger (%s, %s): %d of %d samples need tags", tagger, model, version, n_todo, n_pool)
     llm_counts: dict[str, int] = {}
+    warning = None
     t0 = time.time()
     if n_todo == 0:
         rows = None
+    elif tagger == "llm" and config.tagging.distill.on:
+        from instructlake.tagging.distill import distilled_rows
+
+        rows, llm_counts, warning = distilled_rows(spark, store, config, todo, n_todo, chash)
     elif tagger == "llm":
         rows, llm_counts = llm_rows(store, config, todo, chash)
     else:
         rows = zero_shot_rows(spark, config, todo)
     counts = {"pool": n_pool, "input": n_todo, "tagged": 0, "untagged": 0, "backend_failed": 0, "tag_rows": 0}
     if rows is not None:
-        rows = (rows.withColumn("tagger", F.lit(tagger)).withColumn("model", F.lit(model))
+        # distillation's rows say which tagger gave them: the LLM, or the classifier that learned from it
+        who = F.col("tagger") if "tagger" in rows.columns else F.lit(tagger)
+        rows = (rows.withColumn("model", F.when(who == "distilled", F.lit(distilled_model(config, model)))
+                                .otherwise(F.lit(model))).withColumn("tagger", who)
                 .withColumn("prompt_version", F.lit(version)).withColumn("config_hash", F.lit(chash))
                 .withColumn("tagged_at", F.current_timestamp())
                 .select(*schemas.TAGS.fieldNames())).localCheckpoint()
@@ -169,10 +184,17 @@ def run(spark: SparkSession, store: Store, config: Config) -> StageResult:
         log.info("tagged %d samples in %.1fs (%.0f samples/s); writing %d tag rows", n_todo, time.time() - t0,
                  n_todo / max(1e-9, time.time() - t0), counts["tag_rows"])
         store.merge("tags", rows, source_is_materialized=True)
+    if warning:
+        log.warning(warning)
     if counts["backend_failed"]:
         log.warning("%d samples got no answer from the backend; they have no tag rows and the next run retries them",
                     counts["backend_failed"])
-    counts.update({f"llm_{k}": v for k, v in llm_counts.items()})
+    counts.update({k if k.startswith("distill_") else f"llm_{k}": v for k, v in llm_counts.items()})
     return StageResult(stage="tagging", config_hash=chash, counts=counts, input_versions={"samples": in_version},
                        output_versions={"tags": store.version("tags")},
-                       extra={"tagger": tagger, "model": model, "version": version})
+                       extra={"tagger": tagger, "model": model, "version": version}, warning=warning)
+
+
+def distilled_model(config: Config, model: str) -> str:
+    """The `model` of a distilled tag row: the classifier, its embedder and the LLM it learned from."""
+    return f"knn-{config.tagging.distill.k} over {config.embed.model}, from {model}"

@@ -104,10 +104,11 @@ def pick(vec: np.ndarray, ref: Space, cfg: TaggingConfig) -> list[list[tuple[int
 
 def version(cfg: TaggingConfig) -> str:
     """What the tags depend on besides the settings: the taxonomy, and the exemplars when they are used."""
-    from instructlake.tagging import taxonomy
+    from instructlake.tagging import open_tags, taxonomy
 
     tax = taxonomy.load().version
-    return tax if cfg.zero_shot == "flat" else f"{tax}+{taxonomy.exemplars().version}"
+    base = tax if cfg.zero_shot == "flat" else f"{tax}+{taxonomy.exemplars().version}"
+    return f"{base}+{open_tags.VERSION}" if cfg.open_tags or cfg.open_intent else base
 
 
 def tag(spark: SparkSession, df: DataFrame, cfg: TaggingConfig, ecfg: EmbedConfig, settings: EmbedSettings) -> DataFrame:
@@ -124,9 +125,23 @@ def tag(spark: SparkSession, df: DataFrame, cfg: TaggingConfig, ecfg: EmbedConfi
 
     def emit(model, b: pa.RecordBatch, vec) -> pa.RecordBatch:
         ref = once_per_worker("tagging-space", key, lambda: space(model, tax, examples))
-        tags = pa.array([[{"tag": names[j], "score": round(s, 6), "rank": r + 1} for r, (j, s) in enumerate(p)]
-                         for p in pick(vec, ref, cfg)], pa.list_(item))
+        rows = []
+        for p, text in zip(pick(vec, ref, cfg), b.column("text").to_pylist(), strict=True):
+            row = [{"tag": names[j], "score": round(s, 6), "rank": r + 1} for r, (j, s) in enumerate(p)]
+            rows.append(row + with_open_tags(text, [t["tag"] for t in row], cfg))
+        tags = pa.array(rows, pa.list_(item))
         return pa.RecordBatch.from_arrays([b.column("sample_id"), tags], names=["sample_id", "tags"])
 
     return map_embedded(spark, df.select("sample_id", "text"), "text", ecfg, settings,
                         "sample_id string, tags array<struct<tag: string, score: double, rank: int>>", emit)
+
+
+def with_open_tags(text: str | None, taken: list[str], cfg: TaggingConfig) -> list[dict]:
+    """The instruction's open tags (tagging/open_tags.py) after its taxonomy tags: no score (they are the
+    text's own words, not a similarity), ranked after them, none repeating a tag already given."""
+    from instructlake.tagging.open_tags import open_tags
+
+    if not (cfg.open_tags or cfg.open_intent):
+        return []
+    fresh = [t for t in open_tags(text, cfg.open_tags, cfg.open_intent) if t not in taken]
+    return [{"tag": t, "score": None, "rank": len(taken) + i + 1} for i, t in enumerate(fresh)]
