@@ -227,7 +227,9 @@ class ScoringConfig:
 @dataclass(frozen=True)
 class SeedConfig:
     # The paper's four criteria. Long tail: a sample has a canonical tag used by fewer samples than this.
-    long_tail_max_freq: int = 200
+    # Null: twice normalize-tags' frequency cut, as in the paper (cut 100, long tail < 200 in ~7M), so the
+    # band scales with the pool the way the cut does; a number set here wins.
+    long_tail_max_freq: int | None = None
     # Multi-skill: more than this many canonical tags.
     multi_skill_min_tags: int = 5
     # Hard to follow: loss reduction (loss_uncond - loss_cond) in the lowest `hard_quantile` of the pool.
@@ -248,6 +250,9 @@ class SeedConfig:
             raise ConfigError("seeds.undertrained_metric must be loss_cond or loss_cond_per_byte")
         if not 0 < self.hard_quantile < 1:
             raise ConfigError("seeds.hard_quantile must be between 0 and 1")
+        if self.long_tail_max_freq is not None and self.long_tail_max_freq < 1:
+            raise ConfigError(f"seeds.long_tail_max_freq must be >= 1 (or null: twice the frequency cut), "
+                              f"not {self.long_tail_max_freq}")
 
 
 @dataclass(frozen=True)

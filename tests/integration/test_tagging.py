@@ -213,6 +213,7 @@ def test_a_cut_that_keeps_no_tag_warns_and_the_pipeline_goes_on(spark, store, tm
     res = {o.step: o.result for o in outcomes}
     assert [o.action for o in outcomes] == ["ran"] * 4, outcomes
     assert res["normalize_tags"].counts["canonical_tags"] == 0 and res["normalize_tags"].counts["min_freq"] == 100
+    assert res["seeds"].extra["thresholds"]["long_tail.max_freq"] == 200  # twice the cut, as the paper's
     for stage in ("normalize_tags", "graph", "seeds"):
         assert "normalize_tags.min_freq" in (res[stage].warning or ""), (stage, res[stage].warning)
     assert store.read("tag_edges").count() == 0 and store.read("tag_degrees").count() == 0
@@ -220,8 +221,17 @@ def test_a_cut_that_keeps_no_tag_warns_and_the_pipeline_goes_on(spark, store, tm
     assert "normalize_tags.min_freq" in messages["graph"]  # the run record keeps the warning
     # unset, the cut scales with the pool: 100 per 7M samples of 24 is below 1, so the cut is 1
     auto = load_config("local", base, warehouse=str(warehouse))
-    outcomes = pipeline.run(spark, store, auto, pipeline.Inputs(raw=()), start="normalize_tags", stop="graph")
+    outcomes = pipeline.run(spark, store, auto, pipeline.Inputs(raw=()), start="normalize_tags", stop="seeds",
+                            skip=("train_reference", "scoring"))
     res = {o.step: o.result for o in outcomes}
+    # the long tail scales with the cut: tags used by fewer than 2 samples; each tag here has 8 or more
+    assert res["seeds"].extra["thresholds"]["long_tail.max_freq"] == 2
+    assert res["seeds"].counts["criterion.long_tail"] == 0
+    from instructlake.scoring import seeds
+
+    wide = load_config("local", [*base, "seeds.long_tail_max_freq=9"], warehouse=str(warehouse))
+    # a number set wins: the 16 samples with a tag used by 8 (python programming or tax law)
+    assert seeds.run(spark, store, wide).counts["criterion.long_tail"] == 16
     assert res["normalize_tags"].counts["min_freq"] == 1 and res["normalize_tags"].counts["pool"] == 24
     assert res["normalize_tags"].counts["rare_tags"] == 0 and res["normalize_tags"].counts["raw_tags"] == 4
     assert res["normalize_tags"].warning is None

@@ -1,6 +1,7 @@
 """select-seeds: the paper's four seed criteria, with the values that triggered each, per sample.
 
-* long_tail: the sample has a canonical tag used by fewer than seeds.long_tail_max_freq samples;
+* long_tail: the sample has a canonical tag used by fewer than seeds.long_tail_max_freq samples (unset:
+  twice normalize-tags' frequency cut, as the paper's 200 is twice its cut of 100);
 * multi_skill: it has at least seeds.multi_skill_min_tags canonical tags;
 * hard: its loss reduction (loss_uncond - loss_cond) is in the lowest seeds.hard_quantile of the pool:
   the instruction barely helps the base model predict the response;
@@ -48,7 +49,22 @@ def tag_features(store: Store, config: Config) -> DataFrame:
     return per
 
 
-def select(spark: SparkSession, feats: DataFrame | None, scores: DataFrame | None, config: Config) -> tuple[DataFrame, dict]:
+def long_tail_threshold(store: Store, config: Config) -> int:
+    """seeds.long_tail_max_freq when set, else twice the frequency cut normalize-tags applies to the pool
+    tagged under the current tagging config."""
+    from instructlake.dedup.stage import without_removed
+    from instructlake.tagging.stage import tagging_hash
+
+    if config.seeds.long_tail_max_freq is not None:
+        return config.seeds.long_tail_max_freq
+    if not store.exists("tags"):
+        return 2 * config.normalize_tags.cut_for(0)
+    tags = without_removed(store, store.read("tags").filter(F.col("config_hash") == tagging_hash(config)))
+    return 2 * config.normalize_tags.cut_for(tags.select("sample_id").distinct().count())
+
+
+def select(spark: SparkSession, feats: DataFrame | None, scores: DataFrame | None, config: Config,
+           long_tail_max: int) -> tuple[DataFrame, dict]:
     """(seeds rows without hash/time, thresholds)."""
     cfg = config.seeds
     if feats is None and scores is None:
@@ -62,14 +78,14 @@ def select(spark: SparkSession, feats: DataFrame | None, scores: DataFrame | Non
     else:
         base = feats.join(scores, "sample_id", "full")
     base = base.localCheckpoint()
-    thresholds: dict[str, float] = {}
+    thresholds: dict[str, float] = {"long_tail.max_freq": float(long_tail_max)}
     ev: dict[str, F.Column] = {}
     conds: dict[str, F.Column] = {
-        "long_tail": F.col("min_tag_freq") < cfg.long_tail_max_freq,
+        "long_tail": F.col("min_tag_freq") < long_tail_max,
         "multi_skill": F.col("n_tags") >= cfg.multi_skill_min_tags,
     }
     ev["long_tail"] = F.create_map(F.lit("long_tail.min_tag_freq"), F.col("min_tag_freq").cast("double"),
-                                   F.lit("long_tail.threshold"), F.lit(float(cfg.long_tail_max_freq)))
+                                   F.lit("long_tail.threshold"), F.lit(float(long_tail_max)))
     ev["multi_skill"] = F.create_map(F.lit("multi_skill.tags"), F.col("n_tags").cast("double"),
                                      F.lit("multi_skill.threshold"), F.lit(float(cfg.multi_skill_min_tags)))
     scored = base.filter(F.col("loss_reduction").isNotNull())
@@ -118,7 +134,7 @@ def run(spark: SparkSession, store: Store, config: Config) -> StageResult:
                               "loss_reduction"))
     chash = config_hash({"seeds": config_hash(config.seeds), "inputs": [store.version(t) if store.exists(t) else None
                                                                           for t in ("tags", "tag_map", "scores")]})
-    rows, thresholds = select(spark, feats, scores, config)
+    rows, thresholds = select(spark, feats, scores, config, long_tail_threshold(store, config))
     rows = (rows.withColumn("config_hash", F.lit(chash)).withColumn("selected_at", F.current_timestamp())
             .select(*schemas.SEEDS.fieldNames())).localCheckpoint()
     store.overwrite("seeds", rows)
