@@ -79,7 +79,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     sub.add_parser("select-seeds", help="pick seeds by the paper's four criteria -> seeds",
                    description="Mark samples as seeds for synthesis: long tail (a canonical tag rarer than "
-                               "seeds.long_tail_max_freq; unset: twice normalize-tags' frequency cut), multi-skill (>= seeds.multi_skill_min_tags tags), hard "
+                               "seeds.long_tail_max_freq; unset: twice normalize-tags' frequency cut), "
+                               "multi-skill (>= seeds.multi_skill_min_tags tags), hard "
                                "to follow (loss reduction in the lowest seeds.hard_quantile), undertrained "
                                "(loss_cond > mean + seeds.undertrained_sigma std). Each seed row keeps the "
                                "values that triggered it.")

@@ -186,7 +186,8 @@ class TaggingConfig:
         if self.top_k < 1:
             raise ConfigError("tagging.top_k must be >= 1")
         if self.open_tags < 0:
-            raise ConfigError(f"tagging.open_tags must be >= 0 (0: no knowledge phrases), not {self.open_tags}")
+            raise ConfigError(f"tagging.open_tags must be >= 0 (0: no knowledge phrases), "
+                              f"not {self.open_tags}")
         if self.zero_shot not in ("two-level", "flat"):
             raise ConfigError(f"tagging.zero_shot must be two-level or flat, not {self.zero_shot!r}")
         if min(self.exemplar_k, self.max_categories, self.tags_per_category, self.max_tags) < 1:

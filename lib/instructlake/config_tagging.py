@@ -31,7 +31,8 @@ class DistillConfig:
         if not 0 < self.holdout < 1:
             raise ConfigError(f"tagging.distill.holdout must be between 0 and 1, not {self.holdout}")
         if min(self.min_examples, self.k, self.max_tags) < 1 or not 0 < self.min_vote <= 1:
-            raise ConfigError("tagging.distill: min_examples, k and max_tags must be >= 1, min_vote in (0, 1]")
+            raise ConfigError("tagging.distill: min_examples, k and max_tags must be >= 1, "
+                              "min_vote in (0, 1]")
 
     @property
     def on(self) -> bool:

@@ -290,8 +290,10 @@ def fingerprint(s: Step, config: Config, versions: dict[str, int], state: object
     return hashlib.sha256(payload.encode()).hexdigest()[:16]
 
 
-def plan_step(store: Store, config: Config, inputs: Inputs, s: Step, done: dict[str, dict] | None = None) -> Plan:
-    """What to do with a step; `done` holds the latest ok run per stage (completed_runs), read here if None."""
+def plan_step(store: Store, config: Config, inputs: Inputs, s: Step,
+              done: dict[str, dict] | None = None) -> Plan:
+    """What to do with a step; `done` holds the latest ok run per stage (completed_runs), read here if
+    None."""
     state = s.state(store, config, inputs) if s.state else None
     if isinstance(state, Skip):
         return Plan(s, "skip", str(state))

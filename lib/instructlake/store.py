@@ -59,7 +59,8 @@ class MergeResult:
 
 # A commit (00000000000000000012.json) or a checkpoint (.checkpoint.parquet, or one part of a multi-part
 # or a v2 checkpoint) in a _delta_log; log cleanup keeps the newest of them.
-_LOG_FILE = re.compile(r"\d{20}\.(json|checkpoint(\.\d+\.\d+)?\.parquet|checkpoint\.[0-9a-f-]+\.(json|parquet))")
+_LOG_FILE = re.compile(r"\d{20}\.(json|checkpoint(\.\d+\.\d+)?\.parquet"
+                       r"|checkpoint\.[0-9a-f-]+\.(json|parquet))")
 
 
 def _local_path(path: str) -> Path | None:

@@ -334,7 +334,8 @@ def test_distilled_tagging_asks_the_llm_for_a_share_and_learns_the_rest(spark, s
     ingest_instructions(spark, store, cfg, tmp_path, texts)
     r = tagging.run(spark, store, cfg)
     c = r.counts
-    tags = store.read("tags").join(store.read("samples").select("sample_id", "instruction"), "sample_id").collect()
+    texts_of = store.read("samples").select("sample_id", "instruction")
+    tags = store.read("tags").join(texts_of, "sample_id").collect()
     by_tagger: dict[str, set] = {}
     for row in tags:
         by_tagger.setdefault(row["tagger"], set()).add(row["sample_id"])
@@ -357,7 +358,8 @@ def test_distilled_tagging_asks_the_llm_for_a_share_and_learns_the_rest(spark, s
         if row["tagger"] == "distilled" and row["tag"] is not None:
             assert row["model"].startswith("knn-5 over all-MiniLM-L6-v2") and 0 < row["score"] <= 1
             total += 1
-            right += any(t == row["tag"] and k in row["instruction"].lower() for k, (t, _) in KEYWORDS.items())
+            text = row["instruction"].lower()
+            right += any(t == row["tag"] and k in text for k, (t, _) in KEYWORDS.items())
     assert total and right >= 0.8 * total, (right, total)
     # a re-run asks nothing and tags nothing
     again = tagging.run(spark, store, cfg)

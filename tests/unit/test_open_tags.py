@@ -15,7 +15,8 @@ from instructlake.tagging.open_tags import GENERIC, STOP, open_tags, singular
     ("Give me two examples of renewable energy sources.", ["renewable energy source"]),
     ("Translate this into French", ["text translation", "french"]),
     ("Sort the following list of names alphabetically.", ["name sorting"]),
-    ("Create a survey question to measure customer satisfaction", ["survey creation", "customer satisfaction"]),
+    ("Create a survey question to measure customer satisfaction",
+     ["survey creation", "customer satisfaction"]),
     ("please summarize the book 1984.", ["book summarization"]),
 ])
 def test_intent_then_phrases(text, tags):

@@ -131,7 +131,8 @@ def training_set(spark: SparkSession, store: Store, config: Config, fresh: DataF
             [bool(r["held"]) for r in rows])
 
 
-def measure(vectors: np.ndarray, tags: list[set[str]], held: list[bool], cfg) -> dict[str, tuple[int, int, int]]:
+def measure(vectors: np.ndarray, tags: list[set[str]], held: list[bool],
+            cfg) -> dict[str, tuple[int, int, int]]:
     """Per-tag agreement of a classifier of the kept-in samples with the LLM on the held-out ones
     (tags the classifier could learn only)."""
     keep = np.asarray([not h for h in held], bool)
@@ -183,9 +184,9 @@ def student_rows(spark: SparkSession, config: Config, student: DataFrame, learne
         return pa.RecordBatch.from_pydict({"sample_id": ids, "tag": tags, "explanation": expl, "rank": ranks,
                                            "score": scores, "error": errors}, schema=out)
 
-    return map_embedded(spark, student.select("sample_id", "text"), "text", config.embed, config.platform.embed,
-                        "sample_id string, tag string, explanation string, rank int, score double, error string",
-                        emit)
+    schema = "sample_id string, tag string, explanation string, rank int, score double, error string"
+    return map_embedded(spark, student.select("sample_id", "text"), "text", config.embed,
+                        config.platform.embed, schema, emit)
 
 
 def distilled_rows(spark: SparkSession, store: Store, config: Config, todo: DataFrame, n_todo: int,
@@ -206,15 +207,16 @@ def distilled_rows(spark: SparkSession, store: Store, config: Config, todo: Data
     n_student = student.count()
     counts.update({"distill_llm_tagged": len(tags), "distill_holdout": sum(held),
                    "distill_learned_tags": len(learned.vocab), "distill_student": n_student,
-                   "distill_holdout_llm_tags": s, "distill_holdout_predicted": p, "distill_holdout_agreed": a})
+                   "distill_holdout_llm_tags": s, "distill_holdout_predicted": p,
+                   "distill_holdout_agreed": a})
     pr, rc, f1 = prf(s, p, a)
     log.info("tagging.distill: the LLM tags %.1f%% of %d samples; kNN over %d LLM-tagged samples (%d held "
-             "out), %d tags learned; agreement with the LLM on the held-out samples: precision %s, recall %s, "
-             "F1 %s; %d samples tagged by the classifier", 100 * share, n_todo, len(tags), sum(held),
+             "out), %d tags learned; agreement with the LLM on the held-out samples: precision %s, "
+             "recall %s, F1 %s; %d samples tagged by the classifier", 100 * share, n_todo, len(tags), sum(held),
              len(learned.vocab), _fmt(pr), _fmt(rc), _fmt(f1), n_student)
     warning = None if learned.vocab or not n_student else (
-        f"tagging.distill: no tag had {cfg.min_examples} LLM-tagged samples, so the classifier tagged none of "
-        f"{n_student:,} samples: raise tagging.distill.sample or lower tagging.distill.min_examples")
+        f"tagging.distill: no tag had {cfg.min_examples} LLM-tagged samples, so the classifier tagged none "
+        f"of {n_student:,} samples: raise tagging.distill.sample or lower tagging.distill.min_examples")
     out = taught
     if n_student:
         students = student_rows(spark, config, student, learned).withColumn("tagger", F.lit("distilled"))

@@ -67,7 +67,8 @@ STOP = {
     "new", "good", "best", "better", "different", "following", "follow", "respond",
     "return", "output", "input", "yes", "while", "because", "whether", "define", "reword",
     "convey", "conveys", "follows", "associated", "related", "takes", "makes", "gives", "uses", "means",
-    "mean", "describes", "explains", "contains", "called", "write", "written", "measure", "determine", "add", "select", "complete", "change", "choose", "pick", "state", "fill", "replace",
+    "mean", "describes", "explains", "contains", "called", "write", "written", "measure", "determine",
+    "add", "select", "complete", "change", "choose", "pick", "state", "fill", "replace",
     "turn", "become", "someone", "somebody", "people", "person", "anyone", "everyone",
     *INTENTS,
 }
