@@ -23,6 +23,7 @@ LLM's and the classifier's alike.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 
 import numpy as np
 from pyspark.sql import Column, DataFrame, SparkSession
@@ -190,16 +191,16 @@ def student_rows(spark: SparkSession, config: Config, student: DataFrame, learne
 
 
 def distilled_rows(spark: SparkSession, store: Store, config: Config, todo: DataFrame, n_todo: int,
-                   chash: str) -> tuple[DataFrame, dict[str, int], str | None]:
-    """Tag rows for `todo` (sample_id, text): the LLM's for the teacher share, the classifier's for the
-    rest (each with its tagger column); counts; a warning when the classifier learned no tag."""
-    from instructlake.tagging.stage import llm_rows
-
+                   chash: str, ask: Callable,
+                   texts: DataFrame) -> tuple[DataFrame, dict[str, int], str | None]:
+    """Tag rows for `todo` (sample_id, text): the LLM's for the teacher share (`ask`: the stage's LLM
+    tagger), the classifier's for the rest (each with its tagger column); counts; a warning when the
+    classifier learned no tag. `texts`: (sample_id, text) of every sample, as the tagger reads it."""
     cfg = config.tagging.distill
     teacher, student, share = teacher_split(todo, config, n_todo)
-    rows, counts = llm_rows(store, config, teacher, chash)
+    rows, counts = ask(store, config, teacher, chash)
     taught = rows.withColumn("tagger", F.lit("llm")).localCheckpoint()
-    vectors, tags, held = training_set(spark, store, config, taught, chash, _texts(store, config))
+    vectors, tags, held = training_set(spark, store, config, taught, chash, texts)
     per_tag = measure(vectors, tags, held, cfg)
     store.overwrite("tag_agreement", agreement_rows(spark, per_tag, chash))
     learned = Learned(vectors, tags, cfg.min_examples)
@@ -212,8 +213,8 @@ def distilled_rows(spark: SparkSession, store: Store, config: Config, todo: Data
     pr, rc, f1 = prf(s, p, a)
     log.info("tagging.distill: the LLM tags %.1f%% of %d samples; kNN over %d LLM-tagged samples (%d held "
              "out), %d tags learned; agreement with the LLM on the held-out samples: precision %s, "
-             "recall %s, F1 %s; %d samples tagged by the classifier", 100 * share, n_todo, len(tags), sum(held),
-             len(learned.vocab), _fmt(pr), _fmt(rc), _fmt(f1), n_student)
+             "recall %s, F1 %s; %d samples tagged by the classifier", 100 * share, n_todo, len(tags),
+             sum(held), len(learned.vocab), _fmt(pr), _fmt(rc), _fmt(f1), n_student)
     warning = None if learned.vocab or not n_student else (
         f"tagging.distill: no tag had {cfg.min_examples} LLM-tagged samples, so the classifier tagged none "
         f"of {n_student:,} samples: raise tagging.distill.sample or lower tagging.distill.min_examples")
@@ -222,13 +223,6 @@ def distilled_rows(spark: SparkSession, store: Store, config: Config, todo: Data
         students = student_rows(spark, config, student, learned).withColumn("tagger", F.lit("distilled"))
         out = out.unionByName(students)
     return out, counts, warning
-
-
-def _texts(store: Store, config: Config) -> DataFrame:
-    """(sample_id, text) of every sample, as the tagger sees it: earlier runs' LLM-tagged ones included."""
-    from instructlake.tagging.stage import instruction_text
-
-    return store.read("samples").select("sample_id", instruction_text(config).alias("text"))
 
 
 def _fmt(x: float | None) -> str:

@@ -161,7 +161,9 @@ def run(spark: SparkSession, store: Store, config: Config) -> StageResult:
     elif tagger == "llm" and config.tagging.distill.on:
         from instructlake.tagging.distill import distilled_rows
 
-        rows, llm_counts, warning = distilled_rows(spark, store, config, todo, n_todo, chash)
+        # every sample's text: the classifier learns from this run's and earlier runs' LLM-tagged samples
+        texts = store.read("samples").select("sample_id", instruction_text(config).alias("text"))
+        rows, llm_counts, warning = distilled_rows(spark, store, config, todo, n_todo, chash, llm_rows, texts)
     elif tagger == "llm":
         rows, llm_counts = llm_rows(store, config, todo, chash)
     else:
