@@ -196,6 +196,11 @@ class TaggingConfig:
             raise ConfigError(f"tagging.exemplar_weight must be in [0, 1], not {self.exemplar_weight}")
 
     @property
+    def open_tags_on(self) -> bool:
+        """Whether the zero-shot tagger adds open tags (an intent, phrases or both)."""
+        return bool(self.open_tags or self.open_intent)
+
+    @property
     def kind(self) -> str:
         if self.tagger == "auto":
             return "llm" if self.llm.backend != "none" else "zero-shot"

@@ -32,12 +32,18 @@ def sample_tags(store: Store, tagging_hash: str) -> DataFrame:
         F.transform(F.array_sort(F.collect_list(F.struct("rank", "tag"))), lambda s: s["tag"]).alias("tags"))
 
 
-def raw_tags(store: Store, tagging_hash: str) -> DataFrame:
-    """The rows of `tags` with a tag under the tagging config, of samples dedup has not removed."""
+def tag_rows(store: Store, tagging_hash: str, version: int | None = None) -> DataFrame:
+    """The rows of `tags` under the tagging config (a null tag: tagged, none given), of samples dedup has
+    not removed: tags of samples removed after they were tagged stay cached in `tags` but do not count."""
     from instructlake.dedup.stage import without_removed
 
-    tags = without_removed(store, store.read("tags"))
-    return tags.filter((F.col("config_hash") == tagging_hash) & F.col("tag").isNotNull())
+    return without_removed(store, store.read("tags", version=version)
+                           .filter(F.col("config_hash") == tagging_hash))
+
+
+def raw_tags(store: Store, tagging_hash: str) -> DataFrame:
+    """The rows of `tags` with a tag under the tagging config, of samples dedup has not removed."""
+    return tag_rows(store, tagging_hash).filter(F.col("tag").isNotNull())
 
 
 def cut_to_nothing(store: Store, tagging_hash: str) -> bool:

@@ -51,16 +51,16 @@ def tag_features(store: Store, config: Config) -> DataFrame:
 
 def long_tail_threshold(store: Store, config: Config) -> int:
     """seeds.long_tail_max_freq when set, else twice the frequency cut normalize-tags applies to the pool
-    tagged under the current tagging config."""
-    from instructlake.dedup.stage import without_removed
+    tagged under the current tagging config (the samples of cooccur.tag_rows, as normalize-tags counts)."""
+    from instructlake.graph.cooccur import tag_rows
     from instructlake.tagging.stage import tagging_hash
 
     if config.seeds.long_tail_max_freq is not None:
         return config.seeds.long_tail_max_freq
     if not store.exists("tags"):
         return 2 * config.normalize_tags.cut_for(0)
-    tags = without_removed(store, store.read("tags").filter(F.col("config_hash") == tagging_hash(config)))
-    return 2 * config.normalize_tags.cut_for(tags.select("sample_id").distinct().count())
+    pool = tag_rows(store, tagging_hash(config)).select("sample_id").distinct().count()
+    return 2 * config.normalize_tags.cut_for(pool)
 
 
 def select(spark: SparkSession, feats: DataFrame | None, scores: DataFrame | None, config: Config,

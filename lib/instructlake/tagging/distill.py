@@ -171,19 +171,16 @@ def student_rows(spark: SparkSession, config: Config, student: DataFrame, learne
 
     def emit(model, b: pa.RecordBatch, vec) -> pa.RecordBatch:
         refs, labels, vocab = ref.value
-        ids, tags, expl, ranks, scores, errors = [], [], [], [], [], []
+        rows = []
         for sid, p in zip(b.column("sample_id").to_pylist(),
                           vote(np.asarray(vec, np.float32), refs, labels, cfg.k, cfg.min_vote, cfg.max_tags),
                           strict=True):
-            for r, (i, s) in enumerate(p):
-                ids.append(sid), tags.append(vocab[i]), ranks.append(r + 1), scores.append(round(s, 6))
-                expl.append(f"kNN: {s:.2f} of the votes of the {cfg.k} nearest LLM-tagged samples")
-                errors.append(None)
+            rows += [{"sample_id": sid, "tag": vocab[i], "rank": r + 1, "score": round(s, 6),
+                      "explanation": f"kNN: {s:.2f} of the votes of the {cfg.k} nearest LLM-tagged samples"}
+                     for r, (i, s) in enumerate(p)]
             if not p:
-                ids.append(sid), tags.append(None), ranks.append(None), scores.append(None)
-                expl.append(None), errors.append(untagged)
-        return pa.RecordBatch.from_pydict({"sample_id": ids, "tag": tags, "explanation": expl, "rank": ranks,
-                                           "score": scores, "error": errors}, schema=out)
+                rows.append({"sample_id": sid, "error": untagged})
+        return pa.RecordBatch.from_pylist(rows, schema=out)
 
     schema = "sample_id string, tag string, explanation string, rank int, score double, error string"
     return map_embedded(spark, student.select("sample_id", "text"), "text", config.embed,

@@ -142,6 +142,7 @@ def tag_stats(store: Store, tags: DataFrame, tag_map: DataFrame, chash: str) -> 
 
 def run(spark: SparkSession, store: Store, config: Config) -> StageResult:
     from instructlake.embed.spark_embed import embed
+    from instructlake.graph.cooccur import tag_rows
     from instructlake.tagging import taxonomy
     from instructlake.tagging.stage import tagging_hash
 
@@ -149,10 +150,7 @@ def run(spark: SparkSession, store: Store, config: Config) -> StageResult:
     thash = tagging_hash(config)
     chash = config_hash({"normalize_tags": config_hash(cfg), "embed": config_hash(config.embed), "tagging": thash})
     in_version = store.version("tags")
-    from instructlake.dedup.stage import without_removed
-
-    # tags of samples dedup removed after they were tagged stay cached in `tags` but do not count
-    tags = without_removed(store, store.read("tags", version=in_version).filter(F.col("config_hash") == thash))
+    tags = tag_rows(store, thash, version=in_version)
     freq = tag_frequencies(tags).collect()
     if not freq:
         raise EmptyInputError(f"normalize-tags: the tags table has no tags under the current tagging config "

@@ -23,6 +23,7 @@ import numpy as np
 from pyspark.sql import DataFrame, SparkSession
 
 from instructlake.config import EmbedConfig, EmbedSettings, TaggingConfig, config_hash
+from instructlake.tagging import open_tags
 from instructlake.worker_models import once_per_worker
 
 
@@ -104,11 +105,11 @@ def pick(vec: np.ndarray, ref: Space, cfg: TaggingConfig) -> list[list[tuple[int
 
 def version(cfg: TaggingConfig) -> str:
     """What the tags depend on besides the settings: the taxonomy, and the exemplars when they are used."""
-    from instructlake.tagging import open_tags, taxonomy
+    from instructlake.tagging import taxonomy
 
     tax = taxonomy.load().version
     base = tax if cfg.zero_shot == "flat" else f"{tax}+{taxonomy.exemplars().version}"
-    return f"{base}+{open_tags.VERSION}" if cfg.open_tags or cfg.open_intent else base
+    return f"{base}+{open_tags.VERSION}" if cfg.open_tags_on else base
 
 
 def tag(spark: SparkSession, df: DataFrame, cfg: TaggingConfig, ecfg: EmbedConfig, settings: EmbedSettings) -> DataFrame:
@@ -139,9 +140,7 @@ def tag(spark: SparkSession, df: DataFrame, cfg: TaggingConfig, ecfg: EmbedConfi
 def with_open_tags(text: str | None, taken: list[str], cfg: TaggingConfig) -> list[dict]:
     """The instruction's open tags (tagging/open_tags.py) after its taxonomy tags: no score (they are the
     text's own words, not a similarity), ranked after them, none repeating a tag already given."""
-    from instructlake.tagging.open_tags import open_tags
-
-    if not (cfg.open_tags or cfg.open_intent):
+    if not cfg.open_tags_on:
         return []
-    fresh = [t for t in open_tags(text, cfg.open_tags, cfg.open_intent) if t not in taken]
+    fresh = [t for t in open_tags.open_tags(text, cfg.open_tags, cfg.open_intent) if t not in taken]
     return [{"tag": t, "score": None, "rank": len(taken) + i + 1} for i, t in enumerate(fresh)]
