@@ -82,9 +82,10 @@ def part_spark(model: Path, n: int) -> dict:
     from instructlake.tagging import stage as tagging
 
     tmp = Path(tempfile.mkdtemp(prefix="bench-llm-"))
-    # every core for the one engine that answers, as offline vLLM has them (the warm-up's two engines too,
-    # so the timed task finds its engine built whichever worker it lands on)
-    base = ["platform.spark.master=local[2]", "platform.spark.shuffle_partitions=4", *settings(model),
+    # one task slot, so one Python worker and one engine, with every core, as offline vLLM has them (two
+    # engines in two workers, one idle, measured 1.3x slower on 2 cores; the tiny model's small stages do
+    # not need a second slot)
+    base = ["platform.spark.master=local[1]", "platform.spark.shuffle_partitions=4", *settings(model),
             f"platform.llm.threads={os.cpu_count()}"]
     cfg = load_config("local", [*base, "platform.llm.partitions=1"], warehouse=str(tmp / "wh"))
     spark = get_session(cfg.platform, "bench-llm")
@@ -92,8 +93,8 @@ def part_spark(model: Path, n: int) -> dict:
     pool = tmp / "pool.json"
     pool.write_text(json.dumps([{"instruction": t, "input": "", "output": "An answer."} for t in instructions(n)]))
     ingest.run(spark, store, cfg, [str(pool)], source="bench")
-    # warm-up on other prompts, one task per core, so the worker that gets the timed task has its engine
-    warm = load_config("local", [*base, "platform.llm.partitions=2"], warehouse=str(tmp / "wh"))
+    # warm-up on other prompts, so the worker that gets the timed task has its engine
+    warm = load_config("local", [*base, "platform.llm.partitions=1"], warehouse=str(tmp / "wh"))
     p = prompts.load("tag_instruction")
     req = spark.createDataFrame([(str(i), json.dumps(p.render(instruction=t)))
                                  for i, t in enumerate(instructions(32, 10**6))], "request_id string, messages string")

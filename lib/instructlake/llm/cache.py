@@ -70,34 +70,48 @@ def _answer_batches(llm: LLMConfig, settings: LLMSettings, task: Task, ph: str, 
         import pandas as pd
 
         from instructlake.llm.registry import get_engine
-        from instructlake.llm.structured import generate_json
 
-        engine = None  # loaded on the first batch: an empty partition loads no model
-        params = sampling_params(llm, task.schema)
+        engine = None  # loaded on the first prompt: an empty partition loads no model
+        whole = []  # an engine that schedules its own batches gets the partition's prompts in one call
         for pdf in batches:
-            if engine is None and len(pdf):
+            if not len(pdf):
+                continue
+            if engine is None:
                 engine = get_engine(llm, settings, threads)
-            # vLLM schedules its own batches and is fastest with all the prompts at once
-            whole = getattr(engine, "takes_whole_batches", False)
-            step = max(1, len(pdf) if whole else settings.batch_size)
-            for off in range(0, len(pdf), step):
-                chunk = pdf.iloc[off: off + step]
-                prompts = [json.loads(m) for m in chunk["messages"]]
-                outs = generate_json(engine, prompts, params, task.schema, llm.max_reasks)
-                yield pd.DataFrame({
-                    "cache_key": chunk["cache_key"].to_numpy(), "model": llm.model,
-                    "prompt_version": task.prompt_version, "params_hash": ph,
-                    "prompt_hash": chunk["prompt_hash"].to_numpy(), "messages": chunk["messages"].to_numpy(),
-                    "response": [o.text for o in outs],
-                    "parsed": [json.dumps(o.value, ensure_ascii=False) if o.error is None else None for o in outs],
-                    "error": [o.error for o in outs],
-                    "transport_error": [o.transport_error for o in outs],
-                    "attempts": [o.attempts for o in outs],
-                    "prompt_tokens": [o.prompt_tokens for o in outs],
-                    "completion_tokens": [o.completion_tokens for o in outs],
-                })
+            if getattr(engine, "takes_whole_batches", False):
+                whole.append(pdf)
+                continue
+            for off in range(0, len(pdf), max(1, settings.batch_size)):
+                yield _answered(engine, pdf.iloc[off: off + max(1, settings.batch_size)], llm, task, ph)
+        if whole:
+            # a round holds at most commit_every prompts, so the partition's share fits in memory; one
+            # call instead of one per Arrow batch spares a decode tail (the last long answers running
+            # alone) per batch
+            yield _answered(engine, pd.concat(whole, ignore_index=True), llm, task, ph)
 
     return answer
+
+
+def _answered(engine: Any, chunk: Any, llm: LLMConfig, task: Task, ph: str) -> Any:
+    """A pandas frame of requests (cache_key, prompt_hash, messages) answered: ANSWER_SCHEMA's columns."""
+    import pandas as pd
+
+    from instructlake.llm.structured import generate_json
+
+    prompts = [json.loads(m) for m in chunk["messages"]]
+    outs = generate_json(engine, prompts, sampling_params(llm, task.schema), task.schema, llm.max_reasks)
+    return pd.DataFrame({
+        "cache_key": chunk["cache_key"].to_numpy(), "model": llm.model,
+        "prompt_version": task.prompt_version, "params_hash": ph,
+        "prompt_hash": chunk["prompt_hash"].to_numpy(), "messages": chunk["messages"].to_numpy(),
+        "response": [o.text for o in outs],
+        "parsed": [json.dumps(o.value, ensure_ascii=False) if o.error is None else None for o in outs],
+        "error": [o.error for o in outs],
+        "transport_error": [o.transport_error for o in outs],
+        "attempts": [o.attempts for o in outs],
+        "prompt_tokens": [o.prompt_tokens for o in outs],
+        "completion_tokens": [o.completion_tokens for o in outs],
+    })
 
 
 ANSWER_SCHEMA = ("cache_key string, model string, prompt_version string, params_hash string, prompt_hash string, "
