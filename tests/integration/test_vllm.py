@@ -179,3 +179,22 @@ def test_every_llm_stage_on_vllm_through_spark_random_weights_plumbing_only(spar
     evolved = "source = 'synth' AND NOT meta['seed_id'] LIKE 'diagnosis:%'"  # store2 ran no diagnose
     ids = lambda s: sorted(r[0] for r in s.read("samples").filter(evolved).select("sample_id").collect())  # noqa: E731
     assert ids(store2) == ids(store) and len(ids(store)) == synth["new_samples"]
+
+    # tagging.distill with vLLM as the teacher: it tags a share of the pool, the classifier the rest (other
+    # sampling, so other cache keys: the teacher's prompts are asked now, in the worker that has the engine)
+    from instructlake.tagging import stage as tagging
+
+    distill = load_config("local", [*settings, "tagging.llm.max_tokens=399", "tagging.distill.sample=0.4",
+                                    "tagging.distill.min_examples=1"], warehouse=str(tmp_path / "wh"))
+    asked = calls(calls_file)
+    c = tagging.run(spark, store, distill).counts
+    # the pool now holds the synthesized samples too; samples with one text share one prompt
+    assert c["input"] > 40 and calls(calls_file) - asked == c["llm_calls"] == c["llm_prompts"] > 0
+    rows = store.read("tags").filter(F.col("config_hash") == tagging.tagging_hash(distill))
+    per = rows.groupBy("tagger").agg(F.countDistinct("sample_id").alias("n")).collect()
+    by = {r["tagger"]: r["n"] for r in per}
+    assert by["llm"] + by["distilled"] == c["input"] == c["tagged"] + c["untagged"]
+    assert 0.2 * c["input"] < by["llm"] < 0.6 * c["input"] and by["distilled"] == c["distill_student"]
+    assert c["llm_prompts"] <= by["llm"] and 0 < c["distill_llm_tagged"] <= by["llm"]
+    assert c["distill_learned_tags"] > 0
+    assert engine_core_pids() == []

@@ -40,8 +40,8 @@ def answer(monkeypatch, engine, sizes, batch_size=4):
     from instructlake.llm import registry
 
     monkeypatch.setattr(registry, "get_engine", lambda *a, **k: engine)
-    fn = cache._answer_batches(LLMConfig(backend="scripted", model=SCRIPT, max_reasks=0), LLMSettings(batch_size=batch_size),
-                               cache.Task("v1", None), "ph")
+    llm = LLMConfig(backend="scripted", model=SCRIPT, max_reasks=0)
+    fn = cache._answer_batches(llm, LLMSettings(batch_size=batch_size), cache.Task("v1", None), "ph")
     return pd.concat(list(fn(frames(sizes))), ignore_index=True)
 
 
@@ -68,5 +68,6 @@ def test_an_empty_partition_builds_no_engine(monkeypatch):
         raise AssertionError("no engine for an empty partition")
 
     monkeypatch.setattr(registry, "get_engine", refuse)
-    fn = cache._answer_batches(LLMConfig(backend="scripted", model=SCRIPT), LLMSettings(), cache.Task("v1", None), "ph")
+    llm = LLMConfig(backend="scripted", model=SCRIPT)
+    fn = cache._answer_batches(llm, LLMSettings(), cache.Task("v1", None), "ph")
     assert list(fn(frames([0, 0]))) == []
