@@ -1,0 +1,141 @@
+"""Quality signals of a sample's text: one small named function per signal, each pure Python, so the
+filter stage computes them in its Python workers and a test can check each on its own.
+
+Repetition follows the Gopher rules (Rae et al. 2021, table A1): the share of lines that repeat an
+earlier line and the characters they hold, the characters covered by the most common 2-, 3- and 4-gram,
+and the characters covered by repeated 5- to 10-grams. They mean little on a short answer, so they are
+measured on texts of at least REPETITION_MIN_WORDS words only. Refusal and AI-disclaimer phrases are a
+versioned list (REFUSALS_VERSION is part of the stage's hash, so a changed list re-filters). Mojibake is
+ftfy's `is_bad` (text that decoding in the wrong codec garbled, such as "Ã©" for "é").
+"""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+
+# Gopher's thresholds, for reference and as the defaults of the filter stage's settings
+GOPHER_TOP_NGRAM = {2: 0.20, 3: 0.18, 4: 0.16}
+GOPHER_DUP_NGRAM = {5: 0.15, 6: 0.14, 7: 0.13, 8: 0.12, 9: 0.11, 10: 0.10}
+REPETITION_MIN_WORDS = 50
+
+REFUSALS_VERSION = "1"
+# lower case; matched as substrings of the lower-cased answer with typographic apostrophes made plain
+REFUSALS = (
+    "as an ai language model", "as an ai assistant, i cannot", "as an ai, i cannot", "as an ai, i do not",
+    "as an ai, i don't", "as a language model, i", "as a large language model", "i'm just an ai",
+    "i am just an ai", "i'm sorry, but i cannot", "i'm sorry, but i can't", "i am sorry, but i cannot",
+    "i cannot fulfill", "i can't fulfill", "i cannot comply", "i can't comply", "i can't assist with",
+    "i cannot assist with", "i'm not able to provide", "i am not able to provide", "i'm unable to provide",
+    "i am unable to provide", "i don't have personal opinions", "i do not have personal opinions",
+    "i don't have personal feelings", "i do not have personal feelings", "i don't have the ability to",
+    "i do not have the ability to", "my knowledge cutoff", "my training data only goes",
+    "it is not appropriate for me to", "it's not appropriate for me to", "i must decline",
+    "against my programming", "openai's content policy", "openai's use case policy",
+)
+
+_WORD = re.compile(r"\w+", re.UNICODE)
+_FENCE = re.compile(r"^\s*(```|~~~)", re.MULTILINE)
+_SENTENCE_INSIDE = re.compile(r"[.!?] +[A-Z]")
+_BARE_END = re.compile(r"\s[a-z]+$")
+
+
+def words(text: str) -> list[str]:
+    return _WORD.findall(text.lower())
+
+
+def duplicate_lines(text: str) -> tuple[float, float]:
+    """(share of the non-blank lines that repeat an earlier line, share of the characters in them)."""
+    lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
+    if not lines:
+        return 0.0, 0.0
+    seen: set[str] = set()
+    dup = dup_chars = 0
+    for ln in lines:
+        if ln in seen:
+            dup += 1
+            dup_chars += len(ln)
+        seen.add(ln)
+    return dup / len(lines), dup_chars / max(1, sum(len(ln) for ln in lines))
+
+
+def top_ngram_share(ws: list[str], n: int) -> float:
+    """Share of the words' characters covered by the most common n-gram's occurrences (Gopher)."""
+    if len(ws) < n:
+        return 0.0
+    grams = Counter(tuple(ws[i:i + n]) for i in range(len(ws) - n + 1))
+    gram, count = grams.most_common(1)[0]
+    if count < 2:
+        return 0.0
+    return min(1.0, count * sum(len(w) for w in gram) / max(1, sum(len(w) for w in ws)))
+
+
+def duplicate_ngram_share(ws: list[str], n: int) -> float:
+    """Share of the words' characters inside n-grams that occur more than once (Gopher), each word
+    counted once however many repeated n-grams cover it."""
+    if len(ws) < n:
+        return 0.0
+    starts: dict[tuple[str, ...], list[int]] = {}
+    for i in range(len(ws) - n + 1):
+        starts.setdefault(tuple(ws[i:i + n]), []).append(i)
+    covered = [False] * len(ws)
+    for positions in starts.values():
+        if len(positions) > 1:
+            for i in positions:
+                covered[i:i + n] = [True] * n
+    total = sum(len(w) for w in ws)
+    return sum(len(w) for w, c in zip(ws, covered, strict=True) if c) / max(1, total)
+
+
+def repetition(text: str) -> dict[str, float]:
+    """Every Gopher repetition measure of a text, by name; all 0 under REPETITION_MIN_WORDS words."""
+    ws = words(text)
+    out = {"dup_line": 0.0, "dup_line_chars": 0.0}
+    out.update({f"top_{n}gram": 0.0 for n in GOPHER_TOP_NGRAM})
+    out.update({f"dup_{n}gram": 0.0 for n in GOPHER_DUP_NGRAM})
+    if len(ws) < REPETITION_MIN_WORDS:
+        return out
+    out["dup_line"], out["dup_line_chars"] = duplicate_lines(text)
+    out.update({f"top_{n}gram": top_ngram_share(ws, n) for n in GOPHER_TOP_NGRAM})
+    out.update({f"dup_{n}gram": duplicate_ngram_share(ws, n) for n in GOPHER_DUP_NGRAM})
+    return out
+
+
+def refusal(text: str) -> str | None:
+    """The first refusal or AI-disclaimer phrase in an answer, or None."""
+    low = text.lower().replace("\u2019", "'")
+    return next((p for p in REFUSALS if p in low), None)
+
+
+def unbalanced_fences(text: str) -> bool:
+    """An odd number of code-fence lines: the answer opened a code block and never closed it."""
+    return len(_FENCE.findall(text)) % 2 == 1
+
+
+def ends_mid_sentence(text: str, min_chars: int = 200) -> bool:
+    """A long answer whose last line is a prose paragraph (a sentence already ended inside it) that stops
+    on a bare lower-case word ("...and then the"). Short answers ("Paris"), poems and lyrics (lines without
+    sentence marks), lists, tables, hashtags, code and numbers may end bare."""
+    body = text.rstrip()
+    if len(body) < min_chars or unbalanced_fences(body):
+        return False
+    last = body.splitlines()[-1].strip()
+    if re.match(r"^([-*+•]|\d+[.)]|#|\|)", last) or len(words(last)) < 6:
+        return False  # a list item, heading or table row, or a short label line
+    return bool(_SENTENCE_INSIDE.search(last) and _BARE_END.search(last))
+
+
+def truncated(text: str) -> str | None:
+    """Why an answer looks cut off, or None."""
+    if unbalanced_fences(text):
+        return "unbalanced code fence"
+    if ends_mid_sentence(text):
+        return "ends mid-sentence"
+    return None
+
+
+def mojibake(text: str) -> bool:
+    """Text garbled by decoding in the wrong codec (ftfy's judgement)."""
+    from ftfy.badness import is_bad
+
+    return bool(text) and is_bad(text)
