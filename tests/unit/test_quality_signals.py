@@ -11,15 +11,16 @@ from instructlake.quality import langid, signals
 from tests.conftest import SAMPLES
 
 PROSE = ("The water cycle moves water between the oceans, the air and the land. Heat from the sun "
-         "evaporates water from seas and lakes; the vapour rises, cools and condenses into clouds. When the "
-         "droplets grow heavy they fall as rain or snow, which runs off into rivers or soaks into the ground, "
-         "and in time the water reaches the sea again, where the cycle starts over.")
+         "evaporates water from seas and lakes; the vapour rises, cools and condenses into clouds. When "
+         "the droplets grow heavy they fall as rain or snow, which runs off into rivers or soaks into the "
+         "ground, and in time the water reaches the sea again, where the cycle starts over.")
 
 
 def test_a_looping_answer_repeats_and_prose_does_not():
     loop = "\n".join(["I will now list the steps again for you."] * 12)
     r = signals.repetition(loop)
-    assert r["dup_line"] > 0.9 and r["dup_line_chars"] > 0.9 and r["dup_5gram"] > 0.9 and r["top_2gram"] > 0.15
+    assert r["dup_line"] > 0.9 and r["dup_line_chars"] > 0.9
+    assert r["dup_5gram"] > 0.9 and r["top_2gram"] > 0.15
     clean = signals.repetition(PROSE)
     assert all(v < 0.1 for v in clean.values()), clean
 
@@ -36,13 +37,15 @@ def test_duplicate_ngrams_count_each_word_once():
 
 def test_refusals_and_disclaimers_with_either_apostrophe():
     assert signals.refusal("As an AI language model, I do not have opinions.") == "as an ai language model"
-    assert signals.refusal("I\u2019m sorry, but I can\u2019t help with that request.") == "i'm sorry, but i can't"
+    said = "I\u2019m sorry, but I can\u2019t help with that request."
+    assert signals.refusal(said) == "i'm sorry, but i can't"
     assert signals.refusal(PROSE) is None
     assert signals.refusal("The language model was trained on books.") is None
 
 
 def test_truncated_answers():
-    assert signals.truncated("Here is the code:\n```python\ndef f(x):\n    return x") == "unbalanced code fence"
+    code = "Here is the code:\n```python\ndef f(x):\n    return x"
+    assert signals.truncated(code) == "unbalanced code fence"
     cut = PROSE[:-60].rstrip(" ,.")
     assert signals.truncated(cut) == "ends mid-sentence"
     assert signals.truncated(PROSE) is None
@@ -64,8 +67,8 @@ def test_language_of_prose_not_of_code():
     assert langid.detect("La pel\u00edcula me parece muy divertida y el final es perfecto.")[0] == "es"
     assert langid.detect("Bonjour, comment allez-vous aujourd'hui ? Il fait beau.")[0] == "fr"
     assert langid.detect("```python\nprint(1)\n```") == ("und", 0.0)
-    lang, conf = langid.detect("Explain this:\n```python\nfor i in range(10):\n    print(i)\n```\nin plain words, "
-                               "please, for a beginner who has never seen a loop.")
+    lang, conf = langid.detect("Explain this:\n```python\nfor i in range(10):\n    print(i)\n```\nin plain "
+                               "words, please, for a beginner who has never seen a loop.")
     assert lang == "en" and conf > 0.8
 
 
