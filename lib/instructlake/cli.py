@@ -175,6 +175,20 @@ def cmd_decontam(cfg: Config, a) -> int:
     return 0
 
 
+def cmd_filter(cfg: Config, a) -> int:
+    from instructlake.quality import stage
+
+    r = _run_stage("filter", cfg, stage.run, {})
+    c = r.counts
+    print(f"filter: {c['input']:,} of {c['pool']:,} samples judged: {c['passed']:,} passed, {c['filtered']:,} "
+          f"filtered ({r.seconds:.1f}s)")
+    for prefix, what in (("reason.", "filtered for"), ("lang.", "language")):
+        for k, v in c.items():
+            if k.startswith(prefix):
+                print(f"  {what} {k[len(prefix):]:<28} {v:>8,}")
+    return 0
+
+
 def cmd_semdedup(cfg: Config, a) -> int:
     from instructlake.decontam import semdedup
 
@@ -320,6 +334,7 @@ def cmd_show(cfg: Config, a) -> int:
 COMMANDS = {"ingest": cmd_ingest, "dedup": cmd_dedup, "tag": cmd_tag, "normalize-tags": cmd_normalize_tags,
             "graph": cmd_graph, "train-reference": cmd_train_reference, "score": cmd_score,
             "select-seeds": cmd_select_seeds, "decontam": cmd_decontam, "semdedup": cmd_semdedup,
+            "filter": cmd_filter,
             "evolve": cmd_evolve, "diagnose": cmd_diagnose, "difficulty": cmd_difficulty,
             "report": cmd_report, "pipeline": cmd_pipeline,
             "export": cmd_export, "tables": cmd_tables, "table": cmd_table, "show": cmd_show}

@@ -41,6 +41,15 @@ def build_parser() -> argparse.ArgumentParser:
                         "clustered on the driver, larger ones in Spark with GraphFrames when its JARs are present; "
                         "graphframes / spark: always in Spark with that components engine")
 
+    sub.add_parser("filter", help="judge each kept sample's quality: language, repetition, refusals, cut-off "
+                                  "answers, mojibake -> quality",
+                   description="Compute every kept sample's quality signals (its language and each turn's, "
+                               "Gopher's repetition measures of its answers, their length, refusal and "
+                               "AI-disclaimer phrases, unclosed code fences or prose stopping mid-sentence, "
+                               "mojibake) and whether it passes the filter section of the config, with the "
+                               "reasons it does not. Writes the quality table; deletes nothing. Only samples "
+                               "not yet judged under the current filter config are judged.")
+
     sub.add_parser("tag", help="tag each instruction with fine-grained skill/knowledge tags",
                    description="Tag every sample dedup kept with the skills and knowledge its instruction asks "
                                "for. With tagging.llm.backend set (http, vllm, transformers) an LLM answers an "

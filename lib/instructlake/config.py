@@ -41,6 +41,7 @@ from instructlake.config_semantic import (  # noqa: F401
     DedupConfig,
     EmbedConfig,
     ExportConfig,
+    FilterConfig,
     GraphConfig,
     IngestConfig,
     LLMConfig,
@@ -72,6 +73,10 @@ class Config:
     @property
     def dedup(self) -> DedupConfig:
         return self.semantic.dedup
+
+    @property
+    def filter(self) -> FilterConfig:
+        return self.semantic.filter
 
     @property
     def embed(self) -> EmbedConfig:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from instructlake.config_quality import FilterConfig
 from instructlake.config_tagging import DistillConfig, GraphConfig, TagNormConfig  # noqa: F401
 from instructlake.errors import ConfigError
 
@@ -359,6 +360,7 @@ STRATEGIES = ("reasoning", "concretizing", "deepening", "diversifying")
 class SemanticConfig:
     ingest: IngestConfig = field(default_factory=IngestConfig)
     dedup: DedupConfig = field(default_factory=DedupConfig)
+    filter: FilterConfig = field(default_factory=FilterConfig)
     embed: EmbedConfig = field(default_factory=EmbedConfig)
     tagging: TaggingConfig = field(default_factory=TaggingConfig)
     normalize_tags: TagNormConfig = field(default_factory=TagNormConfig)

@@ -297,6 +297,17 @@ INGESTED_FILES = StructType([
     StructField("run_id", StringType(), False),
     StructField("ingested_at", TimestampType(), False),
 ])
+QUALITY = StructType([
+    StructField("sample_id", StringType(), False),
+    StructField("lang", StringType(), False),  # the conversation's language (ISO 639-1), or und
+    StructField("lang_confidence", DoubleType(), False),
+    StructField("turn_langs", ArrayType(StringType(), True), True),  # each turn's language, in order
+    StructField("signals", MapType(StringType(), DoubleType()), False),  # the measures, by name
+    StructField("passed", BooleanType(), False),
+    StructField("reasons", ArrayType(StringType(), True), False),  # why it failed (empty: passed)
+    StructField("config_hash", StringType(), False),  # the filter config
+    StructField("checked_at", TimestampType(), False),
+])
 
 TABLES: dict[str, StructType] = {
     "samples": SAMPLES, "quarantine": QUARANTINE, "runs": RUNS,
@@ -306,7 +317,7 @@ TABLES: dict[str, StructType] = {
     "tag_edges": TAG_EDGES, "tag_degrees": TAG_DEGREES, "powerlaw_fit": POWERLAW_FIT,
     "scores": SCORES, "seeds": SEEDS, "embeddings": EMBEDDINGS, "benchmarks": BENCHMARKS,
     "contamination": CONTAMINATION, "evolved": EVOLVED, "difficulty": DIFFICULTY,
-    "diagnosis": DIAGNOSIS, "ingested_files": INGESTED_FILES,
+    "diagnosis": DIAGNOSIS, "ingested_files": INGESTED_FILES, "quality": QUALITY,
 }
 KEYS: dict[str, list[str]] = {
     "samples": ["sample_id"], "quarantine": ["quarantine_id"], "runs": ["run_id"],
@@ -318,7 +329,7 @@ KEYS: dict[str, list[str]] = {
     "benchmarks": ["benchmark", "item_id"], "contamination": ["sample_id", "benchmark", "item_id", "config_hash"],
     "evolved": ["evolution_id"], "difficulty": ["sample_id", "config_hash"],
     "diagnosis": ["diagnosis_set", "iteration", "item_id"],
-    "ingested_files": ["path", "size", "modified", "config_hash"],
+    "ingested_files": ["path", "size", "modified", "config_hash"], "quality": ["sample_id", "config_hash"],
 }
 
 

@@ -90,3 +90,33 @@ def test_any_text_gives_bounded_signals(text):
     assert isinstance(signals.mojibake(text), bool)
     lang, conf = langid.detect(text)
     assert lang and 0.0 <= conf <= 1.0 and (lang != "und" or conf == 0.0)
+
+
+def test_the_filter_config_names_a_bad_setting():
+    import pytest
+
+    from instructlake.config import load_config
+    from instructlake.errors import ConfigError
+
+    cfg = load_config("local", ["filter.repetition={dup_line: 0.5}"]).filter
+    assert cfg.repetition["dup_line"] == 0.5 and cfg.repetition["dup_5gram"] == 0.15  # merged with defaults
+    with pytest.raises(ConfigError, match="unknown measure.*dup_lines"):
+        load_config("local", ["filter.repetition={dup_lines: 0.5}"])
+    with pytest.raises(ConfigError, match="thresholds must be in"):
+        load_config("local", ["filter.repetition={dup_line: 1.5}"])
+    with pytest.raises(ConfigError, match="max_response_chars"):
+        load_config("local", ["filter.min_response_chars=100", "filter.max_response_chars=10"])
+
+
+def test_an_unsure_language_is_kept():
+    from instructlake.config_quality import FilterConfig
+    from instructlake.quality.judge import judge
+
+    cfg = FilterConfig(keep_languages=["en"])
+    code = [{"role": "user", "content": "```\nx = 1\n```"}, {"role": "assistant", "content": "```\ny = 2\n```"}]
+    j = judge(code, cfg)
+    assert j["lang"] == "und" and j["passed"], j
+    french = [{"role": "user", "content": "Bonjour, comment allez-vous aujourd'hui ? Il fait beau."},
+              {"role": "assistant", "content": "Tr\u00e8s bien, merci. Et vous, que faites-vous ce soir ?"}]
+    assert judge(french, cfg)["reasons"][0].startswith("language: fr")
+    assert judge(french, FilterConfig())["passed"]  # no keep list: every language is kept

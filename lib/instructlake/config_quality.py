@@ -1,0 +1,56 @@
+"""The filter stage's config section (`filter:` in conf/defaults.yaml): which signals remove a sample."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from instructlake.errors import ConfigError
+from instructlake.quality.signals import GOPHER_DUP_NGRAM, GOPHER_TOP_NGRAM
+
+
+def _gopher() -> dict[str, float]:
+    return {"dup_line": 0.30, "dup_line_chars": 0.20,
+            **{f"top_{n}gram": v for n, v in GOPHER_TOP_NGRAM.items()},
+            **{f"dup_{n}gram": v for n, v in GOPHER_DUP_NGRAM.items()}}
+
+
+@dataclass(frozen=True)
+class FilterConfig:
+    # Languages to keep (ISO 639-1 codes, as fastText's lid.176 gives them); empty: keep every language
+    # and only report them. A sample is judged by its whole conversation's language; one whose language
+    # is undetermined (too few letters: code, numbers) or below min_lang_confidence is kept.
+    keep_languages: list[str] = field(default_factory=list)
+    min_lang_confidence: float = 0.65
+    # Bounds on the characters of the assistant turns together (0: no bound).
+    min_response_chars: int = 1
+    max_response_chars: int = 0
+    # Gopher's repetition rules on the assistant turns (measures of at least 50 words; signals.repetition):
+    # a measure above its threshold removes the sample; a threshold of 1.0 turns a measure off.
+    repetition: dict[str, float] = field(default_factory=_gopher)
+    # Remove answers with a refusal or AI-disclaimer phrase (signals.REFUSALS), cut-off answers (an open code
+    # fence, a prose paragraph stopping on a bare word) and mojibake.
+    refusals: bool = True
+    truncated: bool = True
+    mojibake: bool = True
+    # Filter the samples dedup kept only (the others are gone anyway).
+    only_kept: bool = True
+
+    def __post_init__(self) -> None:
+        # YAML maps may arrive with string values ("0.3"): thresholds are numbers
+        try:
+            object.__setattr__(self, "repetition", {k: float(v) for k, v in self.repetition.items()})
+        except (TypeError, ValueError) as e:
+            raise ConfigError(f"filter.repetition: thresholds must be numbers ({e})") from None
+        if not 0.0 <= self.min_lang_confidence <= 1.0:
+            raise ConfigError(f"filter.min_lang_confidence must be in [0, 1], not {self.min_lang_confidence}")
+        if self.min_response_chars < 0 or self.max_response_chars < 0:
+            raise ConfigError("filter.min_response_chars and filter.max_response_chars must be >= 0")
+        if self.max_response_chars and self.max_response_chars < self.min_response_chars:
+            raise ConfigError("filter.max_response_chars must be 0 (no bound) or at least "
+                              "filter.min_response_chars")
+        unknown = sorted(set(self.repetition) - set(_gopher()))
+        if unknown:
+            raise ConfigError(f"filter.repetition: unknown measure(s) {unknown} (known: {sorted(_gopher())})")
+        bad = [k for k, v in self.repetition.items() if not 0.0 < v <= 1.0]
+        if bad:
+            raise ConfigError(f"filter.repetition: thresholds must be in (0, 1]: {bad}")

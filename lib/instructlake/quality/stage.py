@@ -1,0 +1,100 @@
+"""filter: every kept sample's quality signals and verdict -> the `quality` table.
+
+For each sample not yet judged under the current filter config: its conversation's language (and each
+turn's), the Gopher repetition measures of its answers, their length, refusal and AI-disclaimer phrases,
+cut-off answers and mojibake (quality.judge), and whether it passed, with the reasons it did not. Nothing
+is deleted: a filtered sample stays in `samples` and its row here says why. The counts in the run record
+give the samples each criterion removed and the languages found.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+
+from pyspark.sql import SparkSession
+from pyspark.sql import functions as F
+
+from instructlake import schemas
+from instructlake.config import Config
+from instructlake.dedup.stage import without_removed
+from instructlake.runs import StageResult
+from instructlake.store import Store
+
+log = logging.getLogger(__name__)
+
+OUT = ("sample_id string, lang string, lang_confidence double, turn_langs array<string>, "
+       "signals map<string,double>, passed boolean, reasons array<string>")
+
+
+def pending(store: Store, config: Config, chash: str):
+    """(samples to judge now: sample_id and conversation; the pool's size)."""
+    samples = store.read("samples")
+    schemas.require(samples, "samples", ["sample_id", "conversation"])
+    pool = without_removed(store, samples) if config.filter.only_kept else samples
+    todo = pool
+    if store.exists("quality"):
+        done = store.read("quality").filter(F.col("config_hash") == chash).select("sample_id")
+        todo = pool.join(done, "sample_id", "left_anti")
+    return todo.select("sample_id", "conversation"), pool.count()
+
+
+def _judge_batches(cfg):
+    """The mapInArrow function: a batch of (sample_id, conversation) -> quality rows."""
+
+    def run(batches):
+        import pyarrow as pa
+
+        from instructlake.quality.judge import judge
+
+        schema = pa.schema([("sample_id", pa.string()), ("lang", pa.string()),
+                            ("lang_confidence", pa.float64()), ("turn_langs", pa.list_(pa.string())),
+                            ("signals", pa.map_(pa.string(), pa.float64())), ("passed", pa.bool_()),
+                            ("reasons", pa.list_(pa.string()))])
+        for b in batches:
+            rows = []
+            for sid, conv in zip(b.column("sample_id").to_pylist(), b.column("conversation").to_pylist(),
+                                 strict=True):
+                j = judge(conv or [], cfg)
+                rows.append({"sample_id": sid, **j, "signals": sorted(j["signals"].items())})
+            yield pa.RecordBatch.from_pylist(rows, schema=schema)
+
+    return run
+
+
+def tally(rows) -> dict[str, int]:
+    """Counts of judged rows: input, passed, filtered, samples per failed criterion, samples per language
+    (the 20 most common), all aggregated in Spark (a pool of millions is never collected)."""
+    agg = rows.agg(F.count("*").alias("n"), F.sum(F.col("passed").cast("int")).alias("ok")).first()
+    counts = {"input": int(agg["n"]), "passed": int(agg["ok"] or 0)}
+    counts["filtered"] = counts["input"] - counts["passed"]
+    kinds = rows.select(F.explode(F.array_distinct(F.transform("reasons", lambda r: F.split(r, ":")[0])))
+                        .alias("k")).groupBy("k").count().collect()
+    counts.update({f"reason.{r['k']}": int(r["count"]) for r in sorted(kinds, key=lambda r: r["k"])})
+    langs = rows.groupBy("lang").count().orderBy(F.desc("count"), "lang").limit(20).collect()
+    counts.update({f"lang.{r['lang']}": int(r["count"]) for r in langs})
+    return counts
+
+
+def run(spark: SparkSession, store: Store, config: Config) -> StageResult:
+    chash = config.stage_hash("filter")
+    in_version = store.version("samples")
+    todo, n_pool = pending(store, config, chash)
+    t0 = time.time()
+    rows = (todo.mapInArrow(_judge_batches(config.filter), OUT)
+            .withColumn("config_hash", F.lit(chash)).withColumn("checked_at", F.current_timestamp())
+            .select(*schemas.QUALITY.fieldNames())).localCheckpoint()
+    counts = {"pool": n_pool, **tally(rows)}
+    log.info("filter: %d samples judged in %.1fs: %d passed, %d filtered (%s); languages: %s",
+             counts["input"], time.time() - t0, counts["passed"], counts["filtered"],
+             _listed(counts, "reason."), _listed(counts, "lang."))
+    if counts["input"]:
+        store.merge("quality", rows, source_is_materialized=True)
+    else:
+        store.ensure("quality")
+    return StageResult(stage="filter", config_hash=chash, counts=counts,
+                       input_versions={"samples": in_version}, output_versions={"quality": store.version("quality")})
+
+
+def _listed(counts: dict[str, int], prefix: str) -> str:
+    return ", ".join(f"{k[len(prefix):]} {v:,}" for k, v in counts.items() if k.startswith(prefix)) or "none"
