@@ -113,7 +113,8 @@ def test_an_unsure_language_is_kept():
     from instructlake.quality.judge import judge
 
     cfg = FilterConfig(keep_languages=["en"])
-    code = [{"role": "user", "content": "```\nx = 1\n```"}, {"role": "assistant", "content": "```\ny = 2\n```"}]
+    code = [{"role": "user", "content": "```\nx = 1\n```"},
+            {"role": "assistant", "content": "```\ny = 2\n```"}]
     j = judge(code, cfg)
     assert j["lang"] == "und" and j["passed"], j
     french = [{"role": "user", "content": "Bonjour, comment allez-vous aujourd'hui ? Il fait beau."},
