@@ -99,7 +99,7 @@ def test_the_filter_config_names_a_bad_setting():
     from instructlake.errors import ConfigError
 
     cfg = load_config("local", ["filter.repetition={dup_line: 0.5}"]).filter
-    assert cfg.repetition["dup_line"] == 0.5 and cfg.repetition["dup_5gram"] == 0.15  # merged with defaults
+    assert cfg.repetition["dup_line"] == 0.5 and cfg.repetition["dup_5gram"] == 0.5  # merged with defaults
     with pytest.raises(ConfigError, match="unknown measure.*dup_lines"):
         load_config("local", ["filter.repetition={dup_lines: 0.5}"])
     with pytest.raises(ConfigError, match="thresholds must be in"):

@@ -36,6 +36,8 @@ REFUSALS = (
 
 _WORD = re.compile(r"\w+", re.UNICODE)
 _FENCE = re.compile(r"^\s*(```|~~~)", re.MULTILINE)
+_FENCED = re.compile(r"^\s*(```|~~~).*?^\s*\1[^\n]*$", re.MULTILINE | re.S)
+_LABEL = re.compile(r"^(\w+[ .]?){1,4}:\s")
 _SENTENCE_INSIDE = re.compile(r"[.!?] +[A-Z]")
 _BARE_END = re.compile(r"\s[a-z]+$")
 
@@ -87,8 +89,16 @@ def duplicate_ngram_share(ws: list[str], n: int) -> float:
     return sum(len(w) for w, c in zip(ws, covered, strict=True) if c) / max(1, total)
 
 
+def without_code(text: str) -> str:
+    """The text with its fenced code blocks taken out: code repeats itself by nature (loops, similar lines)
+    and is not what a loop in an answer looks like."""
+    return _FENCED.sub("\n", text)
+
+
 def repetition(text: str) -> dict[str, float]:
-    """Every Gopher repetition measure of a text, by name; all 0 under REPETITION_MIN_WORDS words."""
+    """Every Gopher repetition measure of a text's prose (code blocks left out), by name; all 0 under
+    REPETITION_MIN_WORDS words."""
+    text = without_code(text)
     ws = words(text)
     out = {"dup_line": 0.0, "dup_line_chars": 0.0}
     out.update({f"top_{n}gram": 0.0 for n in GOPHER_TOP_NGRAM})
@@ -120,8 +130,8 @@ def ends_mid_sentence(text: str, min_chars: int = 200) -> bool:
     if len(body) < min_chars or unbalanced_fences(body):
         return False
     last = body.splitlines()[-1].strip()
-    if re.match(r"^([-*+•]|\d+[.)]|#|\|)", last) or len(words(last)) < 6:
-        return False  # a list item, heading or table row, or a short label line
+    if re.match(r"^([-*+•]|\d|#|\|)", last) or _LABEL.match(last) or len(words(last)) < 12:
+        return False  # a list item, heading, table row, "Answer: ..." line, or a short line
     return bool(_SENTENCE_INSIDE.search(last) and _BARE_END.search(last))
 
 
