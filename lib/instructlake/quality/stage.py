@@ -92,8 +92,9 @@ def run(spark: SparkSession, store: Store, config: Config) -> StageResult:
         store.merge("quality", rows, source_is_materialized=True)
     else:
         store.ensure("quality")
-    versions = {"input_versions": {"samples": in_version}, "output_versions": {"quality": store.version("quality")}}
-    return StageResult(stage="filter", config_hash=chash, counts=counts, **versions)
+    out_version = store.version("quality")
+    return StageResult(stage="filter", config_hash=chash, counts=counts, input_versions={"samples": in_version},
+                       output_versions={"quality": out_version})
 
 
 def _listed(counts: dict[str, int], prefix: str) -> str:
