@@ -92,9 +92,9 @@ def run(spark: SparkSession, store: Store, config: Config) -> StageResult:
         store.merge("quality", rows, source_is_materialized=True)
     else:
         store.ensure("quality")
-    out_version = store.version("quality")
-    return StageResult(stage="filter", config_hash=chash, counts=counts, input_versions={"samples": in_version},
-                       output_versions={"quality": out_version})
+    return StageResult(stage="filter", config_hash=chash, counts=counts,
+                       input_versions={"samples": in_version},
+                       output_versions={"quality": store.version("quality")})
 
 
 def _listed(counts: dict[str, int], prefix: str) -> str:
