@@ -297,6 +297,7 @@ INGESTED_FILES = StructType([
     StructField("run_id", StringType(), False),
     StructField("ingested_at", TimestampType(), False),
 ])
+
 QUALITY = StructType([
     StructField("sample_id", StringType(), False),
     StructField("lang", StringType(), False),  # the conversation's language (ISO 639-1), or und
@@ -305,7 +306,7 @@ QUALITY = StructType([
     StructField("signals", MapType(StringType(), DoubleType()), False),  # the measures, by name
     StructField("passed", BooleanType(), False),
     StructField("reasons", ArrayType(StringType(), True), False),  # why it failed (empty: passed)
-    StructField("config_hash", StringType(), False),  # the filter config
+    StructField("config_hash", StringType(), False),  # the filter config and the signals' VERSION
     StructField("checked_at", TimestampType(), False),
 ])
 

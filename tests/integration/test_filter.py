@@ -29,7 +29,7 @@ CASES = {  # instruction -> (answer, the criteria it must fail under the test's 
 
 
 def test_filter_finds_each_planted_defect_and_a_rerun_judges_nothing(spark, store, config, warehouse,
-                                                                   tmp_path, capsys):
+                                                                   tmp_path, capsys, monkeypatch):
     pool = tmp_path / "pool.json"
     pool.write_text(json.dumps([{"instruction": k, "input": "", "output": a} for k, (a, _) in CASES.items()]))
     ingest.run(spark, store, config, [str(pool)], source="planted")
@@ -55,10 +55,17 @@ def test_filter_finds_each_planted_defect_and_a_rerun_judges_nothing(spark, stor
     assert got["Explain the water cycle."]["turn_langs"] == ["en", "en"]
     run = store.read("runs").filter("stage = 'filter'").first()
     assert run["counts"]["filtered"] == want_filtered and run["counts"]["reason.refusal"] == 1
+    assert {r["config_hash"] for r in got.values()} == {run["config_hash"]}
 
     # nothing new to judge under the same config; another config judges every sample again
     assert main([*wh, "filter"]) == 0
     assert f"0 of {len(CASES)} samples judged" in capsys.readouterr().out
+    from instructlake.quality import signals
+
+    monkeypatch.setattr(signals, "VERSION", signals.VERSION + "-changed")  # changed rules: judged again
+    assert main([*wh, "filter"]) == 0
+    assert f"{len(CASES)} of {len(CASES)} samples judged" in capsys.readouterr().out
+    monkeypatch.undo()
     assert main(["--warehouse", str(warehouse), "filter"]) == 0  # every language kept, length bound 1
     assert f"{len(CASES)} of {len(CASES)} samples judged: {len(CASES) - want_filtered + 2} passed" in \
         capsys.readouterr().out

@@ -5,7 +5,8 @@ Repetition follows the Gopher rules (Rae et al. 2021, table A1): the share of li
 earlier line and the characters they hold, the characters covered by the most common 2-, 3- and 4-gram,
 and the characters covered by repeated 5- to 10-grams. They mean little on a short answer, so they are
 measured on texts of at least REPETITION_MIN_WORDS words only. Refusal and AI-disclaimer phrases are a
-versioned list (REFUSALS_VERSION is part of the stage's hash, so a changed list re-filters). Mojibake is
+versioned list. VERSION names this module's rules and lists: it is part of the filter stage's hash, so a
+changed rule or list judges every sample again. Mojibake is
 ftfy's `is_bad` (text that decoding in the wrong codec garbled, such as "Ã©" for "é").
 """
 
@@ -19,7 +20,8 @@ GOPHER_TOP_NGRAM = {2: 0.20, 3: 0.18, 4: 0.16}
 GOPHER_DUP_NGRAM = {5: 0.15, 6: 0.14, 7: 0.13, 8: 0.12, 9: 0.11, 10: 0.10}
 REPETITION_MIN_WORDS = 50
 
-REFUSALS_VERSION = "1"
+# Raise it with any change to a rule or list here (or in langid): the filter judges every sample again.
+VERSION = "1"
 # lower case; matched as substrings of the lower-cased answer with typographic apostrophes made plain
 REFUSALS = (
     "as an ai language model", "as an ai assistant, i cannot", "as an ai, i cannot", "as an ai, i do not",

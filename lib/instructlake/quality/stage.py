@@ -16,7 +16,7 @@ from pyspark.sql import SparkSession
 from pyspark.sql import functions as F
 
 from instructlake import schemas
-from instructlake.config import Config
+from instructlake.config import Config, config_hash
 from instructlake.dedup.stage import without_removed
 from instructlake.runs import StageResult
 from instructlake.store import Store
@@ -76,8 +76,15 @@ def tally(rows) -> dict[str, int]:
     return counts
 
 
+def filter_hash(config: Config) -> str:
+    """The filter section and the version of the signals' rules: a verdict is only as good as both."""
+    from instructlake.quality.signals import VERSION
+
+    return config_hash({"filter": config.stage_hash("filter"), "signals": VERSION})
+
+
 def run(spark: SparkSession, store: Store, config: Config) -> StageResult:
-    chash = config.stage_hash("filter")
+    chash = filter_hash(config)
     in_version = store.version("samples")
     todo, n_pool = pending(store, config, chash)
     t0 = time.time()
