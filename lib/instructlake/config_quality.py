@@ -5,20 +5,13 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from instructlake.errors import ConfigError
-from instructlake.quality.signals import GOPHER_DUP_NGRAM, GOPHER_TOP_NGRAM
-
-
-def _gopher() -> dict[str, float]:
-    """Gopher's thresholds for web documents (the names every repetition threshold may use)."""
-    return {"dup_line": 0.30, "dup_line_chars": 0.20,
-            **{f"top_{n}gram": v for n, v in GOPHER_TOP_NGRAM.items()},
-            **{f"dup_{n}gram": v for n, v in GOPHER_DUP_NGRAM.items()}}
+from instructlake.quality.signals import GOPHER
 
 
 def _answers() -> dict[str, float]:
     """The defaults for chat answers: Gopher's cuts flag 6.9% of the demo's pool (songs with a chorus,
     worked sums that restate an expression, outlines); an answer stuck in a loop repeats most of itself."""
-    return {k: 0.5 if k.startswith("dup_") else 0.3 for k in _gopher()}
+    return {k: 0.5 if k.startswith("dup_") else 0.3 for k in GOPHER}
 
 
 @dataclass(frozen=True)
@@ -33,7 +26,7 @@ class FilterConfig:
     max_response_chars: int = 0
     # Gopher's repetition measures of the assistant turns' prose (code blocks left out; answers of at least
     # 50 words; signals.repetition): a measure above its threshold removes the sample; 1.0 turns one off.
-    # The defaults are looser than Gopher's web-document cuts (signals.GOPHER_*), which suit chat answers
+    # The defaults are looser than Gopher's web-document cuts (signals.GOPHER), which suit chat answers
     # badly.
     repetition: dict[str, float] = field(default_factory=_answers)
     # Remove answers with a refusal or AI-disclaimer phrase (signals.REFUSALS), cut-off answers (an open code
@@ -57,9 +50,9 @@ class FilterConfig:
         if self.max_response_chars and self.max_response_chars < self.min_response_chars:
             raise ConfigError("filter.max_response_chars must be 0 (no bound) or at least "
                               "filter.min_response_chars")
-        unknown = sorted(set(self.repetition) - set(_gopher()))
+        unknown = sorted(set(self.repetition) - set(GOPHER))
         if unknown:
-            raise ConfigError(f"filter.repetition: unknown measure(s) {unknown} (known: {sorted(_gopher())})")
+            raise ConfigError(f"filter.repetition: unknown measure(s) {unknown} (known: {sorted(GOPHER)})")
         bad = [k for k, v in self.repetition.items() if not 0.0 < v <= 1.0]
         if bad:
             raise ConfigError(f"filter.repetition: thresholds must be in (0, 1]: {bad}")

@@ -20,10 +20,10 @@ def measure(conversation: list[dict[str, Any]]) -> Measured:
     """(language, its confidence, each turn's language, numeric signals, textual findings) of a
     conversation."""
     answers = answers_of(conversation)
-    lang, conf = langid.detect("\n".join(t.get("content") or "" for t in conversation))
-    turn_langs = [langid.detect(t.get("content") or "")[0] for t in conversation]
-    found = {"refusal": signals.refusal(answers), "truncated": signals.truncated(answers)}
     texts = [t.get("content") or "" for t in conversation]
+    lang, conf = langid.detect("\n".join(texts))
+    turn_langs = [langid.detect(t)[0] for t in texts]
+    found = {"refusal": signals.refusal(answers), "truncated": signals.truncated(answers)}
     sig = {"response_chars": float(len(answers)), "turns": float(len(conversation)),
            **signals.repetition(answers),
            "refusal": float(found["refusal"] is not None), "truncated": float(found["truncated"] is not None),

@@ -15,9 +15,12 @@ from __future__ import annotations
 import re
 from collections import Counter
 
-# Gopher's thresholds, for reference and as the defaults of the filter stage's settings
+# Gopher's thresholds for web documents, for reference: every repetition measure by name
 GOPHER_TOP_NGRAM = {2: 0.20, 3: 0.18, 4: 0.16}
 GOPHER_DUP_NGRAM = {5: 0.15, 6: 0.14, 7: 0.13, 8: 0.12, 9: 0.11, 10: 0.10}
+GOPHER = {"dup_line": 0.30, "dup_line_chars": 0.20,
+          **{f"top_{n}gram": v for n, v in GOPHER_TOP_NGRAM.items()},
+          **{f"dup_{n}gram": v for n, v in GOPHER_DUP_NGRAM.items()}}
 REPETITION_MIN_WORDS = 50
 
 # Raise it with any change to a rule or list here (or in langid): the filter judges every sample again.
@@ -102,9 +105,7 @@ def repetition(text: str) -> dict[str, float]:
     REPETITION_MIN_WORDS words."""
     text = without_code(text)
     ws = words(text)
-    out = {"dup_line": 0.0, "dup_line_chars": 0.0}
-    out.update({f"top_{n}gram": 0.0 for n in GOPHER_TOP_NGRAM})
-    out.update({f"dup_{n}gram": 0.0 for n in GOPHER_DUP_NGRAM})
+    out = dict.fromkeys(GOPHER, 0.0)
     if len(ws) < REPETITION_MIN_WORDS:
         return out
     out["dup_line"], out["dup_line_chars"] = duplicate_lines(text)

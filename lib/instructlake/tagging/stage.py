@@ -131,7 +131,8 @@ def zero_shot_rows(spark: SparkSession, config: Config, todo: DataFrame) -> Data
                          F.col("t.rank").alias("rank"),
                          F.when(F.col("t.score").isNull(), F.lit(OPEN_TAG_EXPLANATION))
                          .otherwise(F.format_string("cosine %.3f to the taxonomy tag's description",
-                                                    F.col("t.score"))).alias("explanation"), F.lit(None).cast("string").alias("error"))
+                                                    F.col("t.score"))).alias("explanation"),
+                         F.lit(None).cast("string").alias("error"))
     none = picked.filter(F.size("tags") == 0).select(
         "sample_id", F.lit(None).cast("string").alias("tag"), F.lit(None).cast("double").alias("score"),
         F.lit(None).cast("int").alias("rank"), F.lit(None).cast("string").alias("explanation"),
