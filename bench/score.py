@@ -1,8 +1,9 @@
 """bench score: token-budget batching against naive fixed-size padded batches, same samples, same model.
 
     python build.py bench score [--samples 3000] [--budget 0] [--fixed 16] [--max-length 1024] [--device cpu|cuda]
+                                [--layers 6 --width 256 --heads 8]
 
-A ~5M-parameter GPT-2 style model (random weights: speed does not depend on them) with a byte-level BPE
+A ~5M-parameter GPT-2 style model by default (random weights: speed does not depend on them) with a byte-level BPE
 tokenizer fitted on the samples, which are the real conversations of data/samples/ (cycled if needed).
 Three runs score every sample (loss_cond and loss_uncond: two sequences each) and their losses must agree:
 the naive baseline (fixed batches in input order, full logits over the vocabulary at every position, an
@@ -63,6 +64,9 @@ def main() -> int:
     ap.add_argument("--max-length", type=int, default=ScoringConfig().max_length)
     ap.add_argument("--chunk", type=int, default=1000, help="samples per chunk (each scored by all three in turn)")
     ap.add_argument("--device", default="cpu")
+    ap.add_argument("--layers", type=int, default=6, help="the bench model's layers (a GPU wants a bigger model)")
+    ap.add_argument("--width", type=int, default=256, help="the bench model's hidden width")
+    ap.add_argument("--heads", type=int, default=8)
     ap.add_argument("--peak-tflops", type=float, default=989.0, help="the GPU's dense bf16 peak (H100/H200: 989)")
     a = ap.parse_args()
 
@@ -73,7 +77,7 @@ def main() -> int:
 
     convs = conversations(a.samples)
     items = [ScoreInput(c, r) for c, r in convs]
-    spec = ReferenceSpec(n_layer=6, n_embd=256, n_head=8, n_positions=a.max_length)
+    spec = ReferenceSpec(n_layer=a.layers, n_embd=a.width, n_head=a.heads, n_positions=a.max_length)
     tok = train_tokenizer([c + r for c, r in convs[:2000]], 4096)
     model = build_gpt(len(tok), spec)
     n_params = sum(p.numel() for p in model.parameters())

@@ -49,3 +49,73 @@ def test_vllm_engine_answers_with_guided_json():
     outs = generate_json(engine, msgs, SamplingParams(max_tokens=200, json_schema=p.schema), p.schema, max_reasks=1)
     assert all(o.error is None for o in outs), [o.error for o in outs]
     assert all(isinstance(t["tag"], str) and t["tag"] for o in outs for t in o.value)
+
+
+ITEMS = [("user : hello\nAssistant:", " hello world"), ("user : write a poem about the sea\nAssistant:",
+         " the sea the sea world"), ("", " add two numbers"), ("user : translate good morning into french\n"
+         "Assistant:", " good morning french answer json the sea the sea"), ("user : tag this\nAssistant:", " tag")]
+
+
+def _scores(path, device, dtype="auto", budget=0, fixed=0):
+    from instructlake.scoring.scorer import ScoreInput, TransformersScorer
+
+    scorer = TransformersScorer("tiny", str(path), max_length=64, device=device, dtype=dtype, token_budget=budget,
+                                fixed_batch=fixed)
+    return [(s.loss_cond, s.loss_uncond) for s in scorer.score([ScoreInput(c, r) for c, r in ITEMS * 4])]
+
+
+def _largest_gap(a, b):
+    return max(abs(x - y) for pa, pb in zip(a, b, strict=True) for x, y in zip(pa, pb, strict=True))
+
+
+def test_scorer_on_cuda_matches_cpu(tmp_path):
+    """The GPU path (bf16 and SDPA by default, the lean forward, right padding with no attention mask)
+    gives the CPU's losses: to 1e-4 in float32, to bf16's precision by default."""
+    from tests.tiny_models import build_tiny_llama
+
+    path = build_tiny_llama(tmp_path / "tiny", seed=3)
+    cpu = _scores(path, "cpu")
+    assert _largest_gap(cpu, _scores(path, "cuda", dtype="float32")) < 1e-4
+    assert _largest_gap(cpu, _scores(path, "cuda")) < 0.05  # bf16 keeps 8 bits of mantissa
+    # batched with padding against one sequence per pass, both on the GPU in float32
+    assert _largest_gap(_scores(path, "cuda", dtype="float32", fixed=1),
+                        _scores(path, "cuda", dtype="float32", budget=10_000)) < 1e-4
+
+
+def test_train_reference_on_cuda_saves_a_model_the_cpu_scorer_loads(tmp_path):
+    from instructlake.scoring.reference import ReferenceSpec, train_reference
+    from instructlake.scoring.scorer import ScoreInput, TransformersScorer
+
+    texts = [f"{c} {r}" for c, r in ITEMS] * 200
+    spec = ReferenceSpec(vocab_size=300, n_layer=2, n_embd=64, n_head=2, n_positions=128, seq_len=32, seconds=5)
+    info = train_reference(texts, tmp_path / "ref", spec, device="cuda")
+    assert info["steps"] > 50 and info["last_loss"] < info["first_loss"]
+    [s] = TransformersScorer("ref", str(tmp_path / "ref"), device="cpu").score([ScoreInput("user : hello", " world")])
+    assert s.error is None and s.loss_cond > 0
+
+
+def test_sentence_embedder_on_cuda_matches_cpu(tmp_path):
+    """A tiny random BERT saved as a sentence-transformers model: the GPU's unit vectors are the CPU's."""
+    import numpy as np
+    from sentence_transformers import SentenceTransformer, models
+    from transformers import BertConfig, BertModel
+
+    from instructlake.embed.embedder import SentenceTransformerEmbedder
+    from tests.tiny_models import build_tiny_llama
+
+    tok_dir = build_tiny_llama(tmp_path / "tok")  # for its word-level tokenizer
+    torch.manual_seed(0)
+    bert = BertModel(BertConfig(vocab_size=64, hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
+                                intermediate_size=64, max_position_embeddings=64))
+    bert.save_pretrained(tmp_path / "bert")
+    from transformers import AutoTokenizer
+
+    AutoTokenizer.from_pretrained(tok_dir).save_pretrained(tmp_path / "bert")
+    word = models.Transformer(str(tmp_path / "bert"), max_seq_length=32)
+    st = SentenceTransformer(modules=[word, models.Pooling(32, "mean")])
+    st.save(str(tmp_path / "st"))
+    texts = [c + r for c, r in ITEMS]
+    cpu = SentenceTransformerEmbedder("tiny", str(tmp_path / "st"), device="cpu").encode(texts)
+    gpu = SentenceTransformerEmbedder("tiny", str(tmp_path / "st"), device="cuda").encode(texts)
+    assert cpu.shape == gpu.shape == (len(texts), 32) and np.allclose(np.linalg.norm(gpu, axis=1), 1, atol=1e-5)
+    assert float(np.abs(cpu - gpu).max()) < 1e-3

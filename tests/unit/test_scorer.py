@@ -119,3 +119,14 @@ def test_all_turns_scores_every_assistant_token(model_dir):
     assert every.response_bytes == sum(len(scorer.tokenizer.decode(scorer._encode(" " + c)).encode())
                                        for r, c in MULTI if r == "assistant")
     assert every.loss_cond != last.loss_cond
+
+
+def test_output_head_in_chunks_gives_the_same_losses(model_dir, monkeypatch):
+    """The lean forward sends the scored positions through the output head HEAD_ROWS at a time."""
+    from instructlake.scoring import scorer as scorer_mod
+
+    whole = TransformersScorer("tiny", str(model_dir), max_length=64, device="cpu").score(ITEMS)
+    monkeypatch.setattr(scorer_mod, "HEAD_ROWS", 3)
+    chunked = TransformersScorer("tiny", str(model_dir), max_length=64, device="cpu").score(ITEMS)
+    assert [s.loss_cond for s in chunked] == pytest.approx([s.loss_cond for s in whole], abs=1e-5)
+    assert [s.loss_uncond for s in chunked] == pytest.approx([s.loss_uncond for s in whole], abs=1e-5)

@@ -41,7 +41,8 @@ class ScoreInput:
         more: list[tuple[str, bool]] = []
         for i in assistants[1:] if which == "all" else []:
             prev = max(j for j in assistants if j < i)
-            more += [("\n\n" + render_turns(turns[prev + 1:i]) + "Assistant:", False), (" " + turns[i][1], True)]
+            between = "\n\n" + render_turns(turns[prev + 1:i]) + "Assistant:"
+            more += [(between, False), (" " + turns[i][1], True)]
         return cls(render_turns(turns[:first]) + "Assistant:", " " + turns[first][1], tuple(more))
 
 
@@ -85,8 +86,8 @@ class Scorer(Protocol):
 def render_turns(turns: Sequence[tuple[str, str]]) -> str:
     """Turns as the plain text a base model is scored on: "User: ...\\n\\nAssistant: ..." (no chat template:
     base models have none, and the same rendering keeps scores comparable across models)."""
-    return "".join(f"{'User' if r == 'user' else 'Assistant' if r == 'assistant' else r.capitalize()}: {c}\n\n"
-                   for r, c in turns)
+    names = {"user": "User", "assistant": "Assistant"}
+    return "".join(f"{names.get(r) or r.capitalize()}: {c}\n\n" for r, c in turns)
 
 
 def pack(lengths: Sequence[int], token_budget: int) -> list[list[int]]:
@@ -107,9 +108,13 @@ def pack(lengths: Sequence[int], token_budget: int) -> list[list[int]]:
 
 # Tokens per pass when platform.scoring.token_budget is 0. On a CPU a pass of 2048 tokens keeps its
 # activations (the MLP's 4x-wide one is 8 MB at width 1024) in cache; 8192 spills them and ran at 0.77x the
-# tokens/s on the bench model. A GPU is filled better by bigger matrix products.
+# tokens/s on the bench model. On an H200 (bench score, a 310M GPT in bf16) 4096 / 16384 / 65536 tokens
+# per pass ran at 52k / 150k / 206k tokens/s: launches and Python dominate small passes. The full-head
+# path (a model the lean forward cannot take) holds every position's logits, so it keeps the smaller one.
 CPU_TOKEN_BUDGET = 2048
-GPU_TOKEN_BUDGET = 16384
+GPU_TOKEN_BUDGET = 65536
+GPU_FULL_HEAD_BUDGET = 16384
+HEAD_ROWS = 4096  # scored positions through the output head at a time (float32 logits: 2.5 GB at 152k tokens)
 
 
 class TransformersScorer:
@@ -123,32 +128,36 @@ class TransformersScorer:
         self.tokenizer = AutoTokenizer.from_pretrained(path)
         self.device = ("cuda" if torch.cuda.is_available() else "cpu") if device == "auto" else device
         on_gpu = self.device.startswith("cuda")
-        torch_dtype = (torch.bfloat16 if on_gpu else torch.float32) if dtype == "auto" else getattr(torch, dtype)
+        by_device = torch.bfloat16 if on_gpu else torch.float32
+        torch_dtype = by_device if dtype == "auto" else getattr(torch, dtype)
         kwargs = {"dtype": torch_dtype}
         if on_gpu:
             kwargs["attn_implementation"] = "sdpa"
         self.lm = AutoModelForCausalLM.from_pretrained(path, **kwargs).to(self.device).eval()
         limit = getattr(self.lm.config, "max_position_embeddings", None) or max_length
         self.max_length = min(max_length, limit)
-        self.token_budget = token_budget or (GPU_TOKEN_BUDGET if on_gpu else CPU_TOKEN_BUDGET)
         self.pad_id = self.tokenizer.pad_token_id
         if self.pad_id is None:
             self.pad_id = self.tokenizer.eos_token_id if self.tokenizer.eos_token_id is not None else 0
         self.bos = [self.tokenizer.bos_token_id] if self.tokenizer.bos_token_id is not None else []
-        # fixed_batch > 0: consecutive groups of that many sequences, unsorted (the naive baseline of bench score)
+        # fixed_batch > 0: consecutive groups of that many sequences, unsorted (bench score's naive baseline)
         self.fixed_batch = fixed_batch
-        # lean: hidden states from the base model without masking the pads (right padding: a causal model's real
-        # tokens never see a pad, so the mask changes nothing they compute, and an all-ones mask lets attention
-        # take its causal fast path), then the output head and the loss only at the scored positions, not
-        # over the vocabulary at every position (for a 152k-token vocabulary that tensor is most of the memory)
+        # lean: hidden states from the base model without masking the pads (right padding: a causal model's
+        # real tokens never see a pad, so the mask changes nothing they compute, and an all-ones mask lets
+        # attention take its causal fast path), then the output head and the loss only at the scored
+        # positions, not over the vocabulary at every position (for a 152k-token vocabulary that tensor is
+        # most of the memory)
         self.lean = lean and self._lean_ok()
+        gpu_budget = GPU_TOKEN_BUDGET if self.lean else GPU_FULL_HEAD_BUDGET
+        self.token_budget = token_budget or (gpu_budget if on_gpu else CPU_TOKEN_BUDGET)
         self.tokens_scored = 0  # real (non-pad) tokens through the model, for throughput figures
         self.tokens_padded = 0
 
     def _lean_ok(self) -> bool:
         """The model is a base model plus a plain linear head (no logit scaling or soft-capping after it)."""
         cfg = self.lm.config
-        if getattr(cfg, "final_logit_softcapping", None) or getattr(cfg, "logit_scale", None) not in (None, 1, 1.0):
+        scaled = getattr(cfg, "logit_scale", None) not in (None, 1, 1.0)
+        if getattr(cfg, "final_logit_softcapping", None) or scaled:
             return False
         head = self.lm.get_output_embeddings()
         base = getattr(self.lm, "base_model", None)
@@ -157,14 +166,25 @@ class TransformersScorer:
     def _encode(self, text: str) -> list[int]:
         return self.tokenizer(text, add_special_tokens=False)["input_ids"] if text else []
 
-    def sequences(self, item: ScoreInput) -> tuple[list[int], list[bool], list[int], list[bool], bool]:
+    def _encode_many(self, texts: list[str]) -> list[list[int]]:
+        """All texts in one call: the fast tokenizer encodes a list in parallel, and one text at a time was a
+        third of a GPU run's time (bench score)."""
+        nonempty = [t for t in texts if t]
+        ids = iter(self.tokenizer(nonempty, add_special_tokens=False)["input_ids"] if nonempty else [])
+        return [next(ids) if t else [] for t in texts]
+
+    @staticmethod
+    def _texts(item: ScoreInput) -> list[str]:
+        return [item.context, item.response, *(t for t, _ in item.more)]
+
+    def sequences(self, item: ScoreInput, encoded: list[list[int]] | None = None
+                  ) -> tuple[list[int], list[bool], list[int], list[bool], bool]:
         """(cond ids, which of them are scored, uncond ids, which are scored, truncated). The uncond sequence
-        is the scored tokens that survived truncation, alone."""
-        ctx = self._encode(item.context)
+        is the scored tokens that survived truncation, alone. `encoded`: the ids of _texts(item), if known."""
+        ctx, *pieces = encoded if encoded is not None else [self._encode(t) for t in self._texts(item)]
         rest: list[int] = []
         scored: list[bool] = []
-        for text, is_scored in ((item.response, True), *item.more):
-            ids = self._encode(text)
+        for ids, is_scored in zip(pieces, (True, *(sc for _, sc in item.more)), strict=True):
             rest += ids
             scored += [is_scored] * len(ids)
         room = self.max_length - len(self.bos)
@@ -188,7 +208,8 @@ class TransformersScorer:
 
         out: list[float | None] = [None] * len(seqs)
         if self.fixed_batch > 0:
-            batches = [list(range(i, min(i + self.fixed_batch, len(seqs)))) for i in range(0, len(seqs), self.fixed_batch)]
+            step = self.fixed_batch
+            batches = [list(range(i, min(i + step, len(seqs)))) for i in range(0, len(seqs), step)]
         else:
             batches = pack([len(s) for s in seqs], self.token_budget)
         for batch in batches:
@@ -205,7 +226,8 @@ class TransformersScorer:
             ids_np[rows, cols] = flat
             mask_np[rows, cols] = 1
             labels_np[rows, cols] = np.where(scored, flat, -100)
-            ids, mask, labels = torch.from_numpy(ids_np), torch.from_numpy(mask_np), torch.from_numpy(labels_np)
+            ids, mask = torch.from_numpy(ids_np), torch.from_numpy(mask_np)
+            labels = torch.from_numpy(labels_np)
             self.tokens_scored += int(mask.sum())
             self.tokens_padded += len(batch) * width
             shift_labels = labels[:, 1:].to(self.device)
@@ -216,21 +238,34 @@ class TransformersScorer:
                     dev_ids = ids.to(self.device)
                     hidden = self.lm.base_model(input_ids=dev_ids, attention_mask=torch.ones_like(dev_ids),
                                                 use_cache=False).last_hidden_state[:, :-1]
-                    logits = self.lm.get_output_embeddings()(hidden[valid]).float()
-                    tok = torch.nn.functional.cross_entropy(logits, shift_labels[valid], reduction="none")
+                    tok = self._head_loss(hidden[valid], shift_labels[valid])
                     rows_of = valid.nonzero()[:, 0]
-                    sums = torch.zeros(len(batch), dtype=tok.dtype, device=tok.device).index_add_(0, rows_of, tok)
+                    sums = torch.zeros(len(batch), dtype=tok.dtype, device=tok.device)
+                    sums.index_add_(0, rows_of, tok)
                 else:
-                    logits = self.lm(input_ids=ids.to(self.device), attention_mask=mask.to(self.device)).logits.float()
+                    logits = self.lm(input_ids=ids.to(self.device),
+                                     attention_mask=mask.to(self.device)).logits.float()
                     tok = torch.nn.functional.cross_entropy(logits[:, :-1].reshape(-1, logits.size(-1)),
                                                             shift_labels.reshape(-1), ignore_index=-100,
                                                             reduction="none").view(shift_labels.shape)
                     sums = (tok * valid).sum(1)
-            counts = valid.sum(1)
-            for row, i in enumerate(batch):
-                c = int(counts[row])
-                out[i] = float(sums[row]) / c if c else None
+            # one copy to the host per batch: indexing a GPU tensor row by row waits on the device each time
+            for i, total, c in zip(batch, sums.tolist(), valid.sum(1).tolist(), strict=True):
+                out[i] = total / c if c else None
         return out
+
+    def _head_loss(self, hidden, labels):
+        """Token losses of the output head at the scored positions, HEAD_ROWS positions at a time: a
+        large token budget on a large vocabulary would otherwise hold them all as float32 logits at once
+        (64k positions x 152k tokens is 40 GB)."""
+        import torch
+
+        head = self.lm.get_output_embeddings()
+        if not len(labels):
+            return hidden.new_zeros(0, dtype=torch.float32)
+        return torch.cat([torch.nn.functional.cross_entropy(head(hidden[k:k + HEAD_ROWS]).float(),
+                                                            labels[k:k + HEAD_ROWS], reduction="none")
+                          for k in range(0, len(labels), HEAD_ROWS)])
 
     def _bytes(self, ids: list[int], mask: list[bool]) -> int:
         """UTF-8 bytes of the scored tokens, decoded one contiguous run at a time."""
@@ -245,8 +280,10 @@ class TransformersScorer:
 
     def score(self, items: Sequence[ScoreInput]) -> list[Score]:
         seqs, masks, meta = [], [], []
-        for it in items:
-            cond, cmask, uncond, umask, trunc = self.sequences(it)
+        texts = [self._texts(it) for it in items]
+        flat = iter(self._encode_many([t for ts in texts for t in ts]))
+        for it, ts in zip(items, texts, strict=True):
+            cond, cmask, uncond, umask, trunc = self.sequences(it, [next(flat) for _ in ts])
             n_resp = sum(cmask)
             meta.append((n_resp, trunc, self._bytes(cond, cmask) if n_resp else 0))
             seqs += [cond, uncond]
@@ -257,6 +294,6 @@ class TransformersScorer:
             lc, lu = losses[2 * k], losses[2 * k + 1]
             err = None if n_resp > 0 else "empty response"
             bad = lc is None or lu is None or not (math.isfinite(lc) and math.isfinite(lu))
-            out.append(Score(None if bad else lc, None if bad else lu, n_resp, trunc, err or ("no loss" if bad else None),
-                             n_bytes))
+            err = err or ("no loss" if bad else None)
+            out.append(Score(None if bad else lc, None if bad else lu, n_resp, trunc, err, n_bytes))
         return out
