@@ -153,8 +153,9 @@ def build_parser() -> argparse.ArgumentParser:
                         "records how many")
 
     s = sub.add_parser("pipeline", help="run every stage in order, resumably and incrementally; or show status",
-                       description="`pipeline run` runs the stages in order (ingest, dedup, semdedup, tagging, "
-                                   "normalize_tags, graph, train_reference, scoring, seeds, synth, difficulty, "
+                       description="`pipeline run` runs the stages in order (ingest, dedup, semdedup, filter, "
+                                   "tagging, normalize_tags, graph, train_reference, scoring, seeds, synth, "
+                                   "difficulty, "
                                    "decontam, export, report). A stage is skipped when the config sections it "
                                    "depends on, the versions of the tables it reads and its other inputs (new raw "
                                    "files, benchmark files, the scoring model) match its last completed run, so a "

@@ -36,6 +36,9 @@ class FilterConfig:
     mojibake: bool = True
     # Filter the samples dedup kept only (the others are gone anyway).
     only_kept: bool = True
+    # false: the pipeline does not run the filter and export does not require its verdicts (the manifest
+    # says so); verdicts it gave earlier still remove their samples (drop the `quality` table to forget them).
+    enabled: bool = True
 
     def __post_init__(self) -> None:
         # YAML maps may arrive with string values ("0.3"): thresholds are numbers

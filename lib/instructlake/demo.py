@@ -15,10 +15,9 @@ import logging
 import sys
 from pathlib import Path
 
-from instructlake import pipeline, runs
+from instructlake import pipeline
 from instructlake.config import load_config
 from instructlake.ingest import stage as ingest_stage
-from instructlake.quality import stage as quality_stage
 from instructlake.scoring import seeds as seeds_stage
 from instructlake.spark import get_session
 from instructlake.store import Store
@@ -90,11 +89,8 @@ def main(argv: list[str] | None = None) -> int:
     print("\n== the same command again: every stage compares its inputs with its last run", flush=True)
     again = pipeline.run(spark, store, cfg, inputs)
     ran_again = [o.step for o in again if o.action == "ran"]
-    # the quality filter runs beside the pipeline until the pipeline runs it (its verdicts are not used yet)
-    started = runs.now()
-    fl = quality_stage.run(spark, store, cfg)
-    runs.record(store, fl, started)
     r = {o.step: o.result for o in outcomes if o.result is not None}
+    fl = r["filter"]
     first, dd, sem, tg, nt, gr = r["ingest"], r["dedup"], r["semdedup"], r["tagging"], r["normalize_tags"], r["graph"]
     ref, sc, sd, dc, exp = r["train_reference"], r["scoring"], r["seeds"], r["decontam"], r["export"]
 
@@ -146,7 +142,8 @@ def main(argv: list[str] | None = None) -> int:
           f"{cfg.decontam.cosine_threshold}, {c.get('benchmark.alpaca_eval.ngram', 0):,} by shared "
           f"{cfg.decontam.ngram}-grams); export drops them")
     c = fl.counts
-    print(f"  filter: {c['passed']:,} of {c['input']:,} samples pass the quality filter; filtered for "
+    print(f"  filter: {c['passed']:,} of {c['input']:,} samples pass the quality filter (later stages and "
+          "export skip the rest); filtered for "
           + (", ".join(f"{k[7:]} {v:,}" for k, v in c.items() if k.startswith("reason.")) or "nothing")
           + "; languages " + ", ".join(f"{k[5:]} {v:,}" for k, v in c.items() if k.startswith("lang.")))
     print("  tables:")

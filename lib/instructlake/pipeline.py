@@ -115,6 +115,12 @@ def _llm_state(store: Store, config: Config, inputs: Inputs) -> object:
     return {}
 
 
+def _filter_state(store: Store, config: Config, inputs: Inputs) -> object:
+    if not config.filter.enabled:
+        return Skip("the quality filter is off (filter.enabled is false)")
+    return {}
+
+
 def _benchmark_state(store: Store, config: Config, inputs: Inputs) -> object:
     return {"benchmarks": [[s, *_file_identity(s.split("=", 1)[-1])] for s in sorted(inputs.benchmarks)]}
 
@@ -144,6 +150,9 @@ def _run_report(spark, store, config, inputs):
     return StageResult(stage="report", config_hash="", extra={"path": path})
 
 
+# The tables that decide which samples later stages read (pool.without_removed)
+POOL = ("samples", "dedup_clusters", "quality")
+
 STEPS: tuple[Step, ...] = (
     Step("ingest", "ingest", ("ingest",), (), ("samples", "quarantine", "ingested_files"), _run_ingest,
          state=_ingest_state),
@@ -151,29 +160,29 @@ STEPS: tuple[Step, ...] = (
          _run("instructlake.dedup.stage")),
     Step("semdedup", "semdedup", ("semdedup", "embed", "dedup"), ("samples", "dedup_clusters"),
          ("dedup_clusters", "embeddings"), _run("instructlake.decontam.semdedup")),
-    Step("tagging", "tag", ("tagging", "embed"), ("samples", "dedup_clusters"),
-         ("tags", "llm_cache", "tag_agreement"), _run("instructlake.tagging.stage")),
-    Step("normalize_tags", "normalize-tags", ("normalize_tags", "embed", "tagging"), ("tags", "samples", "dedup_clusters"),
+    Step("filter", "filter", ("filter",), ("samples", "dedup_clusters"), ("quality",),
+         _run("instructlake.quality.stage"), state=_filter_state),
+    Step("tagging", "tag", ("tagging", "embed"), POOL, ("tags", "llm_cache", "tag_agreement"),
+         _run("instructlake.tagging.stage")),
+    Step("normalize_tags", "normalize-tags", ("normalize_tags", "embed", "tagging"), ("tags", *POOL),
          ("tag_map", "tag_stats"), _run("instructlake.tagging.normalize")),
-    Step("graph", "graph", ("graph", "tagging"), ("tags", "tag_map", "dedup_clusters"),
-         ("tag_edges", "tag_degrees", "powerlaw_fit"),
-         _run("instructlake.graph.stage")),
+    Step("graph", "graph", ("graph", "tagging"), ("tags", "tag_map", *POOL[1:]),
+         ("tag_edges", "tag_degrees", "powerlaw_fit"), _run("instructlake.graph.stage")),
     Step("train_reference", "train-reference", ("scoring",), (), (),
          _run("instructlake.scoring.stage", "train_reference"), state=_reference_state),
-    Step("scoring", "score", ("scoring",), ("samples", "dedup_clusters"), ("scores",),
-         _run("instructlake.scoring.stage"), state=_scoring_state),
+    Step("scoring", "score", ("scoring",), POOL, ("scores",), _run("instructlake.scoring.stage"),
+         state=_scoring_state),
     Step("seeds", "select-seeds", ("seeds", "scoring", "tagging", "normalize_tags"),
-         ("tags", "tag_map", "scores", "dedup_clusters"), ("seeds",), _run("instructlake.scoring.seeds")),
+         ("tags", "tag_map", "scores", *POOL[1:]), ("seeds",), _run("instructlake.scoring.seeds")),
     Step("synth", "evolve", ("synth",), ("seeds", "tag_map"), ("evolved", "samples", "llm_cache"),
          _run("instructlake.synth.evolve"), state=_llm_state),
-    Step("difficulty", "difficulty", ("synth",), ("samples", "dedup_clusters"), ("difficulty", "llm_cache"),
+    Step("difficulty", "difficulty", ("synth",), POOL, ("difficulty", "llm_cache"),
          _run("instructlake.synth.difficulty"), state=_llm_state),
-    Step("decontam", "decontam", ("decontam", "embed"), ("samples", "dedup_clusters", "benchmarks"),
+    Step("decontam", "decontam", ("decontam", "embed"), (*POOL, "benchmarks"),
          ("contamination", "benchmarks", "embeddings"), _run_decontam, state=_benchmark_state),
-    Step("export", "export", ("export",), ("samples", "dedup_clusters", "contamination"), (), _run_export),
-    Step("report", "report", (), ("samples", "dedup_clusters", "tags", "tag_map", "tag_edges", "powerlaw_fit",
-                                  "scores", "seeds", "evolved", "difficulty", "contamination", "quarantine"), (),
-         _run_report),
+    Step("export", "export", ("export", "filter"), (*POOL, "contamination"), (), _run_export),
+    Step("report", "report", (), (*POOL, "tags", "tag_map", "tag_edges", "powerlaw_fit", "scores", "seeds",
+                                  "evolved", "difficulty", "contamination", "quarantine"), (), _run_report),
 )
 NAMES = tuple(s.name for s in STEPS)
 

@@ -306,7 +306,8 @@ QUALITY = StructType([
     StructField("signals", MapType(StringType(), DoubleType()), False),  # the measures, by name
     StructField("passed", BooleanType(), False),
     StructField("reasons", ArrayType(StringType(), True), False),  # why it failed (empty: passed)
-    StructField("config_hash", StringType(), False),  # the filter config and the signals' VERSION
+    # the filter config and signals' VERSION of this verdict: one per sample, the latest (pool.py)
+    StructField("config_hash", StringType(), False),
     StructField("checked_at", TimestampType(), False),
 ])
 
@@ -330,7 +331,7 @@ KEYS: dict[str, list[str]] = {
     "benchmarks": ["benchmark", "item_id"], "contamination": ["sample_id", "benchmark", "item_id", "config_hash"],
     "evolved": ["evolution_id"], "difficulty": ["sample_id", "config_hash"],
     "diagnosis": ["diagnosis_set", "iteration", "item_id"],
-    "ingested_files": ["path", "size", "modified", "config_hash"], "quality": ["sample_id", "config_hash"],
+    "ingested_files": ["path", "size", "modified", "config_hash"], "quality": ["sample_id"],
 }
 
 

@@ -13,6 +13,7 @@ from instructlake.decontam.benchmarks import builtin_path, prompts_of
 from instructlake.dedup import stage as dedup
 from instructlake.export import stage as export
 from instructlake.ingest import stage as ingest
+from instructlake.quality import stage as quality
 from instructlake.runs import StaleInputError
 
 EVAL = [json.loads(x)["instruction"] for x in builtin_path("alpaca_eval").read_text().splitlines()]
@@ -104,6 +105,9 @@ def test_decontam_flags_copies_and_paraphrases_and_export_drops_them(spark, stor
     with pytest.raises(StaleInputError, match="instructlake dedup"):
         export.run(spark, store, config, str(tmp_path / "export"))
     dedup.run(spark, store, config)
+    with pytest.raises(StaleInputError, match="instructlake filter"):
+        export.run(spark, store, config, str(tmp_path / "export"))
+    quality.run(spark, store, config)
     out = export.run(spark, store, config, str(tmp_path / "export"))
     assert out.counts["contaminated_dropped"] == 4 and out.counts["exported"] == 40
     from instructlake.report import html
@@ -129,5 +133,6 @@ def test_decontam_flags_copies_and_paraphrases_and_export_drops_them(spark, stor
     (tmp_path / "late.json").write_text(json.dumps([{"instruction": EVAL[1], "input": "", "output": "x"}]))
     ingest.run(spark, store, config, [str(tmp_path / "late.json")])
     dedup.run(spark, store, config)
+    quality.run(spark, store, config)
     with pytest.raises(StaleInputError, match="1 samples have not been checked against the benchmarks"):
         export.run(spark, store, config, str(tmp_path / "export-late"))

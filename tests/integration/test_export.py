@@ -15,15 +15,16 @@ def test_export_formats_and_manifest(spark, store, config, samples_dir, tmp_path
                                       str(samples_dir / "seed_tasks.jsonl")])
     n = store.count("samples")
     out = tmp_path / "export"
-    with pytest.raises(StaleInputError, match="instructlake dedup.*instructlake decontam") as e:
+    stale = "instructlake dedup.*instructlake filter.*instructlake decontam"
+    with pytest.raises(StaleInputError, match=stale) as e:
         export.run(spark, store, config, str(out))
     assert f"{n:,} samples have not been through dedup" in str(e.value) and not out.exists()
     r = export.run(spark, store, config, str(out), allow_unchecked=True)  # the formats, not the checks, here
     assert r.counts["exported"] == n
     manifest = json.loads((out / "manifest.json").read_text())
     assert manifest["rows"] == n
-    assert manifest["unchecked"] == {"allowed": True, "not_deduplicated": n, "not_decontaminated": n,
-                                     "flagged_under_earlier_config_dropped": 0}
+    assert manifest["unchecked"] == {"allowed": True, "not_deduplicated": n, "not_filtered": n,
+                                     "not_decontaminated": n, "flagged_under_earlier_config_dropped": 0}
     assert manifest["rows_per_source"] == {"glaive_toolcall_en_demo": 265, "seed_tasks": 175}
     assert manifest["table_versions"]["samples"] == store.version("samples")
     assert manifest["config_hashes"]["ingest"] == [config.stage_hash("ingest")]

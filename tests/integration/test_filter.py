@@ -69,3 +69,66 @@ def test_filter_finds_each_planted_defect_and_a_rerun_judges_nothing(spark, stor
     assert main(["--warehouse", str(warehouse), "filter"]) == 0  # every language kept, length bound 1
     assert f"{len(CASES)} of {len(CASES)} samples judged: {len(CASES) - want_filtered + 2} passed" in \
         capsys.readouterr().out
+
+
+def test_later_stages_and_export_leave_out_what_the_filter_failed(spark, store, warehouse, tmp_path):
+    from dataclasses import replace
+
+    import pytest
+
+    from instructlake.config import load_config
+    from instructlake.dedup import stage as dedup
+    from instructlake.export import stage as export
+    from instructlake.pool import without_removed
+    from instructlake.quality import stage as quality
+    from instructlake.runs import StaleInputError
+    from tests.conftest import TEST_SETTINGS
+
+    pool = tmp_path / "pool.json"
+    pool.write_text(json.dumps([{"instruction": k, "input": "", "output": a} for k, (a, _) in CASES.items()]))
+    cfg = load_config("local", [*TEST_SETTINGS, "filter.keep_languages=[en]", "filter.min_response_chars=20"],
+                      warehouse=str(warehouse))
+    ingest.run(spark, store, cfg, [str(pool)], source="planted")
+    dedup.run(spark, store, cfg)
+    quality.run(spark, store, cfg)
+    clean = {k for k, (_, failing) in CASES.items() if not failing}
+    instruction = {r["sample_id"]: r["instruction"] for r in store.read("samples").collect()}
+    pooled = without_removed(store, store.read("samples")).collect()
+    assert {r["instruction"] for r in pooled} == clean  # what tag, score, decontam and the rest read
+
+    out = tmp_path / "export"
+    r = export.run(spark, store, cfg, str(out), allow_unchecked=True)  # decontam is not this test's
+    assert (r.counts["exported"], r.counts["filtered_dropped"], r.counts["not_filtered"]) == (
+        len(clean), len(CASES) - len(clean), 0)
+    shipped = {json.loads(x)["id"] for p in (out / "sharegpt").glob("part-*.json")
+               for x in p.read_text().splitlines()}
+    assert {instruction[i] for i in shipped} == clean
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["quality_filter"] == {"enabled": True, "filtered_dropped": len(CASES) - len(clean)}
+    assert manifest["config_hashes"]["filter"] == quality.filter_hash(cfg)
+
+    # another filter config: the passed samples have no verdict under it, and export stops, naming the stage
+    changed = replace(cfg, semantic=replace(cfg.semantic, filter=replace(cfg.filter, min_response_chars=5)))
+    with pytest.raises(StaleInputError, match=f"{len(clean)} samples have not been through the quality filter"
+                                              ".*instructlake filter"):
+        export.run(spark, store, changed, str(tmp_path / "export2"))
+    # judged again under it: one verdict per sample, replaced ("Yes." is 4 characters: still too short)
+    assert quality.run(spark, store, changed).counts["input"] == len(CASES)
+    assert store.count("quality") == len(CASES)
+    assert {r["instruction"] for r in without_removed(store, store.read("samples")).collect()} == clean
+    # the filter off: export does not ask for verdicts, and those given still keep their samples out
+    off = replace(cfg, semantic=replace(cfg.semantic, filter=replace(cfg.filter, enabled=False)))
+    r3 = export.run(spark, store, off, str(tmp_path / "export3"), allow_unchecked=True)
+    assert (r3.counts["exported"], r3.counts["not_filtered"]) == (len(clean), 0)
+    manifest = json.loads((tmp_path / "export3" / "manifest.json").read_text())
+    assert manifest["quality_filter"]["enabled"] is False
+    # the report shows the verdicts: each criterion with its count, and examples
+    from instructlake.report import html
+
+    page = open(html.build(store), encoding="utf-8").read()
+    section = page[page.index('id="quality-filter"'):]
+    assert f"{len(clean)} of {len(CASES)} judged samples passed" in section
+    for _, failing in CASES.values():
+        for criterion in failing:
+            assert f"<td>{criterion}</td>" in section, criterion
+    assert "Tell me a joke about death." in section

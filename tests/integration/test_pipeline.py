@@ -12,8 +12,8 @@ import pytest
 from instructlake import pipeline
 from tests.integration.conftest import pipeline_settings, write_inputs
 
-RAN_FIRST = ["ingest", "dedup", "semdedup", "tagging", "normalize_tags", "graph", "scoring", "seeds", "decontam",
-             "export", "report"]
+RAN_FIRST = ["ingest", "dedup", "semdedup", "filter", "tagging", "normalize_tags", "graph", "scoring", "seeds",
+             "decontam", "export", "report"]
 NOT_APPLICABLE = ["train_reference", "synth", "difficulty"]  # a fixed scoring model, no LLM
 
 
@@ -36,14 +36,14 @@ def test_first_run_then_nothing_to_do(pipeline_lake):
 def test_refresh_crash_then_resume(pipeline_lake):
     crashed, resumed = by_step(pipeline_lake.crashed), by_step(pipeline_lake.resumed)
     assert "injected crash" in str(pipeline_lake.crash)
-    assert [s for s, o in crashed.items() if o.action == "ran"] == ["ingest", "dedup", "semdedup", "tagging",
-                                                                     "normalize_tags"]
+    assert [s for s, o in crashed.items() if o.action == "ran"] == ["ingest", "dedup", "semdedup", "filter",
+                                                                     "tagging", "normalize_tags"]
     assert crashed["graph"].action == "failed"
     runs = pipeline_lake.store.read("runs")
     assert runs.filter("stage = 'graph' AND status = 'failed'").count() == 1
     # the re-run resumes at the stage that failed: what completed is not done again
-    assert [s for s, o in resumed.items() if o.action == "up to date"] == ["ingest", "dedup", "semdedup", "tagging",
-                                                                            "normalize_tags"]
+    assert [s for s, o in resumed.items() if o.action == "up to date"] == ["ingest", "dedup", "semdedup", "filter",
+                                                                            "tagging", "normalize_tags"]
     assert [s for s, o in resumed.items() if o.action == "ran"] == ["graph", "scoring", "seeds", "decontam",
                                                                      "export", "report"]
     # incremental: the refresh read only the new file, and each stage processed only the new samples
@@ -55,8 +55,15 @@ def test_refresh_crash_then_resume(pipeline_lake):
     assert (d["near_duplicates"] - d0["near_duplicates"], d["exact_duplicates"] - d0["exact_duplicates"]) == (1, 1)
     store = pipeline_lake.store
     removed = store.read("dedup_clusters").filter("NOT is_kept").select("sample_id")
-    new_kept = store.read("samples").filter("source = 'c_alpaca_more'").join(removed, "sample_id", "left_anti").count()
+    new = store.read("samples").filter("source = 'c_alpaca_more'").join(removed, "sample_id", "left_anti")
+    new_kept = new.count()
     assert 55 < new_kept <= 62
+    assert crashed["filter"].result.counts["input"] == new_kept  # the filter judges what dedup kept
+    # later stages read what the filter passed: its verdicts, counted here from the table's rows
+    failed = store.read("quality").filter("NOT passed").select("sample_id")
+    new_passed = new.join(failed, "sample_id", "left_anti").count()
+    assert crashed["filter"].result.counts["filtered"] == new_kept - new_passed
+    new_kept = new_passed
     assert crashed["tagging"].result.counts["input"] == new_kept
     assert resumed["scoring"].result.counts["input"] == new_kept
     assert resumed["decontam"].result.counts["input"] == new_kept

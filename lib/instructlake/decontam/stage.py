@@ -23,8 +23,8 @@ from pyspark.sql import functions as F
 
 from instructlake import schemas
 from instructlake.config import Config, config_hash
-from instructlake.dedup.stage import without_removed
 from instructlake.embed.table import instruction_vectors
+from instructlake.pool import without_removed
 from instructlake.runs import EmptyInputError, StageResult
 from instructlake.store import Store
 

@@ -297,14 +297,6 @@ def choose_kept(members: DataFrame, cfg: DedupConfig) -> DataFrame:
     return members.withColumn("_pos", F.row_number().over(w)).withColumn("is_kept", F.col("_pos") == 1).drop("_pos")
 
 
-def without_removed(store: Store, samples: DataFrame) -> DataFrame:
-    """The samples dedup kept, and those it has not seen yet: everything but the duplicates it removed."""
-    if not store.exists("dedup_clusters"):
-        return samples
-    removed = store.read("dedup_clusters").filter(~F.col("is_kept")).select("sample_id")
-    return samples.join(removed, "sample_id", "left_anti")
-
-
 def narrow(samples: DataFrame, cfg: DedupConfig) -> DataFrame:
     """What dedup needs of a sample, read once: (sample_id, source, text matched, response length)."""
     return samples.select("sample_id", "source", match_text(samples, cfg).alias("text"),

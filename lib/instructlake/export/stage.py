@@ -3,8 +3,9 @@
 Each export goes to its own directory with a manifest.json (rows per source, the table versions it read,
 the config hashes of the rows and of the export) so a training run can name exactly what it trained on.
 
-Export fails closed: every sample it would ship must have dedup rows under the current dedup config and
-contamination rows under the current decontam config and benchmark contents. If any lacks them, export
+Export fails closed: every sample it would ship must have dedup rows under the current dedup config, a
+quality-filter verdict under the current filter config (unless filter.enabled is false) and contamination
+rows under the current decontam config and benchmark contents. If any lacks them, export
 stops with an error naming the stale stage and the command to run, unless `allow_unchecked` is given;
 then the manifest records how many rows went out unchecked, and samples flagged under any earlier
 decontam config are still dropped.
@@ -30,7 +31,8 @@ SHAREGPT_ROLE = {"user": "human", "assistant": "gpt", "tool": "observation"}
 
 
 def exportable(samples: DataFrame, min_assistant_turns: int) -> DataFrame:
-    """Samples a training job should see. Later stages narrow this (dedup keeps, decontamination drops)."""
+    """Samples a training job should see. Later stages narrow this (dedup keeps, the quality filter and
+    decontamination drop)."""
     schemas.require(samples, "samples", ["sample_id", "source", "conversation", "system"])
     n_assistant = F.size(F.filter("conversation", lambda t: t["role"] == "assistant"))
     return samples.filter(n_assistant >= min_assistant_turns)
@@ -106,19 +108,42 @@ def decontam_filter(store: Store, config: Config, df: DataFrame) -> tuple[DataFr
                 "flagged_earlier_dropped": n_earlier, "version": version, "hash": chash}
 
 
-def check_checked(dedup: dict, decontam: dict, allow_unchecked: bool) -> None:
+def quality_filter(store: Store, config: Config, df: DataFrame) -> tuple[DataFrame, dict]:
+    """Drop the samples the quality filter failed (under any config: `quality` holds each sample's latest
+    verdict); count those not judged under the current filter config (none when the filter is off)."""
+    from instructlake.quality.stage import filter_hash
+
+    enabled = config.filter.enabled
+    if not store.exists("quality"):
+        return df, {"not_filtered": df.count() if enabled else 0, "filtered_dropped": 0, "enabled": enabled}
+    version = store.version("quality")
+    rows = store.read("quality", version=version)
+    failed = rows.filter(~F.col("passed")).select("sample_id")
+    n_failed = df.join(failed, "sample_id", "left_semi").count()
+    df = df.join(failed, "sample_id", "left_anti")
+    chash = filter_hash(config)
+    current = rows.filter(F.col("config_hash") == chash).select("sample_id")
+    unchecked = df.join(current, "sample_id", "left_anti").count() if enabled else 0
+    return df, {"not_filtered": unchecked, "filtered_dropped": n_failed, "enabled": enabled,
+                "version": version, "hash": chash}
+
+
+def check_checked(dedup: dict, decontam: dict, allow_unchecked: bool, quality: dict | None = None) -> None:
     """Fail closed: name the stale stage and the command that brings it up to date."""
     stale = []
     if dedup["not_deduplicated"]:
         stale.append(f"{dedup['not_deduplicated']:,} samples have not been through dedup under the current "
                      "dedup config: run `instructlake dedup`")
+    if quality and quality["not_filtered"]:
+        stale.append(f"{quality['not_filtered']:,} samples have not been through the quality filter under "
+                     "the current filter config: run `instructlake filter` (or set filter.enabled=false)")
     if decontam["not_decontaminated"]:
         stale.append(f"{decontam['not_decontaminated']:,} samples have not been checked against the "
                      "benchmarks under the current decontam config and benchmark set: run "
                      "`instructlake decontam`")
     if stale and not allow_unchecked:
         raise StaleInputError("export refused, nothing was written: " + "; ".join(stale)
-                              + " (or `instructlake pipeline run`, which runs both first; "
+                              + " (or `instructlake pipeline run`, which runs them first; "
                               "`export --allow-unchecked` ships them anyway and says so in the manifest)")
     for line in stale:
         log.warning("exporting unchecked samples (--allow-unchecked): %s", line)
@@ -134,15 +159,18 @@ def run(spark: SparkSession, store: Store, config: Config, out: str | None = Non
     df = exportable(samples, cfg.min_assistant_turns)
     hashes: dict[str, object] = {"export": config.stage_hash("export"), "dedup": config.stage_hash("dedup")}
     df, dedup = dedup_filter(store, config, df)
+    df, quality = quality_filter(store, config, df)
     df, decontam = decontam_filter(store, config, df)
-    check_checked(dedup, decontam, allow_unchecked)
-    if "hash" in decontam:
-        hashes["decontam"] = decontam["hash"]
-    checked = (("dedup_clusters", dedup), ("contamination", decontam))
+    check_checked(dedup, decontam, allow_unchecked, quality)
+    for stage, checks in (("decontam", decontam), ("filter", quality)):
+        if "hash" in checks:
+            hashes[stage] = checks["hash"]
+    checked = (("dedup_clusters", dedup), ("quality", quality), ("contamination", decontam))
     versions = {"samples": version, **{t: c["version"] for t, c in checked if "version" in c}}
     dropped_dups, contaminated = dedup["duplicates_dropped"], decontam["contaminated_dropped"]
-    log.info("dropped %d duplicates and %d samples flagged as benchmark contamination", dropped_dups,
-             contaminated)
+    filtered = quality["filtered_dropped"]
+    log.info("dropped %d duplicates, %d samples the quality filter failed and %d flagged as benchmark "
+             "contamination", dropped_dups, filtered, contaminated)
     df = df.cache()
     try:
         per_source = {r["source"]: r["count"] for r in df.groupBy("source").count().collect()}
@@ -162,6 +190,7 @@ def run(spark: SparkSession, store: Store, config: Config, out: str | None = Non
         df.unpersist()
     total = sum(per_source.values())
     unchecked = {"allowed": allow_unchecked, "not_deduplicated": dedup["not_deduplicated"],
+                 "not_filtered": quality["not_filtered"],
                  "not_decontaminated": decontam["not_decontaminated"],
                  "flagged_under_earlier_config_dropped": decontam["flagged_earlier_dropped"]}
     manifest = {
@@ -171,6 +200,7 @@ def run(spark: SparkSession, store: Store, config: Config, out: str | None = Non
         "table_versions": versions,
         "duplicates_dropped": dropped_dups,
         "contaminated_dropped": contaminated,
+        "quality_filter": {"enabled": quality["enabled"], "filtered_dropped": filtered},
         "not_deduplicated": dedup["not_deduplicated"],
         "unchecked": unchecked,
         "config_hashes": {**hashes, "ingest": ingest_hashes},
@@ -181,10 +211,11 @@ def run(spark: SparkSession, store: Store, config: Config, out: str | None = Non
     log.info("exported %d samples to %s", total, out)
     return StageResult(stage="export", config_hash=config.stage_hash("export"),
                        counts={"exported": total, "duplicates_dropped": dropped_dups,
-                               "contaminated_dropped": contaminated,
+                               "filtered_dropped": filtered, "contaminated_dropped": contaminated,
                                "not_deduplicated": dedup["not_deduplicated"],
+                               "not_filtered": quality["not_filtered"],
                                "not_decontaminated": decontam["not_decontaminated"],
                                "flagged_earlier_dropped": decontam["flagged_earlier_dropped"],
-                               "skipped": samples.count() - total - dropped_dups - contaminated
+                               "skipped": samples.count() - total - dropped_dups - filtered - contaminated
                                - decontam["flagged_earlier_dropped"]},
                        input_versions=versions, extra={"out": out, "manifest": manifest})

@@ -35,7 +35,7 @@ def sample_tags(store: Store, tagging_hash: str) -> DataFrame:
 def tag_rows(store: Store, tagging_hash: str, version: int | None = None) -> DataFrame:
     """The rows of `tags` under the tagging config (a null tag: tagged, none given), of samples dedup has
     not removed: tags of samples removed after they were tagged stay cached in `tags` but do not count."""
-    from instructlake.dedup.stage import without_removed
+    from instructlake.pool import without_removed
 
     return without_removed(store, store.read("tags", version=version)
                            .filter(F.col("config_hash") == tagging_hash))

@@ -17,7 +17,7 @@ from pyspark.sql import functions as F
 
 from instructlake import schemas
 from instructlake.config import Config, config_hash
-from instructlake.dedup.stage import without_removed
+from instructlake.pool import without_duplicates
 from instructlake.runs import StageResult
 from instructlake.store import Store
 
@@ -31,7 +31,8 @@ def pending(store: Store, config: Config, chash: str):
     """(samples to judge now: sample_id and conversation; the pool's size)."""
     samples = store.read("samples")
     schemas.require(samples, "samples", ["sample_id", "conversation"])
-    pool = without_removed(store, samples) if config.filter.only_kept else samples
+    # dedup's removals only: a sample the filter failed is judged again under a changed config
+    pool = without_duplicates(store, samples) if config.filter.only_kept else samples
     todo = pool
     if store.exists("quality"):
         done = store.read("quality").filter(F.col("config_hash") == chash).select("sample_id")

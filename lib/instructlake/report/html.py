@@ -1,9 +1,9 @@
 """One self-contained HTML report of the warehouse: <warehouse>/report/index.html.
 
 Every stage's latest run (counts, seconds, config hash) from `runs`, then one section per analysis that
-has run (the tag co-occurrence graph and its power-law fits, loss scores and seeds, benchmark
-contamination). Pictures are embedded as data URIs, so the page is one file that opens anywhere; the PNGs
-stay beside it too.
+has run (the quality filter's verdicts, the tag co-occurrence graph and its power-law fits, loss scores
+and seeds, benchmark contamination, difficulty). Pictures are embedded as data URIs, so the page is one
+file that opens anywhere; the PNGs stay beside it too.
 """
 
 from __future__ import annotations
@@ -206,11 +206,44 @@ def contamination_section(store: Store, top: int = 20) -> str:
     return "\n".join(parts)
 
 
+def quality_section(store: Store, examples: int = 3) -> str:
+    """The quality filter's verdicts: samples per failed criterion, languages, and a few examples of each
+    reason so a reader can judge the thresholds."""
+    if not store.exists("quality"):
+        return ""
+    q = store.read("quality")
+    total = q.count()
+    if not total:
+        return ""
+    criterion = F.explode(F.array_distinct(F.transform("reasons", lambda r: F.split(r, ":")[0])))
+    failed = q.filter(~F.col("passed")).select("sample_id", "reasons", criterion.alias("criterion"))
+    per = {r["criterion"]: int(r["count"]) for r in failed.groupBy("criterion").count().collect()}
+    passed = q.filter("passed").count()
+    parts = ["<h2>Quality filter</h2>",
+             f"<p>{passed:,} of {total:,} judged samples passed; {total - passed:,} were filtered out (a "
+             "sample can fail several criteria). Later stages and export leave them out.</p>",
+             _table(["criterion", "samples", "share of judged"],
+                    [[k, v, f"{v / total:.1%}"] for k, v in sorted(per.items(), key=lambda kv: -kv[1])])]
+    langs = q.groupBy("lang").count().orderBy(F.desc("count"), "lang").limit(15).collect()
+    parts.append("<h3>Languages</h3>"
+                 + _table(["language", "samples"], [[r["lang"], int(r["count"])] for r in langs]))
+    w = Window.partitionBy("criterion").orderBy("sample_id")
+    shown = (failed.withColumn("_n", F.row_number().over(w)).filter(F.col("_n") <= examples)
+             .join(store.read("samples").select("sample_id", "instruction"), "sample_id")
+             .orderBy("criterion", "sample_id").collect())
+    if shown:
+        parts.append(f"<h3>Examples ({examples} per criterion)</h3>")
+        parts.append(_table(["criterion", "reasons", "instruction"],
+                            [[r["criterion"], "; ".join(r["reasons"]), (r["instruction"] or "")[:200]]
+                             for r in shown]))
+    return "\n".join(parts)
+
+
 def difficulty_section(store: Store) -> str:
     """Difficulty distributions of the original pool, the synthesized samples and what export keeps."""
     if not store.exists("difficulty"):
         return ""
-    from instructlake.dedup.stage import without_removed
+    from instructlake.pool import without_removed
 
     d = of_latest_run(store, "difficulty", store.read("difficulty").filter(F.col("difficulty").isNotNull()))
     samples = store.read("samples").select("sample_id", "source")
@@ -227,8 +260,8 @@ def difficulty_section(store: Store) -> str:
     means = [sum(k * v for k, v in h.items()) / max(1, sum(h.values())) for h in hist.values()]
     rows.append(["mean", *[float(m) for m in means]])
     return ("<h2>Difficulty</h2>" + _table(["difficulty (1-10)", *sets], rows)
-            + '<p class="muted">LLM ratings; "final export" is what export keeps (dedup survivors not flagged '
-              "as contamination).</p>")
+            + '<p class="muted">LLM ratings; "final export" is what export keeps (samples neither dedup nor '
+              "the quality filter removed, not flagged as contamination).</p>")
 
 
 def _with_anchors(body: str) -> tuple[str, str]:
@@ -252,6 +285,7 @@ def build(store: Store) -> str:
     body, toc = _with_anchors(f"""<h2>Stages (latest run of each)</h2>
 {runs_section(store)}
 <h2>Tables</h2><ul>{tables}</ul>
+{quality_section(store)}
 {graph_section(store)}
 {scores_section(store)}
 {contamination_section(store)}

@@ -127,7 +127,7 @@ def pool_texts(store, max_chars: int = 30_000_000, seed: int = 0) -> list[str]:
     sample when the pool is larger)."""
     from pyspark.sql import functions as F
 
-    from instructlake.dedup.stage import without_removed
+    from instructlake.pool import without_removed
     from instructlake.scoring.scorer import render_turns
 
     samples = without_removed(store, store.read("samples"))

@@ -126,7 +126,7 @@ def run(spark: SparkSession, store: Store, config: Config) -> StageResult:
         except Exception:  # noqa: BLE001 - no model to identify: use no scores rather than stale ones
             shash = None
         if shash:
-            from instructlake.dedup.stage import without_removed
+            from instructlake.pool import without_removed
 
             # scores of samples dedup removed after scoring stay cached but are not candidates
             scores = (without_removed(store, store.read("scores")).filter((F.col("config_hash") == shash) & F.col("error").isNull())

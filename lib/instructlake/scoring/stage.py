@@ -18,7 +18,7 @@ from pyspark.sql import functions as F
 
 from instructlake import hadoopfs, schemas
 from instructlake.config import Config, ConfigError, ScoringConfig, ScoringSettings, config_hash
-from instructlake.dedup.stage import without_removed
+from instructlake.pool import without_removed
 from instructlake.resources import gpu_profile
 from instructlake.runs import StageResult
 from instructlake.scoring.scorer import CPU_TOKEN_BUDGET, GPU_TOKEN_BUDGET

@@ -13,7 +13,7 @@ from pyspark.sql import SparkSession
 from pyspark.sql import functions as F
 
 from instructlake.config import Config, config_hash
-from instructlake.dedup.stage import without_removed
+from instructlake.pool import without_removed
 from instructlake.runs import StageResult
 from instructlake.store import Store
 from instructlake.synth.evolve import HOWTO, NoLLMError

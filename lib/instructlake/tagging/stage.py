@@ -22,7 +22,7 @@ from pyspark.sql import functions as F
 
 from instructlake import schemas
 from instructlake.config import Config, config_hash
-from instructlake.dedup.stage import without_removed
+from instructlake.pool import without_removed
 from instructlake.runs import StageResult
 from instructlake.store import Store
 

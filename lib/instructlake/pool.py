@@ -1,0 +1,37 @@
+"""The pool later stages read: every sample but the duplicates dedup removed and those the filter failed.
+
+Nothing is deleted from `samples`: a removed sample keeps its row there and the reason lives in
+`dedup_clusters` (is_kept false) or `quality` (passed false, with its reasons). `quality` holds one verdict
+per sample, the latest, under the filter config that gave it; export checks that config against the
+current one and fails closed on samples not judged under it.
+"""
+
+from __future__ import annotations
+
+from pyspark.sql import DataFrame
+from pyspark.sql import functions as F
+
+from instructlake.store import Store
+
+
+def without_duplicates(store: Store, samples: DataFrame) -> DataFrame:
+    """The samples dedup kept, and those it has not seen yet: everything but the duplicates it removed."""
+    if not store.exists("dedup_clusters"):
+        return samples
+    removed = store.read("dedup_clusters").filter(~F.col("is_kept")).select("sample_id")
+    return samples.join(removed, "sample_id", "left_anti")
+
+
+def failed_filter(store: Store) -> DataFrame | None:
+    """The ids of samples whose verdict in `quality` is a fail; None before the filter first ran."""
+    if not store.exists("quality"):
+        return None
+    return store.read("quality").filter(~F.col("passed")).select("sample_id")
+
+
+def without_removed(store: Store, samples: DataFrame) -> DataFrame:
+    """What later stages read: the samples neither dedup nor the quality filter removed (and those neither
+    has seen yet)."""
+    kept = without_duplicates(store, samples)
+    failed = failed_filter(store)
+    return kept if failed is None else kept.join(failed, "sample_id", "left_anti")
