@@ -2,6 +2,7 @@ import json
 from pathlib import Path
 
 import pytest
+import yaml
 from pyspark.sql import functions as F
 
 from instructlake.config import ConfigError
@@ -51,6 +52,16 @@ def test_export_loads_with_datasets(spark, store, config, samples_dir, tmp_path)
     ds = datasets.load_dataset("parquet", data_files=str(out / "parquet" / "*.parquet"), split="train",
                                cache_dir=str(tmp_path / "hf"))
     assert len(ds) == 175
+    # the dataset card: one config per format, found by load_dataset on the directory itself
+    card = (out / "README.md").read_text()
+    header = yaml.safe_load(card.split("---\n")[1])
+    assert [c["config_name"] for c in header["configs"]] == ["sharegpt", "openai"]  # JSON Lines: card.carded
+    assert header["size_categories"] == ["n<1K"] and header["task_categories"] == ["text-generation"]
+    for fmt, col in (("sharegpt", "conversations"), ("openai", "messages")):
+        ds = datasets.load_dataset(str(out), fmt, split="train", cache_dir=str(tmp_path / "hf-card"))
+        assert len(ds) == 175 and col in ds.column_names, fmt
+    assert 'datasets.load_dataset("parquet", data_files="path/to/this/dir/parquet/part-*.parquet"' in card
+    assert "| seed_tasks | 175 |" in card and "--allow-unchecked" in card and "not tracked per row" in card
 
 
 def test_export_leaves_out_removed_duplicates(spark, store, config, tmp_path):

@@ -105,6 +105,8 @@ def test_later_stages_and_export_leave_out_what_the_filter_failed(spark, store, 
     assert {instruction[i] for i in shipped} == clean
     manifest = json.loads((out / "manifest.json").read_text())
     assert manifest["quality_filter"] == {"enabled": True, "filtered_dropped": len(CASES) - len(clean)}
+    card = (out / "README.md").read_text()
+    assert f"| failed the quality filter | {len(CASES) - len(clean)} |" in card and "| en | 2 |" in card
     assert manifest["config_hashes"]["filter"] == quality.filter_hash(cfg)
 
     # another filter config: the passed samples have no verdict under it, and export stops, naming the stage

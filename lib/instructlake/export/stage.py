@@ -1,7 +1,8 @@
 """Export: SFT files for a training job, in ShareGPT and OpenAI-messages JSONL and in Parquet.
 
 Each export goes to its own directory with a manifest.json (rows per source, the table versions it read,
-the config hashes of the rows and of the export) so a training run can name exactly what it trained on.
+the config hashes of the rows and of the export) so a training run can name exactly what it trained on,
+and a dataset card (README.md, export/card.py) that `datasets.load_dataset(dir, FORMAT)` reads.
 
 Export fails closed: every sample it would ship must have dedup rows under the current dedup config, a
 quality-filter verdict under the current filter config (unless filter.enabled is false) and contamination
@@ -22,6 +23,7 @@ from pyspark.sql import functions as F
 
 from instructlake import schemas
 from instructlake.config import Config, ConfigError
+from instructlake.export import card
 from instructlake.runs import StageResult, StaleInputError
 from instructlake.store import Store
 
@@ -186,6 +188,7 @@ def run(spark: SparkSession, store: Store, config: Config, out: str | None = Non
             log.info("writing %s to %s", fmt, path)
             writers[fmt](path)
             files[fmt] = path
+        card_stats = card.stats(store, config, df)
     finally:
         df.unpersist()
     total = sum(per_source.values())
@@ -208,6 +211,7 @@ def run(spark: SparkSession, store: Store, config: Config, out: str | None = Non
                   for fmt, p in files.items()},
     }
     store.write_text(f"{out}/manifest.json", json.dumps(manifest, indent=2))
+    card.write(store, out, manifest, card_stats)
     log.info("exported %d samples to %s", total, out)
     return StageResult(stage="export", config_hash=config.stage_hash("export"),
                        counts={"exported": total, "duplicates_dropped": dropped_dups,
