@@ -153,6 +153,7 @@ def main(argv: list[str] | None = None) -> int:
     for fmt, info in exp.extra["manifest"]["files"].items():
         print(f"    {fmt:<9} {info['path']}")
     print(f"    manifest  {exp.extra['out']}/manifest.json")
+    print(f"    card      {exp.extra['out']}/README.md (datasets.load_dataset(DIR, \"sharegpt\") loads it)")
     print(f"  report: {r['report'].extra['path']}")
     print(f"\n  look around: .venv/bin/instructlake --warehouse {wh} tables | show samples | show quarantine | "
           "pipeline status")
