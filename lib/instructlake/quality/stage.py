@@ -3,8 +3,9 @@
 For each sample not yet judged under the current filter config: its conversation's language (and each
 turn's), the Gopher repetition measures of its answers, their length, refusal and AI-disclaimer phrases,
 cut-off answers and mojibake (quality.judge), and whether it passed, with the reasons it did not. Nothing
-is deleted: a filtered sample stays in `samples` and its row here says why. The counts in the run record
-give the samples each criterion removed and the languages found.
+is deleted: a filtered sample stays in `samples` and its row here says why; later stages and export leave
+it out (pool.without_removed). One row per sample: judging it again under another config replaces its
+verdict. The counts in the run record give the samples each criterion removed and the languages found.
 """
 
 from __future__ import annotations
