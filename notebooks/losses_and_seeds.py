@@ -28,7 +28,7 @@ store = open_warehouse(WAREHOUSE)
 
 # %%
 # the latest scoring run's rows (a model or setting scored before is history), of samples dedup kept
-from instructlake.dedup.stage import without_removed  # noqa: E402
+from instructlake.pool import without_removed  # noqa: E402
 from instructlake.report.html import of_latest_run  # noqa: E402
 
 scores = without_removed(store, of_latest_run(store, "scoring", store.read("scores"))).select(

@@ -53,7 +53,7 @@ from pyspark.sql import functions as F  # noqa: E402
 
 canonical = store.read("tag_map").filter(F.col("canonical_tag").isNotNull()).select(
     F.col("raw_tag").alias("tag"), "canonical_tag", "category")
-from instructlake.dedup.stage import without_removed  # noqa: E402
+from instructlake.pool import without_removed  # noqa: E402
 from instructlake.report.html import of_latest_run  # noqa: E402
 
 # the latest tagging run's tags, of samples dedup kept (what tag_stats counts)

@@ -9,6 +9,9 @@ from pathlib import Path
 
 import pytest
 
+# the pipeline fixture is built once per test process: its users share one (build.py test runs two)
+pytestmark = pytest.mark.xdist_group("pipeline_lake")
+
 ROOT = Path(__file__).resolve().parents[2]
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.py"))
 
@@ -56,7 +59,9 @@ def test_losses_and_seeds(run_notebook, pipeline_lake):
     g = run_notebook("losses_and_seeds")
     store = pipeline_lake.store
     removed = store.read("dedup_clusters").filter("NOT is_kept").select("sample_id")
-    kept_scores = store.read("scores").filter("error IS NULL").join(removed, "sample_id", "left_anti")
+    failed = store.read("quality").filter("NOT passed").select("sample_id")
+    kept_scores = (store.read("scores").filter("error IS NULL").join(removed, "sample_id", "left_anti")
+                   .join(failed, "sample_id", "left_anti"))
     assert len(g["ok"]) == kept_scores.count() > 100
     assert sum(g["per_criterion"].values()) >= len(g["seeds"]) == pipeline_lake.store.count("seeds")
 
