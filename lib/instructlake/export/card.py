@@ -31,9 +31,10 @@ def languages(store: Store, ids: DataFrame, top: int = 20) -> list[tuple[str, in
     """(ISO 639-1 code, exported samples) from the quality filter's verdicts, most common first."""
     if not store.exists("quality"):
         return []
-    rows = (store.read("quality").select("sample_id", "lang").join(ids, "sample_id", "left_semi")
-            .groupBy("lang").count().orderBy(F.desc("count"), "lang").limit(top).collect())
-    return [(r["lang"], int(r["count"])) for r in rows]
+    from instructlake.quality.stage import top_languages
+
+    exported = store.read("quality").select("sample_id", "lang").join(ids, "sample_id", "left_semi")
+    return top_languages(exported, top)
 
 
 def categories(store: Store, config: Config, ids: DataFrame) -> list[tuple[str, int]]:

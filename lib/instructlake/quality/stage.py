@@ -64,17 +64,26 @@ def _judge_batches(cfg):
     return run
 
 
+def criteria():
+    """Each row's distinct failed criteria (a reason's text before its colon), one row each (explode)."""
+    return F.explode(F.array_distinct(F.transform("reasons", lambda r: F.split(r, ":")[0])))
+
+
+def top_languages(rows, top: int = 20) -> list[tuple[str, int]]:
+    """(language, rows) of `quality` rows, the `top` most common first."""
+    langs = rows.groupBy("lang").count().orderBy(F.desc("count"), "lang").limit(top).collect()
+    return [(r["lang"], int(r["count"])) for r in langs]
+
+
 def tally(rows) -> dict[str, int]:
     """Counts of judged rows: input, passed, filtered, samples per failed criterion, samples per language
     (the 20 most common), all aggregated in Spark (a pool of millions is never collected)."""
     agg = rows.agg(F.count("*").alias("n"), F.sum(F.col("passed").cast("int")).alias("ok")).first()
     counts = {"input": int(agg["n"]), "passed": int(agg["ok"] or 0)}
     counts["filtered"] = counts["input"] - counts["passed"]
-    kinds = rows.select(F.explode(F.array_distinct(F.transform("reasons", lambda r: F.split(r, ":")[0])))
-                        .alias("k")).groupBy("k").count().collect()
+    kinds = rows.select(criteria().alias("k")).groupBy("k").count().collect()
     counts.update({f"reason.{r['k']}": int(r["count"]) for r in sorted(kinds, key=lambda r: r["k"])})
-    langs = rows.groupBy("lang").count().orderBy(F.desc("count"), "lang").limit(20).collect()
-    counts.update({f"lang.{r['lang']}": int(r["count"]) for r in langs})
+    counts.update({f"lang.{lang}": n for lang, n in top_languages(rows)})
     return counts
 
 

@@ -215,8 +215,9 @@ def quality_section(store: Store, examples: int = 3) -> str:
     total = q.count()
     if not total:
         return ""
-    criterion = F.explode(F.array_distinct(F.transform("reasons", lambda r: F.split(r, ":")[0])))
-    failed = q.filter(~F.col("passed")).select("sample_id", "reasons", criterion.alias("criterion"))
+    from instructlake.quality.stage import criteria, top_languages
+
+    failed = q.filter(~F.col("passed")).select("sample_id", "reasons", criteria().alias("criterion"))
     per = {r["criterion"]: int(r["count"]) for r in failed.groupBy("criterion").count().collect()}
     passed = q.filter("passed").count()
     parts = ["<h2>Quality filter</h2>",
@@ -224,9 +225,8 @@ def quality_section(store: Store, examples: int = 3) -> str:
              "sample can fail several criteria). Later stages and export leave them out.</p>",
              _table(["criterion", "samples", "share of judged"],
                     [[k, v, f"{v / total:.1%}"] for k, v in sorted(per.items(), key=lambda kv: -kv[1])])]
-    langs = q.groupBy("lang").count().orderBy(F.desc("count"), "lang").limit(15).collect()
     parts.append("<h3>Languages</h3>"
-                 + _table(["language", "samples"], [[r["lang"], int(r["count"])] for r in langs]))
+                 + _table(["language", "samples"], [[lang, n] for lang, n in top_languages(q, 15)]))
     w = Window.partitionBy("criterion").orderBy("sample_id")
     shown = (failed.withColumn("_n", F.row_number().over(w)).filter(F.col("_n") <= examples)
              .join(store.read("samples").select("sample_id", "instruction"), "sample_id")
