@@ -9,9 +9,6 @@ from pathlib import Path
 
 import pytest
 
-# the pipeline fixture is built once per test process: its users share one (build.py test runs two)
-pytestmark = pytest.mark.xdist_group("pipeline_lake")
-
 ROOT = Path(__file__).resolve().parents[2]
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.py"))
 
