@@ -117,6 +117,10 @@ def test_later_stages_and_export_leave_out_what_the_filter_failed(spark, store, 
     # judged again under it: one verdict per sample, replaced ("Yes." is 4 characters: still too short)
     assert quality.run(spark, store, changed).counts["input"] == len(CASES)
     assert store.count("quality") == len(CASES)
+    assert quality.run(spark, store, changed).counts["input"] == 0  # the new verdicts replaced the old
+    assert {r["config_hash"] for r in store.read("quality").collect()} == {quality.filter_hash(changed)}
+    r2 = export.run(spark, store, changed, str(tmp_path / "export2"), allow_unchecked=True)
+    assert r2.counts["not_filtered"] == 0
     assert {r["instruction"] for r in without_removed(store, store.read("samples")).collect()} == clean
     # the filter off: export does not ask for verdicts, and those given still keep their samples out
     off = replace(cfg, semantic=replace(cfg.semantic, filter=replace(cfg.filter, enabled=False)))

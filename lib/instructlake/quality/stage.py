@@ -107,7 +107,7 @@ def run(spark: SparkSession, store: Store, config: Config) -> StageResult:
              counts["input"], time.time() - t0, counts["passed"], counts["filtered"],
              _listed(counts, "reason."), _listed(counts, "lang."))
     if counts["input"]:
-        store.merge("quality", rows, source_is_materialized=True)
+        store.merge("quality", rows, update=True, source_is_materialized=True)  # the latest verdict wins
     else:
         store.ensure("quality")
     return StageResult(stage="filter", config_hash=chash, counts=counts,
