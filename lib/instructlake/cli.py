@@ -189,6 +189,19 @@ def cmd_filter(cfg: Config, a) -> int:
     return 0
 
 
+def cmd_scrub(cfg: Config, a) -> int:
+    from instructlake.scrub import stage
+
+    r = _run_stage("scrub", cfg, stage.run, {})
+    c = r.counts
+    print(f"scrub: {c['input']:,} of {c['pool']:,} samples checked: {c['scrubbed']:,} hold PII or secrets, "
+          f"{c['values']:,} values to replace in export ({r.seconds:.1f}s)")
+    for k, v in c.items():
+        if k.startswith("kind."):
+            print(f"  {k[5:]:<28} {v:>8,}")
+    return 0
+
+
 def cmd_semdedup(cfg: Config, a) -> int:
     from instructlake.decontam import semdedup
 
@@ -334,7 +347,7 @@ def cmd_show(cfg: Config, a) -> int:
 COMMANDS = {"ingest": cmd_ingest, "dedup": cmd_dedup, "tag": cmd_tag, "normalize-tags": cmd_normalize_tags,
             "graph": cmd_graph, "train-reference": cmd_train_reference, "score": cmd_score,
             "select-seeds": cmd_select_seeds, "decontam": cmd_decontam, "semdedup": cmd_semdedup,
-            "filter": cmd_filter,
+            "filter": cmd_filter, "scrub": cmd_scrub,
             "evolve": cmd_evolve, "diagnose": cmd_diagnose, "difficulty": cmd_difficulty,
             "report": cmd_report, "pipeline": cmd_pipeline,
             "export": cmd_export, "tables": cmd_tables, "table": cmd_table, "show": cmd_show}

@@ -50,6 +50,16 @@ def build_parser() -> argparse.ArgumentParser:
                                "reasons it does not. Writes the quality table; deletes nothing. Only samples "
                                "not yet judged under the current filter config are judged.")
 
+    sub.add_parser("scrub", help="find PII and secrets in each sample export may ship -> pii",
+                   description="Find e-mail addresses, phone numbers, IP addresses, credit-card numbers and "
+                               "secrets (API keys, tokens, private keys, credentials) in every turn and system "
+                               "prompt of the samples later stages read (synthesized ones included), and write "
+                               "each sample's counts by kind and its text with <EMAIL>, <PHONE>, <IP_ADDRESS>, "
+                               "<CREDIT_CARD> and <SECRET> placeholders to the pii table. `samples` keeps the "
+                               "original text; export ships the scrubbed one and refuses samples not checked "
+                               "under the current scrub config. Only samples not yet checked under it are "
+                               "checked.")
+
     sub.add_parser("tag", help="tag each instruction with fine-grained skill/knowledge tags",
                    description="Tag every sample dedup kept with the skills and knowledge its instruction asks "
                                "for. With tagging.llm.backend set (http, vllm, transformers) an LLM answers an "
@@ -155,8 +165,7 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("pipeline", help="run every stage in order, resumably and incrementally; or show status",
                        description="`pipeline run` runs the stages in order (ingest, dedup, semdedup, filter, "
                                    "tagging, normalize_tags, graph, train_reference, scoring, seeds, synth, "
-                                   "difficulty, "
-                                   "decontam, export, report). A stage is skipped when the config sections it "
+                                   "difficulty, scrub, decontam, export, report). A stage is skipped when the config sections it "
                                    "depends on, the versions of the tables it reads and its other inputs (new raw "
                                    "files, benchmark files, the scoring model) match its last completed run, so a "
                                    "crashed run resumes where it stopped and a scheduled refresh only processes "

@@ -46,6 +46,7 @@ from instructlake.config_semantic import (  # noqa: F401
     IngestConfig,
     LLMConfig,
     ScoringConfig,
+    ScrubConfig,
     SeedConfig,
     SemanticConfig,
     SemDedupConfig,
@@ -77,6 +78,10 @@ class Config:
     @property
     def filter(self) -> FilterConfig:
         return self.semantic.filter
+
+    @property
+    def scrub(self) -> ScrubConfig:
+        return self.semantic.scrub
 
     @property
     def embed(self) -> EmbedConfig:

@@ -1,4 +1,5 @@
-"""The filter stage's config section (`filter:` in conf/defaults.yaml): which signals remove a sample."""
+"""The curation stages' config sections in conf/defaults.yaml: `filter:` (which signals remove a sample) and
+`scrub:` (which kinds of PII and secrets export replaces by placeholders)."""
 
 from __future__ import annotations
 
@@ -59,3 +60,33 @@ class FilterConfig:
         bad = [k for k, v in self.repetition.items() if not 0.0 < v <= 1.0]
         if bad:
             raise ConfigError(f"filter.repetition: thresholds must be in (0, 1]: {bad}")
+
+
+SCRUB_KINDS = ("EMAIL", "PHONE", "IP_ADDRESS", "CREDIT_CARD", "SECRET")
+
+
+@dataclass(frozen=True)
+class ScrubConfig:
+    # The kinds to find and replace by <KIND> placeholders in every turn and system prompt of an exported
+    # sample (scrub/detect.py says what counts as each).
+    kinds: list[str] = field(default_factory=lambda: list(SCRUB_KINDS))
+    # Regions (ISO 3166 codes) whose national phone formats count without a +country prefix; numbers written
+    # with + are found whatever this says.
+    phone_regions: list[str] = field(default_factory=lambda: ["US"])
+    # E-mail domains left alone besides the reserved example ones (example.com, *.test, ...): your own
+    # support address, say.
+    keep_email_domains: list[str] = field(default_factory=list)
+    # false: the pipeline does not run scrub and export ships the text as it is (the manifest says so).
+    enabled: bool = True
+
+    def __post_init__(self) -> None:
+        bad = [k for k in self.kinds if k not in SCRUB_KINDS]
+        if bad:
+            raise ConfigError(f"scrub.kinds: unknown kind(s) {bad} (known: {list(SCRUB_KINDS)})")
+        import phonenumbers
+
+        regions = phonenumbers.SUPPORTED_REGIONS
+        unknown = [r for r in self.phone_regions if r not in regions]
+        if unknown:
+            raise ConfigError(f"scrub.phone_regions: {unknown} are not region codes libphonenumber knows "
+                              "(two upper-case letters, as US, GB, DE, IN)")

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from instructlake.config_quality import FilterConfig
+from instructlake.config_quality import FilterConfig, ScrubConfig
 from instructlake.config_tagging import DistillConfig, GraphConfig, TagNormConfig  # noqa: F401
 from instructlake.errors import ConfigError
 
@@ -361,6 +361,7 @@ class SemanticConfig:
     ingest: IngestConfig = field(default_factory=IngestConfig)
     dedup: DedupConfig = field(default_factory=DedupConfig)
     filter: FilterConfig = field(default_factory=FilterConfig)
+    scrub: ScrubConfig = field(default_factory=ScrubConfig)
     embed: EmbedConfig = field(default_factory=EmbedConfig)
     tagging: TaggingConfig = field(default_factory=TaggingConfig)
     normalize_tags: TagNormConfig = field(default_factory=TagNormConfig)

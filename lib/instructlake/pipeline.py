@@ -121,6 +121,12 @@ def _filter_state(store: Store, config: Config, inputs: Inputs) -> object:
     return {}
 
 
+def _scrub_state(store: Store, config: Config, inputs: Inputs) -> object:
+    if not config.scrub.enabled:
+        return Skip("PII scrubbing is off (scrub.enabled is false)")
+    return {}
+
+
 def _benchmark_state(store: Store, config: Config, inputs: Inputs) -> object:
     return {"benchmarks": [[s, *_file_identity(s.split("=", 1)[-1])] for s in sorted(inputs.benchmarks)]}
 
@@ -178,11 +184,13 @@ STEPS: tuple[Step, ...] = (
          _run("instructlake.synth.evolve"), state=_llm_state),
     Step("difficulty", "difficulty", ("synth",), POOL, ("difficulty", "llm_cache"),
          _run("instructlake.synth.difficulty"), state=_llm_state),
+    # after synth and difficulty: the samples they add are scrubbed too
+    Step("scrub", "scrub", ("scrub",), POOL, ("pii",), _run("instructlake.scrub.stage"), state=_scrub_state),
     Step("decontam", "decontam", ("decontam", "embed"), (*POOL, "benchmarks"),
          ("contamination", "benchmarks", "embeddings"), _run_decontam, state=_benchmark_state),
-    Step("export", "export", ("export", "filter"), (*POOL, "contamination"), (), _run_export),
+    Step("export", "export", ("export", "filter", "scrub"), (*POOL, "contamination", "pii"), (), _run_export),
     Step("report", "report", (), (*POOL, "tags", "tag_map", "tag_edges", "powerlaw_fit", "scores", "seeds",
-                                  "evolved", "difficulty", "contamination", "quarantine"), (), _run_report),
+                                  "evolved", "difficulty", "pii", "contamination", "quarantine"), (), _run_report),
 )
 NAMES = tuple(s.name for s in STEPS)
 

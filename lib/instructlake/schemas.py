@@ -311,6 +311,18 @@ QUALITY = StructType([
     StructField("checked_at", TimestampType(), False),
 ])
 
+PII = StructType([
+    StructField("sample_id", StringType(), False),
+    StructField("counts", MapType(StringType(), IntegerType()), False),  # values replaced by kind (EMAIL...)
+    StructField("found", IntegerType(), False),  # all kinds together
+    # the sample's turns and system prompt with placeholders; null when nothing was found
+    StructField("conversation", ArrayType(TURN, True), True),
+    StructField("system", StringType(), True),
+    # the scrub config and detectors' VERSION of this check: one row per sample, the latest
+    StructField("config_hash", StringType(), False),
+    StructField("checked_at", TimestampType(), False),
+])
+
 TABLES: dict[str, StructType] = {
     "samples": SAMPLES, "quarantine": QUARANTINE, "runs": RUNS,
     "minhash_signatures": MINHASH_SIGNATURES, "dedup_clusters": DEDUP_CLUSTERS,
@@ -319,7 +331,7 @@ TABLES: dict[str, StructType] = {
     "tag_edges": TAG_EDGES, "tag_degrees": TAG_DEGREES, "powerlaw_fit": POWERLAW_FIT,
     "scores": SCORES, "seeds": SEEDS, "embeddings": EMBEDDINGS, "benchmarks": BENCHMARKS,
     "contamination": CONTAMINATION, "evolved": EVOLVED, "difficulty": DIFFICULTY,
-    "diagnosis": DIAGNOSIS, "ingested_files": INGESTED_FILES, "quality": QUALITY,
+    "diagnosis": DIAGNOSIS, "ingested_files": INGESTED_FILES, "quality": QUALITY, "pii": PII,
 }
 KEYS: dict[str, list[str]] = {
     "samples": ["sample_id"], "quarantine": ["quarantine_id"], "runs": ["run_id"],
@@ -332,6 +344,7 @@ KEYS: dict[str, list[str]] = {
     "evolved": ["evolution_id"], "difficulty": ["sample_id", "config_hash"],
     "diagnosis": ["diagnosis_set", "iteration", "item_id"],
     "ingested_files": ["path", "size", "modified", "config_hash"], "quality": ["sample_id"],
+    "pii": ["sample_id"],
 }
 
 

@@ -5,8 +5,9 @@ the config hashes of the rows and of the export) so a training run can name exac
 and a dataset card (README.md, export/card.py) that `datasets.load_dataset(dir, FORMAT)` reads.
 
 Export fails closed: every sample it would ship must have dedup rows under the current dedup config, a
-quality-filter verdict under the current filter config (unless filter.enabled is false) and contamination
-rows under the current decontam config and benchmark contents. If any lacks them, export
+quality-filter verdict under the current filter config (unless filter.enabled is false), a PII check under
+the current scrub config (unless scrub.enabled is false; its text goes out scrubbed, scrub/stage.apply)
+and contamination rows under the current decontam config and benchmark contents. If any lacks them, export
 stops with an error naming the stale stage and the command to run, unless `allow_unchecked` is given;
 then the manifest records how many rows went out unchecked, and samples flagged under any earlier
 decontam config are still dropped.
@@ -25,6 +26,7 @@ from instructlake import schemas
 from instructlake.config import Config, ConfigError
 from instructlake.export import card
 from instructlake.runs import StageResult, StaleInputError
+from instructlake.scrub import stage as scrub_stage
 from instructlake.store import Store
 
 log = logging.getLogger(__name__)
@@ -130,7 +132,8 @@ def quality_filter(store: Store, config: Config, df: DataFrame) -> tuple[DataFra
                 "version": version, "hash": chash}
 
 
-def check_checked(dedup: dict, decontam: dict, allow_unchecked: bool, quality: dict | None = None) -> None:
+def check_checked(dedup: dict, decontam: dict, allow_unchecked: bool, quality: dict | None = None,
+                  scrubbed: dict | None = None) -> None:
     """Fail closed: name the stale stage and the command that brings it up to date."""
     stale = []
     if dedup["not_deduplicated"]:
@@ -139,6 +142,9 @@ def check_checked(dedup: dict, decontam: dict, allow_unchecked: bool, quality: d
     if quality and quality["not_filtered"]:
         stale.append(f"{quality['not_filtered']:,} samples have not been through the quality filter under "
                      "the current filter config: run `instructlake filter` (or set filter.enabled=false)")
+    if scrubbed and scrubbed["not_scrubbed"]:
+        stale.append(f"{scrubbed['not_scrubbed']:,} samples have not been checked for PII and secrets under "
+                     "the current scrub config: run `instructlake scrub` (or set scrub.enabled=false)")
     if decontam["not_decontaminated"]:
         stale.append(f"{decontam['not_decontaminated']:,} samples have not been checked against the "
                      "benchmarks under the current decontam config and benchmark set: run "
@@ -163,11 +169,13 @@ def run(spark: SparkSession, store: Store, config: Config, out: str | None = Non
     df, dedup = dedup_filter(store, config, df)
     df, quality = quality_filter(store, config, df)
     df, decontam = decontam_filter(store, config, df)
-    check_checked(dedup, decontam, allow_unchecked, quality)
-    for stage, checks in (("decontam", decontam), ("filter", quality)):
+    df, scrubbed = scrub_stage.apply(store, config, df)
+    check_checked(dedup, decontam, allow_unchecked, quality, scrubbed)
+    for stage, checks in (("decontam", decontam), ("filter", quality), ("scrub", scrubbed)):
         if "hash" in checks:
             hashes[stage] = checks["hash"]
-    checked = (("dedup_clusters", dedup), ("quality", quality), ("contamination", decontam))
+    checked = (("dedup_clusters", dedup), ("quality", quality), ("contamination", decontam),
+               ("pii", scrubbed))
     versions = {"samples": version, **{t: c["version"] for t, c in checked if "version" in c}}
     dropped_dups, contaminated = dedup["duplicates_dropped"], decontam["contaminated_dropped"]
     filtered = quality["filtered_dropped"]
@@ -193,7 +201,7 @@ def run(spark: SparkSession, store: Store, config: Config, out: str | None = Non
         df.unpersist()
     total = sum(per_source.values())
     unchecked = {"allowed": allow_unchecked, "not_deduplicated": dedup["not_deduplicated"],
-                 "not_filtered": quality["not_filtered"],
+                 "not_filtered": quality["not_filtered"], "not_scrubbed": scrubbed["not_scrubbed"],
                  "not_decontaminated": decontam["not_decontaminated"],
                  "flagged_under_earlier_config_dropped": decontam["flagged_earlier_dropped"]}
     manifest = {
@@ -204,6 +212,7 @@ def run(spark: SparkSession, store: Store, config: Config, out: str | None = Non
         "duplicates_dropped": dropped_dups,
         "contaminated_dropped": contaminated,
         "quality_filter": {"enabled": quality["enabled"], "filtered_dropped": filtered},
+        "scrub": {k: scrubbed[k] for k in ("enabled", "scrubbed", "values_by_kind") if k in scrubbed},
         "not_deduplicated": dedup["not_deduplicated"],
         "unchecked": unchecked,
         "config_hashes": {**hashes, "ingest": ingest_hashes},
@@ -218,6 +227,7 @@ def run(spark: SparkSession, store: Store, config: Config, out: str | None = Non
                                "filtered_dropped": filtered, "contaminated_dropped": contaminated,
                                "not_deduplicated": dedup["not_deduplicated"],
                                "not_filtered": quality["not_filtered"],
+                               "not_scrubbed": scrubbed["not_scrubbed"], "scrubbed": scrubbed["scrubbed"],
                                "not_decontaminated": decontam["not_decontaminated"],
                                "flagged_earlier_dropped": decontam["flagged_earlier_dropped"],
                                "skipped": samples.count() - total - dropped_dups - filtered - contaminated

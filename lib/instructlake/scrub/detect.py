@@ -19,12 +19,13 @@ import ipaddress
 import re
 from collections.abc import Callable, Iterator
 
+from instructlake.config_quality import SCRUB_KINDS
 from instructlake.scrub.secrets import secret_spans
 from instructlake.scrub.span import Span
 
 # Bump when a rule changes: `pii` rows of an older version are checked again.
 VERSION = "1"
-KINDS = ("EMAIL", "PHONE", "IP_ADDRESS", "CREDIT_CARD", "SECRET")
+KINDS = SCRUB_KINDS
 
 
 # ---------------------------------------------------------------- e-mail
