@@ -146,6 +146,10 @@ def main(argv: list[str] | None = None) -> int:
           "export skip the rest); filtered for "
           + (", ".join(f"{k[7:]} {v:,}" for k, v in c.items() if k.startswith("reason.")) or "nothing")
           + "; languages " + ", ".join(f"{k[5:]} {v:,}" for k, v in c.items() if k.startswith("lang.")))
+    c = r["scrub"].counts
+    print(f"  scrub: {c['scrubbed']:,} of {c['input']:,} samples hold PII or secrets; export replaces "
+          f"{c['values']:,} values: " + (", ".join(f"{k[5:]} {v:,}" for k, v in c.items() if k.startswith("kind."))
+                                         or "none"))
     print("  tables:")
     for name in store.tables():
         print(f"    {name:<16} {store.count(name):>8,} rows   {store.path(name)}")

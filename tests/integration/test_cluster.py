@@ -89,7 +89,7 @@ def test_pipeline_on_a_cluster_equals_the_local_run(spark, pipeline_lake, standa
         remote = spark.read.format("delta").load(str(wh / name))
         compared[name] = (local.count(), remote.count(), *differences(local, remote))
     print("local vs cluster (rows local, rows cluster, only local, only cluster):", compared)
-    core = {"samples", "dedup_clusters", "quality", "tags", "seeds", "scores", "contamination"}
+    core = {"samples", "dedup_clusters", "quality", "tags", "seeds", "scores", "pii", "contamination"}
     assert core <= set(compared) and all(compared[t][0] > 0 for t in core), compared
     assert {k: v for k, v in compared.items() if v[0] != v[1] or v[2] or v[3]} == {}
 

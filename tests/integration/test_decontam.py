@@ -15,6 +15,7 @@ from instructlake.export import stage as export
 from instructlake.ingest import stage as ingest
 from instructlake.quality import stage as quality
 from instructlake.runs import StaleInputError
+from instructlake.scrub import stage as scrub
 
 EVAL = [json.loads(x)["instruction"] for x in builtin_path("alpaca_eval").read_text().splitlines()]
 
@@ -108,6 +109,9 @@ def test_decontam_flags_copies_and_paraphrases_and_export_drops_them(spark, stor
     with pytest.raises(StaleInputError, match="instructlake filter"):
         export.run(spark, store, config, str(tmp_path / "export"))
     quality.run(spark, store, config)
+    with pytest.raises(StaleInputError, match="instructlake scrub"):
+        export.run(spark, store, config, str(tmp_path / "export"))
+    scrub.run(spark, store, config)
     out = export.run(spark, store, config, str(tmp_path / "export"))
     assert out.counts["contaminated_dropped"] == 4 and out.counts["exported"] == 40
     from instructlake.report import html
@@ -134,5 +138,6 @@ def test_decontam_flags_copies_and_paraphrases_and_export_drops_them(spark, stor
     ingest.run(spark, store, config, [str(tmp_path / "late.json")])
     dedup.run(spark, store, config)
     quality.run(spark, store, config)
+    scrub.run(spark, store, config)
     with pytest.raises(StaleInputError, match="1 samples have not been checked against the benchmarks"):
         export.run(spark, store, config, str(tmp_path / "export-late"))

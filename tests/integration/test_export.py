@@ -16,7 +16,7 @@ def test_export_formats_and_manifest(spark, store, config, samples_dir, tmp_path
                                       str(samples_dir / "seed_tasks.jsonl")])
     n = store.count("samples")
     out = tmp_path / "export"
-    stale = "instructlake dedup.*instructlake filter.*instructlake decontam"
+    stale = "instructlake dedup.*instructlake filter.*instructlake scrub.*instructlake decontam"
     with pytest.raises(StaleInputError, match=stale) as e:
         export.run(spark, store, config, str(out))
     assert f"{n:,} samples have not been through dedup" in str(e.value) and not out.exists()
@@ -24,7 +24,7 @@ def test_export_formats_and_manifest(spark, store, config, samples_dir, tmp_path
     assert r.counts["exported"] == n
     manifest = json.loads((out / "manifest.json").read_text())
     assert manifest["rows"] == n
-    assert manifest["unchecked"] == {"allowed": True, "not_deduplicated": n, "not_filtered": n,
+    assert manifest["unchecked"] == {"allowed": True, "not_deduplicated": n, "not_filtered": n, "not_scrubbed": n,
                                      "not_decontaminated": n, "flagged_under_earlier_config_dropped": 0}
     assert manifest["rows_per_source"] == {"glaive_toolcall_en_demo": 265, "seed_tasks": 175}
     assert manifest["table_versions"]["samples"] == store.version("samples")

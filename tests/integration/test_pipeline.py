@@ -13,7 +13,7 @@ from instructlake import pipeline
 from tests.integration.conftest import pipeline_settings, write_inputs
 
 RAN_FIRST = ["ingest", "dedup", "semdedup", "filter", "tagging", "normalize_tags", "graph", "scoring", "seeds",
-             "decontam", "export", "report"]
+             "scrub", "decontam", "export", "report"]
 NOT_APPLICABLE = ["train_reference", "synth", "difficulty"]  # a fixed scoring model, no LLM
 
 
@@ -44,8 +44,8 @@ def test_refresh_crash_then_resume(pipeline_lake):
     # the re-run resumes at the stage that failed: what completed is not done again
     assert [s for s, o in resumed.items() if o.action == "up to date"] == ["ingest", "dedup", "semdedup", "filter",
                                                                             "tagging", "normalize_tags"]
-    assert [s for s, o in resumed.items() if o.action == "ran"] == ["graph", "scoring", "seeds", "decontam",
-                                                                     "export", "report"]
+    assert [s for s, o in resumed.items() if o.action == "ran"] == ["graph", "scoring", "seeds", "scrub",
+                                                                     "decontam", "export", "report"]
     # incremental: the refresh read only the new file, and each stage processed only the new samples
     ing = crashed["ingest"].result.counts
     assert (ing["new_files"], ing["records"], ing["ingested"], ing["duplicate"], ing["quarantined"]) == (1, 64, 62, 1, 1)
@@ -67,6 +67,7 @@ def test_refresh_crash_then_resume(pipeline_lake):
     assert crashed["tagging"].result.counts["input"] == new_kept
     assert resumed["scoring"].result.counts["input"] == new_kept
     assert resumed["decontam"].result.counts["input"] == new_kept
+    assert resumed["scrub"].result.counts["input"] == new_kept  # scrub checks what later stages read
     assert runs.filter("stage = 'ingest' AND status = 'ok'").count() == 2
 
 

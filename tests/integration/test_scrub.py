@@ -98,7 +98,7 @@ def test_scrub_counts_what_was_planted_and_export_ships_none_of_it(spark, store,
     instructions = {row["instruction"] for row in parquet.collect()}
     assert "Email <EMAIL> the minutes, please." in instructions
     # text without PII goes out exactly as it came in
-    for system, user, answer in CLEAN:
+    for _system, user, answer in CLEAN:
         assert json.dumps(answer)[1:-1] in text and json.dumps(user)[1:-1] in text
     shipped_systems = {json.loads(x).get("system") for x in (out_dir / "sharegpt").glob("part-*.json")
                        for x in x.read_text().splitlines()}
@@ -117,6 +117,14 @@ def test_scrub_counts_what_was_planted_and_export_ships_none_of_it(spark, store,
     export.run(spark, store, no_phone, str(tmp_path / "export2"), allow_unchecked=True)
     text2 = _exported_text(tmp_path / "export2")
     assert "lena.kowalski@proton.me" not in text2 and "4539 1488 0343 6467" in text2
+
+    # the report: values per kind, and passages as exported (the placeholder, never the value)
+    from instructlake.report import html
+
+    page = open(html.build(store), encoding="utf-8").read()
+    section = page[page.index('id="pii-and-secrets"'):]
+    assert "1 of 6 checked samples hold" in section and '<td>EMAIL</td><td class="num">2</td>' in section
+    assert "Email &lt;EMAIL&gt; the minutes" in section and "lena.kowalski" not in page
 
     # scrub off: export asks for nothing and says so
     off = replace(config, semantic=replace(config.semantic, scrub=replace(config.scrub, enabled=False)))

@@ -13,6 +13,7 @@ MANIFEST = {"created_at": "2026-12-04T10:00:00+00:00", "rows": 12_345,
             "rows_per_source": {"b": 345, "a": 12_000},
             "table_versions": {"samples": 3}, "duplicates_dropped": 7, "contaminated_dropped": 2,
             "quality_filter": {"enabled": False, "filtered_dropped": 5},
+            "scrub": {"enabled": True, "scrubbed": 4, "values_by_kind": {"EMAIL": 3, "SECRET": 2}},
             "unchecked": {"allowed": True, "not_deduplicated": 0, "not_filtered": 0, "not_decontaminated": 9,
                           "flagged_under_earlier_config_dropped": 1},
             "config_hashes": {"export": "e1"}, "files": FILES}
@@ -40,6 +41,12 @@ def test_body_says_what_was_left_out_and_what_went_unchecked():
                  "| flagged as benchmark contamination | 2 |",
                  "| flagged under an earlier decontam config | 1 |",
                  "9 not checked against the benchmarks", "The quality filter was off",
-                 "alpaca_eval (805 prompts)", "| Coding | 3 |", '"samples": 3'):
+                 "alpaca_eval (805 prompts)", "| Coding | 3 |", '"samples": 3',
+                 "4 samples had e-mail addresses", "| EMAIL | 3 |", "| SECRET | 2 |"):
         assert line in text, line
     assert text.index("| a |") < text.index("| b |")
+
+
+def test_body_says_when_nothing_was_scrubbed():
+    off = dict(MANIFEST, scrub={"enabled": False, "scrubbed": 0})
+    assert "Not scrubbed (`scrub.enabled: false`)" in body(off, [], [], [])

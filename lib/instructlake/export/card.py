@@ -122,11 +122,13 @@ def body(manifest: dict, langs, cats, benches) -> str:
     if unchecked.get("allowed"):
         parts.append("Exported with `--allow-unchecked`: "
                      f"{unchecked.get('not_deduplicated', 0):,} samples not deduplicated, "
-                     f"{unchecked.get('not_filtered', 0):,} not through the quality filter and "
+                     f"{unchecked.get('not_filtered', 0):,} not through the quality filter, "
+                     f"{unchecked.get('not_scrubbed', 0):,} not checked for PII (shipped as they are) and "
                      f"{unchecked.get('not_decontaminated', 0):,} not checked against the benchmarks under "
                      "the current configs.")
     if not q.get("enabled", True):
         parts.append("The quality filter was off (`filter.enabled: false`).")
+    parts += pii_section(manifest.get("scrub"))
     if benches:
         checked = ", ".join(f"{b} ({k:,} prompts)" for b, k in benches)
         parts += ["## Decontamination",
@@ -140,6 +142,20 @@ def body(manifest: dict, langs, cats, benches) -> str:
               "```json\n" + json.dumps({"table_versions": manifest["table_versions"],
                                         "config_hashes": manifest["config_hashes"]}, indent=2) + "\n```"]
     return "\n\n".join(parts) + "\n"
+
+
+def pii_section(scrub: dict | None) -> list[str]:
+    """What the scrub stage replaced in the shipped text, or that it was off."""
+    if not scrub:
+        return []
+    if not scrub.get("enabled"):
+        return ["## PII and secrets",
+                "Not scrubbed (`scrub.enabled: false`): the text is shipped as ingested."]
+    kinds = sorted(scrub.get("values_by_kind", {}).items())
+    return ["## PII and secrets",
+            f"{scrub.get('scrubbed', 0):,} samples had e-mail addresses, phone numbers, IP addresses, card "
+            "numbers or secrets replaced by typed placeholders (`<EMAIL>`, `<SECRET>`, ...):",
+            _rows(("kind", "values replaced"), kinds) if kinds else "none were found."]
 
 
 def stats(store: Store, config: Config, exported: DataFrame) -> tuple[list, list, list]:

@@ -239,6 +239,41 @@ def quality_section(store: Store, examples: int = 3) -> str:
     return "\n".join(parts)
 
 
+def pii_section(store: Store, examples: int = 3) -> str:
+    """What scrub found: values and samples per kind, and a few scrubbed passages per kind (the placeholder
+    in its context, never the value) so a reader can judge what was taken out."""
+    if not store.exists("pii"):
+        return ""
+    p = store.read("pii")
+    total = p.count()
+    if not total:
+        return ""
+    per = (p.select("sample_id", F.explode("counts").alias("kind", "n")).groupBy("kind")
+           .agg(F.sum("n").alias("values"), F.count("*").alias("samples"))
+           .orderBy(F.desc("values")).collect())
+    hit = p.filter("found > 0").count()
+    parts = ["<h2>PII and secrets</h2>",
+             f"<p>{hit:,} of {total:,} checked samples hold e-mail addresses, phone numbers, IP addresses, "
+             "card numbers or secrets; export ships them with typed placeholders, the samples table keeps "
+             "the original.</p>",
+             _table(["kind", "values replaced", "samples"], [[r["kind"], int(r["values"]), int(r["samples"])]
+                                                             for r in per])]
+    text = F.concat_ws("\n", F.transform("conversation", lambda t: t["content"]))
+    shown = []
+    for r in per:
+        tag = f"<{r['kind']}>"
+        rows = (p.filter(F.col("counts").getItem(r["kind"]) > 0).select(text.alias("t"))
+                .orderBy(F.col("sample_id")).limit(examples).collect())
+        for row in rows:
+            at = (row["t"] or "").find(tag)
+            if at >= 0:
+                shown.append([r["kind"], row["t"][max(0, at - 80):at + len(tag) + 80]])
+    if shown:
+        parts.append(f"<h3>Scrubbed passages (up to {examples} per kind)</h3>"
+                     + _table(["kind", "passage as exported"], shown))
+    return "\n".join(parts)
+
+
 def difficulty_section(store: Store) -> str:
     """Difficulty distributions of the original pool, the synthesized samples and what export keeps."""
     if not store.exists("difficulty"):
@@ -286,6 +321,7 @@ def build(store: Store) -> str:
 {runs_section(store)}
 <h2>Tables</h2><ul>{tables}</ul>
 {quality_section(store)}
+{pii_section(store)}
 {graph_section(store)}
 {scores_section(store)}
 {contamination_section(store)}
