@@ -21,7 +21,8 @@ PLANTED = [
      {"PHONE": 1, "CREDIT_CARD": 1}),
     (None, "Why does my script fail?\n```python\nclient = Client(api_key=\"sk-proj-"
      "Zx81kQ0pLm2Ww9Rt5Yu7Io3Pa1Sd4Fg6Hj8Kl0Zx2Cv4Bn6Mq8Wr\")\n```",
-     "Never paste keys: rotate sk-proj-Zx81kQ0pLm2Ww9Rt5Yu7Io3Pa1Sd4Fg6Hj8Kl0Zx2Cv4Bn6Mq8Wr now. The error is "
+     "Never paste keys: rotate sk-proj-Zx81kQ0pLm2Ww9Rt5Yu7Io3Pa1Sd4Fg6Hj8Kl0Zx2Cv4Bn6Mq8Wr now. "
+     "The error is "
      "a timeout from 52.14.200.7, your server.", {"SECRET": 2, "IP_ADDRESS": 1}),
 ]
 CLEAN = [  # look-alikes included: none of these is PII
@@ -63,13 +64,15 @@ def test_scrub_counts_what_was_planted_and_export_ships_none_of_it(spark, store,
             want[k] = want.get(k, 0) + v
 
     # not scrubbed yet: export refuses, naming the stage
-    with pytest.raises(StaleInputError, match=f"{n} samples have not been checked for PII.*instructlake scrub"):
+    refused = f"{n} samples have not been checked for PII.*instructlake scrub"
+    with pytest.raises(StaleInputError, match=refused):
         export.run(spark, store, config, str(tmp_path / "refused"))
     assert not (tmp_path / "refused" / "manifest.json").exists()
 
     assert main(["--warehouse", str(warehouse), "scrub"]) == 0
     out = capsys.readouterr().out
-    assert f"{n} of {n} samples checked: {len(PLANTED)} hold PII or secrets, {sum(want.values())} values" in out
+    values = sum(want.values())
+    assert f"{n} of {n} samples checked: {len(PLANTED)} hold PII or secrets, {values} values" in out
     rows = {r["sample_id"]: r for r in store.read("pii").collect()}
     assert len(rows) == n
     by_kind = {}
@@ -85,8 +88,8 @@ def test_scrub_counts_what_was_planted_and_export_ships_none_of_it(spark, store,
     assert all(v in originals for v in VALUES)
 
     out_dir = tmp_path / "export"
-    r = export.run(spark, store, config, str(out_dir), allow_unchecked=True)  # dedup/decontam are not this test's
-    assert r.counts["exported"] == n and r.counts["scrubbed"] == len(PLANTED) and r.counts["not_scrubbed"] == 0
+    r = export.run(spark, store, config, str(out_dir), allow_unchecked=True)  # dedup, decontam: not tested here
+    assert (r.counts["exported"], r.counts["scrubbed"], r.counts["not_scrubbed"]) == (n, len(PLANTED), 0)
     text = _exported_text(out_dir)
     parquet = spark.read.parquet(str(out_dir / "parquet"))
     text += "\n".join(json.dumps(row.asDict(recursive=True), default=str) for row in parquet.collect())
@@ -109,7 +112,8 @@ def test_scrub_counts_what_was_planted_and_export_ships_none_of_it(spark, store,
 
     # a re-run checks nothing; another config checks every sample again and replaces its row
     assert scrub.run(spark, store, config).counts["input"] == 0
-    no_phone = replace(config, semantic=replace(config.semantic, scrub=replace(config.scrub, kinds=["EMAIL"])))
+    email_only = replace(config.scrub, kinds=["EMAIL"])
+    no_phone = replace(config, semantic=replace(config.semantic, scrub=email_only))
     with pytest.raises(StaleInputError, match="instructlake scrub"):
         export.run(spark, store, no_phone, str(tmp_path / "export2"), allow_unchecked=False)
     c = scrub.run(spark, store, no_phone).counts
