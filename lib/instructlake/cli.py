@@ -59,8 +59,9 @@ def _run_stage(name: str, cfg: Config, fn: Callable, args: dict):
 def cmd_ingest(cfg: Config, a) -> int:
     from instructlake.ingest import stage
 
-    r = _run_stage("ingest", cfg, lambda sp, st, c: stage.run(sp, st, c, a.paths, a.source, a.format),
-                   {"paths": a.paths, "source": a.source, "format": a.format})
+    r = _run_stage("ingest", cfg,
+                   lambda sp, st, c: stage.run(sp, st, c, a.paths, a.source, a.format, a.license),
+                   {"paths": a.paths, "source": a.source, "format": a.format, "license": a.license})
     c = r.counts
     print(f"ingest: {c['files']} files, {c['records']:,} records found = {c['records_with_samples']:,} gave "
           f"samples + {c['quarantined']:,} quarantined ({r.seconds:.1f}s)")
@@ -256,16 +257,27 @@ def cmd_report(cfg: Config, a) -> int:
     from instructlake.report import html
 
     _, store = _session(cfg)
-    print(f"report: {html.build(store)}")
+    print(f"report: {html.build(store, cfg)}")
     return 0
 
 
 def cmd_export(cfg: Config, a) -> int:
+    from dataclasses import replace
+
     from instructlake.export import stage
+
+    ex = cfg.export
+    if a.licenses:
+        ex = replace(ex, licenses=tuple(a.licenses.split(",")))
+    if a.commercial_only:
+        ex = replace(ex, commercial_only=True)
+    cfg = replace(cfg, semantic=replace(cfg.semantic, export=ex))
 
     r = _run_stage("export", cfg, lambda sp, st, c: stage.run(sp, st, c, a.out, a.allow_unchecked),
                    {"out": a.out, "allow_unchecked": a.allow_unchecked})
     print(f"export: {r.counts['exported']:,} samples -> {r.extra['out']} (manifest.json inside)")
+    if r.counts["license_dropped"]:
+        print(f"        {r.counts['license_dropped']:,} left out for their licenses or model terms")
     unchecked = r.counts["not_deduplicated"] + r.counts["not_decontaminated"]
     if unchecked:
         print(f"        unchecked, shipped with --allow-unchecked: {r.counts['not_deduplicated']:,} not deduplicated, "

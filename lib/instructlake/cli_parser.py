@@ -28,6 +28,10 @@ def build_parser() -> argparse.ArgumentParser:
                                    "Re-ingesting a file adds nothing.")
     s.add_argument("paths", nargs="+", metavar="PATH", help="files, or directories of *.json[l][.gz] files")
     s.add_argument("--source", help="source name for every file (default: the file name without extensions)")
+    s.add_argument("--license", metavar="ID",
+                   help="the license every sample of these sources carries (apache-2.0, cc-by-nc-4.0, ...); "
+                        "export --licenses / --commercial-only filter by it (default: the "
+                        "platform.licenses.sources map, else unknown)")
     s.add_argument("--format", choices=["alpaca", "sharegpt", "openai", "dolly", "oasst", "self_instruct"],
                    help="force the format instead of detecting it per file")
 
@@ -161,6 +165,12 @@ def build_parser() -> argparse.ArgumentParser:
                    help="export samples dedup or decontam has not checked under the current config "
                         "(samples flagged under an earlier decontam config are still left out); the manifest "
                         "records how many")
+    s.add_argument("--licenses", metavar="ID,ID",
+                   help="ship only rows whose licenses (and, for synthesized rows, model terms) are all among "
+                        "these ids (export.licenses)")
+    s.add_argument("--commercial-only", action="store_true",
+                   help="ship only rows whose licenses and model terms all allow commercial use "
+                        "(platform.licenses.commercial; unknown never does) (export.commercial_only)")
 
     s = sub.add_parser("pipeline", help="run every stage in order, resumably and incrementally; or show status",
                        description="`pipeline run` runs the stages in order (ingest, dedup, semdedup, filter, "

@@ -166,6 +166,36 @@ class PipelineSettings:
     skip: tuple[str, ...] = ()
 
 
+# License ids (SPDX, lower case) whose terms allow commercial use of the data; export --commercial-only
+# keeps rows carrying only these.
+COMMERCIAL_LICENSES = ("apache-2.0", "mit", "bsd-2-clause", "bsd-3-clause", "cc0-1.0", "cc-by-4.0",
+                       "cc-by-sa-4.0", "cc-by-3.0", "odc-by", "odbl", "pddl", "unlicense", "isc", "zlib")
+
+
+@dataclass(frozen=True)
+class LicenseSettings:
+    """Which license each source's samples carry and which terms each model's outputs come under. Export
+    reads them (--licenses, --commercial-only, the manifest and the dataset card); they are not hashed."""
+
+    # source name or fnmatch pattern (alpaca_*) -> license id (apache-2.0, cc-by-nc-4.0, ...); the first
+    # entry that matches wins, and `ingest --license` wins over this map. Unmatched sources: unknown.
+    # A diagnosis set's targeted samples are source diagnosis:<set name>.
+    sources: dict[str, str] = field(default_factory=dict)
+    # model name (as the LLM config names it) -> the terms its outputs come under; unmatched: unknown
+    models: dict[str, str] = field(default_factory=dict)
+    # ids that allow commercial use (--commercial-only keeps rows whose licenses and model terms are all
+    # among them)
+    commercial: tuple[str, ...] = COMMERCIAL_LICENSES
+
+    def __post_init__(self) -> None:
+        for what, m in (("sources", self.sources), ("models", self.models)):
+            bad = [k for k, v in m.items() if not isinstance(v, str) or not v.strip()]
+            if bad:
+                raise ConfigError(f"platform.licenses.{what}: {bad} need a license id (a string such as "
+                                  "apache-2.0)")
+        object.__setattr__(self, "commercial", tuple(x.lower() for x in self.commercial))
+
+
 @dataclass(frozen=True)
 class PlatformConfig:
     name: str = "local"
@@ -177,3 +207,4 @@ class PlatformConfig:
     scoring: ScoringSettings = field(default_factory=ScoringSettings)
     decontam: DecontamSettings = field(default_factory=DecontamSettings)
     pipeline: PipelineSettings = field(default_factory=PipelineSettings)
+    licenses: LicenseSettings = field(default_factory=LicenseSettings)

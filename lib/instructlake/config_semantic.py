@@ -88,8 +88,14 @@ class ExportConfig:
     formats: tuple[str, ...] = ("sharegpt", "openai", "parquet")
     # Keep only conversations with at least this many assistant turns.
     min_assistant_turns: int = 1
+    # Ship only rows whose licenses and model terms are all among these ids ([]: any license).
+    licenses: tuple[str, ...] = ()
+    # Ship only rows whose licenses and model terms all allow commercial use (platform.licenses.commercial);
+    # a row of unknown license never does.
+    commercial_only: bool = False
 
     def __post_init__(self) -> None:
+        object.__setattr__(self, "licenses", tuple(x.strip().lower() for x in self.licenses if x.strip()))
         unknown = set(self.formats) - {"sharegpt", "openai", "parquet"}
         if unknown:
             raise ConfigError(f"export.formats: unknown format(s) {sorted(unknown)}; use sharegpt, openai, parquet")

@@ -24,6 +24,10 @@ from instructlake.store import Store
 
 # Benchmarks are not training data: decontamination reads them, ingest into the pool does not.
 BENCHMARK_FILES = {"gpt4_1106_preview_model_outputs.json"}
+# The sample files' licenses (platform.licenses.sources), as data/samples/NOTICE.md gives them
+SAMPLE_LICENSES = ("{alpaca_en_demo: apache-2.0, glaive_toolcall_en_demo: apache-2.0, "
+                   "kto_en_demo: apache-2.0, dummy_conversation: apache-2.0, en_100_tree: apache-2.0, "
+                   "seed_tasks: apache-2.0, cherry_alpaca_5_percent: cc-by-nc-4.0}")
 
 
 # Written into a warehouse the demo creates: only such a directory is ever wiped by a later demo.
@@ -70,8 +74,10 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     # The paper's frequency thresholds are for ~7M samples; this pool has ~5k: the demo keeps tags used by
     # >= 5 samples and calls a tag long-tail under 20. The reference model trains for a minute here.
+    # export's manifest and card list the licenses per row (cherry_alpaca's come from Stanford Alpaca)
     cfg = load_config("local", ["normalize_tags.min_freq=5", "seeds.long_tail_max_freq=20",
-                                "scoring.reference_seconds=60"], warehouse=str(wh))
+                                "scoring.reference_seconds=60",
+                                f"platform.licenses.sources={SAMPLE_LICENSES}"], warehouse=str(wh))
     spark = get_session(cfg.platform, "instructlake-demo")
     store = Store(spark, cfg.warehouse)
     files = sorted(str(f) for f in Path(a.samples).iterdir()
@@ -153,7 +159,8 @@ def main(argv: list[str] | None = None) -> int:
     print("  tables:")
     for name in store.tables():
         print(f"    {name:<16} {store.count(name):>8,} rows   {store.path(name)}")
-    print(f"  export: {exp.counts['exported']:,} samples in {exp.extra['out']}")
+    print(f"  export: {exp.counts['exported']:,} samples in {exp.extra['out']}; rows per license: "
+          + ", ".join(f"{k} {v:,}" for k, v in exp.extra["manifest"]["licenses"]["rows_per_license"].items()))
     for fmt, info in exp.extra["manifest"]["files"].items():
         print(f"    {fmt:<9} {info['path']}")
     print(f"    manifest  {exp.extra['out']}/manifest.json")

@@ -127,6 +127,13 @@ def _scrub_state(store: Store, config: Config, inputs: Inputs) -> object:
     return {}
 
 
+def _export_state(store: Store, config: Config, inputs: Inputs) -> object:
+    # the license map is platform config (never hashed), but a changed map changes what export ships
+    from dataclasses import asdict
+
+    return {"licenses": asdict(config.platform.licenses)}
+
+
 def _benchmark_state(store: Store, config: Config, inputs: Inputs) -> object:
     return {"benchmarks": [[s, *_file_identity(s.split("=", 1)[-1])] for s in sorted(inputs.benchmarks)]}
 
@@ -152,7 +159,7 @@ def _run_export(spark, store, config, inputs):
 def _run_report(spark, store, config, inputs):
     from instructlake.report import html
 
-    path = html.build(store)
+    path = html.build(store, config)
     return StageResult(stage="report", config_hash="", extra={"path": path})
 
 
@@ -188,7 +195,8 @@ STEPS: tuple[Step, ...] = (
     Step("scrub", "scrub", ("scrub",), POOL, ("pii",), _run("instructlake.scrub.stage"), state=_scrub_state),
     Step("decontam", "decontam", ("decontam", "embed"), (*POOL, "benchmarks"),
          ("contamination", "benchmarks", "embeddings"), _run_decontam, state=_benchmark_state),
-    Step("export", "export", ("export", "filter", "scrub"), (*POOL, "contamination", "pii"), (), _run_export),
+    Step("export", "export", ("export", "filter", "scrub"), (*POOL, "contamination", "pii", "sources"), (),
+         _run_export, state=_export_state),
     Step("report", "report", (), (*POOL, "tags", "tag_map", "tag_edges", "powerlaw_fit", "scores", "seeds",
                                   "evolved", "difficulty", "pii", "contamination", "quarantine"), (), _run_report),
 )

@@ -323,6 +323,12 @@ PII = StructType([
     StructField("checked_at", TimestampType(), False),
 ])
 
+SOURCES = StructType([  # ingest --license: the license every sample of a source carries
+    StructField("source", StringType(), False),
+    StructField("license", StringType(), False),
+    StructField("recorded_at", TimestampType(), False),
+])
+
 TABLES: dict[str, StructType] = {
     "samples": SAMPLES, "quarantine": QUARANTINE, "runs": RUNS,
     "minhash_signatures": MINHASH_SIGNATURES, "dedup_clusters": DEDUP_CLUSTERS,
@@ -332,6 +338,7 @@ TABLES: dict[str, StructType] = {
     "scores": SCORES, "seeds": SEEDS, "embeddings": EMBEDDINGS, "benchmarks": BENCHMARKS,
     "contamination": CONTAMINATION, "evolved": EVOLVED, "difficulty": DIFFICULTY,
     "diagnosis": DIAGNOSIS, "ingested_files": INGESTED_FILES, "quality": QUALITY, "pii": PII,
+    "sources": SOURCES,
 }
 KEYS: dict[str, list[str]] = {
     "samples": ["sample_id"], "quarantine": ["quarantine_id"], "runs": ["run_id"],
@@ -344,7 +351,7 @@ KEYS: dict[str, list[str]] = {
     "evolved": ["evolution_id"], "difficulty": ["sample_id", "config_hash"],
     "diagnosis": ["diagnosis_set", "iteration", "item_id"],
     "ingested_files": ["path", "size", "modified", "config_hash"], "quality": ["sample_id"],
-    "pii": ["sample_id"],
+    "pii": ["sample_id"], "sources": ["source"],
 }
 
 

@@ -61,7 +61,7 @@ def test_export_loads_with_datasets(spark, store, config, samples_dir, tmp_path)
         ds = datasets.load_dataset(str(out), fmt, split="train", cache_dir=str(tmp_path / "hf-card"))
         assert len(ds) == 175 and col in ds.column_names, fmt
     assert 'datasets.load_dataset("parquet", data_files="path/to/this/dir/parquet/part-*.parquet"' in card
-    assert "| seed_tasks | 175 |" in card and "--allow-unchecked" in card and "not tracked per row" in card
+    assert "| seed_tasks | 175 |" in card and "--allow-unchecked" in card and "| unknown | 175 |" in card
 
 
 def test_export_leaves_out_removed_duplicates(spark, store, config, tmp_path):

@@ -76,13 +76,43 @@ def front_matter(manifest: dict, langs: list[tuple[str, int]]) -> dict:
                for fmt in carded(files)]
     if configs:
         configs[0]["default"] = True
-    meta = {"license": "other", "task_categories": ["text-generation"],
+    meta = {"license": card_license(manifest.get("licenses", {})), "task_categories": ["text-generation"],
             "size_categories": [size_category(manifest["rows"])], "configs": configs,
             "tags": ["instruction-tuning", "sft", "instructlake"]}
     codes = [code for code, _ in langs if code and code != "und"]
     if codes:
         meta["language"] = codes
     return meta
+
+
+def card_license(lic: dict) -> str:
+    """The header's license: the one id every row carries, else `other` (the body lists them)."""
+    ids = {i for key in lic.get("rows_per_license", {}) for i in key.split("+")}
+    return ids.pop() if len(ids) == 1 else "other"
+
+
+def license_section(lic: dict) -> list[str]:
+    if not lic:
+        return []
+    asked = lic.get("asked", {})
+    wanted = []
+    if asked.get("licenses"):
+        wanted.append("licenses among " + ", ".join(f"`{x}`" for x in asked["licenses"]))
+    if asked.get("commercial_only"):
+        wanted.append("commercial use allowed (`--commercial-only`)")
+    lines = ["## Licenses",
+             "Each row's `licenses` field holds the licenses it carries (its source's, or for a synthesized "
+             "row its seed's) and `model_terms` the terms of the models that wrote it. Rows per license:",
+             _rows(("licenses", "rows"), sorted(lic.get("rows_per_license", {}).items()))]
+    terms = {k: v for k, v in lic.get("rows_per_model_terms", {}).items() if k != "none"}
+    if terms:
+        lines += ["Rows per model terms:", _rows(("model terms", "rows"), sorted(terms.items()))]
+    if wanted:
+        lines.append(f"Only rows with {' and '.join(wanted)} were exported; {lic.get('dropped', 0):,} were "
+                     "left out.")
+    lines.append("Check each license before training on or sharing this data: some may not allow "
+                 "commercial use, and `unknown` means no license was given for the source.")
+    return lines
 
 
 def _rows(header: tuple[str, ...], rows: list[tuple]) -> str:
@@ -108,8 +138,7 @@ def body(manifest: dict, langs, cats, benches) -> str:
         f"{n:,} instruction-tuning conversations, written {manifest['created_at'][:19]} UTC, in "
         + ", ".join(f"`{f}`" for f in fmts) + f". Load one format with {how}.",
         "## Sources", _rows(("source", "rows"), sorted(manifest["rows_per_source"].items())),
-        "Licenses are not tracked per row yet: each source keeps its own license, which may not allow "
-        "commercial use. Check them before training or sharing.",
+        *license_section(manifest.get("licenses", {})),
         "## What was left out",
         _rows(("reason", "samples"), [
             ("near or exact duplicate (dedup, semdedup)", manifest["duplicates_dropped"]),

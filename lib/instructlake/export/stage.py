@@ -22,7 +22,7 @@ from datetime import datetime, timezone
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
-from instructlake import schemas
+from instructlake import licenses, schemas
 from instructlake.config import Config, ConfigError
 from instructlake.export import card
 from instructlake.runs import StageResult, StaleInputError
@@ -45,14 +45,16 @@ def exportable(samples: DataFrame, min_assistant_turns: int) -> DataFrame:
 def to_sharegpt(df: DataFrame) -> DataFrame:
     role = F.create_map(*[x for k, v in SHAREGPT_ROLE.items() for x in (F.lit(k), F.lit(v))])
     turns = F.transform("conversation", lambda t: F.struct(role[t["role"]].alias("from"), t["content"].alias("value")))
-    return df.select(F.col("sample_id").alias("id"), "source", turns.alias("conversations"), "system")
+    return df.select(F.col("sample_id").alias("id"), "source", turns.alias("conversations"), "system",
+                     "licenses", "model_terms")
 
 
 def to_openai(df: DataFrame) -> DataFrame:
     turns = F.transform("conversation", lambda t: F.struct(t["role"].alias("role"), t["content"].alias("content")))
     system = F.array(F.struct(F.lit("system").alias("role"), F.col("system").alias("content")))
     messages = F.when(F.col("system").isNull(), turns).otherwise(F.concat(system, turns))
-    return df.select(F.col("sample_id").alias("id"), "source", messages.alias("messages"))
+    return df.select(F.col("sample_id").alias("id"), "source", messages.alias("messages"), "licenses",
+                     "model_terms")
 
 
 def default_out(store: Store) -> str:
@@ -170,6 +172,7 @@ def run(spark: SparkSession, store: Store, config: Config, out: str | None = Non
     df, quality = quality_filter(store, config, df)
     df, decontam = decontam_filter(store, config, df)
     df, scrubbed = scrub_stage.apply(store, config, df)
+    df, lic = licenses.apply(spark, store, config, df)
     check_checked(dedup, decontam, allow_unchecked, quality, scrubbed)
     for stage, checks in (("decontam", decontam), ("filter", quality), ("scrub", scrubbed)):
         if "hash" in checks:
@@ -179,12 +182,14 @@ def run(spark: SparkSession, store: Store, config: Config, out: str | None = Non
     versions = {"samples": version, **{t: c["version"] for t, c in checked if "version" in c}}
     dropped_dups, contaminated = dedup["duplicates_dropped"], decontam["contaminated_dropped"]
     filtered = quality["filtered_dropped"]
-    log.info("dropped %d duplicates, %d samples the quality filter failed and %d flagged as benchmark "
-             "contamination", dropped_dups, filtered, contaminated)
+    log.info("dropped %d duplicates, %d samples the quality filter failed, %d flagged as benchmark "
+             "contamination and %d outside the licenses asked for", dropped_dups, filtered, contaminated,
+             lic["dropped"])
     df = df.cache()
     try:
         per_source = {r["source"]: r["count"] for r in df.groupBy("source").count().collect()}
         ingest_hashes = sorted(r[0] for r in df.select("config_hash").distinct().collect())
+        lic.update(licenses.tally(df))
         files: dict[str, str] = {}
         writers = {
             "sharegpt": lambda p: to_sharegpt(df).write.mode("overwrite").json(p),
@@ -213,6 +218,7 @@ def run(spark: SparkSession, store: Store, config: Config, out: str | None = Non
         "contaminated_dropped": contaminated,
         "quality_filter": {"enabled": quality["enabled"], "filtered_dropped": filtered},
         "scrub": {k: scrubbed[k] for k in ("enabled", "scrubbed", "values_by_kind") if k in scrubbed},
+        "licenses": lic,
         "not_deduplicated": dedup["not_deduplicated"],
         "unchecked": unchecked,
         "config_hashes": {**hashes, "ingest": ingest_hashes},
@@ -228,8 +234,9 @@ def run(spark: SparkSession, store: Store, config: Config, out: str | None = Non
                                "not_deduplicated": dedup["not_deduplicated"],
                                "not_filtered": quality["not_filtered"],
                                "not_scrubbed": scrubbed["not_scrubbed"], "scrubbed": scrubbed["scrubbed"],
+                               "license_dropped": lic["dropped"],
                                "not_decontaminated": decontam["not_decontaminated"],
                                "flagged_earlier_dropped": decontam["flagged_earlier_dropped"],
                                "skipped": samples.count() - total - dropped_dups - filtered - contaminated
-                               - decontam["flagged_earlier_dropped"]},
+                               - decontam["flagged_earlier_dropped"] - lic["dropped"]},
                        input_versions=versions, extra={"out": out, "manifest": manifest})

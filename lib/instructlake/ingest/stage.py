@@ -198,10 +198,14 @@ def check_records(per_file: dict[str, dict[str, int]], files: list[InputFile]) -
 
 
 def run(spark: SparkSession, store: Store, config: Config, paths: list[str], source: str | None = None,
-        fmt: str | None = None) -> StageResult:
+        fmt: str | None = None, license_id: str | None = None) -> StageResult:
     cfg = config.ingest
     chash = config.stage_hash("ingest")
     files = plan(paths, source, fmt)
+    if license_id:
+        from instructlake import licenses
+
+        licenses.record(spark, store, {f.source for f in files}, license_id)
     for i, f in enumerate(files, 1):
         log.info("file %d/%d: %s -> source %r, format %s, %.1f MB", i, len(files), f.label, f.source,
                  f.format, f.size / 1e6)

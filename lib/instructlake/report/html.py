@@ -274,6 +274,23 @@ def pii_section(store: Store, examples: int = 3) -> str:
     return "\n".join(parts)
 
 
+def licenses_section(store: Store, config) -> str:
+    """Each source's license as export will resolve it (ingest --license, else the platform map)."""
+    if config is None or not store.exists("samples"):
+        return ""
+    from instructlake import licenses
+
+    recorded = licenses.recorded(store)
+    per = store.read("samples").groupBy("source").count().orderBy("source").collect()
+    rows = [[r["source"], licenses.source_license(r["source"], recorded, config.platform.licenses.sources),
+             "ingest --license" if r["source"] in recorded else "platform map or unknown", int(r["count"])]
+            for r in per if r["source"] != "synth"]
+    return ("<h2>Licenses</h2>" + _table(["source", "license", "from", "samples"], rows)
+            + '<p class="muted">Synthesized samples carry their seeds\' licenses and their models\' terms; '
+              "export --licenses and --commercial-only filter by them, and the export's manifest counts "
+              "its rows per license.</p>")
+
+
 def difficulty_section(store: Store) -> str:
     """Difficulty distributions of the original pool, the synthesized samples and what export keeps."""
     if not store.exists("difficulty"):
@@ -313,7 +330,7 @@ def _with_anchors(body: str) -> tuple[str, str]:
     return re.sub(r"<h2>(.*?)</h2>", anchor, body), "".join(items)
 
 
-def build(store: Store) -> str:
+def build(store: Store, config=None) -> str:
     """Write <warehouse>/report/index.html and return its path."""
     now = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     tables = "".join(f"<li>{_e(t)}: {store.count(t):,} rows</li>" for t in store.tables())
@@ -322,6 +339,7 @@ def build(store: Store) -> str:
 <h2>Tables</h2><ul>{tables}</ul>
 {quality_section(store)}
 {pii_section(store)}
+{licenses_section(store, config)}
 {graph_section(store)}
 {scores_section(store)}
 {contamination_section(store)}
