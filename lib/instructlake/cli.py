@@ -271,11 +271,17 @@ def cmd_export(cfg: Config, a) -> int:
         ex = replace(ex, licenses=tuple(a.licenses.split(",")))
     if a.commercial_only:
         ex = replace(ex, commercial_only=True)
+    if a.mix or a.max_samples is not None:
+        ex = replace(ex, mix=_mix_settings(ex.mix, a.mix, a.max_samples))
     cfg = replace(cfg, semantic=replace(cfg.semantic, export=ex))
 
     r = _run_stage("export", cfg, lambda sp, st, c: stage.run(sp, st, c, a.out, a.allow_unchecked),
                    {"out": a.out, "allow_unchecked": a.allow_unchecked})
     print(f"export: {r.counts['exported']:,} samples -> {r.extra['out']} (manifest.json inside)")
+    if r.counts["mix_dropped"]:
+        drawn = r.extra["manifest"]["mix"]["drawn"]
+        print(f"        mixed to a budget: {r.counts['mix_dropped']:,} rows not drawn; drawn per group: "
+              + ", ".join(f"{g} {n:,}" for g, n in sorted(drawn.items(), key=lambda kv: -kv[1])))
     if r.counts["license_dropped"]:
         print(f"        {r.counts['license_dropped']:,} left out for their licenses or model terms")
     unchecked = r.counts["not_deduplicated"] + r.counts["not_decontaminated"]
@@ -283,6 +289,26 @@ def cmd_export(cfg: Config, a) -> int:
         print(f"        unchecked, shipped with --allow-unchecked: {r.counts['not_deduplicated']:,} not deduplicated, "
               f"{r.counts['not_decontaminated']:,} not decontaminated (recorded in the manifest)")
     return 0
+
+
+def _mix_settings(base, path: str | None, max_samples: int | None):
+    """export.mix with a --mix file's keys and --max-samples over it."""
+    from dataclasses import asdict, replace
+
+    import yaml
+
+    from instructlake.config import MixConfig
+
+    values = asdict(base)
+    if path:
+        with open(path, encoding="utf-8") as f:
+            loaded = yaml.safe_load(f) or {}
+        unknown = sorted(set(loaded) - set(values)) if isinstance(loaded, dict) else ["(not a mapping)"]
+        if unknown:
+            raise ConfigError(f"--mix {path}: unknown key(s) {unknown}; known: {sorted(values)}")
+        values.update(loaded)
+    mix = MixConfig(**values)
+    return replace(mix, max_samples=max_samples) if max_samples is not None else mix
 
 
 def cmd_pipeline(cfg: Config, a) -> int:

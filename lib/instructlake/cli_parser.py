@@ -168,6 +168,12 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--licenses", metavar="ID,ID",
                    help="ship only rows whose licenses (and, for synthesized rows, model terms) are all among "
                         "these ids (export.licenses)")
+    s.add_argument("--max-samples", type=int, metavar="N",
+                   help="budgeted mixing: at most N rows, shared among categories (or sources) by the weights "
+                        "of export.mix (export.mix.max_samples)")
+    s.add_argument("--mix", metavar="FILE",
+                   help="a YAML file of export.mix settings: by (category | source), weights (group: weight), "
+                        "default_weight, min_per_group, seed, max_samples")
     s.add_argument("--commercial-only", action="store_true",
                    help="ship only rows whose licenses and model terms all allow commercial use "
                         "(platform.licenses.commercial; unknown never does) (export.commercial_only)")

@@ -45,6 +45,7 @@ from instructlake.config_semantic import (  # noqa: F401
     GraphConfig,
     IngestConfig,
     LLMConfig,
+    MixConfig,
     ScoringConfig,
     ScrubConfig,
     SeedConfig,

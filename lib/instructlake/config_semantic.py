@@ -82,6 +82,40 @@ class DedupConfig:
         return {k: getattr(self, k) for k in ("turns", "include_system", "strip_templates", "ngram", "num_perm", "seed")}
 
 
+MIX_BY = ("category", "source")
+
+
+@dataclass(frozen=True)
+class MixConfig:
+    """Budgeted mixing at export (export/mix.py): at most `max_samples` rows, shared out among groups."""
+
+    # 0: every row that passed the checks; otherwise at most this many
+    max_samples: int = 0
+    # group rows by the taxonomy category of their best tag ("uncategorized" without one) or by source
+    by: str = "category"
+    # group -> weight: a group's share of the budget is proportional to its weight (0 leaves it out);
+    # groups not listed weigh default_weight
+    weights: dict[str, float] = field(default_factory=dict)
+    default_weight: float = 1.0
+    # every group with a weight gets at least this many rows (all it has, if fewer): the long tail is kept
+    min_per_group: int = 0
+    # the draw inside a group: rows ordered by a hash of (seed, sample id), so a config draws the same rows
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        try:
+            object.__setattr__(self, "weights", {str(k): float(v) for k, v in self.weights.items()})
+        except (TypeError, ValueError) as e:
+            raise ConfigError(f"export.mix.weights: weights must be numbers ({e})") from None
+        if self.by not in MIX_BY:
+            raise ConfigError(f"export.mix.by must be one of {', '.join(MIX_BY)}, not {self.by!r}")
+        bad = [k for k, v in self.weights.items() if v < 0]
+        if bad or self.default_weight < 0:
+            raise ConfigError(f"export.mix: weights must be >= 0 ({bad or 'default_weight'})")
+        if self.max_samples < 0 or self.min_per_group < 0:
+            raise ConfigError("export.mix.max_samples and export.mix.min_per_group must be >= 0")
+
+
 @dataclass(frozen=True)
 class ExportConfig:
     # Formats written by `instructlake export`.
@@ -93,6 +127,7 @@ class ExportConfig:
     # Ship only rows whose licenses and model terms all allow commercial use (platform.licenses.commercial);
     # a row of unknown license never does.
     commercial_only: bool = False
+    mix: MixConfig = field(default_factory=MixConfig)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "licenses", tuple(x.strip().lower() for x in self.licenses if x.strip()))

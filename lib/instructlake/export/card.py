@@ -37,10 +37,11 @@ def languages(store: Store, ids: DataFrame, top: int = 20) -> list[tuple[str, in
     return top_languages(exported, top)
 
 
-def categories(store: Store, config: Config, ids: DataFrame) -> list[tuple[str, int]]:
-    """(taxonomy category, exported samples) by each sample's best-ranked tag that tag_map maps to one."""
+def best_category(store: Store, config: Config, ids: DataFrame) -> DataFrame | None:
+    """(sample_id, category) of `ids` by each sample's best-ranked tag that tag_map maps to a category
+    (samples without one are left out); None before tagging and normalize-tags have run."""
     if not (store.exists("tags") and store.exists("tag_map")):
-        return []
+        return None
     from instructlake.graph.cooccur import raw_tags
     from instructlake.tagging.stage import tagging_hash
 
@@ -49,7 +50,15 @@ def categories(store: Store, config: Config, ids: DataFrame) -> list[tuple[str, 
     mapped = tags.select("sample_id", F.col("tag").alias("raw_tag"), rank)
     cats = store.read("tag_map").filter(F.col("category").isNotNull()).select("raw_tag", "category")
     first = Window.partitionBy("sample_id").orderBy("rank", "category")
-    best = (mapped.join(cats, "raw_tag").withColumn("_n", F.row_number().over(first)).filter("_n = 1"))
+    return (mapped.join(cats, "raw_tag").withColumn("_n", F.row_number().over(first)).filter("_n = 1")
+            .select("sample_id", "category"))
+
+
+def categories(store: Store, config: Config, ids: DataFrame) -> list[tuple[str, int]]:
+    """(taxonomy category, exported samples) by each sample's best-ranked tag that tag_map maps to one."""
+    best = best_category(store, config, ids)
+    if best is None:
+        return []
     rows = best.groupBy("category").count().orderBy(F.desc("count"), "category").collect()
     return [(r["category"], int(r["count"])) for r in rows]
 
@@ -115,6 +124,20 @@ def license_section(lic: dict) -> list[str]:
     return lines
 
 
+def mix_section(mixed: dict | None) -> list[str]:
+    """What budgeted mixing asked for and drew per group."""
+    if not mixed:
+        return []
+    asked = mixed["asked"]
+    rows = [(g, mixed["available"].get(g, 0), mixed["drawn"].get(g, 0)) for g in mixed["available"]]
+    return ["## Mix",
+            f"At most {asked['max_samples']:,} rows, shared among {asked['by']} groups by weight "
+            f"({asked['weights'] or 'all equal'}; others {asked['default_weight']}), at least "
+            f"{asked['min_per_group']:,} per group, drawn with seed {asked['seed']}; "
+            f"{mixed['dropped']:,} rows that passed every check were not drawn.",
+            _rows((asked["by"], "available", "drawn"), sorted(rows, key=lambda r: -r[2]))]
+
+
 def _rows(header: tuple[str, ...], rows: list[tuple]) -> str:
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     lines += ["| " + " | ".join(f"{v:,}" if isinstance(v, int) else str(v) for v in r) + " |" for r in rows]
@@ -157,7 +180,7 @@ def body(manifest: dict, langs, cats, benches) -> str:
                      "the current configs.")
     if not q.get("enabled", True):
         parts.append("The quality filter was off (`filter.enabled: false`).")
-    parts += pii_section(manifest.get("scrub"))
+    parts += pii_section(manifest.get("scrub")) + mix_section(manifest.get("mix"))
     if benches:
         checked = ", ".join(f"{b} ({k:,} prompts)" for b, k in benches)
         parts += ["## Decontamination",

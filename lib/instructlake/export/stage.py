@@ -24,7 +24,7 @@ from pyspark.sql import functions as F
 
 from instructlake import licenses, schemas
 from instructlake.config import Config, ConfigError
-from instructlake.export import card
+from instructlake.export import card, mix
 from instructlake.runs import StageResult, StaleInputError
 from instructlake.scrub import stage as scrub_stage
 from instructlake.store import Store
@@ -173,6 +173,7 @@ def run(spark: SparkSession, store: Store, config: Config, out: str | None = Non
     df, decontam = decontam_filter(store, config, df)
     df, scrubbed = scrub_stage.apply(store, config, df)
     df, lic = licenses.apply(spark, store, config, df)
+    df, mixed = mix.apply(store, config, df)
     check_checked(dedup, decontam, allow_unchecked, quality, scrubbed)
     for stage, checks in (("decontam", decontam), ("filter", quality), ("scrub", scrubbed)):
         if "hash" in checks:
@@ -219,6 +220,7 @@ def run(spark: SparkSession, store: Store, config: Config, out: str | None = Non
         "quality_filter": {"enabled": quality["enabled"], "filtered_dropped": filtered},
         "scrub": {k: scrubbed[k] for k in ("enabled", "scrubbed", "values_by_kind") if k in scrubbed},
         "licenses": lic,
+        **({"mix": mixed} if mixed else {}),
         "not_deduplicated": dedup["not_deduplicated"],
         "unchecked": unchecked,
         "config_hashes": {**hashes, "ingest": ingest_hashes},
@@ -234,9 +236,10 @@ def run(spark: SparkSession, store: Store, config: Config, out: str | None = Non
                                "not_deduplicated": dedup["not_deduplicated"],
                                "not_filtered": quality["not_filtered"],
                                "not_scrubbed": scrubbed["not_scrubbed"], "scrubbed": scrubbed["scrubbed"],
-                               "license_dropped": lic["dropped"],
+                               "license_dropped": lic["dropped"], "mix_dropped": mixed.get("dropped", 0),
                                "not_decontaminated": decontam["not_decontaminated"],
                                "flagged_earlier_dropped": decontam["flagged_earlier_dropped"],
                                "skipped": samples.count() - total - dropped_dups - filtered - contaminated
-                               - decontam["flagged_earlier_dropped"] - lic["dropped"]},
+                               - decontam["flagged_earlier_dropped"] - lic["dropped"]
+                               - mixed.get("dropped", 0)},
                        input_versions=versions, extra={"out": out, "manifest": manifest})
