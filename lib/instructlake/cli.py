@@ -5,9 +5,26 @@ from __future__ import annotations
 import json
 import logging
 import sys
-from collections.abc import Callable
 
 from instructlake.cli_parser import build_parser
+from instructlake.cli_run import run_stage, session
+from instructlake.cli_stages import (
+    cmd_decontam,
+    cmd_dedup,
+    cmd_diagnose,
+    cmd_difficulty,
+    cmd_evolve,
+    cmd_filter,
+    cmd_graph,
+    cmd_ingest,
+    cmd_normalize_tags,
+    cmd_score,
+    cmd_scrub,
+    cmd_select_seeds,
+    cmd_semdedup,
+    cmd_tag,
+    cmd_train_reference,
+)
 from instructlake.config import Config, ConfigError, load_config
 
 log = logging.getLogger("instructlake")
@@ -27,236 +44,10 @@ def _expected_errors() -> tuple[type[BaseException], ...]:
                               StaleInputError)
 
 
-def _session(cfg: Config):
-    from instructlake.spark import get_session
-    from instructlake.store import Store
-
-    spark = get_session(cfg.platform)
-    return spark, Store(spark, cfg.warehouse, cfg.platform.store.write_retries)
-
-
-def _run_stage(name: str, cfg: Config, fn: Callable, args: dict):
-    """Run one stage and append its run record, also when it fails."""
-    from instructlake import runs
-
-    spark, store = _session(cfg)
-    started = runs.now()
-    try:
-        result = fn(spark, store, cfg)
-    except BaseException as e:
-        failed = runs.StageResult(stage=name, config_hash=cfg.stage_hash(name) if hasattr(cfg.semantic, name) else "")
-        try:
-            runs.record(store, failed, started, status="failed", args=args, message=f"{type(e).__name__}: {e}"[:4000])
-        except Exception:  # noqa: BLE001 - the original error matters more than the record
-            log.exception("could not record the failed run")
-        raise
-    runs.record(store, result, started, args=args)
-    if result.warning:
-        print(f"warning: {result.warning}", file=sys.stderr, flush=True)
-    return result
-
-
-def cmd_ingest(cfg: Config, a) -> int:
-    from instructlake.ingest import stage
-
-    r = _run_stage("ingest", cfg,
-                   lambda sp, st, c: stage.run(sp, st, c, a.paths, a.source, a.format, a.license),
-                   {"paths": a.paths, "source": a.source, "format": a.format, "license": a.license})
-    c = r.counts
-    print(f"ingest: {c['files']} files, {c['records']:,} records found = {c['records_with_samples']:,} gave "
-          f"samples + {c['quarantined']:,} quarantined ({r.seconds:.1f}s)")
-    cut = f"; {c['expansion_cut']:,} records cut at ingest.max_samples_per_record" if c["expansion_cut"] else ""
-    print(f"        {c['samples']:,} samples = {c['ingested']:,} ingested + {c['duplicate_in_batch']:,} duplicate "
-          f"in this batch + {c['duplicate_existing']:,} already stored + {c['duplicate_raced']:,} written "
-          f"meanwhile by another ingest{cut}")
-    return 0
-
-
-def cmd_dedup(cfg: Config, a) -> int:
-    from instructlake.dedup import stage
-
-    r = _run_stage("dedup", cfg, lambda sp, st, c: stage.run(sp, st, c, a.engine), {"engine": a.engine})
-    c = r.counts
-    print(f"dedup: {c['input']:,} samples -> {c['kept']:,} kept; {c['exact_duplicates']:,} exact and "
-          f"{c['near_duplicates']:,} near duplicates in {c['clusters']:,} clusters; "
-          f"{c['signatures_computed']:,} new signatures ({r.seconds:.1f}s)")
-    return 0
-
-
-def cmd_tag(cfg: Config, a) -> int:
-    from instructlake.tagging import stage
-
-    r = _run_stage("tagging", cfg, stage.run, {})
-    c = r.counts
-    print(f"tag: {c['input']:,} of {c['pool']:,} samples needed tags: {c['tagged']:,} tagged, {c['untagged']:,} got "
-          f"no tag, {c['backend_failed']:,} backend failures (retried next run); {c['tag_rows']:,} tags "
-          f"({r.seconds:.1f}s)")
-    if "llm_calls" in c:
-        print(f"  LLM: {c['llm_prompts']:,} prompts, {c['llm_cache_hits']:,} cache hits, {c['llm_calls']:,} answered "
-              f"now, {c['llm_invalid']:,} invalid after re-asks")
-    return 0
-
-
-def cmd_normalize_tags(cfg: Config, a) -> int:
-    from instructlake.tagging import normalize
-
-    r = _run_stage("normalize_tags", cfg, normalize.run, {})
-    c = r.counts
-    print(f"normalize-tags: {c['raw_tags']:,} raw tags -> {c['canonical_tags']:,} canonical ({c['rare_tags']:,} rare "
-          f"dropped, under {c['min_freq']:,} of {c['pool']:,} samples) -> {c['clusters']:,} clusters -> "
-          f"{c['categories']:,} categories ({r.seconds:.1f}s)")
-    for k, v in sorted(((k[9:], v) for k, v in c.items() if k.startswith("category.")), key=lambda kv: -kv[1]):
-        print(f"  {k:<40} {v:>8,} samples")
-    return 0
-
-
-def cmd_graph(cfg: Config, a) -> int:
-    from instructlake.graph import stage
-
-    r = _run_stage("graph", cfg, lambda sp, st, c: stage.run(sp, st, c, a.engine), {"engine": a.engine})
-    c = r.counts
-    print(f"graph: {c['tags']:,} tags, {c['edges']:,} edges, {c['components']:,} components "
-          f"({c['isolated_tags']:,} isolated tags); {c['capped_samples']:,} samples capped at "
-          f"{cfg.graph.max_tags_per_sample} tags ({r.seconds:.1f}s)")
-    for f in r.extra["fits"]:
-        p = "not computed" if f["p_value"] is None else f"{f['p_value']:.3f}"
-        print(f"  {f['target']}: gamma {f['gamma']:.3f}, xmin {f['xmin']}, KS D {f['ks_d']:.4f}, tail {f['n_tail']:,} "
-              f"of {f['n']:,}, bootstrap p {p}; R vs lognormal {f['lognormal_r']:.2f} (p {f['lognormal_p']:.3g}), "
-              f"vs exponential {f['exponential_r']:.2f} (p {f['exponential_p']:.3g}): {f['verdict']}")
-    print(f"  pictures: {r.extra['report_dir']}/")
-    return 0
-
-
-def cmd_train_reference(cfg: Config, a) -> int:
-    from instructlake.scoring import stage
-
-    r = _run_stage("train_reference", cfg, stage.train_reference, {})
-    i = r.extra
-    print(f"train-reference: {i['parameters'] / 1e6:.1f}M-parameter GPT, {i['steps']:,} steps over "
-          f"{i['tokens_seen']:,} tokens (pool: {i['train_tokens']:,} tokens), loss {i['first_loss']:.2f} -> "
-          f"{i['last_loss']:.2f}; saved to {i['path']} ({r.seconds:.0f}s)")
-    return 0
-
-
-def cmd_score(cfg: Config, a) -> int:
-    from instructlake.scoring import stage
-
-    r = _run_stage("scoring", cfg, stage.run, {})
-    c = r.counts
-    print(f"score: {c['input']:,} of {c['pool']:,} samples needed scores: {c['scored']:,} scored, {c['failed']:,} "
-          f"failed, {c['truncated']:,} truncated, with {cfg.scoring.model} ({r.seconds:.1f}s)")
-    return 0
-
-
-def cmd_select_seeds(cfg: Config, a) -> int:
-    from instructlake.scoring import seeds
-
-    r = _run_stage("seeds", cfg, seeds.run, {})
-    c = r.counts
-    print(f"select-seeds: {c['seeds']:,} seeds ({c['tagged_samples']:,} tagged and {c['scored_samples']:,} scored "
-          f"samples judged) ({r.seconds:.1f}s)")
-    for k in seeds.CRITERIA:
-        print(f"  {k:<14} {c['criterion.' + k]:>8,}")
-    for k, v in c.items():
-        if k.startswith("overlap.") and v:
-            print(f"  {k[8:]:<28} {v:>8,} both")
-    return 0
-
-
-def cmd_decontam(cfg: Config, a) -> int:
-    from instructlake.decontam import stage
-
-    r = _run_stage("decontam", cfg, lambda sp, st, c: stage.run(sp, st, c, a.benchmark), {"benchmark": a.benchmark})
-    c = r.counts
-    print(f"decontam: {c['input']:,} of {c['pool']:,} samples needed checking against {c['prompts']:,} benchmark "
-          f"prompts: {c['flagged']:,} flagged ({r.seconds:.1f}s)")
-    for k, v in sorted(c.items()):
-        if k.startswith("benchmark."):
-            print(f"  {k[10:]:<40} {v:>8,}")
-    return 0
-
-
-def cmd_filter(cfg: Config, a) -> int:
-    from instructlake.quality import stage
-
-    r = _run_stage("filter", cfg, stage.run, {})
-    c = r.counts
-    print(f"filter: {c['input']:,} of {c['pool']:,} samples judged: {c['passed']:,} passed, {c['filtered']:,} "
-          f"filtered ({r.seconds:.1f}s)")
-    for prefix, what in (("reason.", "filtered for"), ("lang.", "language")):
-        for k, v in c.items():
-            if k.startswith(prefix):
-                print(f"  {what} {k[len(prefix):]:<28} {v:>8,}")
-    return 0
-
-
-def cmd_scrub(cfg: Config, a) -> int:
-    from instructlake.scrub import stage
-
-    r = _run_stage("scrub", cfg, stage.run, {})
-    c = r.counts
-    print(f"scrub: {c['input']:,} of {c['pool']:,} samples checked: {c['scrubbed']:,} hold PII or secrets, "
-          f"{c['values']:,} values to replace in export ({r.seconds:.1f}s)")
-    for k, v in c.items():
-        if k.startswith("kind."):
-            print(f"  {k[5:]:<28} {v:>8,}")
-    return 0
-
-
-def cmd_semdedup(cfg: Config, a) -> int:
-    from instructlake.decontam import semdedup
-
-    r = _run_stage("semdedup", cfg, semdedup.run, {})
-    c = r.counts
-    print(f"semdedup: {c['input']:,} samples in {c['clusters']:,} KMeans clusters, {c['pairs']:,} pairs >= "
-          f"{cfg.semdedup.threshold}: {c['semantic_duplicates']:,} semantic duplicates removed, "
-          f"{c['restored']:,} restored ({r.seconds:.1f}s)")
-    return 0
-
-
-def cmd_evolve(cfg: Config, a) -> int:
-    from instructlake.synth import evolve
-
-    r = _run_stage("synth", cfg, evolve.run, {})
-    c = r.counts
-    print(f"evolve: {c['seeds']:,} seeds -> {c['evolutions']:,} evolutions: {c['valid']:,} valid, {c['rejected']:,} "
-          f"rejected, {c['backend_failed']:,} backend failures (retried next run); {c['new_samples']:,} new samples "
-          f"({c['evolve_calls'] + c['judge_calls'] + c['respond_calls'] + c['follow_up_calls']:,} model calls, "
-          f"{r.seconds:.1f}s)")
-    return 0
-
-
-def cmd_diagnose(cfg: Config, a) -> int:
-    from instructlake.synth import diagnose
-
-    r = _run_stage("diagnose", cfg, lambda sp, st, c: diagnose.run(sp, st, c, a.path, a.name, a.references,
-                                                                  a.iterations),
-                   {"path": a.path, "name": a.name, "references": a.references, "iterations": a.iterations})
-    c = r.counts
-    rates = ", ".join(f"iteration {k.split('.')[1]}: {v / 10:.1f}%" for k, v in sorted(c.items())
-                      if k.startswith("iteration.") and k.endswith("deficiency_rate_x1000"))
-    print(f"diagnose: deficiency rate by iteration: {rates}; last iteration: {c['deficient']:,} of {c['items']:,} "
-          f"items deficient over {c['skills']:,} skills; {c.get('targeted', 0):,} targeted instructions, "
-          f"{c.get('new_samples', 0):,} new samples ({r.seconds:.1f}s)")
-    for k, v in sorted(((k[6:], v) for k, v in c.items() if k.startswith("skill.")), key=lambda kv: -kv[1]):
-        print(f"  {k:<40} {v:>6,} deficient")
-    return 0
-
-
-def cmd_difficulty(cfg: Config, a) -> int:
-    from instructlake.synth import difficulty
-
-    r = _run_stage("difficulty", cfg, difficulty.run, {})
-    c = r.counts
-    print(f"difficulty: {c['input']:,} of {c['pool']:,} samples needed a rating: {c['rated']:,} rated, "
-          f"{c['invalid']:,} invalid, {c['backend_failed']:,} backend failures ({r.seconds:.1f}s)")
-    return 0
-
-
 def cmd_report(cfg: Config, a) -> int:
     from instructlake.report import html
 
-    _, store = _session(cfg)
+    _, store = session(cfg)
     print(f"report: {html.build(store, cfg)}")
     return 0
 
@@ -275,7 +66,7 @@ def cmd_export(cfg: Config, a) -> int:
         ex = replace(ex, mix=_mix_settings(ex.mix, a.mix, a.max_samples))
     cfg = replace(cfg, semantic=replace(cfg.semantic, export=ex))
 
-    r = _run_stage("export", cfg, lambda sp, st, c: stage.run(sp, st, c, a.out, a.allow_unchecked),
+    r = run_stage("export", cfg, lambda sp, st, c: stage.run(sp, st, c, a.out, a.allow_unchecked),
                    {"out": a.out, "allow_unchecked": a.allow_unchecked})
     print(f"export: {r.counts['exported']:,} samples -> {r.extra['out']} (manifest.json inside)")
     if r.counts["mix_dropped"]:
@@ -317,7 +108,7 @@ def cmd_pipeline(cfg: Config, a) -> int:
     p = cfg.platform.pipeline
     inputs = pipeline.Inputs(raw=tuple(a.input) or p.inputs, benchmarks=tuple(a.benchmark) or p.benchmarks,
                              export_dir=getattr(a, "export_dir", None) or p.export_dir or None)
-    spark, store = _session(cfg)
+    spark, store = session(cfg)
     if a.pipeline_command == "status":
         rows = pipeline.status(store, cfg, inputs)
         if a.json:
@@ -350,7 +141,7 @@ def cmd_pipeline(cfg: Config, a) -> int:
 
 
 def cmd_tables(cfg: Config, a) -> int:
-    _, store = _session(cfg)
+    _, store = session(cfg)
     counts = {name: store.count(name) for name in store.tables()}
     if a.json:
         print(json.dumps(counts, indent=2))
@@ -363,7 +154,7 @@ def cmd_tables(cfg: Config, a) -> int:
 
 
 def cmd_table(cfg: Config, a) -> int:
-    _, store = _session(cfg)
+    _, store = session(cfg)
     from pyspark.sql import functions as F
 
     df = store.read(a.name, version=a.version)
@@ -377,7 +168,7 @@ def cmd_table(cfg: Config, a) -> int:
 
 
 def cmd_show(cfg: Config, a) -> int:
-    _, store = _session(cfg)
+    _, store = session(cfg)
     store.read(a.name).show(a.n, truncate=a.width if a.width > 0 else False, vertical=False)
     return 0
 
