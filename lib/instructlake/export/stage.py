@@ -172,9 +172,9 @@ def run(spark: SparkSession, store: Store, config: Config, out: str | None = Non
     df, quality = quality_filter(store, config, df)
     df, decontam = decontam_filter(store, config, df)
     df, scrubbed = scrub_stage.apply(store, config, df)
+    check_checked(dedup, decontam, allow_unchecked, quality, scrubbed)  # before the licenses' and mix's jobs
     df, lic = licenses.apply(spark, store, config, df)
     df, mixed = mix.apply(store, config, df)
-    check_checked(dedup, decontam, allow_unchecked, quality, scrubbed)
     for stage, checks in (("decontam", decontam), ("filter", quality), ("scrub", scrubbed)):
         if "hash" in checks:
             hashes[stage] = checks["hash"]
