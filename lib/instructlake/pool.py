@@ -29,6 +29,15 @@ def failed_filter(store: Store) -> DataFrame | None:
     return store.read("quality").filter(~F.col("passed")).select("sample_id")
 
 
+def not_checked(store: Store, table: str, chash: str, pool: DataFrame) -> DataFrame:
+    """The rows of `pool` that `table` has no row for under config hash `chash` (all of them before the
+    table exists): what a stage that checks each sample once per config still has to do."""
+    if not store.exists(table):
+        return pool
+    done = store.read(table).filter(F.col("config_hash") == chash).select("sample_id")
+    return pool.join(done, "sample_id", "left_anti")
+
+
 def without_removed(store: Store, samples: DataFrame) -> DataFrame:
     """What later stages read: the samples neither dedup nor the quality filter removed (and those neither
     has seen yet)."""

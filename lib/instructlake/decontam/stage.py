@@ -24,7 +24,7 @@ from pyspark.sql import functions as F
 from instructlake import schemas
 from instructlake.config import Config, config_hash
 from instructlake.embed.table import instruction_vectors
-from instructlake.pool import without_removed
+from instructlake.pool import not_checked, without_removed
 from instructlake.runs import EmptyInputError, StageResult
 from instructlake.store import Store
 
@@ -153,10 +153,7 @@ def run(spark: SparkSession, store: Store, config: Config, benchmarks: list[str]
     version = store.version("samples")
     samples = store.read("samples", version=version)
     pool = without_removed(store, samples) if cfg.only_kept else samples
-    todo = pool.select("sample_id", "instruction")
-    if store.exists("contamination"):
-        done = store.read("contamination").filter(F.col("config_hash") == chash).select("sample_id")
-        todo = todo.join(done, "sample_id", "left_anti")
+    todo = not_checked(store, "contamination", chash, pool.select("sample_id", "instruction"))
     todo = todo.localCheckpoint()
     n_pool, n_todo = pool.count(), todo.count()
     log.info("decontam: %d of %d samples to check against %d prompts of %s (cosine >= %.2f, %d-gram)", n_todo,

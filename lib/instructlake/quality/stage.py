@@ -18,7 +18,7 @@ from pyspark.sql import functions as F
 
 from instructlake import schemas
 from instructlake.config import Config, config_hash
-from instructlake.pool import without_duplicates
+from instructlake.pool import not_checked, without_duplicates
 from instructlake.runs import StageResult
 from instructlake.store import Store
 
@@ -34,11 +34,7 @@ def pending(store: Store, config: Config, chash: str):
     schemas.require(samples, "samples", ["sample_id", "conversation"])
     # dedup's removals only: a sample the filter failed is judged again under a changed config
     pool = without_duplicates(store, samples) if config.filter.only_kept else samples
-    todo = pool
-    if store.exists("quality"):
-        done = store.read("quality").filter(F.col("config_hash") == chash).select("sample_id")
-        todo = pool.join(done, "sample_id", "left_anti")
-    return todo.select("sample_id", "conversation"), pool.count()
+    return not_checked(store, "quality", chash, pool).select("sample_id", "conversation"), pool.count()
 
 
 def _judge_batches(cfg):

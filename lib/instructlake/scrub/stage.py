@@ -19,7 +19,7 @@ from pyspark.sql import functions as F
 
 from instructlake import schemas
 from instructlake.config import Config, config_hash
-from instructlake.pool import without_removed
+from instructlake.pool import not_checked, without_removed
 from instructlake.runs import StageResult
 from instructlake.store import Store
 
@@ -41,10 +41,7 @@ def pending(store: Store, chash: str) -> tuple[DataFrame, int]:
     samples = store.read("samples")
     schemas.require(samples, "samples", ["sample_id", "conversation", "system"])
     pool = without_removed(store, samples)
-    todo = pool
-    if store.exists("pii"):
-        done = store.read("pii").filter(F.col("config_hash") == chash).select("sample_id")
-        todo = pool.join(done, "sample_id", "left_anti")
+    todo = not_checked(store, "pii", chash, pool)
     return todo.select("sample_id", "conversation", "system"), pool.count()
 
 

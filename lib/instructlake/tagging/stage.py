@@ -22,7 +22,7 @@ from pyspark.sql import functions as F
 
 from instructlake import schemas
 from instructlake.config import Config, config_hash
-from instructlake.pool import without_removed
+from instructlake.pool import not_checked, without_removed
 from instructlake.runs import StageResult
 from instructlake.store import Store
 
@@ -66,10 +66,7 @@ def pending(store: Store, config: Config, chash: str) -> tuple[DataFrame, int]:
     schemas.require(samples, "samples", ["sample_id", "instruction"])
     pool = without_removed(store, samples) if config.tagging.only_kept else samples
     n_pool = pool.count()
-    todo = pool
-    if store.exists("tags"):
-        done = store.read("tags").filter(F.col("config_hash") == chash).select("sample_id").distinct()
-        todo = pool.join(done, "sample_id", "left_anti")
+    todo = not_checked(store, "tags", chash, pool)
     return todo.select("sample_id", instruction_text(config).alias("text")), n_pool
 
 
