@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from instructlake.cli_run import run_stage
 from instructlake.config import Config
+from instructlake.counts import prefixed
 
 
 def cmd_ingest(cfg: Config, a) -> int:
@@ -121,9 +122,8 @@ def cmd_decontam(cfg: Config, a) -> int:
     c = r.counts
     print(f"decontam: {c['input']:,} of {c['pool']:,} samples needed checking against {c['prompts']:,} benchmark "
           f"prompts: {c['flagged']:,} flagged ({r.seconds:.1f}s)")
-    for k, v in sorted(c.items()):
-        if k.startswith("benchmark."):
-            print(f"  {k[10:]:<40} {v:>8,}")
+    for name, v in sorted(prefixed(c, "benchmark.")):
+        print(f"  {name:<40} {v:>8,}")
     return 0
 
 
@@ -135,9 +135,8 @@ def cmd_filter(cfg: Config, a) -> int:
     print(f"filter: {c['input']:,} of {c['pool']:,} samples judged: {c['passed']:,} passed, {c['filtered']:,} "
           f"filtered ({r.seconds:.1f}s)")
     for prefix, what in (("reason.", "filtered for"), ("lang.", "language")):
-        for k, v in c.items():
-            if k.startswith(prefix):
-                print(f"  {what} {k[len(prefix):]:<28} {v:>8,}")
+        for name, v in prefixed(c, prefix):
+            print(f"  {what} {name:<28} {v:>8,}")
     return 0
 
 
@@ -148,9 +147,8 @@ def cmd_scrub(cfg: Config, a) -> int:
     c = r.counts
     print(f"scrub: {c['input']:,} of {c['pool']:,} samples checked: {c['scrubbed']:,} hold PII or secrets, "
           f"{c['values']:,} values to replace in export ({r.seconds:.1f}s)")
-    for k, v in c.items():
-        if k.startswith("kind."):
-            print(f"  {k[5:]:<28} {v:>8,}")
+    for name, v in prefixed(c, "kind."):
+        print(f"  {name:<28} {v:>8,}")
     return 0
 
 

@@ -17,6 +17,7 @@ from pathlib import Path
 
 from instructlake import pipeline
 from instructlake.config import load_config
+from instructlake.counts import listed
 from instructlake.ingest import stage as ingest_stage
 from instructlake.scoring import seeds as seeds_stage
 from instructlake.spark import get_session
@@ -149,13 +150,11 @@ def main(argv: list[str] | None = None) -> int:
           f"{cfg.decontam.ngram}-grams); export drops them")
     c = fl.counts
     print(f"  filter: {c['passed']:,} of {c['input']:,} samples pass the quality filter (later stages and "
-          "export skip the rest); filtered for "
-          + (", ".join(f"{k[7:]} {v:,}" for k, v in c.items() if k.startswith("reason.")) or "nothing")
-          + "; languages " + ", ".join(f"{k[5:]} {v:,}" for k, v in c.items() if k.startswith("lang.")))
+          f"export skip the rest); filtered for {listed(c, 'reason.', 'nothing')}; languages "
+          f"{listed(c, 'lang.', '')}")
     c = r["scrub"].counts
     print(f"  scrub: {c['scrubbed']:,} of {c['input']:,} samples hold PII or secrets; export replaces "
-          f"{c['values']:,} values: " + (", ".join(f"{k[5:]} {v:,}" for k, v in c.items() if k.startswith("kind."))
-                                         or "none"))
+          f"{c['values']:,} values: {listed(c, 'kind.')}")
     print("  tables:")
     for name in store.tables():
         print(f"    {name:<16} {store.count(name):>8,} rows   {store.path(name)}")

@@ -18,6 +18,7 @@ from pyspark.sql import functions as F
 
 from instructlake import schemas
 from instructlake.config import Config, config_hash
+from instructlake.counts import listed
 from instructlake.pool import not_checked, without_duplicates
 from instructlake.runs import StageResult
 from instructlake.store import Store
@@ -101,7 +102,7 @@ def run(spark: SparkSession, store: Store, config: Config) -> StageResult:
     counts = {"pool": n_pool, **tally(rows)}
     log.info("filter: %d samples judged in %.1fs: %d passed, %d filtered (%s); languages: %s",
              counts["input"], time.time() - t0, counts["passed"], counts["filtered"],
-             _listed(counts, "reason."), _listed(counts, "lang."))
+             listed(counts, "reason."), listed(counts, "lang."))
     if counts["input"]:
         store.merge("quality", rows, update=True, source_is_materialized=True)  # the latest verdict wins
     else:
@@ -110,6 +111,3 @@ def run(spark: SparkSession, store: Store, config: Config) -> StageResult:
                        input_versions={"samples": in_version},
                        output_versions={"quality": store.version("quality")})
 
-
-def _listed(counts: dict[str, int], prefix: str) -> str:
-    return ", ".join(f"{k[len(prefix):]} {v:,}" for k, v in counts.items() if k.startswith(prefix)) or "none"

@@ -19,6 +19,7 @@ from pyspark.sql import functions as F
 
 from instructlake import schemas
 from instructlake.config import Config, config_hash
+from instructlake.counts import listed
 from instructlake.pool import not_checked, without_removed
 from instructlake.runs import StageResult
 from instructlake.store import Store
@@ -108,7 +109,7 @@ def run(spark: SparkSession, store: Store, config: Config) -> StageResult:
     counts = {"pool": n_pool, **tally(rows)}
     log.info("scrub: %d samples checked in %.1fs: %d with PII or secrets, %d values replaced (%s)",
              counts["input"], time.time() - t0, counts["scrubbed"], counts["values"],
-             ", ".join(f"{k[5:]} {v:,}" for k, v in counts.items() if k.startswith("kind.")) or "none")
+             listed(counts, "kind."))
     if counts["input"]:
         store.merge("pii", rows, update=True, source_is_materialized=True)  # the latest check wins
     else:
