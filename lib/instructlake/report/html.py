@@ -258,13 +258,17 @@ def pii_section(store: Store, examples: int = 3) -> str:
              "the original.</p>",
              _table(["kind", "values replaced", "samples"], [[r["kind"], int(r["values"]), int(r["samples"])]
                                                              for r in per])]
+    # the first `examples` samples of each kind (by id), in one job, as the quality section picks its own
     text = F.concat_ws("\n", F.transform("conversation", lambda t: t["content"]))
+    w = Window.partitionBy("kind").orderBy("sample_id")
+    kinds = F.explode(F.map_keys("counts")).alias("kind")
+    picked = (p.filter("found > 0").select("sample_id", text.alias("t"), kinds)
+              .withColumn("_n", F.row_number().over(w)).filter(F.col("_n") <= examples)
+              .orderBy("kind", "sample_id").collect())
     shown = []
     for r in per:
         tag = f"<{r['kind']}>"
-        rows = (p.filter(F.col("counts").getItem(r["kind"]) > 0).select(text.alias("t"))
-                .orderBy(F.col("sample_id")).limit(examples).collect())
-        for row in rows:
+        for row in (x for x in picked if x["kind"] == r["kind"]):
             at = (row["t"] or "").find(tag)
             if at >= 0:
                 shown.append([r["kind"], row["t"][max(0, at - 80):at + len(tag) + 80]])
