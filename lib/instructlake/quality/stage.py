@@ -19,7 +19,7 @@ from pyspark.sql import functions as F
 from instructlake import schemas
 from instructlake.config import Config, config_hash
 from instructlake.counts import listed
-from instructlake.pool import not_checked, without_duplicates
+from instructlake.pool import not_checked, save_checks, stamped, without_duplicates
 from instructlake.runs import StageResult
 from instructlake.store import Store
 
@@ -96,18 +96,12 @@ def run(spark: SparkSession, store: Store, config: Config) -> StageResult:
     in_version = store.version("samples")
     todo, n_pool = pending(store, config, chash)
     t0 = time.time()
-    rows = (todo.mapInArrow(_judge_batches(config.filter), OUT)
-            .withColumn("config_hash", F.lit(chash)).withColumn("checked_at", F.current_timestamp())
-            .select(*schemas.QUALITY.fieldNames())).localCheckpoint()
+    rows = stamped(todo.mapInArrow(_judge_batches(config.filter), OUT), "quality", chash)
     counts = {"pool": n_pool, **tally(rows)}
     log.info("filter: %d samples judged in %.1fs: %d passed, %d filtered (%s); languages: %s",
              counts["input"], time.time() - t0, counts["passed"], counts["filtered"],
              listed(counts, "reason."), listed(counts, "lang."))
-    if counts["input"]:
-        store.merge("quality", rows, update=True, source_is_materialized=True)  # the latest verdict wins
-    else:
-        store.ensure("quality")
+    version = save_checks(store, "quality", rows, counts["input"])  # the latest verdict wins
     return StageResult(stage="filter", config_hash=chash, counts=counts,
-                       input_versions={"samples": in_version},
-                       output_versions={"quality": store.version("quality")})
+                       input_versions={"samples": in_version}, output_versions={"quality": version})
 

@@ -20,7 +20,7 @@ from pyspark.sql import functions as F
 from instructlake import schemas
 from instructlake.config import Config, config_hash
 from instructlake.counts import listed
-from instructlake.pool import not_checked, without_removed
+from instructlake.pool import not_checked, save_checks, stamped, without_removed
 from instructlake.runs import StageResult
 from instructlake.store import Store
 
@@ -103,19 +103,14 @@ def run(spark: SparkSession, store: Store, config: Config) -> StageResult:
     in_version = store.version("samples")
     todo, n_pool = pending(store, chash)
     t0 = time.time()
-    rows = (todo.mapInArrow(_scrub_batches(config.scrub), OUT)
-            .withColumn("config_hash", F.lit(chash)).withColumn("checked_at", F.current_timestamp())
-            .select(*schemas.PII.fieldNames())).localCheckpoint()
+    rows = stamped(todo.mapInArrow(_scrub_batches(config.scrub), OUT), "pii", chash)
     counts = {"pool": n_pool, **tally(rows)}
     log.info("scrub: %d samples checked in %.1fs: %d with PII or secrets, %d values replaced (%s)",
              counts["input"], time.time() - t0, counts["scrubbed"], counts["values"],
              listed(counts, "kind."))
-    if counts["input"]:
-        store.merge("pii", rows, update=True, source_is_materialized=True)  # the latest check wins
-    else:
-        store.ensure("pii")
+    version = save_checks(store, "pii", rows, counts["input"])  # the latest check wins
     return StageResult(stage="scrub", config_hash=chash, counts=counts,
-                       input_versions={"samples": in_version}, output_versions={"pii": store.version("pii")})
+                       input_versions={"samples": in_version}, output_versions={"pii": version})
 
 
 def apply(store: Store, config: Config, df: DataFrame) -> tuple[DataFrame, dict]:
