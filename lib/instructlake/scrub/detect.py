@@ -182,26 +182,16 @@ def _phone_shaped(text: str, start: int, end: int) -> bool:
 
 # ---------------------------------------------------------------- all together
 
-DETECTORS: dict[str, Callable[..., Iterator[Span]]] = {
-    "EMAIL": emails, "PHONE": phones, "IP_ADDRESS": ip_addresses, "CREDIT_CARD": credit_cards,
-    "SECRET": secret_spans,
-}
-
-
 def find(text: str, kinds: tuple[str, ...] = KINDS, phone_regions: tuple[str, ...] = ("US",),
          keep_email_domains: frozenset[str] = frozenset()) -> list[Span]:
     """The spans to replace, in order, none overlapping: of overlapping spans the one that starts first
     (then the longest; a secret before anything else at the same place) wins."""
     if not text:
         return []
-    found: list[Span] = []
-    for kind in kinds:
-        if kind == "PHONE":
-            found.extend(phones(text, phone_regions))
-        elif kind == "EMAIL":
-            found.extend(emails(text, keep_email_domains))
-        else:
-            found.extend(DETECTORS[kind](text))
+    detectors: dict[str, Callable[[str], Iterator[Span]]] = {
+        "EMAIL": lambda t: emails(t, keep_email_domains), "PHONE": lambda t: phones(t, phone_regions),
+        "IP_ADDRESS": ip_addresses, "CREDIT_CARD": credit_cards, "SECRET": secret_spans}
+    found = [s for kind in kinds for s in detectors[kind](text)]
     found.sort(key=lambda s: (s.start, -(s.end - s.start), s.kind != "SECRET"))
     out: list[Span] = []
     for s in found:

@@ -46,12 +46,16 @@ def pending(store: Store, chash: str) -> tuple[DataFrame, int]:
     return todo.select("sample_id", "conversation", "system"), pool.count()
 
 
-def scrub_sample(conversation: list[dict], system: str | None, cfg) -> dict:
+def find_options(cfg) -> dict:
+    """detect.find's keyword arguments from the scrub config (built once per batch function, not per text)."""
+    return {"kinds": tuple(cfg.kinds), "phone_regions": tuple(cfg.phone_regions),
+            "keep_email_domains": frozenset(d.lower() for d in cfg.keep_email_domains)}
+
+
+def scrub_sample(conversation: list[dict], system: str | None, opts: dict) -> dict:
     """One sample's counts by kind and, when anything was found, its scrubbed turns and system prompt."""
     from instructlake.scrub.detect import find, scrub
 
-    opts = {"kinds": tuple(cfg.kinds), "phone_regions": tuple(cfg.phone_regions),
-            "keep_email_domains": frozenset(d.lower() for d in cfg.keep_email_domains)}
     counts: dict[str, int] = {}
 
     def clean(text: str | None) -> str | None:
@@ -72,6 +76,8 @@ def scrub_sample(conversation: list[dict], system: str | None, cfg) -> dict:
 def _scrub_batches(cfg):
     """The mapInArrow function: a batch of (sample_id, conversation, system) -> pii rows."""
 
+    opts = find_options(cfg)
+
     def run(batches):
         import pyarrow as pa
 
@@ -79,7 +85,7 @@ def _scrub_batches(cfg):
         schema = pa.schema([("sample_id", pa.string()), ("counts", pa.map_(pa.string(), pa.int32())),
                             ("found", pa.int32()), ("conversation", pa.list_(turn)), ("system", pa.string())])
         for b in batches:
-            rows = [{"sample_id": sid, **scrub_sample(conv or [], system, cfg)}
+            rows = [{"sample_id": sid, **scrub_sample(conv or [], system, opts)}
                     for sid, conv, system in zip(b.column("sample_id").to_pylist(),
                                                  b.column("conversation").to_pylist(),
                                                  b.column("system").to_pylist(), strict=True)]
