@@ -50,3 +50,10 @@ def store(spark, config):
 @pytest.fixture
 def samples_dir() -> Path:
     return SAMPLES
+
+
+def logged_tokens(path, skip: int = 0) -> tuple[int, int]:
+    """(prompt, completion) tokens the scripted double reported in its calls_file, summed over the lines
+    after the first `skip`: counted where the calls were made, not by the code under test."""
+    lines = open(path).read().splitlines()[skip:]
+    return sum(int(x.split()[2]) for x in lines), sum(int(x.split()[3]) for x in lines)

@@ -26,6 +26,7 @@ from instructlake.cli_stages import (
     cmd_train_reference,
 )
 from instructlake.config import Config, ConfigError, load_config
+from instructlake.llm import usage
 
 log = logging.getLogger("instructlake")
 
@@ -126,6 +127,9 @@ def cmd_pipeline(cfg: Config, a) -> int:
         print(f"  {o.step:<16} {o.action:<11} ({o.reason}){extra}", flush=True)
         if o.result is not None and o.result.warning:
             print(f"  {'':<16} warning: {o.result.warning}", flush=True)
+        spent = usage.line(o.result.counts, cfg.platform.llm.prices) if o.result is not None else ""
+        if spent:
+            print(f"  {'':<16} LLM tokens: {spent}", flush=True)
 
     print(f"pipeline: warehouse {store.warehouse}", flush=True)
     try:

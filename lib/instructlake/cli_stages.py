@@ -6,6 +6,7 @@ from __future__ import annotations
 from instructlake.cli_run import run_stage
 from instructlake.config import Config
 from instructlake.counts import prefixed
+from instructlake.llm import usage
 
 
 def cmd_ingest(cfg: Config, a) -> int:
@@ -46,6 +47,7 @@ def cmd_tag(cfg: Config, a) -> int:
     if "llm_calls" in c:
         print(f"  LLM: {c['llm_prompts']:,} prompts, {c['llm_cache_hits']:,} cache hits, {c['llm_calls']:,} answered "
               f"now, {c['llm_invalid']:,} invalid after re-asks")
+    print_tokens(cfg, r)
     return 0
 
 
@@ -172,6 +174,7 @@ def cmd_evolve(cfg: Config, a) -> int:
           f"rejected, {c['backend_failed']:,} backend failures (retried next run); {c['new_samples']:,} new samples "
           f"({c['evolve_calls'] + c['judge_calls'] + c['respond_calls'] + c['follow_up_calls']:,} model calls, "
           f"{r.seconds:.1f}s)")
+    print_tokens(cfg, r)
     return 0
 
 
@@ -189,6 +192,7 @@ def cmd_diagnose(cfg: Config, a) -> int:
           f"{c.get('new_samples', 0):,} new samples ({r.seconds:.1f}s)")
     for k, v in sorted(((k[6:], v) for k, v in c.items() if k.startswith("skill.")), key=lambda kv: -kv[1]):
         print(f"  {k:<40} {v:>6,} deficient")
+    print_tokens(cfg, r)
     return 0
 
 
@@ -199,4 +203,12 @@ def cmd_difficulty(cfg: Config, a) -> int:
     c = r.counts
     print(f"difficulty: {c['input']:,} of {c['pool']:,} samples needed a rating: {c['rated']:,} rated, "
           f"{c['invalid']:,} invalid, {c['backend_failed']:,} backend failures ({r.seconds:.1f}s)")
+    print_tokens(cfg, r)
     return 0
+
+
+def print_tokens(cfg: Config, r) -> None:
+    """The LLM tokens the stage's calls spent now, per model, with their cost where a price is set."""
+    spent = usage.line(r.counts, cfg.platform.llm.prices)
+    if spent:
+        print(f"  LLM tokens: {spent}")

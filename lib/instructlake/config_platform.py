@@ -107,6 +107,14 @@ class LLMSettings:
     # Tests: the scripted double and the vLLM engine append every prompt they are asked here, one line each
     # (tests count calls made in Spark's Python workers).
     calls_file: str | None = None
+    # model name or glob -> "prompt,completion" US dollars per million tokens: run records, the CLI and the
+    # report then estimate what each stage's calls cost (no entry: tokens only).
+    prices: dict[str, str] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        from instructlake.llm.usage import parse_prices
+
+        parse_prices(self.prices)
 
 
 @dataclass(frozen=True)

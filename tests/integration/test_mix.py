@@ -44,6 +44,14 @@ def test_export_draws_a_budget_per_source(spark, store, warehouse, tmp_path, cap
     assert manifest["asked"]["weights"] == {"big": 3.0, "mid": 1.0} and manifest["asked"]["max_samples"] == 20
     card = (out / "README.md").read_text()
     assert "## Mix" in card and "| big | 40 | 12 |" in card and "| tail | 3 | 3 |" in card
+    # the report's export section, from the export's run record
+    assert main([*wh, "report"]) == 0
+    page = (warehouse / "report" / "index.html").read_text(encoding="utf-8")
+    assert "<h3>Mix drawn (budget 20 rows)</h3>" in page
+    assert '<tr><td>big</td><td class="num">40</td><td class="num">12</td><td>30%</td></tr>' in page
+    assert '<tr><td>tail</td><td class="num">3</td><td class="num">3</td><td>100%</td></tr>' in page
+    assert '<tr><td>not drawn by the mix</td><td class="num">33</td></tr>' in page
+    assert '<tr><td>unknown</td><td class="num">20</td></tr>' in page  # no --license at ingest
 
     # the same config draws the same rows; another seed other rows in the same numbers
     assert _ids(export("b", *budget)) == drawn

@@ -8,12 +8,12 @@ import json
 import pytest
 from pyspark.sql import functions as F
 
-from instructlake import schemas
+from instructlake import runs, schemas
 from instructlake.config import load_config
 from instructlake.ingest import stage as ingest
 from instructlake.store import Store
 from instructlake.synth import difficulty, evolve
-from tests.conftest import TEST_SETTINGS
+from tests.conftest import TEST_SETTINGS, logged_tokens
 
 DOUBLE = "instructlake.llm.scripted:synth"
 SEEDS = {
@@ -39,6 +39,10 @@ def calls(path) -> int:
     return sum(1 for _ in open(path)) if path.exists() else 0
 
 
+def stage_tokens(counts: dict) -> tuple[int, int]:
+    return counts.get(f"tokens.prompt.{DOUBLE}", 0), counts.get(f"tokens.completion.{DOUBLE}", 0)
+
+
 def make_seeds(spark, store, config, tmp_path, seeds):
     p = tmp_path / "pool.json"
     p.write_text(json.dumps([{"instruction": t, "input": "", "output": f"Answer: {t}"} for t in seeds.values()]))
@@ -56,6 +60,8 @@ def test_evolve_hostile_outputs_lineage_and_rerun(spark, warehouse, tmp_path):
     make_seeds(spark, store, config, tmp_path, SEEDS)
     r = evolve.run(spark, store, config)
     c = r.counts
+    # every call's tokens (evolve, judge, respond, follow-ups, re-asks) reach the stage's counts
+    assert stage_tokens(c) == logged_tokens(calls_file) and stage_tokens(c)[1] > 0
     # round 1: 9 seeds x 2; the backend-down seed's 2 are not recorded (retried next run); round 2: the 2
     # valid evolutions of the good seed, evolved twice each
     assert c["seeds"] == 9 and c["backend_failed"] == 2 and c["evolutions"] == 18 + 4
@@ -97,19 +103,31 @@ def test_evolve_hostile_outputs_lineage_and_rerun(spark, warehouse, tmp_path):
     before = calls(calls_file)
     again = evolve.run(spark, store, config)
     assert calls(calls_file) - before == 2 and again.counts["evolutions"] == 2 and again.counts["follow_up_calls"] == 0
+    # cached answers cost nothing: only the two prompts asked again (failed: prompt tokens, no completion)
+    assert stage_tokens(again.counts) == logged_tokens(calls_file, before) and stage_tokens(again.counts)[1] == 0
     assert store.read("evolved").count() == 20 and store.read("samples").filter("source = 'synth'").count() == len(synth)
 
     # difficulty of every sample, from the same double; a re-run rates nothing
+    before = calls(calls_file)
     d = difficulty.run(spark, store, config)
+    assert stage_tokens(d.counts) == logged_tokens(calls_file, before)
     assert d.counts["rated"] == store.read("samples").count() and d.counts["invalid"] == 0
     longest = store.read("difficulty").join(store.read("samples").filter("source = 'synth'"), "sample_id")
     assert longest.agg(F.min("difficulty")).first()[0] >= 3  # evolved instructions are longer, so harder
     assert difficulty.run(spark, store, config).counts["input"] == 0
     from instructlake.report import html
 
-    page = open(html.build(store), encoding="utf-8").read()
+    priced = synth_config(warehouse, calls_file, f'platform.llm.prices={{"{DOUBLE}": "1,2"}}')
+    for result in (r, again, d):
+        runs.record(store, result, runs.now())
+    page = open(html.build(store, priced), encoding="utf-8").read()
     assert '<h2 id="difficulty">Difficulty</h2>' in page and 'href="#difficulty"' in page
     assert "original pool" in page and "final export" in page
+    # the LLM section: tokens per stage from the run records, and their cost at $1 / $2 per million
+    prompt, completion = logged_tokens(calls_file)
+    assert '<h2 id="llm-tokens">LLM tokens</h2>' in page
+    cost = (prompt + 2 * completion) / 1e6
+    assert f'<td class="num">{prompt:,}</td><td class="num">{completion:,}</td><td>${cost:,.4f}</td>' in page
 
 
 def test_evolve_resumes_after_a_crash_like_an_uninterrupted_run(spark, tmp_path):

@@ -9,10 +9,10 @@ from pyspark.sql import functions as F
 from instructlake.config import LLMConfig, LLMSettings, load_config
 from instructlake.dedup import stage as dedup
 from instructlake.ingest import stage as ingest
-from instructlake.llm import prompts
+from instructlake.llm import prompts, usage
 from instructlake.llm.cache import Task, complete, keyed
 from instructlake.tagging import stage as tagging
-from tests.conftest import TEST_SETTINGS
+from tests.conftest import TEST_SETTINGS, logged_tokens
 
 INSTRUCTIONS = [
     "Write a Python function that adds two numbers and returns the sum.",
@@ -52,7 +52,10 @@ def test_complete_caches_answers_and_a_rerun_makes_no_calls(spark, store, tmp_pa
     task = Task(prompt.version, prompt.schema)
     answers, counts = complete(store, req, llm, settings, task)
     got = {r["request_id"]: r for r in answers.collect()}
-    assert counts == {"prompts": 4, "cache_hits": 0, "calls": 4, "backend_errors": 1, "invalid": 0}
+    spent = logged_tokens(calls_file)
+    assert counts == {"prompts": 4, "cache_hits": 0, "calls": 4, "backend_errors": 1, "invalid": 0,
+                      **usage.spent(llm.model, *spent)}
+    assert spent[0] > 0 and spent[1] > 0
     assert calls(calls_file) == 4 + 1  # four prompts and one re-ask ([[garbage]])
     assert set(got) == {"r0", "r1", "r2", "r3", "r4"}
     assert got["r0"]["parsed"] == got["r1"]["parsed"] and got["r0"]["cache_key"] == got["r1"]["cache_key"]
@@ -64,6 +67,7 @@ def test_complete_caches_answers_and_a_rerun_makes_no_calls(spark, store, tmp_pa
     answers, counts = complete(store, req, llm, settings, task)
     assert answers.count() == 5
     assert counts["cache_hits"] == 3 and counts["calls"] == 1  # only the failed prompt is asked again
+    assert usage.by_model(counts)[llm.model] == usage.Tokens(*logged_tokens(calls_file, 5))
     assert calls(calls_file) == 5 + 1
 
     # another model, or another prompt version, is another cache key

@@ -241,5 +241,17 @@ def run(spark: SparkSession, store: Store, config: Config, out: str | None = Non
                                "flagged_earlier_dropped": decontam["flagged_earlier_dropped"],
                                "skipped": samples.count() - total - dropped_dups - filtered - contaminated
                                - decontam["flagged_earlier_dropped"] - lic["dropped"]
-                               - mixed.get("dropped", 0)},
+                               - mixed.get("dropped", 0),
+                               **shipped_counts(lic, mixed, config.export.mix.max_samples)},
                        input_versions=versions, extra={"out": out, "manifest": manifest})
+
+
+def shipped_counts(lic: dict, mixed: dict, budget: int) -> dict[str, int]:
+    """Rows per license set and, when mixed, per group available and drawn: the run record keeps them
+    (the report's export section reads them there, not from an export directory that may have moved)."""
+    out = {f"license.{k}": v for k, v in lic.get("rows_per_license", {}).items()}
+    if mixed:
+        out["mix_budget"] = budget
+        for what in ("available", "drawn"):
+            out.update({f"mix.{what}.{g}": n for g, n in mixed[what].items()})
+    return out

@@ -23,6 +23,7 @@ from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
 from instructlake.config import LLMConfig, LLMSettings
+from instructlake.llm import usage
 from instructlake.llm.engine import SamplingParams
 from instructlake.resources import gpu_profile, task_threads
 from instructlake.store import Store
@@ -122,7 +123,8 @@ ANSWER_SCHEMA = ("cache_key string, model string, prompt_version string, params_
 def complete(store: Store, requests: DataFrame, llm: LLMConfig, settings: LLMSettings,
              task: Task) -> tuple[DataFrame, dict[str, int]]:
     """Answers for `requests` (request_id, messages JSON): request_id plus ANSWER_COLUMNS, and counts
-    (prompts, cache_hits, calls = prompts answered by the engine now, invalid, backend_errors)."""
+    (prompts, cache_hits, calls = prompts answered by the engine now, invalid, backend_errors, and the
+    tokens those calls spent: usage.PROMPT + model, usage.COMPLETION + model)."""
     ph = params_hash(llm, task)
     req = keyed(requests.select("request_id", "messages"), llm, task).localCheckpoint()
     distinct = req.select("cache_key", "prompt_hash", "messages").dropDuplicates(["cache_key"])
@@ -169,11 +171,15 @@ def _answer_misses(store: Store, misses: DataFrame, n_miss: int, llm: LLMConfig,
                               profile=gpu_profile(settings.gpus_per_task, settings.executor_gpus))
                  .withColumn("created_at", F.current_timestamp())
                  .localCheckpoint())
+        invalid = F.col("error").isNotNull() & ~F.col("transport_error")
         agg = fresh.agg(F.count("*").alias("n"), F.sum(F.col("transport_error").cast("int")).alias("t"),
-                        F.sum((F.col("error").isNotNull() & ~F.col("transport_error")).cast("int")).alias("i")).first()
+                        F.sum(invalid.cast("int")).alias("i"),
+                        F.sum("prompt_tokens").alias("pt"), F.sum("completion_tokens").alias("ct")).first()
         n, failed = int(agg["n"]), int(agg["t"] or 0)
         counts["backend_errors"] += failed
         counts["invalid"] += int(agg["i"] or 0)
+        # every attempt's tokens (re-asks included), also of answers not cached: what the backend was paid for
+        usage.add(counts, usage.spent(llm.model, agg["pt"] or 0, agg["ct"] or 0))
         kept = fresh.filter(~F.col("transport_error")).drop("transport_error")
         merged = store.merge("llm_cache", kept, source_is_materialized=True)
         if merged.inserted == n - failed:
@@ -186,6 +192,7 @@ def _answer_misses(store: Store, misses: DataFrame, n_miss: int, llm: LLMConfig,
         spent = time.time() - t0
         log.info("LLM round %d/%d: %d answered and cached (%.0fs so far, about %.0fs to go)", r + 1, rounds, n,
                  spent, spent / (r + 1) * (rounds - r - 1))
-    log.info("LLM answered %d prompts in %.1fs (%d invalid after re-asks, %d backend errors)", n_miss,
-             time.time() - t0, counts["invalid"], counts["backend_errors"])
+    log.info("LLM answered %d prompts in %.1fs (%d invalid after re-asks, %d backend errors); %s", n_miss,
+             time.time() - t0, counts["invalid"], counts["backend_errors"],
+             usage.line(counts, settings.prices))
     return answers

@@ -11,8 +11,9 @@ from instructlake.worker_models import once_per_worker
 
 log = logging.getLogger(__name__)
 
-# Settings that say how Spark schedules the calls, not how an engine is built: a change keeps the engine.
-SCHEDULING = ("partitions", "commit_every", "gpus_per_task", "executor_gpus")
+# Settings that say how Spark schedules the calls (and what they cost), not how an engine is built: a
+# change keeps the engine.
+SCHEDULING = ("partitions", "commit_every", "gpus_per_task", "executor_gpus", "prices")
 
 
 def make_engine(llm: LLMConfig, settings: LLMSettings, threads: int = 0) -> Engine:

@@ -2,8 +2,8 @@
 
 It answers each prompt with what a script function returns for it, so tests can exercise everything around
 an engine (caching, structured-output repair, re-asks, Spark workers) without weights. With `calls_file`
-set, every prompt it answers is appended there as one line, so a test can count calls made in Spark's
-Python workers.
+set, every prompt it answers is appended there as one line (process id, prompt hash, and the prompt and
+completion tokens it reported), so a test can count calls and tokens made in Spark's Python workers.
 """
 
 from __future__ import annotations
@@ -51,8 +51,8 @@ class ScriptedEngineDouble:
             out.append(Generation(text=text, prompt_tokens=tokens, completion_tokens=len(text.split())))
         if self.calls_file and prompts:
             with open(self.calls_file, "a", encoding="utf-8") as f:
-                for m in prompts:
-                    f.write(f"{os.getpid()} {prompt_hash(m)}\n")
+                for m, g in zip(prompts, out, strict=True):
+                    f.write(f"{os.getpid()} {prompt_hash(m)} {g.prompt_tokens} {g.completion_tokens}\n")
         return out
 
 

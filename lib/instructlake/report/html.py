@@ -1,9 +1,10 @@
 """One self-contained HTML report of the warehouse: <warehouse>/report/index.html.
 
 Every stage's latest run (counts, seconds, config hash) from `runs`, then one section per analysis that
-has run (the quality filter's verdicts, the tag co-occurrence graph and its power-law fits, loss scores
-and seeds, benchmark contamination, difficulty). Pictures are embedded as data URIs, so the page is one
-file that opens anywhere; the PNGs stay beside it too.
+has run (the quality filter's verdicts, PII scrubbed and licenses: report/curation.py; the tag
+co-occurrence graph and its power-law fits, loss scores and seeds, benchmark contamination, difficulty;
+LLM tokens and their cost: report/llm_usage.py; the latest export, its licenses and mix). Pictures are
+embedded as data URIs, so the page is one file that opens anywhere; the PNGs stay beside it too.
 """
 
 from __future__ import annotations
@@ -15,6 +16,9 @@ from datetime import datetime, timezone
 from pyspark.sql import Window
 from pyspark.sql import functions as F
 
+from instructlake.report.curation import export_section, licenses_section, pii_section, quality_section
+from instructlake.report.llm_usage import tokens_section
+from instructlake.report.parts import esc, latest_run, of_latest_run, table
 from instructlake.store import Store
 
 CSS = """
@@ -27,19 +31,6 @@ img{max-width:100%;border:1px solid #eee}.muted{color:#777;font-size:.85em}
 """
 
 
-def _e(x) -> str:
-    return html.escape(str(x))
-
-
-def _table(header: list[str], rows: list[list]) -> str:
-    head = "".join(f"<th>{_e(h)}</th>" for h in header)
-    body = "".join("<tr>" + "".join(
-        f'<td class="num">{v:,}</td>' if isinstance(v, int) else
-        f'<td class="num">{v:.4g}</td>' if isinstance(v, float) else f"<td>{_e(v)}</td>" for v in r) + "</tr>"
-        for r in rows)
-    return f"<table><tr>{head}</tr>{body}</table>"
-
-
 def runs_section(store: Store) -> str:
     if not store.exists("runs"):
         return "<p>No stage has run yet.</p>"
@@ -50,7 +41,7 @@ def runs_section(store: Store) -> str:
     for r in latest:
         counts = ", ".join(f"{k}={v:,}" for k, v in sorted((r["counts"] or {}).items()) if "." not in k)
         rows.append([r["stage"], r["status"], str(r["finished_at"])[:19], float(r["seconds"]), r["config_hash"], counts])
-    return _table(["stage", "status", "finished (UTC)", "seconds", "config hash", "counts"], rows)
+    return table(["stage", "status", "finished (UTC)", "seconds", "config hash", "counts"], rows)
 
 
 def _image(store: Store, name: str, caption: str) -> str:
@@ -61,7 +52,7 @@ def _image(store: Store, name: str, caption: str) -> str:
 
 def _figure(data: bytes, name: str, caption: str) -> str:
     uri = "data:image/png;base64," + base64.b64encode(data).decode()
-    return f'<figure><img src="{uri}" alt="{_e(caption)}"><figcaption>{_e(caption)} ({_e(name)})</figcaption></figure>'
+    return f'<figure><img src="{uri}" alt="{esc(caption)}"><figcaption>{esc(caption)} ({esc(name)})</figcaption></figure>'
 
 
 def graph_section(store: Store) -> str:
@@ -77,7 +68,7 @@ def graph_section(store: Store) -> str:
                          "not computed" if r["p_value"] is None else float(r["p_value"]),
                          float(r["lognormal_r"]), float(r["lognormal_p"]), float(r["exponential_r"]),
                          float(r["exponential_p"]), r["verdict"]])
-        parts.append(_table(["fitted", "gamma", "xmin", "KS D", "tail", "n", "bootstrap p", "R vs lognormal", "p",
+        parts.append(table(["fitted", "gamma", "xmin", "KS D", "tail", "n", "bootstrap p", "R vs lognormal", "p",
                              "R vs exponential", "p", "reading"], rows))
         parts.append('<p class="muted">Discrete power-law MLE with xmin by minimum KS distance (Clauset, Shalizi '
                      "and Newman 2009). R &gt; 0 favours the power law over the alternative; the sign means "
@@ -85,7 +76,7 @@ def graph_section(store: Store) -> str:
     if store.exists("tag_degrees"):
         top = store.read("tag_degrees").orderBy(F.desc("degree"), "tag").limit(15).collect()
         parts.append("<h3>Most connected tags</h3>")
-        parts.append(_table(["tag", "category", "samples", "degree", "weighted degree"],
+        parts.append(table(["tag", "category", "samples", "degree", "weighted degree"],
                             [[r["tag"], r["category"] or "", int(r["frequency"]), int(r["degree"]),
                               int(r["weighted_degree"])] for r in top]))
     parts += [_image(store, name, caption) for name, caption in PICTURES.items()]
@@ -105,20 +96,6 @@ def _bins(df, col: str, n: int = 40) -> tuple[list[float], list[int], float, flo
     return [lo + i * width for i in range(n + 1)], counts, float(st["m"]), float(st["s"] or 0.0)
 
 
-def _latest_run(store: Store, stage: str) -> list:
-    """[the stage's latest successful run record], or [] (stages run outside the CLI record none)."""
-    if not store.exists("runs"):
-        return []
-    return (store.read("runs").filter((F.col("stage") == stage) & (F.col("status") == "ok"))
-            .orderBy(F.desc("finished_at")).limit(1).collect())
-
-
-def of_latest_run(store: Store, stage: str, df):
-    """df's rows written under the config hash of the stage's latest run (all rows when it has none)."""
-    latest = _latest_run(store, stage)
-    return df.filter(F.col("config_hash") == latest[0]["config_hash"]) if latest else df
-
-
 def scores_section(store: Store) -> str:
     from instructlake.report import plots
 
@@ -135,7 +112,7 @@ def scores_section(store: Store) -> str:
         if not head["n"]:
             return ""
         parts = ["<h2>Loss scores and seeds</h2>",
-                 f"<p>{head['n']:,} samples scored with <b>{_e(head['model'])}</b>.</p>"]
+                 f"<p>{head['n']:,} samples scored with <b>{esc(head['model'])}</b>.</p>"]
         for col, title in cols.items():
             edges, counts, m, s = _bins(scores.filter(F.col(col).isNotNull()), col)
             lines = [(m + 1.96 * s, f"mean + 1.96 sigma = {m + 1.96 * s:.3f}")] if col != "ifd" else [(1.0, "IFD = 1")]
@@ -153,7 +130,7 @@ def scores_section(store: Store) -> str:
         agg = flags.agg(*[F.sum(F.col(a) * F.col(b)).alias(f"{a}|{b}") for a in CRITERIA for b in CRITERIA]).first()
         rows = [[a] + [int(agg[f"{a}|{b}"] or 0) for b in CRITERIA] for a in CRITERIA]
         parts.append(f"<h3>Seed criteria and their overlaps ({seeds.count():,} seeds)</h3>")
-        parts.append(_table(["criterion", *CRITERIA], rows))
+        parts.append(table(["criterion", *CRITERIA], rows))
         parts.append('<p class="muted">The diagonal counts each criterion; the other cells count seeds meeting '
                      "both.</p>")
     return "\n".join(parts)
@@ -161,7 +138,7 @@ def scores_section(store: Store) -> str:
 
 def contamination_rows(store: Store):
     """The contamination rows of the latest decontam config (an earlier config's rows are history)."""
-    latest = _latest_run(store, "decontam")
+    latest = latest_run(store, "decontam")
     c = store.read("contamination")
     newest = latest[0]["config_hash"] if latest else c.orderBy(F.desc("checked_at")).select("config_hash").first()
     if newest is not None:
@@ -188,7 +165,7 @@ def contamination_section(store: Store, top: int = 20) -> str:
         return ""
     parts = ["<h2>Benchmark contamination</h2>"]
     stats = contamination_summary(c).collect()
-    parts.append(_table(["benchmark", "samples checked", "flagged", "by embedding", "by n-gram"],
+    parts.append(table(["benchmark", "samples checked", "flagged", "by embedding", "by n-gram"],
                         [[r["benchmark"], int(r["checked"]), int(r["flagged"]), int(r["embedding"]), int(r["ngram"])]
                          for r in stats]))
     matches = (c.filter("flagged").orderBy(F.desc("cosine"), F.desc("ngram_shared")).limit(top).alias("c")
@@ -197,102 +174,13 @@ def contamination_section(store: Store, top: int = 20) -> str:
                .orderBy(F.desc("cosine"), F.desc("ngram_shared")).collect()) if store.exists("benchmarks") else []
     if matches:
         parts.append(f"<h3>Top {len(matches)} flagged matches</h3>")
-        parts.append(_table(["cosine", "shared n-grams", "methods", "sample instruction", "benchmark prompt"],
+        parts.append(table(["cosine", "shared n-grams", "methods", "sample instruction", "benchmark prompt"],
                             [[float(r["cosine"]) if r["cosine"] is not None else "", int(r["ngram_shared"]),
                               ", ".join(r["methods"]), r["instruction"][:300], f"{r['benchmark']} #{r['item_id']}: "
                               f"{r['prompt'][:300]}"] for r in matches]))
     parts.append('<p class="muted">Export drops every flagged sample; each row of the contamination table keeps '
                  "the evidence (cosine, shared n-grams and an example n-gram).</p>")
     return "\n".join(parts)
-
-
-def quality_section(store: Store, examples: int = 3) -> str:
-    """The quality filter's verdicts: samples per failed criterion, languages, and a few examples of each
-    reason so a reader can judge the thresholds."""
-    if not store.exists("quality"):
-        return ""
-    q = store.read("quality")
-    total = q.count()
-    if not total:
-        return ""
-    from instructlake.quality.stage import criteria, top_languages
-
-    failed = q.filter(~F.col("passed")).select("sample_id", "reasons", criteria().alias("criterion"))
-    per = {r["criterion"]: int(r["count"]) for r in failed.groupBy("criterion").count().collect()}
-    passed = q.filter("passed").count()
-    parts = ["<h2>Quality filter</h2>",
-             f"<p>{passed:,} of {total:,} judged samples passed; {total - passed:,} were filtered out (a "
-             "sample can fail several criteria). Later stages and export leave them out.</p>",
-             _table(["criterion", "samples", "share of judged"],
-                    [[k, v, f"{v / total:.1%}"] for k, v in sorted(per.items(), key=lambda kv: -kv[1])])]
-    parts.append("<h3>Languages</h3>"
-                 + _table(["language", "samples"], [[lang, n] for lang, n in top_languages(q, 15)]))
-    w = Window.partitionBy("criterion").orderBy("sample_id")
-    shown = (failed.withColumn("_n", F.row_number().over(w)).filter(F.col("_n") <= examples)
-             .join(store.read("samples").select("sample_id", "instruction"), "sample_id")
-             .orderBy("criterion", "sample_id").collect())
-    if shown:
-        parts.append(f"<h3>Examples ({examples} per criterion)</h3>")
-        parts.append(_table(["criterion", "reasons", "instruction"],
-                            [[r["criterion"], "; ".join(r["reasons"]), (r["instruction"] or "")[:200]]
-                             for r in shown]))
-    return "\n".join(parts)
-
-
-def pii_section(store: Store, examples: int = 3) -> str:
-    """What scrub found: values and samples per kind, and a few scrubbed passages per kind (the placeholder
-    in its context, never the value) so a reader can judge what was taken out."""
-    if not store.exists("pii"):
-        return ""
-    p = store.read("pii")
-    total = p.count()
-    if not total:
-        return ""
-    per = (p.select("sample_id", F.explode("counts").alias("kind", "n")).groupBy("kind")
-           .agg(F.sum("n").alias("values"), F.count("*").alias("samples"))
-           .orderBy(F.desc("values")).collect())
-    hit = p.filter("found > 0").count()
-    parts = ["<h2>PII and secrets</h2>",
-             f"<p>{hit:,} of {total:,} checked samples hold e-mail addresses, phone numbers, IP addresses, "
-             "card numbers or secrets; export ships them with typed placeholders, the samples table keeps "
-             "the original.</p>",
-             _table(["kind", "values replaced", "samples"], [[r["kind"], int(r["values"]), int(r["samples"])]
-                                                             for r in per])]
-    # the first `examples` samples of each kind (by id), in one job, as the quality section picks its own
-    text = F.concat_ws("\n", F.transform("conversation", lambda t: t["content"]))
-    w = Window.partitionBy("kind").orderBy("sample_id")
-    kinds = F.explode(F.map_keys("counts")).alias("kind")
-    picked = (p.filter("found > 0").select("sample_id", text.alias("t"), kinds)
-              .withColumn("_n", F.row_number().over(w)).filter(F.col("_n") <= examples)
-              .orderBy("kind", "sample_id").collect())
-    shown = []
-    for r in per:
-        tag = f"<{r['kind']}>"
-        for row in (x for x in picked if x["kind"] == r["kind"]):
-            at = (row["t"] or "").find(tag)
-            if at >= 0:
-                shown.append([r["kind"], row["t"][max(0, at - 80):at + len(tag) + 80]])
-    if shown:
-        parts.append(f"<h3>Scrubbed passages (up to {examples} per kind)</h3>"
-                     + _table(["kind", "passage as exported"], shown))
-    return "\n".join(parts)
-
-
-def licenses_section(store: Store, config) -> str:
-    """Each source's license as export will resolve it (ingest --license, else the platform map)."""
-    if config is None or not store.exists("samples"):
-        return ""
-    from instructlake import licenses
-
-    recorded = licenses.recorded(store)
-    per = store.read("samples").groupBy("source").count().orderBy("source").collect()
-    rows = [[r["source"], licenses.source_license(r["source"], recorded, config.platform.licenses.sources),
-             "ingest --license" if r["source"] in recorded else "platform map or unknown", int(r["count"])]
-            for r in per if r["source"] != "synth"]
-    return ("<h2>Licenses</h2>" + _table(["source", "license", "from", "samples"], rows)
-            + '<p class="muted">Synthesized samples carry their seeds\' licenses and their models\' terms; '
-              "export --licenses and --commercial-only filter by them, and the export's manifest counts "
-              "its rows per license.</p>")
 
 
 def difficulty_section(store: Store) -> str:
@@ -315,7 +203,7 @@ def difficulty_section(store: Store) -> str:
     rows = [[level] + [hist[name].get(level, 0) for name in sets] for level in range(1, 11)]
     means = [sum(k * v for k, v in h.items()) / max(1, sum(h.values())) for h in hist.values()]
     rows.append(["mean", *[float(m) for m in means]])
-    return ("<h2>Difficulty</h2>" + _table(["difficulty (1-10)", *sets], rows)
+    return ("<h2>Difficulty</h2>" + table(["difficulty (1-10)", *sets], rows)
             + '<p class="muted">LLM ratings; "final export" is what export keeps (samples neither dedup nor '
               "the quality filter removed, not flagged as contamination).</p>")
 
@@ -337,7 +225,7 @@ def _with_anchors(body: str) -> tuple[str, str]:
 def build(store: Store, config=None) -> str:
     """Write <warehouse>/report/index.html and return its path."""
     now = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
-    tables = "".join(f"<li>{_e(t)}: {store.count(t):,} rows</li>" for t in store.tables())
+    tables = "".join(f"<li>{esc(t)}: {store.count(t):,} rows</li>" for t in store.tables())
     body, toc = _with_anchors(f"""<h2>Stages (latest run of each)</h2>
 {runs_section(store)}
 <h2>Tables</h2><ul>{tables}</ul>
@@ -347,12 +235,14 @@ def build(store: Store, config=None) -> str:
 {graph_section(store)}
 {scores_section(store)}
 {contamination_section(store)}
-{difficulty_section(store)}""")
+{difficulty_section(store)}
+{tokens_section(store, config)}
+{export_section(store)}""")
     page = f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>instructlake report</title><style>{CSS}</style></head>
 <body>
 <h1>instructlake report</h1>
-<p class="muted">Warehouse {_e(store.warehouse)} &middot; generated {now}</p>
+<p class="muted">Warehouse {esc(store.warehouse)} &middot; generated {now}</p>
 <nav><ul>{toc}</ul></nav>
 {body}
 </body></html>

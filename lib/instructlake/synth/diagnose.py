@@ -30,6 +30,7 @@ from pyspark.sql import functions as F
 from instructlake.config import Config, ConfigError, IngestConfig, config_hash
 from instructlake.ingest.formats import CONVERTERS, RecordError, detect
 from instructlake.ingest.rawfile import iter_raw
+from instructlake.llm import usage
 from instructlake.runs import StageResult
 from instructlake.store import Store
 
@@ -193,6 +194,8 @@ def one_iteration(spark: SparkSession, store: Store, config: Config, name: str, 
     counts: dict[str, int] = {"iteration": iteration, "items": n, "deficient": deficient,
                               "deficiency_rate_x1000": round(1000 * deficient / max(1, n)), "skills": len(per_skill),
                               "answer_calls": c1["calls"], "judge_calls": c2["calls"]}
+    usage.add(counts, c1)
+    usage.add(counts, c2)
     counts.update({f"skill.{k}": v for k, v in per_skill.items()})
     log.info("diagnose %s iteration %d: %d of %d items deficient (%.1f%%) over %d skills", name, iteration, deficient, n,
              100 * deficient / max(1, n), len(per_skill))
@@ -216,6 +219,7 @@ def one_iteration(spark: SparkSession, store: Store, config: Config, name: str, 
             index=(F.col("k") + 1).cast("string")).alias("messages"))
         written, c3 = complete(store, req, cfg.llm, config.platform.llm, Task(tgt_p.version, tgt_p.schema))
         counts["targeted_calls"] = c3["calls"]
+        usage.add(counts, c3)
         new = cand.join(written.select(F.col("request_id").alias("evolution_id"),
                                        F.get_json_object("parsed", "$.instruction").alias("new"), "error"), "evolution_id")
         new = new.filter(~F.coalesce(F.col("error").startswith("backend:"), F.lit(False)))

@@ -13,6 +13,7 @@ from pyspark.sql import SparkSession
 from pyspark.sql import functions as F
 
 from instructlake.config import Config, config_hash
+from instructlake.llm import usage
 from instructlake.pool import without_removed
 from instructlake.runs import StageResult
 from instructlake.store import Store
@@ -53,6 +54,7 @@ def run(spark: SparkSession, store: Store, config: Config) -> StageResult:
                           p.messages_column(instruction=F.substring("instruction", 1, 4000)).alias("messages"))
         answers, c = complete(store, req, rater, config.platform.llm, Task(p.version, p.schema))
         counts["calls"] = c["calls"]
+        usage.add(counts, c)
         backend = F.coalesce(F.col("error").startswith("backend:"), F.lit(False))
         got = answers.localCheckpoint()
         counts["backend_failed"] = got.filter(backend).count()

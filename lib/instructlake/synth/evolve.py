@@ -26,6 +26,7 @@ from pyspark.sql import functions as F
 
 from instructlake import schemas
 from instructlake.config import Config, ConfigError, config_hash
+from instructlake.llm import usage
 from instructlake.runs import EmptyInputError, StageResult
 from instructlake.store import Store
 
@@ -152,6 +153,7 @@ def evolve_round(spark: SparkSession, store: Store, config: Config, parents: Dat
             instruction=F.col("instruction")).alias("messages"))
         answers, c = complete(store, req, cfg.llm, config.platform.llm, Task(evolve_p.version, evolve_p.schema))
         counts["evolve_calls"] = counts.get("evolve_calls", 0) + c["calls"]
+        usage.add(counts, c)
         got = todo.join(answers.select(F.col("request_id").alias("evolution_id"), F.get_json_object("parsed", "$.instruction")
                                        .alias("new"), "error"), "evolution_id").localCheckpoint()
         counts["backend_failed"] = counts.get("backend_failed", 0) + got.filter(_backend()).count()
@@ -163,6 +165,7 @@ def evolve_round(spark: SparkSession, store: Store, config: Config, parents: Dat
             parent=F.col("instruction"), instruction=F.col("new")).alias("messages"))
         janswers, jc = complete(store, jreq, cfg.judge, config.platform.llm, Task(judge_p.version, judge_p.schema))
         counts["judge_calls"] = counts.get("judge_calls", 0) + jc["calls"]
+        usage.add(counts, jc)
         v = lambda k: F.get_json_object("parsed", f"$.{k}")  # noqa: E731
         verdict = janswers.select(F.col("request_id").alias("evolution_id"), F.col("error").alias("jerror"),
                                   (v("valid") == "true").alias("j_valid"), (v("more_complex") == "true").alias("j_more"),
@@ -221,6 +224,7 @@ def respond(spark: SparkSession, store: Store, config: Config, chash: str, count
                       .alias("messages"))
     answers, c = complete(store, req, cfg.llm, config.platform.llm, Task(p.version, p.schema))
     counts["respond_calls"] = c["calls"]
+    usage.add(counts, c)
     got = todo.join(answers.select(F.col("request_id").alias("evolution_id"),
                                    F.get_json_object("parsed", "$.response").alias("response"), "error"), "evolution_id")
     got = got.localCheckpoint()

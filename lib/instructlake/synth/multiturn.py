@@ -13,6 +13,7 @@ from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 
 from instructlake.config import Config
+from instructlake.llm import usage
 from instructlake.store import Store
 
 FOLLOW_UP, RESPOND_TURN = "follow_up", "respond_turn"
@@ -75,6 +76,8 @@ def expand(store: Store, config: Config, convs: DataFrame, counts: dict[str, int
                             rp.messages_column(conversation=render(F.col("_asked"))).alias("messages"))
         a_ans, c2 = complete(store, a_req, cfg.llm, config.platform.llm, Task(rp.version, rp.schema))
         counts["follow_up_calls"] += c1["calls"] + c2["calls"]
+        usage.add(counts, c1)
+        usage.add(counts, c2)
         a = a_ans.select(F.regexp_replace("request_id", r"#a\d+$", "").alias("evolution_id"),
                          F.get_json_object("parsed", "$.response").alias("answer"), backend.alias("a_backend"))
         step = step.join(a, "evolution_id", "left").localCheckpoint()

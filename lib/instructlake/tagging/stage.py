@@ -22,6 +22,7 @@ from pyspark.sql import functions as F
 
 from instructlake import schemas
 from instructlake.config import Config, config_hash
+from instructlake.llm import usage
 from instructlake.pool import not_checked, without_removed
 from instructlake.runs import StageResult
 from instructlake.store import Store
@@ -189,7 +190,8 @@ def run(spark: SparkSession, store: Store, config: Config) -> StageResult:
     if counts["backend_failed"]:
         log.warning("%d samples got no answer from the backend; they have no tag rows and the next run retries them",
                     counts["backend_failed"])
-    counts.update({k if k.startswith("distill_") else f"llm_{k}": v for k, v in llm_counts.items()})
+    counts.update({k if k.startswith(("distill_", usage.PREFIX)) else f"llm_{k}": v
+                   for k, v in llm_counts.items()})
     return StageResult(stage="tagging", config_hash=chash, counts=counts, input_versions={"samples": in_version},
                        output_versions={"tags": store.version("tags")},
                        extra={"tagger": tagger, "model": model, "version": version}, warning=warning)
