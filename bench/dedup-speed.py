@@ -1,17 +1,24 @@
-"""bench dedup-speed: instructlake dedup against datatrove's MinHash dedup on the same >= 100 MB corpus.
+"""bench dedup-speed: instructlake's ingest + dedup against datasketch and datatrove on the same corpus.
 
-    python build.py bench dedup-speed [--mb 100]
+    python build.py bench dedup-speed [--mb 100] [--no-datatrove] [--no-pipeline]
 
 The corpus is built from the real sample texts in data/samples/ (recombined and lightly edited, with
 about 20% near duplicates) and written twice with identical text: Alpaca JSONL for instructlake, and
-{"id", "text"} JSONL for datatrove. datatrove is installed into its own environment
-(.bench/datatrove-venv, created on first use), never into the project's.
+{"id", "text"} JSONL for the others. datatrove and datasketch are installed into environments of their
+own (.bench/datatrove-venv, .bench/datasketch-venv, created on first use), never into the project's.
 
-Each side runs once in its own process on both cores: datatrove's four MinHash stages (signatures,
-buckets, clusters, filter) with 2 tasks and 2 workers; instructlake as `ingest` + `dedup` in one Spark
-session, Spark start-up included (a local session maps the JVM class archive `build.py setup` wrote, as every
-local run does). Printed: seconds, MB/s of input text, the ratio, and the peak resident
-memory of each side's whole process tree (JVM and Python workers included).
+Every side runs in its own process, start-up included, one after the other:
+- datasketch 2.0: a plain one-process loop, MinHash with 128 permutations over word 5-gram shingles of
+  the text lower-cased with punctuation taken out, MinHashLSH at threshold 0.8; a record is a duplicate
+  when the index already holds a candidate for it (what most dedup scripts do);
+- datatrove 0.10.1: its four MinHash stages (signatures, buckets, clusters, filter), 2 tasks and 2 workers
+  (`--no-datatrove` leaves it out: at 1 GB it takes most of an hour);
+- instructlake in one Spark session: `ingest` + `dedup` (Spark start-up included; a local session maps
+  the JVM class archive `build.py setup` wrote, as every local run does);
+- instructlake the way a user runs it: `instructlake pipeline run --input corpus --to dedup`
+  (`--no-pipeline` leaves it out).
+Printed: seconds, MB/s of input text, peak resident memory of each side's whole process tree (JVM and
+Python workers included), rows kept, and instructlake's ratios to datasketch and datatrove.
 """
 
 from __future__ import annotations
@@ -33,6 +40,31 @@ DT_VENV = ROOT / ".bench" / "datatrove-venv"
 # datatrove's MinHash path needs these beside its base install (English words are split by spaCy;
 # it hashes str, which xxhash 4 no longer accepts).
 DT_PACKAGES = ["datatrove==0.10.1", "regex", "tokenizers", "xxhash<4", "orjson", "nltk", "spacy"]
+DS_VENV = ROOT / ".bench" / "datasketch-venv"
+DS_PACKAGES = ["datasketch==2.0.0"]
+
+DATASKETCH_SCRIPT = r'''
+import json, re, sys, time
+from datasketch import MinHash, MinHashLSH
+
+t = time.time()
+punct = re.compile(r"[^\w\s]+")
+lsh = MinHashLSH(threshold=0.8, num_perm=128)
+kept = seen = 0
+with open(sys.argv[1], encoding="utf-8") as f:
+    for line in f:
+        r = json.loads(line)
+        words = punct.sub(" ", r["text"].lower()).split()
+        grams = {" ".join(words[i:i + 5]).encode() for i in range(max(1, len(words) - 4))}
+        m = MinHash(num_perm=128)
+        m.update_batch(list(grams))
+        seen += 1
+        if not lsh.query(m):
+            lsh.insert(r["id"], m)
+            kept += 1
+print(f"DATASKETCH_SECONDS {time.time() - t:.2f}")
+print(f"DATASKETCH_COUNTS {seen} {kept}")
+'''
 
 DATATROVE_SCRIPT = r'''
 import sys, time
@@ -114,47 +146,108 @@ def make_corpus(dir_: Path, target_mb: float, seed: int = 3) -> tuple[Path, Path
     return ours, theirs.parent, size / 1e6
 
 
-def ensure_datatrove() -> Path:
-    py = DT_VENV / "bin" / "python"
+def bench_venv(venv: Path, packages: list[str]) -> Path:
+    """The python of a bench-only environment holding `packages`, created on first use."""
+    py = venv / "bin" / "python"
     if not py.exists():
-        print(f"installing {' '.join(DT_PACKAGES)} into {DT_VENV} (bench only, not a project dependency)", flush=True)
-        subprocess.check_call([sys.executable, "-m", "venv", str(DT_VENV)])
-        subprocess.check_call([str(py), "-m", "pip", "install", "-q", *DT_PACKAGES])
+        print(f"installing {' '.join(packages)} into {venv} (bench only, not a project dependency)", flush=True)
+        subprocess.check_call([sys.executable, "-m", "venv", str(venv)])
+        subprocess.check_call([str(py), "-m", "pip", "install", "-q", *packages])
     return py
+
+
+def marked(out: str, mark: str) -> list[str]:
+    """The values a side printed after its marker line, e.g. DATASKETCH_SECONDS 39.3."""
+    return next(ln for ln in out.splitlines() if ln.startswith(mark)).split()[1:]
+
+
+def run_datasketch(theirs: Path) -> dict:
+    py = bench_venv(DS_VENV, DS_PACKAGES)
+    out, wall, mem = run_measured([str(py), "-c", DATASKETCH_SCRIPT, str(theirs / "corpus.jsonl")])
+    return {"wall": wall, "mem": mem, "kept": int(marked(out, "DATASKETCH_COUNTS")[1])}
+
+
+def run_datatrove(theirs: Path, work: Path) -> dict:
+    py = bench_venv(DT_VENV, DT_PACKAGES)
+    _, wall, mem = run_measured([str(py), "-c", DATATROVE_SCRIPT, str(theirs), str(work)])
+    kept = sum(1 for f in (work / "out").rglob("*") if f.is_file() for _ in open_text(f))
+    return {"wall": wall, "mem": mem, "kept": kept}
+
+
+def run_instructlake(ours: Path, warehouse: Path) -> dict:
+    out, wall, mem = run_measured([sys.executable, "-c", INSTRUCTLAKE_SCRIPT, str(ours), str(warehouse)],
+                                  dict(os.environ))
+    total, start, ing, dd = (float(x) for x in marked(out, "INSTRUCTLAKE_SECONDS"))
+    n_in, kept = (int(x) for x in marked(out, "INSTRUCTLAKE_COUNTS"))
+    return {"wall": wall, "mem": mem, "kept": kept, "input": n_in, "parts": (start, ing, dd)}
+
+
+def run_pipeline(ours: Path, warehouse: Path) -> dict:
+    exe = Path(sys.executable).parent / "instructlake"
+    out, wall, mem = run_measured([str(exe), "--warehouse", str(warehouse), "pipeline", "run", "--input",
+                                   str(ours), "--to", "dedup"], dict(os.environ))
+    import re
+
+    line = next((ln for ln in out.splitlines() if ln.strip().startswith("dedup ")), "")
+    got = re.search(r"input=([\d,]+).*kept=([\d,]+)", line)
+    if got is None:
+        raise SystemExit(f"pipeline run printed no dedup line:\n{out[-3000:]}")
+    n_in, kept = (int(x.replace(",", "")) for x in got.groups())
+    return {"wall": wall, "mem": mem, "kept": kept, "input": n_in}
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--mb", type=float, default=100.0, help="corpus size in MB of text (default 100)")
+    ap.add_argument("--no-datatrove", action="store_true", help="leave datatrove out (slow at 1 GB)")
+    ap.add_argument("--no-pipeline", action="store_true", help="leave out `pipeline run --to dedup`")
     a = ap.parse_args()
-    dt_py = ensure_datatrove()
     tmp = Path(tempfile.mkdtemp(prefix="bench-dedup-speed-"))
+    sides: dict[str, dict] = {}
     try:
         ours, theirs, mb = make_corpus(tmp, a.mb)
         print(f"corpus: {mb:.0f} MB of text, {sum(1 for _ in open(ours)):,} records", flush=True)
-        out, dt_wall, dt_mem = run_measured([str(dt_py), "-c", DATATROVE_SCRIPT, str(theirs), str(tmp / "dt")])
-        dt_out = sum(1 for f in (tmp / "dt" / "out").rglob("*") if f.is_file() for _ in open_text(f))
-        print(f"datatrove done: {dt_wall:.1f}s", flush=True)
-        env = dict(os.environ)
-        out, il_wall, il_mem = run_measured([sys.executable, "-c", INSTRUCTLAKE_SCRIPT, str(ours), str(tmp / "wh")], env)
-        secs = next(ln for ln in out.splitlines() if ln.startswith("INSTRUCTLAKE_SECONDS")).split()[1:]
-        counts = next(ln for ln in out.splitlines() if ln.startswith("INSTRUCTLAKE_COUNTS")).split()[1:]
-        total, start, ing, dd = (float(x) for x in secs)
+        sides["datasketch"] = run_datasketch(theirs)
+        print(f"datasketch done: {sides['datasketch']['wall']:.1f}s", flush=True)
+        if not a.no_datatrove:
+            sides["datatrove"] = run_datatrove(theirs, tmp / "dt")
+            print(f"datatrove done: {sides['datatrove']['wall']:.1f}s", flush=True)
+        sides["instructlake"] = run_instructlake(ours, tmp / "wh")
+        print(f"instructlake done: {sides['instructlake']['wall']:.1f}s", flush=True)
+        if not a.no_pipeline:
+            sides["pipeline"] = run_pipeline(ours, tmp / "wh-pipeline")
+            print(f"pipeline run done: {sides['pipeline']['wall']:.1f}s", flush=True)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+    report(sides, mb)
+
+
+LABELS = {"datasketch": "datasketch 2.0 MinHashLSH, one process",
+          "datatrove": "datatrove MinHash (4 stages, 2 workers)",
+          "instructlake": "instructlake: Spark start + ingest + dedup",
+          "pipeline": "instructlake pipeline run --to dedup"}
+
+
+def report(sides: dict[str, dict], mb: float) -> None:
     print()
-    print(f"{'':44}{'seconds':>9}{'MB/s':>8}{'peak RSS':>10}")
-    print(f"{'datatrove MinHash (4 stages, 2 workers)':44}{dt_wall:>9.1f}{mb / dt_wall:>8.2f}{dt_mem:>8.1f}GB"
-          f"   kept {dt_out:,}")
-    print(f"{'instructlake: Spark start + ingest + dedup':44}{il_wall:>9.1f}{mb / il_wall:>8.2f}{il_mem:>8.1f}GB"
-          f"   kept {int(counts[1]):,} of {int(counts[0]):,}")
-    print(f"{'  of which Spark start / ingest / dedup':44}   {start:.1f} / {ing:.1f} / {dd:.1f}")
+    print(f"{'':46}{'seconds':>9}{'MB/s':>8}{'peak RSS':>10}  kept")
+    for name, s in sides.items():
+        kept = f"{s['kept']:,}" + (f" of {s['input']:,}" if "input" in s else "")
+        print(f"{LABELS[name]:46}{s['wall']:>9.1f}{mb / s['wall']:>8.2f}{s['mem']:>8.1f}GB  {kept}")
+    il = sides["instructlake"]
+    print(f"{'  of which Spark start / ingest / dedup':46}   {' / '.join(f'{x:.1f}' for x in il['parts'])}")
     from instructlake.jvm_archive import archive_path
 
     cds = archive_path()
     print(f"  JVM class archive: {cds if cds and cds.is_file() else 'none (python build.py setup writes it)'}")
-    print(f"\nratio: instructlake is {dt_wall / il_wall:.2f}x datatrove's speed end to end "
-          f"({dt_wall / (start + dd):.2f}x counting Spark start + dedup only); goal >= 5x")
+    print()
+    for name in ("instructlake", "pipeline"):
+        if name not in sides:
+            continue
+        ratios = [f"{sides[o]['wall'] / sides[name]['wall']:.2f}x {o}" for o in ("datasketch", "datatrove")
+                  if o in sides]
+        print(f"ratio, {LABELS[name]}: " + ", ".join(ratios) + " (speed; goals >= 3x datasketch, "
+              ">= 10x datatrove)")
 
 
 def open_text(path: Path):

@@ -14,6 +14,8 @@ MIN_LETTERS = 12
 # the model reads one line: newlines become spaces, and only the head of a long text is read
 MAX_CHARS = 1000
 
+# Not signals.without_code: language ID drops code wherever a fence starts, inline or unterminated (to the
+# end of the text), where the repetition signals take out only whole fenced blocks and keep the rest.
 _FENCED = re.compile(r"(```|~~~).*?(\1|$)", re.S)
 _NOISE = re.compile(r"https?://\S+|`[^`]*`|[\d_#*<>\[\]{}()=+/\\|^~$%@&]+")
 _detector = None
