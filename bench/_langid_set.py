@@ -4,12 +4,12 @@
 
 The sample instruction sets are English but for a handful of translation answers, so the set is drawn from
 the human translations that Debian ships as gettext catalogs (/usr/share/locale/<lang>/LC_MESSAGES/*.mo:
-bash, coreutils, apt, dpkg, tar, grep, ...). Each language's text is a translator's rendering of the same
-English message from the same programs' help and error texts; English is the messages themselves. Only
-sentence-like messages are kept (at least 8 words and 60 characters once printf formats, option names and
-paths are taken out), cut to at most 300 characters at a word, drawn by a seeded hash of the message. Each row: id, lang (ISO 639-1, the catalog's
-locale), text, catalog (the package whose translation it is). The set was built once and committed; the
-catalogs' licenses are in data/samples/NOTICE.
+bash, coreutils, apt, dpkg, tar, grep, ...). Each text is a translator's rendering of an English message
+of those programs' help and error texts; English is the messages themselves. Only sentence-like messages
+are kept (at least 8 words and 60 characters once printf formats, option names and paths are taken out),
+cut to at most 300 characters at a word, drawn by a seeded hash of the message. Each row: id, lang (ISO
+639-1, the catalog's locale), text, catalog (the package whose translation it is). The set was built once
+and committed; the catalogs' licenses are in data/samples/NOTICE.md.
 """
 
 from __future__ import annotations
@@ -29,7 +29,8 @@ LANGUAGES = {"en": "en", "fr": "fr", "de": "de", "es": "es", "it": "it", "pt": "
              "vi": "vi", "id": "id", "fi": "fi", "da": "da"}
 CATALOGS = ("bash", "coreutils", "apt", "libapt-pkg6.0", "dpkg", "tar", "grep", "sed", "findutils",
             "diffutils", "wget", "make", "libc", "shadow", "gettext-tools", "man-db")
-_FORMAT = re.compile(r"%[-#0 +'I]*(\d+|\*)?(\.(\d+|\*))?(hh|h|ll|l|L|q|j|z|t)?[diouxXeEfFgGaAcspn%]|%[<>]?\w+")
+_FORMAT = re.compile(r"%[-#0 +'I]*(\d+|\*)?(\.(\d+|\*))?(hh|h|ll|l|L|q|j|z|t)?[diouxXeEfFgGaAcspn%]"
+                     r"|%[<>]?\w+")
 _NOISE = re.compile(r"--?[\w-]+|\S*/\S+|`[^']*'|'[^']*'|\"[^\"]*\"|\s+")
 
 

@@ -150,7 +150,8 @@ def bench_venv(venv: Path, packages: list[str]) -> Path:
     """The python of a bench-only environment holding `packages`, created on first use."""
     py = venv / "bin" / "python"
     if not py.exists():
-        print(f"installing {' '.join(packages)} into {venv} (bench only, not a project dependency)", flush=True)
+        print(f"installing {' '.join(packages)} into {venv} (bench only, not a project dependency)",
+              flush=True)
         subprocess.check_call([sys.executable, "-m", "venv", str(venv)])
         subprocess.check_call([str(py), "-m", "pip", "install", "-q", *packages])
     return py
