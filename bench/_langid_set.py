@@ -25,8 +25,8 @@ ROOT = Path(__file__).resolve().parents[1]
 OUT = ROOT / "data" / "samples" / "labelled" / "langid_gettext.jsonl"
 # locale directory -> the ISO 639-1 code a detector should answer
 LANGUAGES = {"en": "en", "fr": "fr", "de": "de", "es": "es", "it": "it", "pt": "pt", "nl": "nl", "sv": "sv",
-             "pl": "pl", "cs": "cs", "tr": "tr", "ru": "ru", "uk": "uk", "zh_CN": "zh", "ja": "ja", "ko": "ko",
-             "vi": "vi", "id": "id", "fi": "fi", "da": "da"}
+             "pl": "pl", "cs": "cs", "tr": "tr", "ru": "ru", "uk": "uk", "zh_CN": "zh", "ja": "ja",
+             "ko": "ko", "vi": "vi", "id": "id", "fi": "fi", "da": "da"}
 CATALOGS = ("bash", "coreutils", "apt", "libapt-pkg6.0", "dpkg", "tar", "grep", "sed", "findutils",
             "diffutils", "wget", "make", "libc", "shadow", "gettext-tools", "man-db")
 _FORMAT = re.compile(r"%[-#0 +'I]*(\d+|\*)?(\.(\d+|\*))?(hh|h|ll|l|L|q|j|z|t)?[diouxXeEfFgGaAcspn%]"

@@ -70,7 +70,8 @@ def parse_prices(prices: dict[str, str]) -> dict[str, Price]:
             values = []
         if len(values) != 2 or any(v < 0 for v in values):
             raise ConfigError(f"platform.llm.prices[{pattern!r}] = {text!r}: expected two non-negative "
-                              "numbers, \"prompt,completion\" US dollars per million tokens (e.g. \"0.15,0.60\")")
+                              "numbers, \"prompt,completion\" US dollars per million tokens "
+                              "(e.g. \"0.15,0.60\")")
         out[pattern] = Price(*values)
     return out
 
