@@ -24,9 +24,9 @@ from instructlake.cli_stages import (
     cmd_semdedup,
     cmd_tag,
     cmd_train_reference,
+    print_tokens,
 )
 from instructlake.config import Config, ConfigError, load_config
-from instructlake.llm import usage
 
 log = logging.getLogger("instructlake")
 
@@ -127,9 +127,8 @@ def cmd_pipeline(cfg: Config, a) -> int:
         print(f"  {o.step:<16} {o.action:<11} ({o.reason}){extra}", flush=True)
         if o.result is not None and o.result.warning:
             print(f"  {'':<16} warning: {o.result.warning}", flush=True)
-        spent = usage.line(o.result.counts, cfg.platform.llm.prices) if o.result is not None else ""
-        if spent:
-            print(f"  {'':<16} LLM tokens: {spent}", flush=True)
+        if o.result is not None:
+            print_tokens(cfg, o.result, f"  {'':<16} ")
 
     print(f"pipeline: warehouse {store.warehouse}", flush=True)
     try:

@@ -207,8 +207,8 @@ def cmd_difficulty(cfg: Config, a) -> int:
     return 0
 
 
-def print_tokens(cfg: Config, r) -> None:
+def print_tokens(cfg: Config, r, indent: str = "  ") -> None:
     """The LLM tokens the stage's calls spent now, per model, with their cost where a price is set."""
     spent = usage.line(r.counts, cfg.platform.llm.prices)
     if spent:
-        print(f"  LLM tokens: {spent}")
+        print(f"{indent}LLM tokens: {spent}", flush=True)

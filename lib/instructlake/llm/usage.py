@@ -11,6 +11,7 @@ from __future__ import annotations
 import fnmatch
 from dataclasses import dataclass
 
+from instructlake.counts import prefixed
 from instructlake.errors import ConfigError
 
 PREFIX = "tokens."
@@ -34,21 +35,12 @@ class Tokens:
     prompt: int = 0
     completion: int = 0
 
-    @property
-    def total(self) -> int:
-        return self.prompt + self.completion
-
 
 def by_model(counts: dict[str, int]) -> dict[str, Tokens]:
     """A stage's tokens per model, from its counts."""
-    out: dict[str, Tokens] = {}
-    for k, v in counts.items():
-        for prefix, field in ((PROMPT, "prompt"), (COMPLETION, "completion")):
-            if k.startswith(prefix):
-                model = k[len(prefix):]
-                t = out.get(model, Tokens())
-                out[model] = Tokens(**{**t.__dict__, field: getattr(t, field) + int(v)})
-    return out
+    prompt, completion = dict(prefixed(counts, PROMPT)), dict(prefixed(counts, COMPLETION))
+    return {m: Tokens(int(prompt.get(m, 0)), int(completion.get(m, 0)))
+            for m in prompt.keys() | completion.keys()}
 
 
 @dataclass(frozen=True)

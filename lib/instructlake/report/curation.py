@@ -29,7 +29,7 @@ def quality_section(store: Store, examples: int = 3) -> str:
              f"<p>{passed:,} of {total:,} judged samples passed; {total - passed:,} were filtered out (a "
              "sample can fail several criteria). Later stages and export leave them out.</p>",
              table(["criterion", "samples", "share of judged"],
-                    [[k, v, f"{v / total:.1%}"] for k, v in sorted(per.items(), key=lambda kv: -kv[1])])]
+                   [[k, v, f"{v / total:.1%}"] for k, v in sorted(per.items(), key=lambda kv: -kv[1])])]
     parts.append("<h3>Languages</h3>"
                  + table(["language", "samples"], [[lang, n] for lang, n in top_languages(q, 15)]))
     w = Window.partitionBy("criterion").orderBy("sample_id")
@@ -39,8 +39,8 @@ def quality_section(store: Store, examples: int = 3) -> str:
     if shown:
         parts.append(f"<h3>Examples ({examples} per criterion)</h3>")
         parts.append(table(["criterion", "reasons", "instruction"],
-                            [[r["criterion"], "; ".join(r["reasons"]), (r["instruction"] or "")[:200]]
-                             for r in shown]))
+                           [[r["criterion"], "; ".join(r["reasons"]), (r["instruction"] or "")[:200]]
+                            for r in shown]))
     return "\n".join(parts)
 
 
@@ -62,7 +62,7 @@ def pii_section(store: Store, examples: int = 3) -> str:
              "card numbers or secrets; export ships them with typed placeholders, the samples table keeps "
              "the original.</p>",
              table(["kind", "values replaced", "samples"], [[r["kind"], int(r["values"]), int(r["samples"])]
-                                                             for r in per])]
+                                                            for r in per])]
     # the first `examples` samples of each kind (by id), in one job, as the quality section picks its own
     text = F.concat_ws("\n", F.transform("conversation", lambda t: t["content"]))
     w = Window.partitionBy("kind").orderBy("sample_id")

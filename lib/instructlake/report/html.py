@@ -69,7 +69,7 @@ def graph_section(store: Store) -> str:
                          float(r["lognormal_r"]), float(r["lognormal_p"]), float(r["exponential_r"]),
                          float(r["exponential_p"]), r["verdict"]])
         parts.append(table(["fitted", "gamma", "xmin", "KS D", "tail", "n", "bootstrap p", "R vs lognormal", "p",
-                             "R vs exponential", "p", "reading"], rows))
+                            "R vs exponential", "p", "reading"], rows))
         parts.append('<p class="muted">Discrete power-law MLE with xmin by minimum KS distance (Clauset, Shalizi '
                      "and Newman 2009). R &gt; 0 favours the power law over the alternative; the sign means "
                      "something only when its p &lt; 0.1.</p>")
@@ -77,8 +77,8 @@ def graph_section(store: Store) -> str:
         top = store.read("tag_degrees").orderBy(F.desc("degree"), "tag").limit(15).collect()
         parts.append("<h3>Most connected tags</h3>")
         parts.append(table(["tag", "category", "samples", "degree", "weighted degree"],
-                            [[r["tag"], r["category"] or "", int(r["frequency"]), int(r["degree"]),
-                              int(r["weighted_degree"])] for r in top]))
+                           [[r["tag"], r["category"] or "", int(r["frequency"]), int(r["degree"]),
+                             int(r["weighted_degree"])] for r in top]))
     parts += [_image(store, name, caption) for name, caption in PICTURES.items()]
     return "\n".join(parts)
 
@@ -166,8 +166,8 @@ def contamination_section(store: Store, top: int = 20) -> str:
     parts = ["<h2>Benchmark contamination</h2>"]
     stats = contamination_summary(c).collect()
     parts.append(table(["benchmark", "samples checked", "flagged", "by embedding", "by n-gram"],
-                        [[r["benchmark"], int(r["checked"]), int(r["flagged"]), int(r["embedding"]), int(r["ngram"])]
-                         for r in stats]))
+                       [[r["benchmark"], int(r["checked"]), int(r["flagged"]), int(r["embedding"]), int(r["ngram"])]
+                        for r in stats]))
     matches = (c.filter("flagged").orderBy(F.desc("cosine"), F.desc("ngram_shared")).limit(top).alias("c")
                .join(store.read("samples").select("sample_id", "instruction"), "sample_id")
                .join(store.read("benchmarks").select("benchmark", "item_id", "prompt"), ["benchmark", "item_id"])
@@ -175,9 +175,9 @@ def contamination_section(store: Store, top: int = 20) -> str:
     if matches:
         parts.append(f"<h3>Top {len(matches)} flagged matches</h3>")
         parts.append(table(["cosine", "shared n-grams", "methods", "sample instruction", "benchmark prompt"],
-                            [[float(r["cosine"]) if r["cosine"] is not None else "", int(r["ngram_shared"]),
-                              ", ".join(r["methods"]), r["instruction"][:300], f"{r['benchmark']} #{r['item_id']}: "
-                              f"{r['prompt'][:300]}"] for r in matches]))
+                           [[float(r["cosine"]) if r["cosine"] is not None else "", int(r["ngram_shared"]),
+                             ", ".join(r["methods"]), r["instruction"][:300], f"{r['benchmark']} #{r['item_id']}: "
+                             f"{r['prompt'][:300]}"] for r in matches]))
     parts.append('<p class="muted">Export drops every flagged sample; each row of the contamination table keeps '
                  "the evidence (cosine, shared n-grams and an example n-gram).</p>")
     return "\n".join(parts)

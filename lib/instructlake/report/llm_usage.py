@@ -35,8 +35,7 @@ def cached_per_prompt(store: Store) -> list:
             .orderBy("prompt_version", "model").collect())
 
 
-def _money(tokens: usage.Tokens, model: str, prices: dict) -> str:
-    c = usage.cost(tokens, usage.price_of(model, prices))
+def _money(c: float | None) -> str:
     return "no price set" if c is None else f"${c:,.4f}"
 
 
@@ -48,12 +47,12 @@ def tokens_section(store: Store, config=None) -> str:
     prices = usage.parse_prices(config.platform.llm.prices if config is not None else {})
     parts = ["<h2>LLM tokens</h2>"]
     if spent:
-        rows = [[stage, model, t.prompt, t.completion, _money(t, model, prices)]
+        costs = {key: usage.cost(t, usage.price_of(key[1], prices)) for key, t in spent.items()}
+        rows = [[stage, model, t.prompt, t.completion, _money(costs[(stage, model)])]
                 for (stage, model), t in sorted(spent.items())]
-        total = usage.Tokens(sum(t.prompt for t in spent.values()), sum(t.completion for t in spent.values()))
-        costs = [usage.cost(t, usage.price_of(m, prices)) for (_, m), t in spent.items()]
-        priced = [c for c in costs if c is not None]
-        rows.append(["all stages", "", total.prompt, total.completion,
+        priced = [c for c in costs.values() if c is not None]
+        rows.append(["all stages", "", sum(t.prompt for t in spent.values()),
+                     sum(t.completion for t in spent.values()),
                      (f"${sum(priced):,.4f}" + ("" if len(priced) == len(costs) else " (priced models only)"))
                      if priced else "no price set"])
         parts.append("<h3>Spent, per stage and model (all successful runs)</h3>"
@@ -63,7 +62,7 @@ def tokens_section(store: Store, config=None) -> str:
         for r in cached:
             t = usage.Tokens(int(r["prompt"] or 0), int(r["completion"] or 0))
             rows.append([r["prompt_version"], r["model"], int(r["answers"]), int(r["attempts"] or 0), t.prompt,
-                         t.completion, _money(t, r["model"], prices)])
+                         t.completion, _money(usage.cost(t, usage.price_of(r["model"], prices)))])
         parts.append("<h3>Answers in llm_cache, per prompt</h3>"
                      + table(["prompt", "model", "answers", "attempts", "prompt tokens", "completion tokens",
                               "cost estimate"], rows))
