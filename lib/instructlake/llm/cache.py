@@ -128,12 +128,19 @@ def complete(store: Store, requests: DataFrame, llm: LLMConfig, settings: LLMSet
     ph = params_hash(llm, task)
     req = keyed(requests.select("request_id", "messages"), llm, task).localCheckpoint()
     distinct = req.select("cache_key", "prompt_hash", "messages").dropDuplicates(["cache_key"])
-    n_prompts = distinct.count()
     store.ensure("llm_cache")
     # one snapshot for what is cached: the keys to answer and the answers read back come from the same one
     snapshot = store.read("llm_cache", version=store.version("llm_cache"))
-    misses = distinct.join(snapshot.select("cache_key"), "cache_key", "left_anti")
-    n_miss = misses.count()
+    # one job finds both counts: each distinct prompt flagged cached or not, the misses kept for answering
+    # with the hash that splits them into rounds (a count, then an anti-join, then a checkpoint took 3)
+    cached = snapshot.select("cache_key", F.lit(True).alias("_cached"))
+    flagged = (distinct.join(cached, "cache_key", "left")
+               .withColumn("_hash", F.xxhash64("cache_key")).localCheckpoint())
+    # distinct counts: right even if the cache ever held a key twice (a left join would repeat the prompt)
+    tally = flagged.agg(F.countDistinct("cache_key").alias("n"),
+                        F.countDistinct(F.when(F.col("_cached"), F.col("cache_key"))).alias("hits")).first()
+    n_prompts, n_miss = int(tally["n"]), int(tally["n"]) - int(tally["hits"])
+    misses = flagged.filter(F.col("_cached").isNull()).drop("_cached")
     counts = {"prompts": n_prompts, "cache_hits": n_prompts - n_miss, "calls": n_miss}
     parts = []  # the answers: cached ones, this run's (as cached), backend failures (this run only, never cached)
     if n_prompts > n_miss or not n_miss:
@@ -160,11 +167,10 @@ def _answer_misses(store: Store, misses: DataFrame, n_miss: int, llm: LLMConfig,
     log.info("LLM %s (%s, %s): %d prompts, %d cached, %d to answer in %d round(s) on %d partitions", llm.backend,
              llm.model, task.prompt_version, counts["prompts"], counts["cache_hits"], n_miss, rounds,
              min(parts, n_miss))
-    misses = misses.withColumn("_round", F.pmod(F.xxhash64("cache_key"), F.lit(rounds))).localCheckpoint()
     answers = []
     t0 = time.time()
     for r in range(rounds):
-        todo = misses.filter(F.col("_round") == r).drop("_round")
+        todo = misses.filter(F.pmod(F.col("_hash"), F.lit(rounds)) == r).drop("_hash")
         # localCheckpoint: the answers are computed exactly once, however often they are read below
         fresh = (todo.repartition(min(parts, n_miss), "cache_key")
                  .mapInPandas(_answer_batches(llm, settings, task, ph, threads), ANSWER_SCHEMA,
