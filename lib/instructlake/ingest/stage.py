@@ -220,6 +220,9 @@ def run(spark: SparkSession, store: Store, config: Config, paths: list[str], sou
         for t in ("quarantine", "samples"):
             store.ensure(t)
         warm["quarantine"] = store.version("quarantine")
+        # Delta builds a version's file list with a Spark job of its own the first time it is asked
+        # (about 4 s in a new session); asked here, the duplicate check and the MERGE find it built
+        store.read("samples", version=store.version("samples")).inputFiles()
 
     ready = threading.Thread(target=prepare, daemon=True)
     ready.start()
