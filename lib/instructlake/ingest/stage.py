@@ -278,7 +278,9 @@ def _merge_samples(store: Store, samples: DataFrame, chash: str, n_samples: int)
     found. Raises AccountingError when samples != inserted + the duplicates."""
     store.ensure("samples")
     before = store.version("samples")
-    ranked = rank_per_id(samples).persist(StorageLevel.MEMORY_AND_DISK)
+    # on disk, not in memory: beside the parse's cache, a memory copy of every row ran a 2 GB heap out of
+    # memory at 1 GB of input; at 100 MB the disk copy is no slower (the MERGE 4.2 s against 6.0 s)
+    ranked = rank_per_id(samples).persist(StorageLevel.DISK_ONLY)
     try:
         firsts, in_batch, existing = _duplicate_counts(store, ranked, before)
         # one shuffle picks one row per conversation; persisted, it is merged without a second one
