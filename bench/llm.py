@@ -15,7 +15,7 @@ own process and is timed after its engine is up (the start-up is printed apart):
   call, on 32 other samples, is its warm-up (as a scheduled refresh tags the new samples of a pool);
 - http: HTTPEngine at platform.llm.concurrency against vLLM's OpenAI-compatible server, on --http-prompts
   of the prompts (at 8 requests in flight it is about 5x slower than offline: 8192 would take minutes).
-The default of 8192 prompts is where the Spark path's fixed cost per stage call (about 7 s of small jobs
+The default of 8192 prompts is where the Spark path's fixed cost per stage call (8-10 s of small jobs
 and MERGEs) stops hiding what the goal is about: the engine's throughput inside Spark.
 Printed: prompts/s and output tokens/s of each, and the ratios to offline. Goal: spark >= 0.9x offline.
 """
