@@ -106,19 +106,20 @@ def part_spark(model: Path, n: int) -> dict:
     cfg = load_config("local", [*base, "platform.llm.partitions=1"], warehouse=str(tmp / "wh"))
     spark = get_session(cfg.platform, "bench-llm")
     store = Store(spark, cfg.warehouse)
-    pool = tmp / "pool.json"
-    pool.write_text(json.dumps([{"instruction": t, "input": "", "output": "An answer."} for t in instructions(n)]))
+
+    def write_pool(name: str, texts: list[str]) -> Path:
+        path = tmp / name
+        path.write_text(json.dumps([{"instruction": t, "input": "", "output": "An answer."} for t in texts]))
+        return path
+
     # warm-up: the stage itself on 32 other samples, so the timed call finds what a session's first call
     # pays for once: the worker's engine, the tags table, the JVM's first pass over the tag-row code
     # (ICU's case tables, code generation); offline vLLM's warm-up is a chat call of 8 prompts
-    warm_pool = tmp / "warm.json"
-    warm_pool.write_text(json.dumps([{"instruction": t, "input": "", "output": "An answer."}
-                                     for t in instructions(32, 10**6)]))
-    ingest.run(spark, store, cfg, [str(warm_pool)], source="warm-up")
+    ingest.run(spark, store, cfg, [str(write_pool("warm.json", instructions(32, 10**6)))], source="warm-up")
     t0 = time.time()
     tagging.run(spark, store, cfg)
     started = time.time() - t0
-    ingest.run(spark, store, cfg, [str(pool)], source="bench")
+    ingest.run(spark, store, cfg, [str(write_pool("pool.json", instructions(n)))], source="bench")
     before = store.version("llm_cache")
     rounds = RoundTimes()
     logging.getLogger("instructlake.llm.cache").addHandler(rounds)

@@ -139,9 +139,10 @@ def complete(store: Store, requests: DataFrame, llm: LLMConfig, settings: LLMSet
     # distinct counts: right even if the cache ever held a key twice (a left join would repeat the prompt)
     tally = flagged.agg(F.countDistinct("cache_key").alias("n"),
                         F.countDistinct(F.when(F.col("_cached"), F.col("cache_key"))).alias("hits")).first()
-    n_prompts, n_miss = int(tally["n"]), int(tally["n"]) - int(tally["hits"])
+    n_prompts, n_hits = int(tally["n"]), int(tally["hits"])
+    n_miss = n_prompts - n_hits
     misses = flagged.filter(F.col("_cached").isNull()).drop("_cached")
-    counts = {"prompts": n_prompts, "cache_hits": n_prompts - n_miss, "calls": n_miss}
+    counts = {"prompts": n_prompts, "cache_hits": n_hits, "calls": n_miss}
     parts = []  # the answers: cached ones, this run's (as cached), backend failures (this run only, never cached)
     if n_prompts > n_miss or not n_miss:
         parts.append(snapshot.select(*ANSWER_COLUMNS).join(req.select("cache_key"), "cache_key", "left_semi"))
