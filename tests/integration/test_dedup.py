@@ -3,6 +3,8 @@
 import json
 import random
 
+import pyarrow as pa
+
 from instructlake.config import load_config
 from instructlake.dedup import stage as dedup
 from instructlake.ingest import stage as ingest
@@ -148,3 +150,32 @@ def test_driver_and_spark_banding_give_the_same_pairs_and_clusters(spark, store,
         assert c_spark[key] == c_driver[key], key
     assert c_spark["exact_checked_pairs"] > 100 and c_spark["near_duplicates"] > 20
     assert spark_clusters == driver_clusters
+
+
+def test_exact_checker_scans_the_texts_once_per_call_and_in_parts_when_told(spark, config):
+    """The exact check of borderline pairs: every pair's n-gram Jaccard as the plain-Python reference
+    computes it; one Spark job per call while the texts fit, one per part when they do not."""
+    import numpy as np
+
+    from instructlake.dedup.minhash import exact_jaccard, normalize
+
+    rng = random.Random(7)
+    words = BASE.split()
+    texts = {f"s{i:03d}": " ".join(rng.sample(words, 24)) for i in range(40)}
+    frame = spark.createDataFrame(sorted(texts.items()), "sample_id string, text string")
+    src = np.array([f"s{rng.randrange(40):03d}" for _ in range(60)])
+    dst = np.array([f"s{rng.randrange(40):03d}" for _ in range(60)])
+    cfg = config.dedup
+    norm = lambda t: normalize(pa.array([t]), cfg.strip_templates)[0].as_py()  # noqa: E731
+    want = [exact_jaccard(norm(texts[a]), norm(texts[b]), cfg.ngram) for a, b in zip(src, dst, strict=True)]
+    tracker = spark.sparkContext.statusTracker()
+    for max_texts, parts in ((200_000, 1), (8, 15)):  # parts of 4 pairs: 15 parts of the 60 pairs
+        group = f"exact-check-{max_texts}"
+        spark.sparkContext.setJobGroup(group, group)
+        try:
+            got = dedup.exact_checker(spark, frame, cfg, max_texts=max_texts)(src, dst)
+        finally:
+            spark.sparkContext.setLocalProperty("spark.jobGroup.id", None)
+        assert np.allclose(got, want), max_texts
+        # per part: the broadcast of the wanted ids, then the one scan of the texts
+        assert len(tracker.getJobIdsForGroup(group)) == 2 * parts, max_texts

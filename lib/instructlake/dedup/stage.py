@@ -129,12 +129,13 @@ def exact_similarity(pairs: DataFrame, texts: DataFrame, cfg: DedupConfig) -> Da
     return joined.mapInArrow(score, "src string, dst string, similarity double")
 
 
-def exact_checker(spark: SparkSession, texts: DataFrame, cfg: DedupConfig, pairs_per_job: int = 50_000):
+def exact_checker(spark: SparkSession, texts: DataFrame, cfg: DedupConfig, max_texts: int = 200_000):
     """(src ids, dst ids) -> exact n-gram Jaccard of each pair's texts.
 
     Python workers turn each text the pairs name into its sorted shingle set, once however many pairs
     name it (a bucket's root is in every pair of its bucket); the driver intersects the sets. One Spark
-    job per `pairs_per_job` pairs bounds what the driver holds."""
+    job (one scan of every text) per call while the pairs name at most `max_texts` texts, which bounds
+    what the driver holds; more pairs than that are checked in parts of max_texts / 2 pairs each."""
     import numpy as np
     import pandas as pd
     import pyarrow as pa
@@ -148,25 +149,29 @@ def exact_checker(spark: SparkSession, texts: DataFrame, cfg: DedupConfig, pairs
             sets = pa.ListArray.from_arrays(pa.array(off.astype(np.int32)), pa.array(vals.view(np.int32)))
             yield pa.RecordBatch.from_arrays([b.column("sample_id"), sets], names=["sample_id", "shingles"])
 
+    def check_part(s: np.ndarray, d: np.ndarray) -> np.ndarray:
+        ids = np.unique(np.r_[s, d])
+        wanted = spark.createDataFrame(pd.DataFrame({"sample_id": ids.astype(str)}), "sample_id string")
+        got = (texts.join(F.broadcast(wanted), "sample_id", "left_semi")
+               .mapInArrow(sets_of, "sample_id string, shingles array<int>").toArrow())
+        got_ids = got.column("sample_id").to_numpy(zero_copy_only=False).astype(str)
+        order = np.argsort(got_ids)
+        if len(got_ids) != len(ids) or (got_ids[order] != ids.astype(str)).any():
+            raise RuntimeError(f"exact check: {len(ids) - len(set(got_ids))} of {len(ids)} texts not found")
+        sets = got.column("shingles").combine_chunks()
+        sizes = pc.list_value_length(sets).to_numpy(zero_copy_only=False).astype(np.int64)
+        values = pc.list_flatten(sets).to_numpy(zero_copy_only=False).view(np.uint32)
+        offsets = np.r_[0, np.cumsum(sizes)].astype(np.int64)
+        # the row of `got` holding each pair's sets
+        a, b = order[np.searchsorted(ids, s)], order[np.searchsorted(ids, d)]
+        return set_jaccard(offsets, values, a, b)
+
     def check(src: np.ndarray, dst: np.ndarray) -> np.ndarray:
+        # each job scans every text: one job when the sets fit, parts with at most max_texts ids else
+        step = max(1, len(src) if len(np.unique(np.r_[src, dst])) <= max_texts else max_texts // 2)
         out = np.empty(len(src), dtype=np.float64)
-        for lo in range(0, len(src), pairs_per_job):
-            s, d = src[lo: lo + pairs_per_job], dst[lo: lo + pairs_per_job]
-            ids = np.unique(np.r_[s, d])
-            wanted = spark.createDataFrame(pd.DataFrame({"sample_id": ids.astype(str)}), "sample_id string")
-            got = (texts.join(F.broadcast(wanted), "sample_id", "left_semi")
-                   .mapInArrow(sets_of, "sample_id string, shingles array<int>").toArrow())
-            got_ids = got.column("sample_id").to_numpy(zero_copy_only=False).astype(str)
-            order = np.argsort(got_ids)
-            if len(got_ids) != len(ids) or (got_ids[order] != ids.astype(str)).any():
-                raise RuntimeError(f"exact check: {len(ids) - len(set(got_ids))} of {len(ids)} texts not found")
-            sets = got.column("shingles").combine_chunks()
-            sizes = pc.list_value_length(sets).to_numpy(zero_copy_only=False).astype(np.int64)
-            values = pc.list_flatten(sets).to_numpy(zero_copy_only=False).view(np.uint32)
-            offsets = np.r_[0, np.cumsum(sizes)].astype(np.int64)
-            # the row of `got` holding each pair's sets
-            a, b = order[np.searchsorted(ids, s)], order[np.searchsorted(ids, d)]
-            out[lo: lo + len(s)] = set_jaccard(offsets, values, a, b)
+        for lo in range(0, len(src), step):
+            out[lo: lo + step] = check_part(src[lo: lo + step], dst[lo: lo + step])
         return out
 
     return check
