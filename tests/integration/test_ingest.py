@@ -209,6 +209,34 @@ def test_fuzzed_sample_files_never_crash_and_add_up(spark, store, config, tmp_pa
     assert q.filter("reason IS NULL OR raw IS NULL OR raw_length IS NULL").count() == 0
 
 
+@pytest.mark.parametrize("reader", ["python"])
+@pytest.mark.parametrize("broadcast_max", [500_000, 0], ids=["broadcast", "shuffle"])
+def test_the_first_occurrence_of_a_repeated_conversation_is_stored_once(spark, store, config, tmp_path,
+                                                                         monkeypatch, broadcast_max):
+    """A conversation repeated within a file, across files and inside one record (two equal instances:
+    the same source, file and position) is stored once, from its first file and first position, whether
+    the repeated ids are broadcast or joined with a shuffle."""
+    monkeypatch.setattr(stage, "BROADCAST_MAX_IDS", broadcast_max)
+
+    def rec(i):
+        return {"instruction": f"Name colour number {i}.", "output": f"Colour {i}."}
+
+    lines = [rec(0), rec(1), rec(0), rec(2), rec(0)]
+    (tmp_path / "a.jsonl").write_text("".join(json.dumps(r) + "\n" for r in lines))
+    (tmp_path / "b.jsonl").write_text(json.dumps(rec(1)) + "\n" + json.dumps(rec(3)) + "\n")
+    task = {"instruction": "Echo the word.", "instances": [{"input": w, "output": w} for w in ("x", "x", "y")]}
+    (tmp_path / "c.jsonl").write_text(json.dumps(task) + "\n")
+    c = stage.run(spark, store, config, [str(tmp_path / n) for n in ("a.jsonl", "b.jsonl", "c.jsonl")]).counts
+    # samples 5 + 2 + 3 = 10; distinct: colours 0-3 and echo x, y = 6; repeats: 0 twice, 1 once, x once
+    assert (c["samples"], c["ingested"], c["duplicate_in_batch"], c["duplicate_existing"]) == (10, 6, 4, 0)
+    rows = store.read("samples").collect()
+    assert len(rows) == len({r["sample_id"] for r in rows}) == 6
+    zero = [r for r in rows if r["instruction"] == "Name colour number 0."][0]
+    one = [r for r in rows if r["instruction"] == "Name colour number 1."][0]
+    assert zero["source_file"].endswith("a.jsonl") and zero["source_id"].endswith(":1"), zero
+    assert one["source_file"].endswith("a.jsonl"), one
+
+
 def test_hostile_files_add_up_against_counts_written_by_hand(spark, store, config, tmp_path, reader):
     """Through Spark and Delta: several arrays in one file, array lines, a damaged element holding nested
     records, deep nesting, a bounded expansion, and records shared across files. Every number below is

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from pyspark import StorageLevel
-from pyspark.sql import DataFrame, SparkSession, Window
+from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from instructlake import hadoopfs, schemas
@@ -35,6 +35,9 @@ from instructlake.store import MergeResult, Store
 
 log = logging.getLogger(__name__)
 
+# conversations seen more than once in one ingest, at most, that are broadcast to pick their first rows
+# (an id and a key: about 150 bytes each); more are joined with a shuffle
+BROADCAST_MAX_IDS = 500_000
 SUFFIXES = (".json", ".jsonl", ".ndjson", ".json.gz", ".jsonl.gz", ".ndjson.gz")
 
 
@@ -162,10 +165,10 @@ class AccountingError(RuntimeError):
     """Records or samples that do not add up: something was lost or written twice."""
 
 
-def rank_per_id(samples: DataFrame) -> DataFrame:
-    """`_rank` 1 for the first occurrence (source, file, position) of each conversation in one ingest."""
-    w = Window.partitionBy("sample_id").orderBy("source", "source_file", "ordinal", "source_id")
-    return samples.withColumn("_rank", F.row_number().over(w))
+def first_key() -> Column:
+    """The order that picks a conversation's first occurrence in one ingest: (source, file, position),
+    then the row's place in the parse, so that no two rows tie."""
+    return F.struct("source", "source_file", "ordinal", "source_id", "_row")
 
 
 def per_file_counts(parsed: DataFrame) -> dict[str, dict[str, int]]:
@@ -275,22 +278,27 @@ def _write(spark: SparkSession, store: Store, parsed: DataFrame, files: list[Inp
 
 def _merge_samples(store: Store, samples: DataFrame, chash: str, n_samples: int) -> tuple[MergeResult, dict]:
     """MERGE the first occurrence of each conversation; the duplicates, each kind counted where it is
-    found. Raises AccountingError when samples != inserted + the duplicates."""
+    found. Raises AccountingError when samples != inserted + the duplicates.
+
+    Only the ids and the order columns travel to find the first occurrences (a shuffle of whole rows
+    and a sort of 1 GB of text cost half a minute at 1 GB of input): the few conversations seen more than
+    once in the batch are broadcast with their first row's key, and every other row is its own first."""
     store.ensure("samples")
     before = store.version("samples")
-    # on disk, not in memory: beside the parse's cache, a memory copy of every row ran a 2 GB heap out of
-    # memory at 1 GB of input; at 100 MB the disk copy is no slower (the MERGE 4.2 s against 6.0 s)
-    ranked = rank_per_id(samples).persist(StorageLevel.DISK_ONLY)
-    try:
-        firsts, in_batch, existing = _duplicate_counts(store, ranked, before)
-        # one shuffle picks one row per conversation; persisted, it is merged without a second one
-        new_rows = (ranked.filter("_rank = 1")
-                    .withColumn("config_hash", F.lit(chash))
-                    .withColumn("ingested_at", F.current_timestamp())
-                    .select(*schemas.SAMPLES.fieldNames()))
-        result = store.merge("samples", new_rows, source_is_materialized=True)
-    finally:
-        ranked.unpersist()
+    # the parse is persisted: the row numbers below are the same in every job that reads it
+    rows = samples.withColumn("_row", F.monotonically_increasing_id())
+    per_id = (rows.groupBy("sample_id").agg(F.count(F.lit(1)).alias("n"), F.min(first_key()).alias("first"))
+              .localCheckpoint())
+    firsts, in_batch, existing, repeated = _duplicate_counts(store, per_id, before)
+    repeats = per_id.filter("n > 1").select("sample_id", "first")
+    repeats = F.broadcast(repeats) if repeated <= BROADCAST_MAX_IDS else repeats
+    new_rows = (rows.join(repeats, "sample_id", "left")
+                .filter(F.col("first").isNull() | (first_key() == F.col("first")))
+                .withColumn("config_hash", F.lit(chash))
+                .withColumn("ingested_at", F.current_timestamp())
+                .select(*schemas.SAMPLES.fieldNames()))
+    # one row per id by construction (the first key is unique per row), so no safety-net shuffle
+    result = store.merge("samples", new_rows, source_is_materialized=True, distinct_keys=True)
     after = store.version("samples")
     raced = firsts - result.inserted - existing
     dup = {"duplicate_in_batch": in_batch, "duplicate_existing": existing, "duplicate_raced": raced}
@@ -303,21 +311,20 @@ def _merge_samples(store: Store, samples: DataFrame, chash: str, n_samples: int)
     return result, dup
 
 
-def _duplicate_counts(store: Store, ranked: DataFrame, before: int) -> tuple[int, int, int]:
-    """(first occurrences, later occurrences in the batch, first occurrences already in `samples` at
-    version `before`), in one Spark job; no join when that version holds no files."""
-    ids = ranked.select("sample_id", (F.col("_rank") == 1).alias("first"))
+def _duplicate_counts(store: Store, per_id: DataFrame, before: int) -> tuple[int, int, int, int]:
+    """(conversations, later occurrences in the batch, conversations already in `samples` at version
+    `before`, conversations seen more than once in the batch) from the per-id counts, in one Spark job;
+    no join when that version holds no files."""
     stored = store.read("samples", version=before)
+    ids = per_id.select("sample_id", "n")
     if stored.inputFiles():
-        marks = stored.select("sample_id", F.lit(True).alias("stored"))
-        ids = ids.join(marks, "sample_id", "left")
+        ids = ids.join(stored.select("sample_id", F.lit(True).alias("stored")), "sample_id", "left")
     else:
         ids = ids.withColumn("stored", F.lit(None).cast("boolean"))
-    counts = ids.groupBy("first", F.col("stored").isNotNull().alias("stored")).count().collect()
-    n = {(r["first"], r["stored"]): int(r["count"]) for r in counts}
-    firsts = n.get((True, False), 0) + n.get((True, True), 0)
-    later = n.get((False, False), 0) + n.get((False, True), 0)
-    return firsts, later, n.get((True, True), 0)
+    r = ids.agg(F.count(F.lit(1)).alias("ids"), F.sum("n").alias("rows"), F.count("stored").alias("stored"),
+                F.count(F.when(F.col("n") > 1, 1)).alias("repeated")).first()
+    n_ids, n_rows = int(r["ids"]), int(r["rows"] or 0)
+    return n_ids, n_rows - n_ids, int(r["stored"]), int(r["repeated"])
 
 
 def inserted_by_others(store: Store, before: int, after: int | None, ours: int) -> int:
