@@ -165,3 +165,17 @@ def test_set_jaccard_from_shingle_sets_equals_the_string_computation():
     assert 0.05 < (want > 0).mean() < 0.95 and (want == 1).sum() >= 20  # overlaps of every degree
     for max_keys in (1, 300, 1 << 24):
         np.testing.assert_array_equal(set_jaccard(offsets, values, a, b, max_keys=max_keys), want)
+
+
+def test_signatures_and_exact_keys_are_pinned():
+    """Refreshes reuse the signatures stored under the same dedup settings, so the hash functions must
+    never change silently: a new signature beside an old one for the same text would stop matching. A
+    deliberate change fails here and must also change what the stored signatures are keyed by
+    (DedupConfig.signature_fields)."""
+    sig, has, h1, h2, words = MinHasher().sketch(norm("The quick brown fox jumps over the lazy dog, again and again.",
+                                                      "Short one"))
+    assert sig[0][:6].tolist() == [2397733332, 40564051, 594132628, 43825813, 1300642653, 352270782]
+    assert sig[1][:6].tolist() == [1558151137, 3743887856, 3061334502, 2820082325, 3841373776, 1288355200]
+    assert int(sig[0].astype(np.int64).sum()) == 61643772425
+    assert (int(h1[0]), int(h2[0])) == (7443215875783092225, 3408785806359694045)
+    assert has.tolist() == [True, True] and words.tolist() == [12, 2]

@@ -189,9 +189,10 @@ class MinHasher:
             hv = buf[:, : len(r)]
             np.multiply(a[:, None], x[None, c0: c0 + CHUNK], out=hv)
             np.add(hv, b[:, None], out=hv)
-            np.right_shift(hv, np.uint64(32), out=hv)
             seg = np.flatnonzero(np.r_[True, r[1:] != r[:-1]])
-            red = np.minimum.reduceat(hv, seg, axis=1).T.astype(np.uint32)
+            # the hash is the high 32 bits; the shift keeps order, so it is applied to each row's minimum
+            # rather than to every value (one pass less over the buffer, the same signature)
+            red = (np.minimum.reduceat(hv, seg, axis=1) >> np.uint64(32)).T.astype(np.uint32)
             ur = r[seg]
             sig[ur] = np.minimum(sig[ur], red)
         has = np.zeros(n_rows, dtype=bool)
