@@ -172,8 +172,8 @@ def test_signatures_and_exact_keys_are_pinned():
     never change silently: a new signature beside an old one for the same text would stop matching. A
     deliberate change fails here and must also change what the stored signatures are keyed by
     (DedupConfig.signature_fields)."""
-    sig, has, h1, h2, words = MinHasher().sketch(norm("The quick brown fox jumps over the lazy dog, again and again.",
-                                                      "Short one"))
+    texts = norm("The quick brown fox jumps over the lazy dog, again and again.", "Short one")
+    sig, has, h1, h2, words = MinHasher().sketch(texts)
     assert sig[0][:6].tolist() == [2397733332, 40564051, 594132628, 43825813, 1300642653, 352270782]
     assert sig[1][:6].tolist() == [1558151137, 3743887856, 3061334502, 2820082325, 3841373776, 1288355200]
     assert int(sig[0].astype(np.int64).sum()) == 61643772425
