@@ -32,3 +32,16 @@ def test_near_pairs_threshold_margin_and_exact_check():
     s, d, sim, n_exact = near_pairs(ids, sig, bands=1, rows=1, threshold=0.8, margin=0.1, rounds=1, check=check)
     assert list(zip(s.tolist(), d.tolist(), strict=True)) == [(1, 0)]  # b~a (0.875 is in the margin: checked, 0.9)
     assert sim.tolist() == [0.9] and n_exact == 1 and asked == [[("b", "a")]]
+
+
+def test_signature_matrix_from_arrow_keeps_rows_in_place_and_zeros_a_missing_signature():
+    import pyarrow as pa
+
+    from instructlake.dedup.stage import signature_matrix
+
+    col = pa.chunked_array([pa.array([[1, -1, 3]], pa.list_(pa.int32())),
+                            pa.array([None, [4, 5, -2**31]], pa.list_(pa.int32()))])
+    m = signature_matrix(col, 3)
+    assert m.dtype == np.uint32
+    assert m.tolist() == [[1, 2**32 - 1, 3], [0, 0, 0], [4, 5, 2**31]]
+    assert signature_matrix(pa.chunked_array([], pa.list_(pa.int32())), 3).shape == (0, 3)

@@ -177,24 +177,40 @@ def exact_checker(spark: SparkSession, texts: DataFrame, cfg: DedupConfig, max_t
     return check
 
 
+def signature_matrix(column, num_perm: int):
+    """Signatures as a (rows, num_perm) uint32 matrix, straight from Arrow's flat values (a row without
+    a signature: zeros; it is never banded)."""
+    import numpy as np
+    import pyarrow.compute as pc
+
+    column = column.combine_chunks() if hasattr(column, "combine_chunks") else column
+    out = np.zeros((len(column), num_perm), np.uint32)
+    valid = pc.is_valid(column).to_numpy(zero_copy_only=False)
+    if valid.any():
+        values = pc.list_flatten(column).to_numpy(zero_copy_only=False).astype(np.int32, copy=False)
+        out[valid] = values.view(np.uint32).reshape(-1, num_perm)
+    return out
+
+
 def build_clusters_driver(spark: SparkSession, samples: DataFrame, sigs: DataFrame, cfg: DedupConfig,
                           chash: str) -> tuple[DataFrame, dict[str, int]]:
     """build_clusters for a pool whose signatures fit on the driver: the same table, computed with numpy
     and pandas instead of a dozen Spark shuffles (the Spark path is checked against it in the tests)."""
     import numpy as np
     import pandas as pd
+    import pyarrow.compute as pc
 
     from instructlake.dedup import lsh_local
 
     t0 = time.time()
-    pdf = (sigs.select("sample_id", F.coalesce("exact_h1", F.lit(0)).alias("h1"),
-                       F.coalesce("exact_h2", F.lit(0)).alias("h2"), "n_tokens", "signature")
-           .join(samples.select("sample_id", "source", "response_chars"), "sample_id").toPandas())
-    pdf = pdf.sort_values("sample_id", kind="stable").reset_index(drop=True)
+    table = (sigs.select("sample_id", F.coalesce("exact_h1", F.lit(0)).alias("h1"),
+                         F.coalesce("exact_h2", F.lit(0)).alias("h2"), "n_tokens", "signature")
+             .join(samples.select("sample_id", "source", "response_chars"), "sample_id").toArrow())
+    table = table.take(pc.sort_indices(table, [("sample_id", "ascending")]))
+    sig = signature_matrix(table.column("signature"), cfg.num_perm)
+    pdf = table.drop_columns(["signature"]).to_pandas()
     ids = pdf["sample_id"].to_numpy()
     n = len(ids)
-    sig = (np.stack(pdf["signature"].map(lambda v: np.zeros(cfg.num_perm, np.int32) if v is None else v).to_numpy())
-           .astype(np.int32).view(np.uint32) if n else np.zeros((0, cfg.num_perm), np.uint32))
     matchable = (pdf["n_tokens"] > 0).to_numpy()
     # exact groups: every member linked to its group's smallest id (the representative)
     rep = pd.Series(np.arange(n)).groupby([pdf["h1"].to_numpy(), pdf["h2"].to_numpy()]).transform("min").to_numpy()
