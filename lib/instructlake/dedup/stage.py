@@ -149,8 +149,7 @@ def exact_checker(spark: SparkSession, texts: DataFrame, cfg: DedupConfig, max_t
             sets = pa.ListArray.from_arrays(pa.array(off.astype(np.int32)), pa.array(vals.view(np.int32)))
             yield pa.RecordBatch.from_arrays([b.column("sample_id"), sets], names=["sample_id", "shingles"])
 
-    def check_part(s: np.ndarray, d: np.ndarray) -> np.ndarray:
-        ids = np.unique(np.r_[s, d])
+    def check_part(s: np.ndarray, d: np.ndarray, ids: np.ndarray) -> np.ndarray:
         wanted = spark.createDataFrame(pd.DataFrame({"sample_id": ids.astype(str)}), "sample_id string")
         got = (texts.join(F.broadcast(wanted), "sample_id", "left_semi")
                .mapInArrow(sets_of, "sample_id string, shingles array<int>").toArrow())
@@ -167,11 +166,16 @@ def exact_checker(spark: SparkSession, texts: DataFrame, cfg: DedupConfig, max_t
         return set_jaccard(offsets, values, a, b)
 
     def check(src: np.ndarray, dst: np.ndarray) -> np.ndarray:
-        # each job scans every text: one job when the sets fit, parts with at most max_texts ids else
-        step = max(1, len(src) if len(np.unique(np.r_[src, dst])) <= max_texts else max_texts // 2)
+        if not len(src):
+            return np.empty(0, dtype=np.float64)
+        ids = np.unique(np.r_[src, dst])
+        if len(ids) <= max_texts:  # one job: the sets of every text the pairs name fit
+            return check_part(src, dst, ids)
+        step = max(1, max_texts // 2)  # each job scans every text: parts of at most max_texts ids
         out = np.empty(len(src), dtype=np.float64)
         for lo in range(0, len(src), step):
-            out[lo: lo + step] = check_part(src[lo: lo + step], dst[lo: lo + step])
+            s, d = src[lo: lo + step], dst[lo: lo + step]
+            out[lo: lo + step] = check_part(s, d, np.unique(np.r_[s, d]))
         return out
 
     return check
