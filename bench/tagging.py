@@ -1,13 +1,19 @@
 """bench tagging: how well the embedded taggers' categories match labelled prompts, side by side in one run.
 
-    python build.py bench tagging [--repeat 5] [--show 0]
+    python build.py bench tagging [--repeat 5] [--show 0] [--split all|tune|test]
 
-The labelled set is data/samples/labelled/WizardLM_testset.jsonl: 218 instructions, each with one of 29
-skills (Math, Code Generation, Roleplay, Law, ...). SKILLS below says which taxonomy categories count as a
-match for each skill, and which of the eight kinds it reports under (coding, math, reasoning, writing,
-roleplay, extraction, STEM, humanities; plus format, multilingual, knowledge and safety for skills that
-are none of those). None of these prompts is in the demo's pool or among any tagger's exemplars, so the
-figures are held out.
+Two labelled sets in data/samples/labelled/:
+
+* WizardLM_testset.jsonl: 218 instructions, each with one of 29 skills (Math, Code Generation, Roleplay,
+  Law, ...). SKILLS below says which taxonomy categories count as a match for each skill, and which of the
+  eight kinds it reports under (coding, math, reasoning, writing, roleplay, extraction, STEM, humanities;
+  plus format, multilingual, knowledge and safety for skills that are none of those). None of these
+  prompts is in the demo's pool or among any tagger's exemplars.
+* pool_categories.jsonl: 300 first user turns of the sample pool (alpaca_en_demo 80, cherry_alpaca 90,
+  seed_tasks 40, oasst 40, kto 30, glaive_toolcall 20; per file the first records in the order of
+  sha256("<file>:<index>"), exact repeats skipped), labelled by hand with a kind and the taxonomy
+  categories a reader would accept for it. Each row has a split, tune or test (by the same hash): the
+  tagger's settings may be chosen on `tune` only, so `test` and WizardLM stay held out.
 
 Per tagger: category match (any of a prompt's tags has an accepted category), top-1 match (the best tag's
 category is accepted), coverage (at least one tag), tags per prompt, per kind match, and tagging speed
@@ -30,6 +36,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "lib"))
 
 LABELLED = ROOT / "data" / "samples" / "labelled" / "WizardLM_testset.jsonl"
+POOL = ROOT / "data" / "samples" / "labelled" / "pool_categories.jsonl"
 CODE = ("programming", "software engineering and systems", "data science and machine learning")
 SCIENCE = ("natural sciences", "engineering and technology", "medicine and health", "data science and machine learning")
 ARTS = ("literature and arts", "humanities and history")
@@ -71,12 +78,28 @@ SKILLS: dict[str, tuple[str, tuple[str, ...]]] = {
 EIGHT = ("coding", "math", "reasoning", "writing", "roleplay", "extraction", "STEM", "humanities")
 
 
-def labelled() -> list[dict]:
-    rows = [json.loads(line) for line in LABELLED.read_text(encoding="utf-8").splitlines() if line.strip()]
+def read_jsonl(path: Path) -> list[dict]:
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+
+
+def wizardlm() -> list[dict]:
+    """Rows of (text, kind, accepted categories) from the WizardLM test set's skills."""
+    rows = read_jsonl(LABELLED)
     unknown = {r["Skill"] for r in rows} - set(SKILLS)
     if unknown:
         raise SystemExit(f"bench tagging: skills without a category mapping: {sorted(unknown)}")
-    return rows
+    return [{"text": r["Instruction"], "kind": SKILLS[r["Skill"]][0], "accepted": SKILLS[r["Skill"]][1],
+             "label": r["Skill"]} for r in rows]
+
+
+def pool(split: str, categories: set[str]) -> list[dict]:
+    """Rows of the hand-labelled pool set, of one split or both."""
+    rows = [r for r in read_jsonl(POOL) if split == "all" or r["split"] == split]
+    unknown = {c for r in rows for c in r["categories"]} - categories
+    if unknown:
+        raise SystemExit(f"bench tagging: {POOL.name} names categories the taxonomy lacks: {sorted(unknown)}")
+    return [{"text": r["instruction"], "kind": r["kind"], "accepted": tuple(r["categories"]), "label": r["id"]}
+            for r in rows]
 
 
 def taggers(config):
@@ -105,61 +128,78 @@ def evaluate(rows: list[dict], picks: list[list[tuple[str, float]]], category_of
     per_kind: dict[str, list[int]] = defaultdict(lambda: [0, 0])
     hit = top1 = covered = n_tags = 0
     for r, p in zip(rows, picks, strict=True):
-        kind, accepted = SKILLS[r["Skill"]]
         cats = [category_of[t] for t, _ in p]
-        ok = any(c in accepted for c in cats)
+        ok = any(c in r["accepted"] for c in cats)
         hit += ok
-        top1 += bool(cats) and cats[0] in accepted
+        top1 += bool(cats) and cats[0] in r["accepted"]
         covered += bool(p)
         n_tags += len(p)
-        per_kind[kind][0] += ok
-        per_kind[kind][1] += 1
+        per_kind[r["kind"]][0] += ok
+        per_kind[r["kind"]][1] += 1
     n = len(rows)
+    code_math = [per_kind[k] for k in ("coding", "math") if k in per_kind]
     return {"match": hit / n, "top1": top1 / n, "coverage": covered / n, "tags": n_tags / n,
-            "kinds": {k: v[0] / v[1] for k, v in per_kind.items()}}
+            "kinds": {k: v[0] / v[1] for k, v in per_kind.items()},
+            "code/math": sum(h for h, _ in code_math) / max(1, sum(t for _, t in code_math))}
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--repeat", type=int, default=5, help="the prompts this many times for the speed figure")
-    ap.add_argument("--show", type=int, default=0, help="print this many prompts with each tagger's tags")
+    ap.add_argument("--show", type=int, default=0, help="print this many prompts of each set with their tags")
+    ap.add_argument("--split", choices=("all", "tune", "test"), default="all",
+                    help="which part of the pool set to score (choose settings on tune only)")
+    ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                    help="a config setting for both taggers, as instructlake's --set (tagging.exemplar_k=3)")
     args = ap.parse_args()
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     from instructlake.config import load_config
     from instructlake.tagging import taxonomy
 
-    rows = labelled()
-    texts = [r["Instruction"] for r in rows]
-    category_of = taxonomy.load().category_of()
-    config = load_config("local")
-    results, shown = {}, {}
+    tax = taxonomy.load()
+    category_of = tax.category_of()
+    sets = {f"WizardLM test set ({LABELLED.name})": wizardlm(),
+            f"pool set, {args.split} ({POOL.name})": pool(args.split, {c for c, _ in tax.categories})}
+    config = load_config("local", args.set)
+    results: dict[str, dict[str, dict]] = defaultdict(dict)
+    shown: dict[str, dict[str, list]] = defaultdict(dict)
     for name, tag in taggers(config).items():
+        first = next(iter(sets.values()))
+        texts = [r["text"] for r in first]
         tag(texts[:8])  # warm-up
-        picks = tag(texts)
         t0 = time.time()
         tag(texts * args.repeat)
         speed = len(texts) * args.repeat / (time.time() - t0)
-        results[name] = {**evaluate(rows, picks, category_of), "speed": speed}
-        shown[name] = picks
+        for set_name, rows in sets.items():
+            picks = tag([r["text"] for r in rows])
+            results[set_name][name] = {**evaluate(rows, picks, category_of), "speed": speed}
+            shown[set_name][name] = picks
+    print(f"\nbench tagging on {os.cpu_count()} cores (speed: the WizardLM prompts x {args.repeat})")
+    for set_name, rows in sets.items():
+        print_table(set_name, rows, results[set_name])
+    print("\n  goals: WizardLM match >= 0.85, none of the eight kinds below 0.6, coverage >= 0.98; pool set "
+          "code/math >= 0.9, coverage >= 0.97; speed >= 0.7x of the flat tagger")
+    for set_name, rows in sets.items():
+        for r in rows[: args.show]:
+            print(f"\n  [{r['label']}: {r['kind']}] {r['text'][:100]!r}")
+            for name, picks in shown[set_name].items():
+                print(f"    {name:26} " + ", ".join(f"{t} ({category_of[t]})" for t, _ in picks[rows.index(r)]))
+
+
+def print_table(set_name: str, rows: list[dict], results: dict[str, dict]) -> None:
     kinds = [k for k in EIGHT if any(k in r["kinds"] for r in results.values())]
     extra = sorted({k for r in results.values() for k in r["kinds"]} - set(kinds))
-    print(f"\nbench tagging: {len(rows)} labelled WizardLM test prompts ({LABELLED.name}), "
-          f"{os.cpu_count()} cores")
-    head = f"  {'tagger':28}{'match':>7}{'top-1':>7}{'cover':>7}{'tags':>6}{'samp/s':>8}"
+    print(f"\n{set_name}: {len(rows)} prompts")
+    head = f"  {'tagger':28}{'match':>7}{'top-1':>7}{'cover':>7}{'tags':>6}{'samp/s':>8}{'code/math':>10}"
     print(head + "".join(f"{k[:9]:>10}" for k in kinds + extra))
     base = None
     for name, r in results.items():
         base = base or r["speed"]
-        print(f"  {name:28}{r['match']:7.2f}{r['top1']:7.2f}{r['coverage']:7.2f}{r['tags']:6.2f}{r['speed']:8.0f}"
-              + "".join(f"{r['kinds'].get(k, float('nan')):10.2f}" for k in kinds + extra))
+        print(f"  {name:28}{r['match']:7.3f}{r['top1']:7.2f}{r['coverage']:7.2f}{r['tags']:6.2f}{r['speed']:8.0f}"
+              f"{r['code/math']:10.2f}" + "".join(f"{r['kinds'].get(k, float('nan')):10.2f}" for k in kinds + extra))
     for name, r in results.items():
         print(f"  {name}: speed {r['speed'] / base:.2f}x of the first; worst of the eight kinds "
               f"{min(r['kinds'][k] for k in kinds):.2f}")
-    print("  goals: match >= 0.85, no kind below 0.6, coverage >= 0.98, speed >= 0.7x of the flat tagger")
-    for i in range(min(args.show, len(rows))):
-        print(f"\n  [{rows[i]['Skill']}] {texts[i][:100]}")
-        for name, picks in shown.items():
-            print(f"    {name:26} " + ", ".join(f"{t} ({category_of[t]})" for t, _ in picks[i]))
 
 
 if __name__ == "__main__":

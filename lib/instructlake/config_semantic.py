@@ -197,12 +197,15 @@ class TaggingConfig:
     # (resources/category_exemplars.yaml; the mean cosine of the exemplar_k nearest, weighted
     # exemplar_weight) and by its own description and best two tags (the rest of the weight); up to
     # max_categories categories within category_margin of the best are kept, then in each up to
-    # tags_per_category tags within tag_margin of the category's best tag, at most max_tags in all.
+    # tags_per_category tags within tag_margin of the category's best tag, at most max_tags in all. When the
+    # kept categories are all tasks (or all domains; taxonomy.yaml's facet), the best of the other facet is
+    # added if it scores within pair_margin of the best category (0: never).
     zero_shot: str = "two-level"
     exemplar_weight: float = 0.5
     exemplar_k: int = 2
     max_categories: int = 3
     category_margin: float = 0.1
+    pair_margin: float = 0.25
     tags_per_category: int = 2
     tag_margin: float = 0.03
     max_tags: int = 8
@@ -236,6 +239,9 @@ class TaggingConfig:
             raise ConfigError("tagging: exemplar_k, max_categories, tags_per_category and max_tags must be >= 1")
         if not 0 <= self.exemplar_weight <= 1:
             raise ConfigError(f"tagging.exemplar_weight must be in [0, 1], not {self.exemplar_weight}")
+        if self.pair_margin < 0:
+            raise ConfigError(f"tagging.pair_margin must be >= 0 (0: no pairing of a task and a domain), "
+                              f"not {self.pair_margin}")
 
     @property
     def open_tags_on(self) -> bool:

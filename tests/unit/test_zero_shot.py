@@ -55,3 +55,32 @@ def test_the_packaged_exemplars_cover_every_category():
     ex = taxonomy.exemplars()
     assert set(ex.categories) == {c for c, _ in taxonomy.load().categories}
     assert min(ex.categories.count(c) for c in set(ex.categories)) >= TaggingConfig().exemplar_k
+
+
+def test_a_task_gets_its_best_domain_and_a_domain_its_best_task_within_the_pair_margin():
+    # categories 0 and 1 are tasks, 2 and 3 domains; one tag each
+    task = np.array([True, True, False, False])
+    tag_category = np.arange(4)
+    sims = np.array([[0.5, 0.5, 0.5, 0.5]] * 4)
+    scores = np.array([[0.9, 0.85, 0.7, 0.6],    # both kept are tasks: domain 2 added (0.2 behind)
+                       [0.9, 0.5, 0.55, 0.85],   # a task and a domain kept: nothing added
+                       [0.5, 0.4, 0.9, 0.85],    # both domains: task 0 is 0.4 behind, past the margin
+                       [0.9, 0.2, 0.3, 0.66]])   # one task kept: domain 3 added, 0.24 behind
+    cfg = replace(CFG, max_categories=2, category_margin=0.1, pair_margin=0.25, max_tags=8)
+    got = [[j for j, _ in p] for p in choose_two_level(scores, sims, tag_category, cfg, task)]
+    assert got == [[0, 1, 2], [0, 3], [2, 3], [0, 3]]
+    off = replace(cfg, pair_margin=0.0)
+    assert [[j for j, _ in p] for p in choose_two_level(scores, sims, tag_category, off, task)] == \
+        [[0, 1], [0, 3], [2, 3], [0]]
+    # without facets (an older Space) the choice is the single-facet one
+    assert choose_two_level(scores, sims, tag_category, cfg) == choose_two_level(scores, sims, tag_category, off)
+
+
+def test_every_taxonomy_category_has_a_facet_and_both_facets_are_used():
+    from instructlake.tagging import taxonomy
+
+    tax = taxonomy.load()
+    names = {c for c, _ in tax.categories}
+    assert tax.task_categories < names and len(tax.task_categories) >= 5
+    assert {"programming", "mathematics", "creative writing"} <= tax.task_categories
+    assert not {"medicine and health", "humanities and history"} & tax.task_categories

@@ -16,6 +16,7 @@ class Taxonomy:
     version: str  # v<declared>-<hash of the file>
     categories: tuple[tuple[str, str], ...]  # (name, description)
     tags: tuple[tuple[str, str, str], ...]  # (tag, description, category)
+    task_categories: frozenset[str] = frozenset()  # facet "task" (what is asked); the others: "domain"
 
     def tag_texts(self) -> list[str]:
         """What the zero-shot tagger embeds for each tag."""
@@ -28,20 +29,28 @@ class Taxonomy:
         return {t: c for t, _, c in self.tags}
 
 
+FACETS = ("task", "domain")
+
+
 @lru_cache(maxsize=1)
 def load() -> Taxonomy:
     raw = resources.files("instructlake").joinpath("resources", "taxonomy.yaml").read_text(encoding="utf-8")
     data = yaml.safe_load(raw)
-    cats, tags, seen = [], [], set()
+    cats, tags, seen, tasks = [], [], set(), set()
     for c in data["categories"]:
         cats.append((c["name"], c["description"]))
+        if c.get("facet") not in FACETS:
+            raise ValueError(f"taxonomy.yaml: category {c['name']!r} needs a facet, one of {FACETS}, "
+                             f"not {c.get('facet')!r}")
+        if c["facet"] == "task":
+            tasks.add(c["name"])
         for tag, desc in c["tags"].items():
             if tag in seen:
                 raise ValueError(f"taxonomy.yaml: tag {tag!r} appears twice")
             seen.add(tag)
             tags.append((tag, desc, c["name"]))
     digest = hashlib.sha256(raw.encode()).hexdigest()[:8]
-    return Taxonomy(f"taxonomy/v{data['version']}-{digest}", tuple(cats), tuple(tags))
+    return Taxonomy(f"taxonomy/v{data['version']}-{digest}", tuple(cats), tuple(tags), frozenset(tasks))
 
 
 @dataclass(frozen=True)

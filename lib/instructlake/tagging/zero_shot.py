@@ -7,7 +7,10 @@ configured. Two ways, chosen by tagging.zero_shot:
   description and the mean of its best two tags' cosines. The categories within category_margin of the best
   (at most max_categories) are kept; in each, the tags within tag_margin of its best tag (at most
   tags_per_category); at most max_tags in all, ranked by category score, then tag cosine. Every
-  instruction gets at least its best category's best tag.
+  instruction gets at least its best category's best tag. A category is a task (what is asked) or a
+  domain (what it is about; taxonomy.yaml's facet): when the kept categories are all of one facet, the
+  best category of the other is added if it scores within pair_margin of the best ("write an essay on
+  AI" gets a writing and an AI category, "list diseases caused by smoking" medicine and an answering one).
 * flat: up to top_k tags whose cosine to the instruction (embedding of "tag: description") is at least
   min_similarity and within margin of the instruction's best tag.
 
@@ -52,6 +55,7 @@ class Space:
     categories: np.ndarray  # (categories x dim), "name: description"
     exemplars: np.ndarray  # (exemplars x dim)
     exemplar_category: np.ndarray  # category index per exemplar
+    category_task: np.ndarray | None = None  # per category: True for the task facet, False for domain
 
 
 def category_scores(vec: np.ndarray, space: Space, cfg: TaggingConfig) -> tuple[np.ndarray, np.ndarray]:
@@ -68,14 +72,16 @@ def category_scores(vec: np.ndarray, space: Space, cfg: TaggingConfig) -> tuple[
     return scores, tag_sims
 
 
-def choose_two_level(scores: np.ndarray, tag_sims: np.ndarray, tag_category: np.ndarray,
-                     cfg: TaggingConfig) -> list[list[tuple[int, float]]]:
+def choose_two_level(scores: np.ndarray, tag_sims: np.ndarray, tag_category: np.ndarray, cfg: TaggingConfig,
+                     category_task: np.ndarray | None = None) -> list[list[tuple[int, float]]]:
     """For each sample: [(tag index, tag cosine)] ranked by category score, then tag cosine."""
     members = [np.nonzero(tag_category == c)[0] for c in range(scores.shape[1])]
     out = []
     for i in range(len(scores)):
-        order = np.lexsort((np.arange(scores.shape[1]), -scores[i]))[: cfg.max_categories]
-        kept = [c for c in order if scores[i, c] >= scores[i, order[0]] - cfg.category_margin]
+        order = np.lexsort((np.arange(scores.shape[1]), -scores[i]))
+        top = scores[i, order[0]]
+        kept = [c for c in order[: cfg.max_categories] if scores[i, c] >= top - cfg.category_margin]
+        kept += other_facet(scores[i], order, kept, category_task, cfg.pair_margin)
         picks: list[tuple[int, float]] = []
         for c in kept:
             idx = members[c]
@@ -86,13 +92,28 @@ def choose_two_level(scores: np.ndarray, tag_sims: np.ndarray, tag_category: np.
     return out
 
 
+def other_facet(scores: np.ndarray, order: np.ndarray, kept: list, category_task: np.ndarray | None,
+                margin: float) -> list:
+    """The best category of the facet (task or domain) that none of the kept ones has, when it scores within
+    margin of the best; nothing when both facets are kept, margin is 0 or the facets are unknown. It ranks
+    after the kept ones, since it scores below all of them."""
+    if category_task is None or margin <= 0:
+        return []
+    facets = {bool(category_task[c]) for c in kept}
+    if len(facets) == 2:
+        return []
+    other = next(c for c in order if bool(category_task[c]) not in facets)
+    return [other] if scores[other] >= scores[order[0]] - margin else []
+
+
 def space(model, tax, examples) -> Space:
     cats = [c for c, _ in tax.categories]
     return Space(tags=model.encode(tax.tag_texts()),
                  tag_category=np.array([cats.index(c) for _, _, c in tax.tags]),
                  categories=model.encode(tax.category_texts()),
                  exemplars=model.encode(list(examples.texts)),
-                 exemplar_category=np.array([cats.index(c) for c in examples.categories]))
+                 exemplar_category=np.array([cats.index(c) for c in examples.categories]),
+                 category_task=np.array([c in tax.task_categories for c in cats]))
 
 
 def pick(vec: np.ndarray, ref: Space, cfg: TaggingConfig) -> list[list[tuple[int, float]]]:
@@ -100,7 +121,7 @@ def pick(vec: np.ndarray, ref: Space, cfg: TaggingConfig) -> list[list[tuple[int
     if cfg.zero_shot == "flat":
         return choose(vec @ ref.tags.T, cfg.top_k, cfg.min_similarity, cfg.margin)
     scores, tag_sims = category_scores(vec, ref, cfg)
-    return choose_two_level(scores, tag_sims, ref.tag_category, cfg)
+    return choose_two_level(scores, tag_sims, ref.tag_category, cfg, ref.category_task)
 
 
 def version(cfg: TaggingConfig) -> str:
