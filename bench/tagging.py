@@ -16,7 +16,9 @@ Two labelled sets in data/samples/labelled/:
   tagger's settings may be chosen on `tune` only, so `test` and WizardLM stay held out.
 
 Per tagger: category match (any of a prompt's tags has an accepted category), top-1 match (the best tag's
-category is accepted), coverage (at least one tag), tags per prompt, per kind match, and tagging speed
+category is accepted), precision (the share of a prompt's distinct categories that are accepted, averaged:
+more tags make a match easier and cost precision), coverage (at least one tag), tags per prompt, per kind
+match, code/math (the match of the coding and math kinds together), and tagging speed
 (samples/s of embedding plus choosing, on the prompts repeated --repeat times, the model loaded before
 the timing). Each tagger runs with the settings in conf/defaults.yaml; the first is the flat tagger,
 the default until the two-level one, so the ratios are against it.
@@ -98,8 +100,8 @@ def pool(split: str, categories: set[str]) -> list[dict]:
     unknown = {c for r in rows for c in r["categories"]} - categories
     if unknown:
         raise SystemExit(f"bench tagging: {POOL.name} names categories the taxonomy lacks: {sorted(unknown)}")
-    return [{"text": r["instruction"], "kind": r["kind"], "accepted": tuple(r["categories"]), "label": r["id"]}
-            for r in rows]
+    return [{"text": r["instruction"], "kind": r["kind"], "accepted": tuple(r["categories"]),
+             "label": r["id"]} for r in rows]
 
 
 def taggers(config):
@@ -127,9 +129,12 @@ def taggers(config):
 def evaluate(rows: list[dict], picks: list[list[tuple[str, float]]], category_of: dict[str, str]) -> dict:
     per_kind: dict[str, list[int]] = defaultdict(lambda: [0, 0])
     hit = top1 = covered = n_tags = 0
+    precision = 0.0
     for r, p in zip(rows, picks, strict=True):
         cats = [category_of[t] for t, _ in p]
         ok = any(c in r["accepted"] for c in cats)
+        given = set(cats)
+        precision += len(given & set(r["accepted"])) / len(given) if given else 0.0
         hit += ok
         top1 += bool(cats) and cats[0] in r["accepted"]
         covered += bool(p)
@@ -139,6 +144,7 @@ def evaluate(rows: list[dict], picks: list[list[tuple[str, float]]], category_of
     n = len(rows)
     code_math = [per_kind[k] for k in ("coding", "math") if k in per_kind]
     return {"match": hit / n, "top1": top1 / n, "coverage": covered / n, "tags": n_tags / n,
+            "precision": precision / n,
             "kinds": {k: v[0] / v[1] for k, v in per_kind.items()},
             "code/math": sum(h for h, _ in code_math) / max(1, sum(t for _, t in code_math))}
 
@@ -180,23 +186,26 @@ def main() -> None:
     print("\n  goals: WizardLM match >= 0.85, none of the eight kinds below 0.6, coverage >= 0.98; pool set "
           "code/math >= 0.9, coverage >= 0.97; speed >= 0.7x of the flat tagger")
     for set_name, rows in sets.items():
-        for r in rows[: args.show]:
+        for i, r in enumerate(rows[: args.show]):
             print(f"\n  [{r['label']}: {r['kind']}] {r['text'][:100]!r}")
             for name, picks in shown[set_name].items():
-                print(f"    {name:26} " + ", ".join(f"{t} ({category_of[t]})" for t, _ in picks[rows.index(r)]))
+                print(f"    {name:26} " + ", ".join(f"{t} ({category_of[t]})" for t, _ in picks[i]))
 
 
 def print_table(set_name: str, rows: list[dict], results: dict[str, dict]) -> None:
     kinds = [k for k in EIGHT if any(k in r["kinds"] for r in results.values())]
     extra = sorted({k for r in results.values() for k in r["kinds"]} - set(kinds))
     print(f"\n{set_name}: {len(rows)} prompts")
-    head = f"  {'tagger':28}{'match':>7}{'top-1':>7}{'cover':>7}{'tags':>6}{'samp/s':>8}{'code/math':>10}"
+    head = (f"  {'tagger':28}{'match':>7}{'top-1':>7}{'prec':>6}{'cover':>7}{'tags':>6}{'samp/s':>8}"
+            f"{'code/math':>10}")
     print(head + "".join(f"{k[:9]:>10}" for k in kinds + extra))
     base = None
     for name, r in results.items():
         base = base or r["speed"]
-        print(f"  {name:28}{r['match']:7.3f}{r['top1']:7.2f}{r['coverage']:7.2f}{r['tags']:6.2f}{r['speed']:8.0f}"
-              f"{r['code/math']:10.2f}" + "".join(f"{r['kinds'].get(k, float('nan')):10.2f}" for k in kinds + extra))
+        print(f"  {name:28}{r['match']:7.3f}{r['top1']:7.2f}{r['precision']:6.2f}{r['coverage']:7.2f}"
+              f"{r['tags']:6.2f}{r['speed']:8.0f}"
+              f"{r['code/math']:10.2f}"
+              + "".join(f"{r['kinds'].get(k, float('nan')):10.2f}" for k in kinds + extra))
     for name, r in results.items():
         print(f"  {name}: speed {r['speed'] / base:.2f}x of the first; worst of the eight kinds "
               f"{min(r['kinds'][k] for k in kinds):.2f}")
