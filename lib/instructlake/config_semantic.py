@@ -205,7 +205,7 @@ class TaggingConfig:
     exemplar_k: int = 2
     max_categories: int = 3
     category_margin: float = 0.1
-    pair_margin: float = 0.1
+    pair_margin: float = 0.05
     tags_per_category: int = 2
     tag_margin: float = 0.03
     max_tags: int = 8
