@@ -47,9 +47,13 @@ def normalize(texts: pa.Array, templates: bool = True) -> pa.Array:
     if templates:
         t = strip_templates(t)
     t = pc.utf8_lower(t)
-    t = pc.replace_substring_regex(t, r"[\p{P}\p{S}]+", " ")
     t = pc.replace_substring_regex(t, r"(\p{Han}|\p{Hiragana}|\p{Katakana})", r" \1 ")
-    t = pc.replace_substring_regex(t, r"\s\s+|[^\S ]", " ")  # same as \s+ -> " ", without rewriting every space
+    # One pass makes each run of punctuation, symbols and whitespace one space. It matches only the runs
+    # that hold something other than a single space (RE2's \s is [\t\n\f\r ]): `[...\s]+` would rewrite
+    # every space between words (1.3x slower than the two passes it replaced); this is about 1.25x faster
+    # than they were (0.69-0.70 s against 0.85-0.88 s for the texts of 40 MB of JSON Lines, one core).
+    # It gives the same text as those passes, which tests/unit/test_minhash.py checks.
+    t = pc.replace_substring_regex(t, r"[\p{P}\p{S}\s]*[\p{P}\p{S}\t\n\f\r][\p{P}\p{S}\s]*|\s\s+", " ")
     return pc.utf8_trim_whitespace(t)
 
 
