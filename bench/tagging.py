@@ -1,6 +1,6 @@
 """bench tagging: how well the embedded taggers' categories match labelled prompts, side by side in one run.
 
-    python build.py bench tagging [--repeat 5] [--show 0] [--split all|tune|test]
+    python build.py bench tagging [--repeat 5] [--show 0] [--split all|tune|test] [--set KEY=VALUE ...]
 
 Two labelled sets in data/samples/labelled/:
 
@@ -8,7 +8,8 @@ Two labelled sets in data/samples/labelled/:
   Law, ...). SKILLS below says which taxonomy categories count as a match for each skill, and which of the
   eight kinds it reports under (coding, math, reasoning, writing, roleplay, extraction, STEM, humanities;
   plus format, multilingual, knowledge and safety for skills that are none of those). None of these
-  prompts is in the demo's pool or among any tagger's exemplars.
+  prompts is in the demo's pool, and no exemplar is a near copy of them or of the pool set's prompts
+  (tests/unit/test_exemplars_held_out.py).
 * pool_categories.jsonl: 300 first user turns of the sample pool (alpaca_en_demo 80, cherry_alpaca 90,
   seed_tasks 40, oasst 40, kto 30, glaive_toolcall 20; per file the first records in the order of
   sha256("<file>:<index>"), exact repeats skipped), labelled by hand with a kind and the taxonomy

@@ -74,6 +74,10 @@ def test_a_task_gets_its_best_domain_and_a_domain_its_best_task_within_the_pair_
         [[0, 1], [0, 3], [2, 3], [0]]
     # without facets (an older Space) the choice is the single-facet one
     assert choose_two_level(scores, sims, tag_category, cfg) == choose_two_level(scores, sims, tag_category, off)
+    # a taxonomy of tasks only has no other facet to add
+    all_tasks = np.ones(4, dtype=bool)
+    assert choose_two_level(scores, sims, tag_category, cfg, all_tasks) == \
+        choose_two_level(scores, sims, tag_category, off, all_tasks)
 
 
 def test_every_taxonomy_category_has_a_facet_and_both_facets_are_used():

@@ -9,8 +9,9 @@ configured. Two ways, chosen by tagging.zero_shot:
   tags_per_category); at most max_tags in all, ranked by category score, then tag cosine. Every
   instruction gets at least its best category's best tag. A category is a task (what is asked) or a
   domain (what it is about; taxonomy.yaml's facet): when the kept categories are all of one facet, the
-  best category of the other is added if it scores within pair_margin of the best ("write an essay on
-  AI" gets a writing and an AI category, "list diseases caused by smoking" medicine and an answering one).
+  best category of the other is added if it scores within pair_margin of the best ("Describe the
+  political landscape in Turkey", kept in three domains, also gets knowledge question answering when
+  that is close enough).
 * flat: up to top_k tags whose cosine to the instruction (embedding of "tag: description") is at least
   min_similarity and within margin of the instruction's best tag.
 
@@ -102,7 +103,9 @@ def other_facet(scores: np.ndarray, order: np.ndarray, kept: list, category_task
     facets = {bool(category_task[c]) for c in kept}
     if len(facets) == 2:
         return []
-    other = next(c for c in order if bool(category_task[c]) not in facets)
+    other = next((c for c in order if bool(category_task[c]) not in facets), None)
+    if other is None:  # a taxonomy whose categories are all of one facet
+        return []
     return [other] if scores[other] >= scores[order[0]] - margin else []
 
 
