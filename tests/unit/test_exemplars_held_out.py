@@ -19,7 +19,8 @@ def evaluation_prompts() -> list[str]:
         return [json.loads(line) for line in (LABELLED / name).read_text(encoding="utf-8").splitlines() if line]
 
     return ([r["Instruction"] for r in rows("WizardLM_testset.jsonl")]
-            + [r["instruction"] for r in rows("pool_categories.jsonl")])
+            + [r["instruction"] for name in ("pool_categories.jsonl", "user_oriented_categories.jsonl")
+               for r in rows(name)])
 
 
 def near_copies(exemplars: list[str], vectors, prompts: list[str],
@@ -39,7 +40,7 @@ def test_no_exemplar_is_a_near_copy_of_a_labelled_prompt():
     cfg = load_config("local")
     model = get_embedder(cfg.embed, cfg.platform.embed, threads=2)
     prompts = evaluation_prompts()
-    assert len(prompts) == 518
+    assert len(prompts) == 218 + 300 + 252
     prompt_vectors = model.encode(prompts)  # once, for both checks
     exemplars = list(taxonomy.exemplars().texts)
     assert near_copies(exemplars, model.encode(exemplars), prompts, prompt_vectors) == []
