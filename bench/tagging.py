@@ -125,7 +125,8 @@ def taggers(config):
 
     def tagger(cfg):
         def tag(texts):
-            return [[(names[j], s) for j, s in p] for p in zero_shot.pick(emb.encode(texts), ref, cfg)]
+            picks = zero_shot.embed_and_pick(emb, texts, emb.encode(texts), ref, cfg)
+            return [[(names[j], s) for j, s in p] for p in picks]
         return tag
 
     return {"flat (the earlier default)": tagger(replace(config.tagging, zero_shot="flat")),

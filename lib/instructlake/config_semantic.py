@@ -199,13 +199,17 @@ class TaggingConfig:
     # max_categories categories within category_margin of the best are kept, then in each up to
     # tags_per_category tags within tag_margin of the category's best tag, at most max_tags in all. When the
     # kept categories are all tasks (or all domains; taxonomy.yaml's facet), the best of the other facet is
-    # added if it scores within pair_margin of the best category (0: never).
+    # added if it scores within pair_margin of the best category (0: never). With head_paragraph, a prompt
+    # whose first paragraph is followed by more (an instruction, then its input) is scored on that
+    # paragraph as well, each category and tag keeping the better of the two scores: a long input passage
+    # does not drown the task its first line asks for.
     zero_shot: str = "two-level"
     exemplar_weight: float = 0.5
     exemplar_k: int = 2
     max_categories: int = 3
     category_margin: float = 0.1
     pair_margin: float = 0.05
+    head_paragraph: bool = True
     tags_per_category: int = 2
     tag_margin: float = 0.03
     max_tags: int = 8

@@ -7,7 +7,15 @@ from dataclasses import replace
 import numpy as np
 
 from instructlake.config import TaggingConfig
-from instructlake.tagging.zero_shot import Space, category_scores, choose_two_level
+from instructlake.tagging.zero_shot import (
+    Space,
+    category_scores,
+    choose_two_level,
+    embed_and_pick,
+    head,
+    head_vectors,
+    pick,
+)
 
 CFG = TaggingConfig(max_categories=2, category_margin=0.1, tags_per_category=2, tag_margin=0.1, max_tags=3)
 TAG_CATEGORY = np.array([0, 0, 0, 1, 1, 2])
@@ -88,3 +96,34 @@ def test_every_taxonomy_category_has_a_facet_and_both_facets_are_used():
     assert tax.task_categories < names and len(tax.task_categories) >= 5
     assert {"programming", "mathematics", "creative writing"} <= tax.task_categories
     assert not {"medicine and health", "humanities and history"} & tax.task_categories
+
+
+def test_head_is_the_first_paragraph_only_when_more_follows():
+    assert head("Extract the address.\n\nTucked in the foothills of Grass Valley ...") == "Extract the address."
+    assert head("  Summarize this.\n\n\nA long article.\n\nIts second paragraph.  ") == "Summarize this."
+    for whole in ("One paragraph only.", "Trailing break only.\n\n", "\n\nLeading break only.", None, ""):
+        assert head(whole) is None
+
+
+def test_a_first_paragraph_keeps_the_task_a_long_input_would_drown():
+    """The whole prompt's vector is near category 1 (the input's subject), its first paragraph's near
+    category 0 (the task): with the heads, category 0 wins; without them, only category 1 is kept."""
+    eye = np.eye(4, dtype=np.float32)
+    space = Space(tags=eye[[0, 1]], tag_category=np.array([0, 1]), categories=eye[[0, 1]],
+                  exemplars=eye[[0, 1]], exemplar_category=np.array([0, 1]))
+    cfg = replace(CFG, max_categories=1, exemplar_k=1, pair_margin=0.0)
+    texts = ["Extract the names.\n\nA long passage about rivers.", "No input here."]
+    whole = np.array([[0.3, 0.95, 0.0, 0.0], [0.0, 1.0, 0.0, 0.0]], dtype=np.float32)
+
+    class Model:  # encodes the one first paragraph there is: near category 0
+        def encode(self, texts):
+            assert texts == ["Extract the names."]
+            return np.array([[1.0, 0.0, 0.0, 0.0]], dtype=np.float32)
+
+    heads = head_vectors(Model(), texts, whole)
+    assert heads[1].tolist() == whole[1].tolist()  # no first paragraph of its own: the whole prompt
+    assert [[j for j, _ in p] for p in pick(whole, space, cfg)] == [[1], [1]]
+    assert [[j for j, _ in p] for p in pick(whole, space, cfg, heads)] == [[0], [1]]
+    assert pick(whole, space, cfg, heads) == embed_and_pick(Model(), texts, whole, space, cfg)
+    off = replace(cfg, head_paragraph=False)
+    assert embed_and_pick(Model(), texts, whole, space, off) == pick(whole, space, cfg)

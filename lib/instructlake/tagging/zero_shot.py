@@ -11,7 +11,9 @@ configured. Two ways, chosen by tagging.zero_shot:
   domain (what it is about; taxonomy.yaml's facet): when the kept categories are all of one facet, the
   best category of the other is added if it scores within pair_margin of the best ("Describe the
   political landscape in Turkey", kept in three domains, also gets knowledge question answering when
-  that is close enough).
+  that is close enough). With head_paragraph, a prompt whose first paragraph is followed by more
+  ("Extract the address of the property.\n\n<a long listing>") is also scored on that paragraph alone,
+  and each category and tag keeps the better score of the two.
 * flat: up to top_k tags whose cosine to the instruction (embedding of "tag: description") is at least
   min_similarity and within margin of the instruction's best tag.
 
@@ -119,12 +121,40 @@ def space(model, tax, examples) -> Space:
                  category_task=np.array([c in tax.task_categories for c in cats]))
 
 
-def pick(vec: np.ndarray, ref: Space, cfg: TaggingConfig) -> list[list[tuple[int, float]]]:
-    """The configured tagger's [(tag index, score)] per sample, best first."""
+def head(text: str | None) -> str | None:
+    """A prompt's first paragraph when more follows it (an instruction, then its input), else None."""
+    first, sep, _ = (text or "").strip().partition("\n\n")  # stripped: a break at either end is no input
+    return first.rstrip() if sep else None
+
+
+def head_vectors(model, texts: list[str | None], vec: np.ndarray) -> np.ndarray:
+    """Each text's first-paragraph vector (head), or its own vector when it has no separate head."""
+    heads = [head(t) for t in texts]
+    at = [i for i, h in enumerate(heads) if h]
+    out = vec.copy()
+    if at:
+        out[at] = model.encode([heads[i] for i in at])
+    return out
+
+
+def pick(vec: np.ndarray, ref: Space, cfg: TaggingConfig,
+         heads: np.ndarray | None = None) -> list[list[tuple[int, float]]]:
+    """The configured tagger's [(tag index, score)] per sample, best first; `heads` (head_vectors) adds
+    each first paragraph's scores to the two-level tagger's, the better of the two counting."""
     if cfg.zero_shot == "flat":
         return choose(vec @ ref.tags.T, cfg.top_k, cfg.min_similarity, cfg.margin)
     scores, tag_sims = category_scores(vec, ref, cfg)
+    if heads is not None:
+        head_scores, head_sims = category_scores(heads, ref, cfg)
+        scores, tag_sims = np.maximum(scores, head_scores), np.maximum(tag_sims, head_sims)
     return choose_two_level(scores, tag_sims, ref.tag_category, cfg, ref.category_task)
+
+
+def embed_and_pick(model, texts: list[str | None], vec: np.ndarray, ref: Space,
+                   cfg: TaggingConfig) -> list[list[tuple[int, float]]]:
+    """pick() with the first paragraphs embedded too when the settings ask for them."""
+    use_heads = cfg.zero_shot == "two-level" and cfg.head_paragraph
+    return pick(vec, ref, cfg, head_vectors(model, texts, vec) if use_heads else None)
 
 
 def version(cfg: TaggingConfig) -> str:
@@ -151,7 +181,8 @@ def tag(spark: SparkSession, df: DataFrame, cfg: TaggingConfig, ecfg: EmbedConfi
     def emit(model, b: pa.RecordBatch, vec) -> pa.RecordBatch:
         ref = once_per_worker("tagging-space", key, lambda: space(model, tax, examples))
         rows = []
-        for p, text in zip(pick(vec, ref, cfg), b.column("text").to_pylist(), strict=True):
+        texts = b.column("text").to_pylist()
+        for p, text in zip(embed_and_pick(model, texts, vec, ref, cfg), texts, strict=True):
             row = [{"tag": names[j], "score": round(s, 6), "rank": r + 1} for r, (j, s) in enumerate(p)]
             rows.append(row + with_open_tags(text, [t["tag"] for t in row], cfg))
         tags = pa.array(rows, pa.list_(item))
