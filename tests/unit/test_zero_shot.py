@@ -115,15 +115,15 @@ def test_a_first_paragraph_keeps_the_task_a_long_input_would_drown():
     texts = ["Extract the names.\n\nA long passage about rivers.", "No input here."]
     whole = np.array([[0.3, 0.95, 0.0, 0.0], [0.0, 1.0, 0.0, 0.0]], dtype=np.float32)
 
-    class Model:  # encodes the one first paragraph there is: near category 0
+    class HeadEmbedderDouble:  # a stand-in embedder: the one first paragraph there is, near category 0
         def encode(self, texts):
             assert texts == ["Extract the names."]
             return np.array([[1.0, 0.0, 0.0, 0.0]], dtype=np.float32)
 
-    heads = head_vectors(Model(), texts, whole)
+    heads = head_vectors(HeadEmbedderDouble(), texts, whole)
     assert heads[1].tolist() == whole[1].tolist()  # no first paragraph of its own: the whole prompt
     assert [[j for j, _ in p] for p in pick(whole, space, cfg)] == [[1], [1]]
     assert [[j for j, _ in p] for p in pick(whole, space, cfg, heads)] == [[0], [1]]
-    assert pick(whole, space, cfg, heads) == embed_and_pick(Model(), texts, whole, space, cfg)
+    assert pick(whole, space, cfg, heads) == embed_and_pick(HeadEmbedderDouble(), texts, whole, space, cfg)
     off = replace(cfg, head_paragraph=False)
-    assert embed_and_pick(Model(), texts, whole, space, off) == pick(whole, space, cfg)
+    assert embed_and_pick(HeadEmbedderDouble(), texts, whole, space, off) == pick(whole, space, cfg)
