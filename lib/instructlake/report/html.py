@@ -223,8 +223,8 @@ def _with_anchors(body: str) -> tuple[str, str]:
 
 
 # The sections' small Spark jobs overlap when they come from several threads (Spark schedules jobs of
-# several threads at once): 6.3-6.9 s against 8.4-9.5 s one after the other for a warm 130-sample
-# warehouse. Only scores_section draws (matplotlib, not thread-safe), so no two threads plot.
+# several threads at once): build() took 4.8-5.1 s against 6.9-7.3 s one after the other for a warm
+# 130-sample warehouse. Only scores_section draws (matplotlib, not thread-safe), so no two threads plot.
 SECTION_THREADS = 4
 
 
