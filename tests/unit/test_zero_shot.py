@@ -99,7 +99,7 @@ def test_every_taxonomy_category_has_a_facet_and_both_facets_are_used():
 
 
 def test_head_is_the_first_paragraph_only_when_more_follows():
-    assert head("Extract the address.\n\nTucked in the foothills of Grass Valley ...") == "Extract the address."
+    assert head("Extract the address.\n\nTucked in the foothills of Grass Valley.") == "Extract the address."
     assert head("  Summarize this.\n\n\nA long article.\n\nIts second paragraph.  ") == "Summarize this."
     for whole in ("One paragraph only.", "Trailing break only.\n\n", "\n\nLeading break only.", None, ""):
         assert head(whole) is None

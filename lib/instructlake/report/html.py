@@ -236,9 +236,10 @@ def sections(store: Store, config=None) -> list[str]:
         return "".join(f"<li>{esc(t)}: {store.count(t):,} rows</li>" for t in store.tables())
 
     parts = [lambda: runs_section(store), tables, lambda: quality_section(store), lambda: pii_section(store),
-             lambda: licenses_section(store, config), lambda: graph_section(store), lambda: scores_section(store),
-             lambda: contamination_section(store), lambda: difficulty_section(store),
-             lambda: tokens_section(store, config), lambda: export_section(store)]
+             lambda: licenses_section(store, config), lambda: graph_section(store),
+             lambda: scores_section(store), lambda: contamination_section(store),
+             lambda: difficulty_section(store), lambda: tokens_section(store, config),
+             lambda: export_section(store)]
     with ThreadPoolExecutor(SECTION_THREADS, thread_name_prefix="report") as pool:
         return list(pool.map(lambda part: part(), parts))
 
