@@ -146,7 +146,7 @@ def test_pair_jaccard_equals_the_string_computation():
 
 def test_set_jaccard_from_shingle_sets_equals_the_string_computation():
     """The exact check's sets, made once per text and intersected per pair, give the exact n-gram Jaccard
-    of the two texts, whatever the chunking (max_keys) and for empty and short texts."""
+    of the two texts, for empty and short texts too."""
     import random
 
     import numpy as np
@@ -165,8 +165,29 @@ def test_set_jaccard_from_shingle_sets_equals_the_string_computation():
     strings = norm.to_pylist()
     want = np.array([exact_jaccard(strings[i], strings[j], 3) for i, j in zip(a, b, strict=True)])
     assert 0.05 < (want > 0).mean() < 0.95 and (want == 1).sum() >= 20  # overlaps of every degree
-    for max_keys in (1, 300, 1 << 24):
-        np.testing.assert_array_equal(set_jaccard(offsets, values, a, b, max_keys=max_keys), want)
+    np.testing.assert_array_equal(set_jaccard(offsets, values, a, b), want)
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.integers(0, 5), min_size=0, max_size=300), st.integers(1, 64), st.integers(0, 2**32 - 1))
+def test_the_compiled_permutations_equal_the_numpy_expression(row_of, num_perm, seed):
+    """min_hashes against the numpy expression of the same hash: every (shingle, permutation) value,
+    (a * x + b) mod 2^64 with its high 32 bits kept, and the minimum per row; rows without a shingle keep
+    their initial value. Shingles take full 32-bit values, so the products wrap."""
+    from instructlake.dedup.kernels import min_hashes
+
+    rng = np.random.default_rng(seed)
+    rows = np.sort(np.array(row_of, dtype=np.int64))
+    x = rng.integers(0, 2**32, size=len(rows), dtype=np.uint64)
+    a = rng.integers(1, 2**63, size=num_perm, dtype=np.uint64) | np.uint64(1)
+    b = rng.integers(0, 2**63, size=num_perm, dtype=np.uint64)
+    got = np.full((6, num_perm), np.iinfo(np.uint32).max, dtype=np.uint32)
+    min_hashes(rows, x, a, b, got)
+    with np.errstate(over="ignore"):
+        every = ((x[:, None] * a[None, :] + b[None, :]) >> np.uint64(32)).astype(np.uint32)
+    want = np.full((6, num_perm), np.iinfo(np.uint32).max, dtype=np.uint32)
+    np.minimum.at(want, rows, every)
+    np.testing.assert_array_equal(got, want)
 
 
 def test_signatures_and_exact_keys_are_pinned():

@@ -4,7 +4,7 @@ Pipeline for a batch of texts:
   normalize (Arrow compute: NFKC, lower case, punctuation to space, collapsed whitespace)
   -> split into words (Arrow) -> hash every word from its UTF-8 bytes (numpy, polynomial mod 2^64)
   -> hash every n-gram window of word hashes -> 32-bit shingle values
-  -> num_perm multiply-add-shift hash functions, minimum per row -> the signature.
+  -> num_perm multiply-add-shift hash functions, minimum per row -> the signature (a compiled loop).
 A text shorter than n words is one shingle of all its words; an empty text has no signature.
 Chinese and Japanese characters count as words.
 The exact-duplicate key is a 128-bit hash of the normalized text's word sequence.
@@ -19,9 +19,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-# Rows of (shingles x num_perm) hashed at once; bounds memory to about CHUNK * num_perm * 8 bytes.
-CHUNK = 16384
-
+from instructlake.dedup.kernels import min_hashes, sorted_jaccard
 
 # Prompt-template scaffolding that says nothing about the task: removed before matching, so the same
 # instruction wrapped in a chat or Alpaca template matches its bare form.
@@ -185,20 +183,7 @@ class MinHasher:
         n_rows = len(normalized)
         a, b, _ = self._params()
         sig = np.full((n_rows, self.num_perm), np.iinfo(np.uint32).max, dtype=np.uint32)
-        # (num_perm, shingles) layout: the per-row minimum then runs along contiguous memory, about 6x
-        # faster than the transposed layout; one buffer, filled in place, bounds memory.
-        buf = np.empty((self.num_perm, min(CHUNK, len(x))), dtype=np.uint64)
-        for c0 in range(0, len(x), CHUNK):
-            r = rows[c0: c0 + CHUNK]
-            hv = buf[:, : len(r)]
-            np.multiply(a[:, None], x[None, c0: c0 + CHUNK], out=hv)
-            np.add(hv, b[:, None], out=hv)
-            seg = np.flatnonzero(np.r_[True, r[1:] != r[:-1]])
-            # the hash is the high 32 bits; the shift keeps order, so it is applied to each row's minimum
-            # rather than to every value (one pass less over the buffer, the same signature)
-            red = (np.minimum.reduceat(hv, seg, axis=1) >> np.uint64(32)).T.astype(np.uint32)
-            ur = r[seg]
-            sig[ur] = np.minimum(sig[ur], red)
+        min_hashes(rows.astype(np.int64, copy=False), x, a, b, sig)
         has = np.zeros(n_rows, dtype=bool)
         has[rows] = True
         counts = np.diff(row_off)
@@ -249,34 +234,11 @@ def shingle_sets(hasher: MinHasher, normalized: pa.Array) -> tuple[np.ndarray, n
     return np.r_[0, np.cumsum(sizes)].astype(np.int64), (keys & np.uint64(0xFFFFFFFF)).astype(np.uint32)
 
 
-def set_jaccard(offsets: np.ndarray, values: np.ndarray, a: np.ndarray, b: np.ndarray,
-                max_keys: int = 1 << 24) -> np.ndarray:
+def set_jaccard(offsets: np.ndarray, values: np.ndarray, a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """Jaccard similarity of sets a[i] and b[i] of a shingle_sets() layout, for every i: what pair_jaccard
-    computes from the two texts, from sets made once per text however many pairs name it. Pairs go in
-    chunks of about `max_keys` shingles, which bounds memory."""
-    out = np.zeros(len(a))
-    sizes = np.diff(offsets)
-    work = np.cumsum(sizes[a] + sizes[b])
-    start = 0
-    while start < len(a):
-        base = work[start - 1] if start else 0
-        stop = max(start + 1, int(np.searchsorted(work, base + max_keys, side="right")))
-        pa_, pb = a[start:stop], b[start:stop]
-        keys = []
-        for side in (pa_, pb):
-            n = sizes[side]
-            pair = np.repeat(np.arange(len(side), dtype=np.uint64), n)
-            pos = np.arange(int(n.sum())) - np.repeat(np.cumsum(n) - n, n)
-            keys.append((pair << np.uint64(32)) | values[np.repeat(offsets[side], n) + pos].astype(np.uint64))
-        # Each side is sorted (pairs in order, each set sorted): a binary search finds the shared keys.
-        left, right = keys
-        pos = np.minimum(np.searchsorted(left, right), max(len(left) - 1, 0))
-        both = right[left[pos] == right] if len(left) else right[:0]
-        inter = np.bincount((both >> np.uint64(32)).astype(np.int64), minlength=len(pa_))
-        union = sizes[pa_] + sizes[pb] - inter
-        out[start:stop] = np.where(union > 0, inter / np.maximum(union, 1), 0.0)
-        start = stop
-    return out
+    computes from the two texts, from sets made once per text however many pairs name it."""
+    return sorted_jaccard(np.asarray(offsets, np.int64), np.asarray(values, np.uint32),
+                          np.asarray(a, np.int64), np.asarray(b, np.int64))
 
 
 def _sorted_unique(x: np.ndarray) -> np.ndarray:
