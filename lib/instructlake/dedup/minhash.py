@@ -19,7 +19,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from instructlake.dedup.kernels import min_hashes, sorted_jaccard
+from instructlake.dedup.kernels import min_hashes, sorted_jaccard, word_hashes
 
 # Prompt-template scaffolding that says nothing about the task: removed before matching, so the same
 # instruction wrapped in a chat or Alpaca template matches its bare form.
@@ -73,34 +73,6 @@ def _string_parts(arr: pa.Array) -> tuple[np.ndarray, np.ndarray]:
     return offsets, data
 
 
-def hash_spans(offsets: np.ndarray, data: np.ndarray, seed: int) -> np.ndarray:
-    """A 64-bit hash of each byte span data[offsets[i]:offsets[i+1]], all spans at once."""
-    n = len(offsets) - 1
-    out = np.zeros(n, dtype=np.uint64)
-    if n == 0:
-        return out
-    starts, ends = offsets[:-1], offsets[1:]
-    lengths = ends - starts
-    nonempty = lengths > 0
-    total = int(lengths.sum())
-    if total:
-        maxlen = int(lengths.max())
-        p = np.uint64(1099511628211 + 2 * seed)  # odd multiplier
-        with np.errstate(over="ignore"):
-            powers = np.cumprod(np.full(maxlen, p, dtype=np.uint64))
-            powers = np.concatenate([np.ones(1, np.uint64), powers[:-1]])
-            span_of_byte = np.repeat(np.arange(n), lengths)
-            pos = np.arange(total) - np.repeat(np.cumsum(lengths) - lengths, lengths)
-            exp = np.repeat(lengths, lengths) - 1 - pos
-            b = data[np.repeat(starts, lengths) + pos].astype(np.uint64) + np.uint64(1)
-            contrib = b * powers[exp]
-        sums = np.add.reduceat(contrib, np.flatnonzero(np.r_[True, span_of_byte[1:] != span_of_byte[:-1]]))
-        out[nonempty] = sums
-    with np.errstate(over="ignore"):
-        out = out + lengths.astype(np.uint64) * np.uint64(0x9E3779B97F4A7C15) + np.uint64(seed)
-    return _splitmix64(out)
-
-
 @dataclass(frozen=True)
 class MinHasher:
     num_perm: int = 128
@@ -115,15 +87,10 @@ class MinHasher:
         return a, b, c
 
     def _words(self, normalized: pa.Array) -> tuple[np.ndarray, np.ndarray]:
-        """(word offsets per row, 64-bit hash of every word) for a batch of normalized texts."""
-        words = pc.utf8_split_whitespace(pc.if_else(pc.equal(normalized, ""), None, normalized))
-        row_off = words.offsets.to_numpy().astype(np.int64)
-        row_off = row_off - row_off[0]
-        # Hash each distinct word once: Arrow's dictionary encoding (C++) maps words to their distinct values.
-        enc = pc.dictionary_encode(words.flatten())
-        uniq_off, uniq_data = _string_parts(enc.dictionary)
-        tok = hash_spans(uniq_off, uniq_data, self.seed)[enc.indices.to_numpy(zero_copy_only=False)]
-        return row_off, tok
+        """(word offsets per row, 64-bit hash of every word) for a batch of normalized texts: the words
+        pyarrow's utf8_split_whitespace gives, each hashed as hash_spans hashes it (one compiled pass)."""
+        offsets, data = _string_parts(normalized.fill_null("") if normalized.null_count else normalized)
+        return word_hashes(offsets - offsets[0], data[offsets[0]:offsets[-1]], self.seed)
 
     def _shingles(self, row_off: np.ndarray, tok: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         rows, _, h = self._windows(row_off, tok)
