@@ -179,3 +179,18 @@ def test_exact_checker_scans_the_texts_once_per_call_and_in_parts_when_told(spar
         assert np.allclose(got, want), max_texts
         # per part: the broadcast of the wanted ids, then the one scan of the texts
         assert len(tracker.getJobIdsForGroup(group)) == 2 * parts, max_texts
+
+
+def test_a_sample_id_twice_in_samples_stops_dedup_before_it_writes(spark, store, config, tmp_path):
+    """samples is keyed by sample_id (ingest MERGEs on it); a row appended around ingest repeats one.
+    Dedup names it and writes no signature, where a MERGE with one row per id assumed would store two."""
+    import pytest
+
+    ingest.run(spark, store, config, [write(tmp_path, "a.json", [rec(BASE), rec("Name three primary colours")])])
+    one = store.read("samples").limit(1)
+    twice = one.first()["sample_id"]
+    store.append("samples", one)
+    for lsh in ("driver", "spark"):
+        with pytest.raises(RuntimeError, match=f"holds 1 sample_id.s. in more than one row .for example {twice}"):
+            dedup.run(spark, store, config, lsh=lsh)
+        assert store.count("minhash_signatures") == 0 and not store.exists("dedup_clusters")

@@ -215,6 +215,10 @@ def build_clusters_driver(spark: SparkSession, samples: DataFrame, sigs: DataFra
     pdf = table.drop_columns(["signature"]).to_pandas()
     ids = pdf["sample_id"].to_numpy()
     n = len(ids)
+    again = ids[1:] == ids[:-1]  # sorted: a repeated id sits next to itself
+    if again.any():
+        twice = sorted(set(ids[1:][again].tolist()))
+        raise repeated_ids(len(twice), twice[:3])
     matchable = (pdf["n_tokens"] > 0).to_numpy()
     # exact groups: every member linked to its group's smallest id (the representative)
     rep = pd.Series(np.arange(n)).groupby([pdf["h1"].to_numpy(), pdf["h2"].to_numpy()]).transform("min").to_numpy()
@@ -305,6 +309,21 @@ def near_edges(reps: DataFrame, texts: DataFrame, cfg: DedupConfig) -> tuple[Dat
     for df in cached:
         df.unpersist()
     return result, bands, rows, n_exact
+
+
+def unique_ids(samples: DataFrame) -> None:
+    """Check that each sample_id is in `samples` once (the key of its MERGE): a table written around the
+    pipeline could hold one twice, which would give one id two signature rows. Shuffles only the ids."""
+    r = samples.agg(F.count(F.lit(1)).alias("rows"), F.count_distinct("sample_id").alias("ids")).first()
+    if r["rows"] != r["ids"]:
+        twice = samples.groupBy("sample_id").count().filter("count > 1")
+        raise repeated_ids(twice.count(), [t["sample_id"] for t in twice.orderBy("sample_id").limit(3).collect()])
+
+
+def repeated_ids(n: int, examples: list[str]) -> RuntimeError:
+    return RuntimeError(f"dedup: samples holds {n:,} sample_id(s) in more than one row (for example "
+                        f"{', '.join(examples)}); its rows are keyed by sample_id, so was it written around "
+                        "instructlake's ingest? Nothing was written.")
 
 
 def response_chars() -> Column:
@@ -404,19 +423,22 @@ def run(spark: SparkSession, store: Store, config: Config, engine: str = "auto",
     # checkpointed: the Python hashing runs once, and the MERGE reads the rows without copying them again
     new_sigs = compute_signatures(new, cfg, config.platform.execution.arrow_batch_rows).localCheckpoint()
     n_input = samples.count()
-    sig_result = store.merge("minhash_signatures", new_sigs, source_is_materialized=True)
-    log.info("signatures: %d computed for new samples (%d samples in all) in %.1fs", sig_result.inserted, n_input,
-             time.time() - t0)
+    log.info("signatures: computed for new samples (%d samples in all) in %.1fs", n_input, time.time() - t0)
 
     # Every sample's signature: the earlier ones and those just computed. (A new signature that another
     # writer merged first is the same row: signatures are a function of the text and the settings.)
     sigs = new_sigs if old_sigs is None else old_sigs.unionByName(new_sigs).cache()
     try:
         n_sigs = sigs.count()
+        # Both paths check that no sample_id is in `samples` twice before anything is written, so the
+        # signatures go in with one row per id assumed: no duplicate-key shuffle (8 s of 18 at 1 GB).
         if n_sigs <= lsh_max and engine == "auto":
             clusters, pair_counts = build_clusters_driver(spark, samples, sigs, cfg, chash)
         else:
+            unique_ids(samples)
             clusters, pair_counts = build_clusters(spark, samples, sigs, cfg, chash, engine)
+        sig_result = store.merge("minhash_signatures", new_sigs, source_is_materialized=True, distinct_keys=True)
+        log.info("signatures: %d new merged into minhash_signatures", sig_result.inserted)
         store.overwrite("dedup_clusters", clusters)
         clusters.unpersist()
     finally:
