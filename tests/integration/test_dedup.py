@@ -6,6 +6,7 @@ import random
 import pyarrow as pa
 
 from instructlake.config import load_config
+from instructlake.dedup import clusters as clusters_of
 from instructlake.dedup import stage as dedup
 from instructlake.ingest import stage as ingest
 
@@ -173,7 +174,7 @@ def test_exact_checker_scans_the_texts_once_per_call_and_in_parts_when_told(spar
         group = f"exact-check-{max_texts}"
         spark.sparkContext.setJobGroup(group, group)
         try:
-            got = dedup.exact_checker(spark, frame, cfg, max_texts=max_texts)(src, dst)
+            got = clusters_of.exact_checker(spark, frame, cfg, max_texts=max_texts)(src, dst)
         finally:
             spark.sparkContext.setLocalProperty("spark.jobGroup.id", None)
         assert np.allclose(got, want), max_texts

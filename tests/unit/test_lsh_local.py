@@ -37,7 +37,7 @@ def test_near_pairs_threshold_margin_and_exact_check():
 def test_signature_matrix_from_arrow_keeps_rows_in_place_and_zeros_a_missing_signature():
     import pyarrow as pa
 
-    from instructlake.dedup.stage import signature_matrix
+    from instructlake.dedup.clusters import signature_matrix
 
     col = pa.chunked_array([pa.array([[1, -1, 3]], pa.list_(pa.int32())),
                             pa.array([None, [4, 5, -2**31]], pa.list_(pa.int32()))])

@@ -22,7 +22,8 @@ from pyspark.sql import functions as F
 
 from instructlake import schemas
 from instructlake.config import Config, config_hash
-from instructlake.dedup.stage import choose_kept, response_chars
+from instructlake.dedup.clusters import choose_kept
+from instructlake.dedup.stage import response_chars
 from instructlake.embed.table import instruction_vectors
 from instructlake.graph.components import smallest_member_components
 from instructlake.runs import EmptyInputError, StageResult
