@@ -187,11 +187,13 @@ def test_a_sample_id_twice_in_samples_stops_dedup_before_it_writes(spark, store,
     Dedup names it and writes no signature, where a MERGE with one row per id assumed would store two."""
     import pytest
 
-    ingest.run(spark, store, config, [write(tmp_path, "a.json", [rec(BASE), rec("Name three primary colours")])])
+    records = [rec(BASE), rec("Name three primary colours")]
+    ingest.run(spark, store, config, [write(tmp_path, "a.json", records)])
     one = store.read("samples").limit(1)
     twice = one.first()["sample_id"]
     store.append("samples", one)
     for lsh in ("driver", "spark"):
-        with pytest.raises(RuntimeError, match=f"holds 1 sample_id.s. in more than one row .for example {twice}"):
+        message = f"holds 1 sample_id.s. in more than one row .for example {twice}"
+        with pytest.raises(RuntimeError, match=message):
             dedup.run(spark, store, config, lsh=lsh)
         assert store.count("minhash_signatures") == 0 and not store.exists("dedup_clusters")

@@ -260,10 +260,10 @@ def arrow_words(texts: pa.Array, seed: int) -> tuple[np.ndarray, np.ndarray]:
 
 
 # every code point utf8_split_whitespace splits on, and neighbours that share their first UTF-8 bytes
-SPACES = [chr(c) for c in (0x09, 0x0A, 0x0B, 0x0C, 0x0D, 0x1C, 0x1D, 0x1E, 0x1F, 0x20, 0x85, 0xA0, 0x1680)] + \
-    [chr(c) for c in range(0x2000, 0x200B)] + ["\u2028", "\u2029", "\u202f", "\u205f", "\u3000"]
-NEAR_SPACES = ["\x08", "\x21", "\x84", "\xa1", "\u1681", "\u200b", "\u2027", "\u202a", "\u205e", "\u3001", "\u0a85",
-               "é", "日", "🙂"]
+SPACES = [chr(c) for c in (0x09, 0x0A, 0x0B, 0x0C, 0x0D, 0x1C, 0x1D, 0x1E, 0x1F, 0x20, 0x85, 0xA0)] + \
+    [chr(c) for c in range(0x2000, 0x200B)] + ["\u1680", "\u2028", "\u2029", "\u202f", "\u205f", "\u3000"]
+NEAR_SPACES = ["\x08", "\x21", "\x84", "\xa1", "\u1681", "\u200b", "\u2027", "\u202a", "\u205e", "\u3001",
+               "\u0a85", "é", "日", "🙂"]
 
 
 @settings(max_examples=300, deadline=None)
@@ -295,7 +295,8 @@ def test_normalized_texts_never_end_in_whitespace():
         assert text == text.strip("".join(SPACES)), repr(text)
 
 
-@pytest.mark.parametrize("text", ["a ", "a  ", "a   ", " ", "  ", "    ", "a \u3000 ", "x\u2028\u2028\u2028", "\t\t"])
+@pytest.mark.parametrize("text", ["a ", "a  ", "a   ", " ", "  ", "    ", "a \u3000 ", "x\u2028\u2028\u2028",
+                                  "\t\t"])
 def test_the_word_pass_splits_whitespace_at_the_end_as_arrow_does_alone(text):
     """Whitespace at the end, one text per array: the bytes after it are Arrow's zero padding, so Arrow's
     split is stable (a run of two or more at the end gives one more empty word)."""
@@ -314,3 +315,65 @@ def test_the_word_pass_handles_more_words_than_its_first_guess():
     assert want_off[-1] > len(arr.buffers()[2]) // 4 + 16
     np.testing.assert_array_equal(got_off, want_off)
     np.testing.assert_array_equal(got_tok, want_tok)
+
+
+def numpy_windows(row_off: np.ndarray, tok: np.ndarray, c: np.ndarray):
+    """MinHasher._windows as it was written in numpy before kernels.window_hashes (the reference)."""
+    from instructlake.dedup.minhash import _splitmix64
+
+    counts = np.diff(row_off)
+    n = len(c)
+    windows = np.where(counts >= n, counts - n + 1, np.minimum(counts, 1))
+    rows = np.repeat(np.arange(len(counts)), windows)
+    first = np.repeat(row_off[:-1], windows)
+    starts = first + (np.arange(windows.sum()) - np.repeat(np.cumsum(windows) - windows, windows))
+    padded = np.concatenate([tok, np.zeros(n, np.uint64)])
+    with np.errstate(over="ignore"):
+        run = padded[: len(tok)] * c[0]
+        for j in range(1, n):
+            run += padded[j: j + len(tok)] * c[j]
+    h = run[starts] if len(tok) else np.zeros(0, np.uint64)
+    short = np.flatnonzero(np.repeat(counts < n, windows))
+    if len(short):
+        wlen = np.repeat(counts, windows)[short]
+        s0 = starts[short]
+        hs = np.zeros(len(short), np.uint64)
+        with np.errstate(over="ignore"):
+            for j in range(n - 1):
+                hs += np.where(j < wlen, padded[s0 + j] * c[j], np.uint64(0))
+        h[short] = hs
+    return rows, starts, _splitmix64(h)
+
+
+def numpy_sequence_hash(row_off: np.ndarray, tok: np.ndarray, k: int) -> np.ndarray:
+    """One half of _sequence_hashes as it was written in numpy before kernels.sequence_hash."""
+    from instructlake.dedup.minhash import _splitmix64
+
+    counts = np.diff(row_off)
+    h = np.zeros(len(counts), np.uint64)
+    if len(tok):
+        pos = np.arange(len(tok)) - np.repeat(row_off[:-1], counts)
+        with np.errstate(over="ignore"):
+            weights = np.cumprod(np.full(int(counts.max()), np.uint64(k), dtype=np.uint64))
+            contrib = _splitmix64(tok + np.uint64(k)) * weights[pos]
+        nonempty = counts > 0
+        h[nonempty] = np.add.reduceat(contrib, row_off[:-1][nonempty])
+    with np.errstate(over="ignore"):
+        return _splitmix64(h + counts.astype(np.uint64) * np.uint64(k))
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.integers(0, 12), max_size=15), st.integers(1, 7), st.integers(0, 2**32 - 1))
+def test_the_compiled_windows_and_sequence_hashes_equal_the_numpy_code(words_per_row, ngram, seed):
+    """Rows of every length around the n-gram size, empty rows, and word hashes that wrap when weighted."""
+    from instructlake.dedup.kernels import sequence_hash, window_hashes
+
+    rng = np.random.default_rng(seed)
+    row_off = np.r_[0, np.cumsum(words_per_row)].astype(np.int64)
+    tok = rng.integers(0, 2**64, size=int(row_off[-1]), dtype=np.uint64)
+    _, _, c = MinHasher(ngram=ngram, seed=seed % 1000)._params()
+    for got, want in zip(window_hashes(row_off, tok, c), numpy_windows(row_off, tok, c), strict=True):
+        np.testing.assert_array_equal(got, want)
+    for k in (0x9E3779B97F4A7C15, 0xC2B2AE3D27D4EB4F):
+        want = numpy_sequence_hash(row_off, tok, k)
+        np.testing.assert_array_equal(sequence_hash(row_off, tok, np.uint64(k)), want)

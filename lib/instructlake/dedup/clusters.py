@@ -254,7 +254,8 @@ def unique_ids(samples: DataFrame) -> None:
     r = samples.agg(F.count(F.lit(1)).alias("rows"), F.count_distinct("sample_id").alias("ids")).first()
     if r["rows"] != r["ids"]:
         twice = samples.groupBy("sample_id").count().filter("count > 1")
-        raise repeated_ids(twice.count(), [t["sample_id"] for t in twice.orderBy("sample_id").limit(3).collect()])
+        examples = [t["sample_id"] for t in twice.orderBy("sample_id").limit(3).collect()]
+        raise repeated_ids(twice.count(), examples)
 
 
 def repeated_ids(n: int, examples: list[str]) -> RuntimeError:

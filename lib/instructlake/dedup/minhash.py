@@ -19,7 +19,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from instructlake.dedup.kernels import min_hashes, sorted_jaccard, word_hashes
+from instructlake.dedup.kernels import min_hashes, sequence_hash, sorted_jaccard, window_hashes, word_hashes
 
 # Prompt-template scaffolding that says nothing about the task: removed before matching, so the same
 # instruction wrapped in a chat or Alpaca template matches its bare form.
@@ -105,31 +105,8 @@ class MinHasher:
 
     def _windows(self, row_off: np.ndarray, tok: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(row, global index of the first word, finalized 64-bit hash) of every window."""
-        counts = np.diff(row_off)  # words per row
-        n = self.ngram
-        windows = np.where(counts >= n, counts - n + 1, np.minimum(counts, 1))
-        rows = np.repeat(np.arange(len(counts)), windows)
-        first = np.repeat(row_off[:-1], windows)
-        starts = first + (np.arange(windows.sum()) - np.repeat(np.cumsum(windows) - windows, windows))
         _, _, c = self._params()
-        padded = np.concatenate([tok, np.zeros(n, np.uint64)])
-        # The weighted sum of every run of n words of the flat word array, by n contiguous slices (no
-        # gather per word); windows are the runs that start where a row's windows start.
-        with np.errstate(over="ignore"):
-            run = padded[: len(tok)] * c[0]
-            for j in range(1, n):
-                run += padded[j: j + len(tok)] * c[j]
-        h = run[starts] if len(tok) else np.zeros(0, np.uint64)
-        short = np.flatnonzero(np.repeat(counts < n, windows))
-        if len(short):  # a row of fewer than n words: one window of only its own words
-            wlen = np.repeat(counts, windows)[short]
-            s0 = starts[short]
-            hs = np.zeros(len(short), np.uint64)
-            with np.errstate(over="ignore"):
-                for j in range(n - 1):
-                    hs += np.where(j < wlen, padded[s0 + j] * c[j], np.uint64(0))
-            h[short] = hs
-        return rows, starts, _splitmix64(h)
+        return window_hashes(row_off, tok, c)
 
     def shingles(self, normalized: pa.Array) -> tuple[np.ndarray, np.ndarray]:
         """(row index, 32-bit shingle value) for every shingle of every row, rows in order."""
@@ -160,21 +137,8 @@ class MinHasher:
 
 def _sequence_hashes(row_off: np.ndarray, tok: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Two 64-bit hashes per row of its word-hash sequence (position-weighted sums, then mixed)."""
-    counts = np.diff(row_off)
-    n_rows = len(counts)
-    out = []
-    for k in (0x9E3779B97F4A7C15, 0xC2B2AE3D27D4EB4F):
-        h = np.zeros(n_rows, np.uint64)
-        if len(tok):
-            pos = np.arange(len(tok)) - np.repeat(row_off[:-1], counts)
-            with np.errstate(over="ignore"):
-                weights = np.cumprod(np.full(int(counts.max()), np.uint64(k), dtype=np.uint64))
-                contrib = _splitmix64(tok + np.uint64(k)) * weights[pos]
-            nonempty = counts > 0
-            h[nonempty] = np.add.reduceat(contrib, row_off[:-1][nonempty])
-        with np.errstate(over="ignore"):
-            out.append(_splitmix64(h + counts.astype(np.uint64) * np.uint64(k)))
-    return out[0], out[1]
+    return (sequence_hash(row_off, tok, np.uint64(0x9E3779B97F4A7C15)),
+            sequence_hash(row_off, tok, np.uint64(0xC2B2AE3D27D4EB4F)))
 
 
 def exact_hashes(normalized: pa.Array, seed: int = 42) -> tuple[np.ndarray, np.ndarray]:

@@ -135,7 +135,8 @@ def run(spark: SparkSession, store: Store, config: Config, engine: str = "auto",
         else:
             unique_ids(samples)
             clusters, pair_counts = build_clusters(spark, samples, sigs, cfg, chash, engine)
-        sig_result = store.merge("minhash_signatures", new_sigs, source_is_materialized=True, distinct_keys=True)
+        sig_result = store.merge("minhash_signatures", new_sigs, source_is_materialized=True,
+                                 distinct_keys=True)
         log.info("signatures: %d new merged into minhash_signatures", sig_result.inserted)
         store.overwrite("dedup_clusters", clusters)
         clusters.unpersist()
