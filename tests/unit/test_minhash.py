@@ -377,3 +377,11 @@ def test_the_compiled_windows_and_sequence_hashes_equal_the_numpy_code(words_per
     for k in (0x9E3779B97F4A7C15, 0xC2B2AE3D27D4EB4F):
         want = numpy_sequence_hash(row_off, tok, k)
         np.testing.assert_array_equal(sequence_hash(row_off, tok, np.uint64(k)), want)
+
+
+def test_the_word_pass_reads_chunked_and_null_texts():
+    chunked = pa.chunked_array([["a b", None], ["", " c d"]])
+    got_off, got_tok = MinHasher()._words(chunked)
+    want_off, want_tok = arrow_words(pa.array(["a b", "", "", " c d"]), 42)
+    np.testing.assert_array_equal(got_off, want_off)
+    np.testing.assert_array_equal(got_tok, want_tok)

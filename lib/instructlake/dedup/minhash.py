@@ -2,9 +2,10 @@
 
 Pipeline for a batch of texts:
   normalize (Arrow compute: NFKC, lower case, punctuation to space, collapsed whitespace)
-  -> split into words (Arrow) -> hash every word from its UTF-8 bytes (numpy, polynomial mod 2^64)
+  -> split into words and hash every word from its UTF-8 bytes (polynomial mod 2^64), in one pass
   -> hash every n-gram window of word hashes -> 32-bit shingle values
-  -> num_perm multiply-add-shift hash functions, minimum per row -> the signature (a compiled loop).
+  -> num_perm multiply-add-shift hash functions, minimum per row -> the signature.
+The loops after normalize are compiled with numba (kernels.py).
 A text shorter than n words is one shingle of all its words; an empty text has no signature.
 Chinese and Japanese characters count as words.
 The exact-duplicate key is a 128-bit hash of the normalized text's word sequence.
@@ -88,7 +89,9 @@ class MinHasher:
 
     def _words(self, normalized: pa.Array) -> tuple[np.ndarray, np.ndarray]:
         """(word offsets per row, 64-bit hash of every word) for a batch of normalized texts: the words
-        pyarrow's utf8_split_whitespace gives, each hashed as hash_spans hashes it (one compiled pass)."""
+        pyarrow's utf8_split_whitespace gives, each hashed from its UTF-8 bytes (kernels.word_hashes)."""
+        if isinstance(normalized, pa.ChunkedArray):
+            normalized = normalized.combine_chunks()
         offsets, data = _string_parts(normalized.fill_null("") if normalized.null_count else normalized)
         return word_hashes(offsets - offsets[0], data[offsets[0]:offsets[-1]], self.seed)
 

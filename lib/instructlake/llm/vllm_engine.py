@@ -17,6 +17,7 @@ import atexit
 import hashlib
 import logging
 import os
+import sys
 from collections.abc import Sequence
 from typing import Any
 
@@ -32,6 +33,19 @@ log = logging.getLogger(__name__)
 CPU_KV_CACHE_GIB = 1.0
 # Tokens one engine step may prefill on the CPU build, at least (a prompt must fit in one step there).
 CPU_STEP_TOKENS = 8192
+
+
+def llvmlite_safe_for_kernel_scan() -> None:
+    """vLLM's CPU build, building an engine, scans every loaded module for Triton kernels and reads
+    vars(x) of each attribute x that has a __dict__ (vllm/triton_utils/dispatcher.py, _rebind_kernels).
+    llvmlite's `ffi.lib` makes up any attribute it is asked for, __dict__ included, as a function
+    wrapper, so the scan fails ("'_lib_fn_wrapper' object has no attribute 'get'") in a process that
+    loaded numba first: a Spark Python worker that ran dedup (dedup/kernels.py), then an LLM stage. An
+    empty __dict__ entry in its table of made-up attributes ends that; llvmlite has no function so named."""
+    ffi = sys.modules.get("llvmlite.binding.ffi")
+    table = getattr(getattr(ffi, "lib", None), "_fntab", None)
+    if isinstance(table, dict):
+        table["__dict__"] = {}
 
 
 def _import_vllm():
@@ -105,6 +119,7 @@ class VLLMEngine:
         os.environ["VLLM_ENABLE_V1_MULTIPROCESSING"] = "0" if settings.engine_core_in_worker else "1"
         kwargs = engine_arguments(settings, on_cpu())
         log.info("starting vLLM %s for %s (%s)", vllm.__version__, model, model_path or model)
+        llvmlite_safe_for_kernel_scan()
         self.llm = vllm.LLM(model=model_path or model, **kwargs)
         self.tokenizer = self.llm.get_tokenizer()
         self.max_model_len = self.llm.llm_engine.model_config.max_model_len
