@@ -235,13 +235,22 @@ def test_the_merged_pass_normalizes_as_the_two_passes_did(texts):
     assert normalize(arr).to_pylist() == two_pass_normalize(arr).to_pylist()
 
 
+def _splitmix64(x: np.ndarray) -> np.ndarray:
+    """A strong 64-bit finalizer: spreads the bits of a weak polynomial hash."""
+    with np.errstate(over="ignore"):
+        x = x + np.uint64(0x9E3779B97F4A7C15)
+        x = (x ^ (x >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+        x = (x ^ (x >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+        return x ^ (x >> np.uint64(31))
+
+
 def arrow_words(texts: pa.Array, seed: int) -> tuple[np.ndarray, np.ndarray]:
     """The word split and word hash as they were written before the compiled pass (kernels.word_hashes):
     pyarrow's utf8_split_whitespace, then a polynomial hash of each distinct word's bytes in numpy.
     Stored signatures were computed from these values."""
     import pyarrow.compute as pc
 
-    from instructlake.dedup.minhash import _splitmix64, _string_parts
+    from instructlake.dedup.minhash import _string_parts
 
     words = pc.utf8_split_whitespace(pc.if_else(pc.equal(texts, ""), None, texts))
     row_off = words.offsets.to_numpy().astype(np.int64)
@@ -319,8 +328,6 @@ def test_the_word_pass_handles_more_words_than_its_first_guess():
 
 def numpy_windows(row_off: np.ndarray, tok: np.ndarray, c: np.ndarray):
     """MinHasher._windows as it was written in numpy before kernels.window_hashes (the reference)."""
-    from instructlake.dedup.minhash import _splitmix64
-
     counts = np.diff(row_off)
     n = len(c)
     windows = np.where(counts >= n, counts - n + 1, np.minimum(counts, 1))
@@ -347,8 +354,6 @@ def numpy_windows(row_off: np.ndarray, tok: np.ndarray, c: np.ndarray):
 
 def numpy_sequence_hash(row_off: np.ndarray, tok: np.ndarray, k: int) -> np.ndarray:
     """One half of _sequence_hashes as it was written in numpy before kernels.sequence_hash."""
-    from instructlake.dedup.minhash import _splitmix64
-
     counts = np.diff(row_off)
     h = np.zeros(len(counts), np.uint64)
     if len(tok):

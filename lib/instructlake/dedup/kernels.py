@@ -89,7 +89,7 @@ def _space_at(data: np.ndarray, i: int, end: int) -> int:
 
 @_compiled(inline="always")
 def _mix(h: np.uint64) -> np.uint64:
-    """splitmix64's finalizer (minhash._splitmix64)."""
+    """splitmix64's finalizer: spreads the bits of a weak polynomial hash."""
     h = h + np.uint64(0x9E3779B97F4A7C15)
     h = (h ^ (h >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
     h = (h ^ (h >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
@@ -164,6 +164,12 @@ def _split_into(offsets: np.ndarray, data: np.ndarray, seed: int, tok: np.ndarra
     return n
 
 
+@_compiled(inline="always")
+def _windows_of(words: int, n: int) -> int:
+    """Windows of n words in a row of `words` words: one for a short row that has any."""
+    return words - n + 1 if words >= n else min(words, 1)
+
+
 @_compiled
 def window_hashes(row_off: np.ndarray, tok: np.ndarray,
                   c: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -174,8 +180,7 @@ def window_hashes(row_off: np.ndarray, tok: np.ndarray,
     rows_n = row_off.shape[0] - 1
     total = 0
     for r in range(rows_n):
-        words = row_off[r + 1] - row_off[r]
-        total += words - n + 1 if words >= n else min(words, 1)
+        total += _windows_of(row_off[r + 1] - row_off[r], n)
     rows = np.empty(total, np.int64)
     starts = np.empty(total, np.int64)
     out = np.empty(total, np.uint64)
@@ -184,7 +189,7 @@ def window_hashes(row_off: np.ndarray, tok: np.ndarray,
         first = row_off[r]
         words = row_off[r + 1] - first
         width = n if words >= n else words
-        for s in range(first, first + max(words - n + 1, min(words, 1))):
+        for s in range(first, first + _windows_of(words, n)):
             acc = np.uint64(0)
             for j in range(width):
                 acc += tok[s + j] * c[j]

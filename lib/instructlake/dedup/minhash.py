@@ -56,15 +56,6 @@ def normalize(texts: pa.Array, templates: bool = True) -> pa.Array:
     return pc.utf8_trim_whitespace(t)
 
 
-def _splitmix64(x: np.ndarray) -> np.ndarray:
-    """A strong 64-bit finalizer: spreads the bits of a weak polynomial hash."""
-    with np.errstate(over="ignore"):
-        x = x + np.uint64(0x9E3779B97F4A7C15)
-        x = (x ^ (x >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
-        x = (x ^ (x >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
-        return x ^ (x >> np.uint64(31))
-
-
 def _string_parts(arr: pa.Array) -> tuple[np.ndarray, np.ndarray]:
     """(offsets, bytes) of a string array, honouring its slice offset."""
     arr = arr.cast(pa.large_string()) if arr.type == pa.string() else arr
@@ -130,7 +121,7 @@ class MinHasher:
         n_rows = len(normalized)
         a, b, _ = self._params()
         sig = np.full((n_rows, self.num_perm), np.iinfo(np.uint32).max, dtype=np.uint32)
-        min_hashes(rows.astype(np.int64, copy=False), x, a, b, sig)
+        min_hashes(rows, x, a, b, sig)
         has = np.zeros(n_rows, dtype=bool)
         has[rows] = True
         counts = np.diff(row_off)
