@@ -6,11 +6,11 @@ and a dataset card (README.md, export/card.py) that `datasets.load_dataset(dir, 
 
 Export fails closed: every sample it would ship must have dedup rows under the current dedup config, a
 quality-filter verdict under the current filter config (unless filter.enabled is false), a PII check under
-the current scrub config (unless scrub.enabled is false; its text goes out scrubbed, scrub/stage.apply)
+the current scrub config (unless scrub.enabled is false; its text goes out scrubbed, scrub/stage.replace)
 and contamination rows under the current decontam config and benchmark contents. If any lacks them, export
 stops with an error naming the stale stage and the command to run, unless `allow_unchecked` is given;
 then the manifest records how many rows went out unchecked, and samples flagged under any earlier
-decontam config are still dropped.
+decontam config are still dropped. The checks are read and counted in one pass (export/checks.py).
 """
 
 from __future__ import annotations
@@ -22,9 +22,9 @@ from datetime import datetime, timezone
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
-from instructlake import licenses, schemas
+from instructlake import licenses
 from instructlake.config import Config, ConfigError
-from instructlake.export import card, mix
+from instructlake.export import card, checks, mix
 from instructlake.runs import StageResult, StaleInputError
 from instructlake.scrub import stage as scrub_stage
 from instructlake.store import Store
@@ -32,14 +32,6 @@ from instructlake.store import Store
 log = logging.getLogger(__name__)
 
 SHAREGPT_ROLE = {"user": "human", "assistant": "gpt", "tool": "observation"}
-
-
-def exportable(samples: DataFrame, min_assistant_turns: int) -> DataFrame:
-    """Samples a training job should see. Later stages narrow this (dedup keeps, the quality filter and
-    decontamination drop)."""
-    schemas.require(samples, "samples", ["sample_id", "source", "conversation", "system"])
-    n_assistant = F.size(F.filter("conversation", lambda t: t["role"] == "assistant"))
-    return samples.filter(n_assistant >= min_assistant_turns)
 
 
 def to_sharegpt(df: DataFrame) -> DataFrame:
@@ -74,66 +66,6 @@ def check_out_dir(store: Store, out: str) -> None:
                           "export (no manifest.json); choose a new or empty directory")
 
 
-def dedup_filter(store: Store, config: Config, df: DataFrame) -> tuple[DataFrame, dict]:
-    """Drop the duplicates dedup (and semdedup) removed; count the samples without a dedup row under the
-    current config. semdedup marks its removals over the latest dedup run, under its own hash (a dedup run
-    rewrites every row), so a `semantic` row counts as checked."""
-    chash = config.stage_hash("dedup")
-    if not store.exists("dedup_clusters"):
-        return df, {"not_deduplicated": df.count(), "duplicates_dropped": 0}
-    version = store.version("dedup_clusters")
-    clusters = store.read("dedup_clusters", version=version)
-    current = clusters.filter((F.col("config_hash") == chash) | (F.col("method") == "semantic"))
-    dropped = current.filter("NOT is_kept").select("sample_id")
-    n_dropped = df.join(dropped, "sample_id", "left_semi").count()
-    df = df.join(dropped, "sample_id", "left_anti")
-    unchecked = df.join(current.select("sample_id"), "sample_id", "left_anti").count()
-    return df, {"not_deduplicated": unchecked, "duplicates_dropped": n_dropped, "version": version}
-
-
-def decontam_filter(store: Store, config: Config, df: DataFrame) -> tuple[DataFrame, dict]:
-    """Drop samples flagged under the current decontam config; count those never checked under it, and
-    drop those flagged under an earlier one (they only go out with allow_unchecked, and not flagged)."""
-    from instructlake.decontam.stage import benchmark_items, decontam_hash
-
-    if not (store.exists("contamination") and store.exists("benchmarks")):
-        return df, {"not_decontaminated": df.count(), "contaminated_dropped": 0, "flagged_earlier_dropped": 0}
-    version = store.version("contamination")
-    rows = store.read("contamination", version=version)
-    chash = decontam_hash(config, benchmark_items(store))
-    current = rows.filter(F.col("config_hash") == chash)
-    flagged = current.filter("flagged").select("sample_id").distinct()
-    n_flagged = df.join(flagged, "sample_id", "left_semi").count()
-    df = df.join(flagged, "sample_id", "left_anti")
-    unchecked = df.join(current.select("sample_id"), "sample_id", "left_anti")
-    flagged_any = rows.filter("flagged").select("sample_id")
-    earlier = unchecked.join(flagged_any, "sample_id", "left_semi").select("sample_id")
-    n_earlier = earlier.count()
-    df = df.join(earlier, "sample_id", "left_anti")
-    return df, {"not_decontaminated": unchecked.count(), "contaminated_dropped": n_flagged,
-                "flagged_earlier_dropped": n_earlier, "version": version, "hash": chash}
-
-
-def quality_filter(store: Store, config: Config, df: DataFrame) -> tuple[DataFrame, dict]:
-    """Drop the samples the quality filter failed (under any config: `quality` holds each sample's latest
-    verdict); count those not judged under the current filter config (none when the filter is off)."""
-    from instructlake.quality.stage import filter_hash
-
-    enabled = config.filter.enabled
-    if not store.exists("quality"):
-        return df, {"not_filtered": df.count() if enabled else 0, "filtered_dropped": 0, "enabled": enabled}
-    version = store.version("quality")
-    rows = store.read("quality", version=version)
-    failed = rows.filter(~F.col("passed")).select("sample_id")
-    n_failed = df.join(failed, "sample_id", "left_semi").count()
-    df = df.join(failed, "sample_id", "left_anti")
-    chash = filter_hash(config)
-    current = rows.filter(F.col("config_hash") == chash).select("sample_id")
-    unchecked = df.join(current, "sample_id", "left_anti").count() if enabled else 0
-    return df, {"not_filtered": unchecked, "filtered_dropped": n_failed, "enabled": enabled,
-                "version": version, "hash": chash}
-
-
 def check_checked(dedup: dict, decontam: dict, allow_unchecked: bool, quality: dict | None = None,
                   scrubbed: dict | None = None) -> None:
     """Fail closed: name the stale stage and the command that brings it up to date."""
@@ -161,26 +93,28 @@ def check_checked(dedup: dict, decontam: dict, allow_unchecked: bool, quality: d
 
 def run(spark: SparkSession, store: Store, config: Config, out: str | None = None,
         allow_unchecked: bool = False) -> StageResult:
-    cfg = config.export
     out = (out or default_out(store)).rstrip("/")
     check_out_dir(store, out)
     version = store.version("samples")
     samples = store.read("samples", version=version)
-    df = exportable(samples, cfg.min_assistant_turns)
-    hashes: dict[str, object] = {"export": config.stage_hash("export"), "dedup": config.stage_hash("dedup")}
-    df, dedup = dedup_filter(store, config, df)
-    df, quality = quality_filter(store, config, df)
-    df, decontam = decontam_filter(store, config, df)
-    df, scrubbed = scrub_stage.apply(store, config, df)
+    verdicts = checks.Verdicts.read(store, config, samples)
+    try:
+        return _export(spark, store, config, out, allow_unchecked, samples.join(verdicts.kept_ids(),
+                       "sample_id", "left_semi"), verdicts, version)
+    finally:
+        verdicts.frame.unpersist()
+
+
+def _export(spark: SparkSession, store: Store, config: Config, out: str, allow_unchecked: bool,
+            kept: DataFrame, verdicts: checks.Verdicts, version: int) -> StageResult:
+    """Export the `kept` samples, once the checks in `verdicts` allow it."""
+    cfg = config.export
+    dedup, quality, decontam, scrubbed, n_samples = verdicts.counts(config)
     check_checked(dedup, decontam, allow_unchecked, quality, scrubbed)  # before the licenses' and mix's jobs
-    df, lic = licenses.apply(spark, store, config, df)
+    df, lic = licenses.apply(spark, store, config, scrub_stage.replace(kept, verdicts.hits))
     df, mixed = mix.apply(store, config, df)
-    for stage, checks in (("decontam", decontam), ("filter", quality), ("scrub", scrubbed)):
-        if "hash" in checks:
-            hashes[stage] = checks["hash"]
-    checked = (("dedup_clusters", dedup), ("quality", quality), ("contamination", decontam),
-               ("pii", scrubbed))
-    versions = {"samples": version, **{t: c["version"] for t, c in checked if "version" in c}}
+    hashes = {"export": config.stage_hash("export"), "dedup": config.stage_hash("dedup"), **verdicts.hashes()}
+    versions = {"samples": version, **verdicts.versions()}
     dropped_dups, contaminated = dedup["duplicates_dropped"], decontam["contaminated_dropped"]
     filtered = quality["filtered_dropped"]
     log.info("dropped %d duplicates, %d samples the quality filter failed, %d flagged as benchmark "
@@ -239,7 +173,7 @@ def run(spark: SparkSession, store: Store, config: Config, out: str | None = Non
                                "license_dropped": lic["dropped"], "mix_dropped": mixed.get("dropped", 0),
                                "not_decontaminated": decontam["not_decontaminated"],
                                "flagged_earlier_dropped": decontam["flagged_earlier_dropped"],
-                               "skipped": samples.count() - total - dropped_dups - filtered - contaminated
+                               "skipped": n_samples - total - dropped_dups - filtered - contaminated
                                - decontam["flagged_earlier_dropped"] - lic["dropped"]
                                - mixed.get("dropped", 0),
                                **shipped_counts(lic, mixed, config.export.mix.max_samples)},

@@ -4,9 +4,9 @@ For each sample of the pool (pool.without_removed: synthesized samples included)
 current scrub config: the values of each kind found in its turns and system prompt (scrub.detect), their
 counts by kind, and, when any was found, the conversation and system prompt with each value replaced by
 its placeholder (<EMAIL>, <PHONE>, <IP_ADDRESS>, <CREDIT_CARD>, <SECRET>). `samples` keeps the original
-text (dedup, decontamination and scoring read it); export replaces it with the scrubbed text (`apply`)
-and fails closed on a sample without a row under the current config. One row per sample: checking it
-again under another config replaces its row.
+text (dedup, decontamination and scoring read it); export replaces it with the scrubbed text (`replace`)
+and fails closed on a sample without a row under the current config (export/checks.py). One row per
+sample: checking it again under another config replaces its row.
 """
 
 from __future__ import annotations
@@ -119,21 +119,13 @@ def run(spark: SparkSession, store: Store, config: Config) -> StageResult:
                        input_versions={"samples": in_version}, output_versions={"pii": version})
 
 
-def apply(store: Store, config: Config, df: DataFrame) -> tuple[DataFrame, dict]:
+def replace(df: DataFrame, hits: DataFrame | None) -> DataFrame:
     """Export's view: `df` (samples) with the scrubbed turns, system prompt and instruction of every sample
-    scrub found something in; counts of samples scrubbed, values replaced by kind, and samples without a
-    row under the current scrub config (none when scrub is off: then the text goes out as it is)."""
-    enabled = config.scrub.enabled
-    if not enabled:
-        return df, {"enabled": False, "not_scrubbed": 0, "scrubbed": 0}
-    if not store.exists("pii"):
-        return df, {"enabled": True, "not_scrubbed": df.count(), "scrubbed": 0}
-    version = store.version("pii")
-    chash = scrub_hash(config)
-    rows = store.read("pii", version=version).filter(F.col("config_hash") == chash)
-    unchecked = df.join(rows.select("sample_id"), "sample_id", "left_anti").count()
-    hits = rows.filter("found > 0").select("sample_id", F.col("conversation").alias("_conv"),
-                                           F.col("system").alias("_system"), F.col("counts").alias("_counts"))
+    scrub found something in (`hits`: its `pii` rows under the current config with found > 0; None when
+    scrub is off, and the text goes out as it is). The counts are export/checks.py's."""
+    if hits is None:
+        return df
+    hits = hits.select("sample_id", F.col("conversation").alias("_conv"), F.col("system").alias("_system"))
     out = df.join(hits, "sample_id", "left")
     hit = F.col("_conv").isNotNull()
     first_user = F.filter("_conv", lambda t: t["role"] == "user")[0]["content"]
@@ -141,9 +133,4 @@ def apply(store: Store, config: Config, df: DataFrame) -> tuple[DataFrame, dict]
            .withColumn("system", F.when(hit, F.col("_system")).otherwise(F.col("system")))
            .withColumn("instruction", F.when(hit, F.coalesce(first_user, F.lit("")))
                        .otherwise(F.col("instruction"))))
-    shipped = out.filter(hit).select(F.explode("_counts").alias("kind", "n")).groupBy("kind").agg(F.sum("n"))
-    by_kind = {r[0]: int(r[1]) for r in sorted(shipped.collect())}
-    n_hit = out.filter(hit).count()
-    return out.drop("_conv", "_system", "_counts"), {
-        "enabled": True, "not_scrubbed": unchecked, "scrubbed": n_hit, "values_by_kind": by_kind,
-        "version": version, "hash": chash}
+    return out.drop("_conv", "_system")
