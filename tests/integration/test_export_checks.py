@@ -15,7 +15,8 @@ from instructlake.export import checks
 DEDUP, QUALITY, DECONTAM = "d-now", "q-now", "c-now"
 TURN = T.StructType([T.StructField("role", T.StringType()), T.StructField("content", T.StringType())])
 SAMPLES = T.StructType([T.StructField("sample_id", T.StringType()), T.StructField("source", T.StringType()),
-                        T.StructField("conversation", T.ArrayType(TURN)), T.StructField("system", T.StringType())])
+                        T.StructField("conversation", T.ArrayType(TURN)),
+                        T.StructField("system", T.StringType())])
 
 
 def generate(seed: int, n: int = 300) -> dict:
@@ -75,7 +76,8 @@ def frames(spark, g: dict, scrub_on: bool) -> tuple:
 
 @pytest.mark.parametrize("seed,min_turns,quality_on,scrub_on", [(1, 1, True, True), (2, 2, False, True),
                                                                  (3, 1, True, False), (4, 0, True, True)])
-def test_counts_and_kept_ids_match_the_checks_applied_one_by_one(spark, seed, min_turns, quality_on, scrub_on):
+def test_counts_and_kept_ids_match_the_checks_applied_one_by_one(spark, seed, min_turns, quality_on,
+                                                                 scrub_on):
     g = generate(seed)
     want, want_ids = reference(g, min_turns, quality_on, scrub_on)
     samples, flags, hits = frames(spark, g, scrub_on)
