@@ -3,8 +3,8 @@ log-log slope of cost against size, and peak memory.
 
     python build.py bench scale [--sizes 10000,100000,1000000] [--keep DIR]
 
-Each size is a fresh warehouse filled by `pipeline run` (ingest, dedup, semdedup, tagging,
-normalize_tags, graph, seeds, decontam, export) in one Spark session (local[*]). The records are
+Each size is a fresh warehouse filled by `pipeline run` (ingest, dedup, semdedup, filter, tagging,
+normalize_tags, graph, seeds, scrub, decontam, export) in one Spark session (local[*]). The records are
 synthetic instructions written from the taxonomy's tag descriptions (1-3 tags each, heavy-tailed
 popularity) with random filler words and answers; 8% are near copies (one word changed) and 2% exact
 copies of other records, 0.5% are broken JSON. Embeddings come from the model-free hashing embedder
@@ -32,7 +32,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "lib"))
 
-STAGES = ["ingest", "dedup", "semdedup", "tagging", "normalize_tags", "graph", "seeds", "decontam", "export"]
+STAGES = ["ingest", "dedup", "semdedup", "filter", "tagging", "normalize_tags", "graph", "seeds", "scrub",
+          "decontam", "export"]
 
 
 def vocabulary():
