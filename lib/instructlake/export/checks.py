@@ -5,7 +5,7 @@ the quality filter (`quality`), decontamination (`contamination`) and scrub (`pi
 table once into a few boolean columns per sample id (`*_flags`), joins them onto the narrow column of
 sample ids, and counts what each check drops and what it has not seen with one aggregation. Applied one
 after another on the wide rows, the same checks cost a count job per number over a growing chain of
-joins (about 150 Spark jobs on a pool of 5,000 samples).
+joins (an export of 4,719 samples ran 195 Spark jobs that way, 70 this way).
 
 The checks apply in this order, each to what the one before it kept: the conversation shape
 (export.min_assistant_turns), dedup, the quality filter, decontamination under the current config, then
@@ -24,7 +24,7 @@ from instructlake import schemas
 from instructlake.config import Config
 from instructlake.store import Store
 
-# every flag column and the value it has for a sample its table has no row for (or no table at all)
+# every flag column; False for a sample its table has no row for (or when there is no table at all)
 FLAGS = ("d_seen", "d_dropped", "q_seen", "q_failed", "c_seen", "c_flagged", "c_any", "s_seen", "s_hit")
 
 
@@ -108,29 +108,27 @@ def scrub_verdicts(rows: DataFrame) -> DataFrame:
                                          F.bool_or(F.col("found") > 0).alias("s_hit"))
 
 
-def flag(name: str) -> Column:
-    return F.coalesce(F.col(name), F.lit(False))
-
-
 # What each check keeps, each over the one before it (see the module's docstring).
+# They read the flags as `verdicts` leaves them (True or False, never null); `verdicts` stores the
+# last of them as `_kept`.
 def shaped() -> Column:
     return F.col("_exportable")
 
 
 def deduplicated() -> Column:
-    return shaped() & ~flag("d_dropped")
+    return shaped() & ~F.col("d_dropped")
 
 
 def filtered() -> Column:
-    return deduplicated() & ~flag("q_failed")
+    return deduplicated() & ~F.col("q_failed")
 
 
 def decontaminated() -> Column:
-    return filtered() & ~flag("c_flagged")
+    return filtered() & ~F.col("c_flagged")
 
 
 def flagged_earlier() -> Column:
-    return decontaminated() & ~flag("c_seen") & flag("c_any")
+    return decontaminated() & ~F.col("c_seen") & F.col("c_any")
 
 
 def kept() -> Column:
@@ -143,16 +141,16 @@ def counted(quality_on: bool, scrub_on: bool) -> dict[str, Column]:
     off = F.lit(False)
     return {
         "samples": F.lit(True),
-        "duplicates_dropped": shaped() & flag("d_dropped"),
-        "not_deduplicated": deduplicated() & ~flag("d_seen"),
-        "filtered_dropped": deduplicated() & flag("q_failed"),
-        "not_filtered": filtered() & ~flag("q_seen") if quality_on else off,
-        "contaminated_dropped": filtered() & flag("c_flagged"),
-        "not_decontaminated": decontaminated() & ~flag("c_seen"),
+        "duplicates_dropped": shaped() & F.col("d_dropped"),
+        "not_deduplicated": deduplicated() & ~F.col("d_seen"),
+        "filtered_dropped": deduplicated() & F.col("q_failed"),
+        "not_filtered": filtered() & ~F.col("q_seen") if quality_on else off,
+        "contaminated_dropped": filtered() & F.col("c_flagged"),
+        "not_decontaminated": decontaminated() & ~F.col("c_seen"),
         "flagged_earlier_dropped": flagged_earlier(),
-        "not_scrubbed": kept() & ~flag("s_seen") if scrub_on else off,
-        "scrubbed": kept() & flag("s_hit"),
-        "kept": kept(),
+        "not_scrubbed": F.col("_kept") & ~F.col("s_seen") if scrub_on else off,
+        "scrubbed": F.col("_kept") & F.col("s_hit"),
+        "kept": F.col("_kept"),
     }
 
 
@@ -165,8 +163,8 @@ def verdicts(samples: DataFrame, min_assistant_turns: int, flags: list[Flags]) -
     for f in flags:
         if f.frame is not None:
             v = v.join(f.frame, "sample_id", "left")
-    for name in FLAGS:
-        v = v.withColumn(name, flag(name)) if name in v.columns else v.withColumn(name, F.lit(False))
+    for name in FLAGS:  # a left join leaves null where a table has no row for the sample
+        v = v.withColumn(name, F.coalesce(F.col(name), F.lit(False)) if name in v.columns else F.lit(False))
     return v.withColumn("_kept", kept())
 
 
