@@ -35,10 +35,21 @@ def prose(text: str) -> str:
     return " ".join(_NOISE.sub(" ", _FENCED.sub(" ", text)).split())[:MAX_CHARS]
 
 
+def has_letters(text: str, n: int) -> bool:
+    """At least n letters in the text; it stops at the n-th (counting every letter of every text was a
+    fifth of the filter's time)."""
+    for c in text:
+        if c.isalpha():
+            n -= 1
+            if n <= 0:
+                return True
+    return n <= 0
+
+
 def detect(text: str) -> tuple[str, float]:
     """(ISO 639 code, confidence 0..1) of the text's language; (und, 0.0) when it has too few letters."""
     words = prose(text)
-    if sum(c.isalpha() for c in words) < MIN_LETTERS:
+    if not has_letters(words, MIN_LETTERS):
         return UNDETERMINED, 0.0
     best = _model().detect(words, model="lite", k=1)
     if not best:
