@@ -101,16 +101,27 @@ def duplicate_ngram_shares(ws: list[str], ns: Sequence[int]) -> dict[int, float]
     lengths = [len(w) for w in ws]
     total = max(1, sum(lengths))
     out: dict[int, float] = {}
-    starts: Sequence[int] | None = None  # None: every place
+    starts: list[int] | None = None  # None: every place
     for n in sorted(ns):
-        places: dict[tuple[str, ...], list[int]] = {}
-        grams = enumerate(ngrams(ws, n)) if starts is None else \
-            ((i, tuple(ws[i:i + n])) for i in starts if i + n <= len(ws))
-        for i, gram in grams:
-            places.setdefault(gram, []).append(i)
-        starts = sorted(i for found in places.values() if len(found) > 1 for i in found)
+        starts = _repeated_starts(ws, n, starts)
         out[n] = _covered_chars(lengths, starts, n) / total
     return out
+
+
+def _repeated_starts(ws: list[str], n: int, starts: list[int] | None) -> list[int]:
+    """The places, in order, of the n-grams that occur more than once, looked for at `starts` only
+    (None: at every place)."""
+    if starts is None:
+        grams = list(ngrams(ws, n))
+        counts = Counter(grams)
+        if len(counts) == len(grams):  # no n-gram twice, the common case: decided without a Python loop
+            return []
+        return [i for i, gram in enumerate(grams) if counts[gram] > 1]
+    places: dict[tuple[str, ...], list[int]] = {}
+    for i in starts:
+        if i + n <= len(ws):
+            places.setdefault(tuple(ws[i:i + n]), []).append(i)
+    return sorted(i for found in places.values() if len(found) > 1 for i in found)
 
 
 def _covered_chars(lengths: list[int], starts: Sequence[int], n: int) -> int:
