@@ -191,8 +191,8 @@ def truncated(text: str) -> str | None:
 
 def mojibake(text: str) -> bool:
     """Text garbled by decoding in the wrong codec (ftfy's judgement). ASCII text never is: every pattern
-    of ftfy's badness regex needs a character outside ASCII (tests/unit/test_quality_signals.py reads that
-    off the regex itself), and asking it of every text was a quarter of the filter's time."""
+    of ftfy's badness regex needs a character outside ASCII (tests/unit/test_quality_fast_paths.py reads
+    that off the regex itself), and asking it of every text was a quarter of the filter's time."""
     from ftfy.badness import is_bad
 
     return bool(text) and not text.isascii() and is_bad(text)
