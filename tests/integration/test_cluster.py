@@ -63,9 +63,9 @@ def differences(a: DataFrame, b: DataFrame) -> tuple[int, int, int, int]:
     by one query: 83 Spark jobs for the pipeline's 17 tables, where two exceptAll and two counts per table
     took 234."""
     a, b = comparable(a), comparable(b)
-    side = lambda df, x, y: df.withColumn("_a", F.lit(x)).withColumn("_b", F.lit(y))  # noqa: E731
-    per_row = side(a, 1, 0).unionByName(side(b, 0, 1)).groupBy(*a.columns).agg(
-        F.sum("_a").alias("na"), F.sum("_b").alias("nb"))
+    marked = a.withColumns({"_a": F.lit(1), "_b": F.lit(0)}).unionByName(
+        b.withColumns({"_a": F.lit(0), "_b": F.lit(1)}))
+    per_row = marked.groupBy(*a.columns).agg(F.sum("_a").alias("na"), F.sum("_b").alias("nb"))
     r = per_row.agg(F.sum("na"), F.sum("nb"), F.sum(F.greatest(F.col("na") - F.col("nb"), F.lit(0))),
                     F.sum(F.greatest(F.col("nb") - F.col("na"), F.lit(0)))).first()
     return tuple(int(x or 0) for x in r)
