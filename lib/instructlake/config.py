@@ -179,10 +179,7 @@ def load_config(
     for item in overrides:
         key, value = _parse_override(item)
         target, cls, path = (plat, PlatformConfig, key[1:]) if key[0] == "platform" else (semantic, SemanticConfig, key)
-        nested: dict[str, Any] = value
-        for part in reversed(path):
-            nested = {part: nested}
-        _merge(target, nested, f"--set {item}", cls)
+        _merge(target, _nest(path, value, cls), f"--set {item}", cls)
     plat.setdefault("name", platform)
     env_wh = os.environ.get("INSTRUCTLAKE_WAREHOUSE")
     if warehouse or env_wh:
@@ -219,6 +216,21 @@ def _parse_override(item: str) -> tuple[list[str], Any]:
     except yaml.YAMLError:
         value = raw
     return parts, value
+
+
+def _nest(path: list[str], value: Any, cls: type) -> dict[str, Any]:
+    """An override's dotted path as nested mappings. Below a mapping setting (platform.spark.conf) the rest
+    of the path is one key, since Spark's own keys have dots: `platform.spark.conf.spark.ui.enabled=true`
+    sets conf["spark.ui.enabled"]."""
+    head, rest = path[0], path[1:]
+    if not rest:
+        return {head: value}
+    sub = get_type_hints(cls).get(head) if is_dataclass(cls) else None
+    if sub is not None and is_dataclass(sub):
+        return {head: _nest(rest, value, sub)}
+    if sub is not None and get_origin(sub) is dict:
+        return {head: {".".join(rest): value}}
+    return {head: _nest(rest, value, dict)}  # an unknown key: _merge names it
 
 
 def _merge(dst: dict[str, Any], src: dict[str, Any], origin: Any, cls: type, prefix: str = "") -> None:
@@ -276,7 +288,8 @@ def _coerce(value: Any, typ: Any, key: str, origin: Any) -> Any:
     if origin_t is dict:
         if not isinstance(value, dict):
             raise bad
-        return {str(k): str(v) for k, v in value.items()}
+        # a YAML or --set boolean becomes Spark's spelling (true), not Python's (True)
+        return {str(k): str(v).lower() if isinstance(v, bool) else str(v) for k, v in value.items()}
     return value
 
 
