@@ -1,4 +1,9 @@
-"""What the benches share: the wall time and peak resident memory of a command's whole process tree."""
+"""What the benches share: the wall time and peak memory of a command's whole process tree.
+
+Two memory figures: the sum of every process's resident set (RSS, what the goals are stated in) and the
+sum of their proportional sets (PSS: a page shared by several processes, such as the code and libraries
+pyspark's forked Python workers share with their daemon, counted once in all). RSS overstates a tree of
+forked workers; PSS is what the tree takes from the machine."""
 
 from __future__ import annotations
 
@@ -6,10 +11,31 @@ import os
 import subprocess
 import threading
 import time
+from typing import NamedTuple
+
+
+class Measured(NamedTuple):
+    out: str
+    wall: float  # seconds
+    mem: float  # peak tree RSS, GB
+    pss: float  # peak tree PSS, GB
+
+
+def _pss_kb(pid: str) -> int:
+    try:
+        with open(f"/proc/{pid}/smaps_rollup") as f:
+            return next((int(line.split()[1]) for line in f if line.startswith("Pss:")), 0)
+    except (OSError, ValueError, IndexError):
+        return 0
 
 
 def tree_rss_kb(pid: int) -> int:
     """Resident memory of a process and all its descendants, from /proc."""
+    return tree_memory_kb(pid)[0]
+
+
+def tree_memory_kb(pid: int, pss: bool = False) -> tuple[int, int]:
+    """(RSS, PSS) of a process and all its descendants, from /proc; PSS is 0 unless asked for."""
     children: dict[int, list[int]] = {}
     rss: dict[int, int] = {}
     for d in os.listdir("/proc"):
@@ -22,24 +48,26 @@ def tree_rss_kb(pid: int) -> int:
             rss[int(d)] = int(fields.get("VmRSS", "0 kB").split()[0])
         except (OSError, KeyError, ValueError):
             continue
-    total, stack = 0, [pid]
+    total, total_pss, stack = 0, 0, [pid]
     while stack:
         p = stack.pop()
         total += rss.get(p, 0)
+        total_pss += _pss_kb(str(p)) if pss and p in rss else 0
         stack += children.get(p, [])
-    return total
+    return total, total_pss
 
 
-def run_measured(cmd: list[str], env: dict | None = None) -> tuple[str, float, float]:
-    """(output, wall seconds, peak tree RSS in GB)."""
+def run_measured(cmd: list[str], env: dict | None = None) -> Measured:
+    """Output, wall seconds, and the peaks of the tree's RSS and PSS sums (each its own peak)."""
     t = time.time()
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
-    peak = [0]
+    peak = [0, 0]
     done = threading.Event()
 
     def poll():
         while not done.is_set():
-            peak[0] = max(peak[0], tree_rss_kb(proc.pid))
+            rss, pss = tree_memory_kb(proc.pid, pss=True)
+            peak[0], peak[1] = max(peak[0], rss), max(peak[1], pss)
             time.sleep(0.5)
 
     th = threading.Thread(target=poll, daemon=True)
@@ -50,4 +78,4 @@ def run_measured(cmd: list[str], env: dict | None = None) -> tuple[str, float, f
     if proc.returncode != 0:
         print(out[-4000:])
         raise SystemExit(f"{cmd[0]} failed with exit code {proc.returncode}")
-    return out, time.time() - t, peak[0] / 1e6
+    return Measured(out, time.time() - t, peak[0] / 1e6, peak[1] / 1e6)

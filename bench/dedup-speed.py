@@ -164,28 +164,28 @@ def marked(out: str, mark: str) -> list[str]:
 
 def run_datasketch(theirs: Path) -> dict:
     py = bench_venv(DS_VENV, DS_PACKAGES)
-    out, wall, mem = run_measured([str(py), "-c", DATASKETCH_SCRIPT, str(theirs / "corpus.jsonl")])
-    return {"wall": wall, "mem": mem, "kept": int(marked(out, "DATASKETCH_COUNTS")[1])}
+    out, wall, mem, pss = run_measured([str(py), "-c", DATASKETCH_SCRIPT, str(theirs / "corpus.jsonl")])
+    return {"wall": wall, "mem": mem, "pss": pss, "kept": int(marked(out, "DATASKETCH_COUNTS")[1])}
 
 
 def run_datatrove(theirs: Path, work: Path) -> dict:
     py = bench_venv(DT_VENV, DT_PACKAGES)
-    _, wall, mem = run_measured([str(py), "-c", DATATROVE_SCRIPT, str(theirs), str(work)])
+    _, wall, mem, pss = run_measured([str(py), "-c", DATATROVE_SCRIPT, str(theirs), str(work)])
     kept = sum(1 for f in (work / "out").rglob("*") if f.is_file() for _ in open_text(f))
-    return {"wall": wall, "mem": mem, "kept": kept}
+    return {"wall": wall, "mem": mem, "pss": pss, "kept": kept}
 
 
 def run_instructlake(ours: Path, warehouse: Path) -> dict:
-    out, wall, mem = run_measured([sys.executable, "-c", INSTRUCTLAKE_SCRIPT, str(ours), str(warehouse)],
-                                  dict(os.environ))
+    out, wall, mem, pss = run_measured([sys.executable, "-c", INSTRUCTLAKE_SCRIPT, str(ours), str(warehouse)],
+                                       dict(os.environ))
     total, start, ing, dd = (float(x) for x in marked(out, "INSTRUCTLAKE_SECONDS"))
     n_in, kept = (int(x) for x in marked(out, "INSTRUCTLAKE_COUNTS"))
-    return {"wall": wall, "mem": mem, "kept": kept, "input": n_in, "parts": (start, ing, dd)}
+    return {"wall": wall, "mem": mem, "pss": pss, "kept": kept, "input": n_in, "parts": (start, ing, dd)}
 
 
 def run_pipeline(ours: Path, warehouse: Path) -> dict:
     exe = Path(sys.executable).parent / "instructlake"
-    out, wall, mem = run_measured([str(exe), "--warehouse", str(warehouse), "pipeline", "run", "--input",
+    out, wall, mem, pss = run_measured([str(exe), "--warehouse", str(warehouse), "pipeline", "run", "--input",
                                    str(ours), "--to", "dedup"], dict(os.environ))
     import re
 
@@ -194,7 +194,7 @@ def run_pipeline(ours: Path, warehouse: Path) -> dict:
     if got is None:
         raise SystemExit(f"pipeline run printed no dedup line:\n{out[-3000:]}")
     n_in, kept = (int(x.replace(",", "")) for x in got.groups())
-    return {"wall": wall, "mem": mem, "kept": kept, "input": n_in}
+    return {"wall": wall, "mem": mem, "pss": pss, "kept": kept, "input": n_in}
 
 
 def main() -> None:
@@ -231,10 +231,11 @@ LABELS = {"datasketch": "datasketch 2.0 MinHashLSH, one process",
 
 def report(sides: dict[str, dict], mb: float) -> None:
     print()
-    print(f"{'':46}{'seconds':>9}{'MB/s':>8}{'peak RSS':>10}  kept")
+    print(f"{'':46}{'seconds':>9}{'MB/s':>8}{'peak RSS':>10}{'peak PSS':>10}  kept")
     for name, s in sides.items():
         kept = f"{s['kept']:,}" + (f" of {s['input']:,}" if "input" in s else "")
-        print(f"{LABELS[name]:46}{s['wall']:>9.1f}{mb / s['wall']:>8.2f}{s['mem']:>8.1f}GB  {kept}")
+        mem = f"{s['mem']:>8.1f}GB{s['pss']:>8.1f}GB"
+        print(f"{LABELS[name]:46}{s['wall']:>9.1f}{mb / s['wall']:>8.2f}{mem}  {kept}")
     il = sides["instructlake"]
     print(f"{'  of which Spark start / ingest / dedup':46}   {' / '.join(f'{x:.1f}' for x in il['parts'])}")
     from instructlake.jvm_archive import archive_path

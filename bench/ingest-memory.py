@@ -52,7 +52,7 @@ def write_bomb(path: Path, mb: int) -> int:
 
 
 def ingest(cli: str, warehouse: Path, files: list[Path]) -> tuple[float, float]:
-    out, wall, peak = run_measured([cli, "--warehouse", str(warehouse), "ingest", *map(str, files)])
+    out, wall, peak, _ = run_measured([cli, "--warehouse", str(warehouse), "ingest", *map(str, files)])
     print("   ", out.strip().splitlines()[-2] if out.strip() else "", flush=True)
     return wall, peak
 
