@@ -185,8 +185,8 @@ def run_instructlake(ours: Path, warehouse: Path) -> dict:
 
 def run_pipeline(ours: Path, warehouse: Path) -> dict:
     exe = Path(sys.executable).parent / "instructlake"
-    out, wall, mem, pss = run_measured([str(exe), "--warehouse", str(warehouse), "pipeline", "run", "--input",
-                                   str(ours), "--to", "dedup"], dict(os.environ))
+    out, wall, mem, pss = run_measured([str(exe), "--warehouse", str(warehouse), "pipeline", "run",
+                                        "--input", str(ours), "--to", "dedup"], dict(os.environ))
     import re
 
     line = next((ln for ln in out.splitlines() if ln.strip().startswith("dedup ")), "")

@@ -88,7 +88,6 @@ def test_a_mapping_setting_gains_keys_from_later_files_and_sets(tmp_path):
     assert conf["spark.sql.session.timeZone"] == "Europe/Paris"  # the later setting wins
 
 
-
 def test_a_set_below_a_mapping_setting_keeps_the_dotted_key_whole():
     """Spark's keys have dots: `--set platform.spark.conf.spark.ui.enabled=true` sets that one key, not a
     key `spark` holding a nested mapping."""
@@ -100,6 +99,7 @@ def test_a_set_below_a_mapping_setting_keeps_the_dotted_key_whole():
     assert "spark" not in conf and conf["spark.sql.session.timeZone"] == "UTC"
     with pytest.raises(ConfigError, match=r"'spark.nope'"):
         load_config("local", ["platform.spark.nope.x=1"])
+
 
 def test_the_frequency_cut_scales_with_the_pool_unless_set():
     from instructlake.config import TagNormConfig
