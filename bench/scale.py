@@ -29,6 +29,8 @@ import threading
 import time
 from pathlib import Path
 
+from _measure import tree_rss_kb
+
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "lib"))
 
@@ -90,31 +92,9 @@ class PeakRSS:
         self._stop = threading.Event()
         self._t = threading.Thread(target=self._loop, daemon=True)
 
-    def _tree_rss(self) -> int:
-        kids: dict[int, list[int]] = {}
-        for d in os.listdir("/proc"):
-            if d.isdigit():
-                try:
-                    ppid = int(open(f"/proc/{d}/stat").read().rsplit(")", 1)[1].split()[1])
-                except (OSError, IndexError, ValueError):
-                    continue
-                kids.setdefault(ppid, []).append(int(d))
-        total, todo = 0, [os.getpid()]
-        while todo:
-            pid = todo.pop()
-            todo += kids.get(pid, [])
-            try:
-                for line in open(f"/proc/{pid}/status"):
-                    if line.startswith("VmRSS:"):
-                        total += int(line.split()[1]) * 1024
-                        break
-            except OSError:
-                pass
-        return total
-
     def _loop(self):
         while not self._stop.is_set():
-            self.peak = max(self.peak, self._tree_rss())
+            self.peak = max(self.peak, tree_rss_kb(os.getpid()) * 1024)
             time.sleep(0.2)
 
     def __enter__(self):
