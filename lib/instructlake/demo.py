@@ -82,7 +82,7 @@ def main(argv: list[str] | None = None) -> int:
     spark = get_session(cfg.platform, "instructlake-demo")
     store = Store(spark, cfg.warehouse)
     files = sorted(str(f) for f in Path(a.samples).iterdir()
-                   if f.name.endswith(ingest_stage.SUFFIXES) and f.name not in BENCHMARK_FILES)
+                   if ingest_stage.ingestible(f.name) and f.name not in BENCHMARK_FILES)
 
     print(f"\n== instructlake demo: {len(files)} sample files -> {wh}\n", flush=True)
     benchmarks = tuple(f"alpaca_eval={Path(a.samples) / name}" for name in sorted(BENCHMARK_FILES))

@@ -66,7 +66,8 @@ class Piece:
 
 def find_files(paths: list[str], errors: list[str]) -> list[tuple[str, str, int]]:
     """(file, label, size) for each path, local or a URI Hadoop reads; a directory contributes its
-    *.json[l][.gz] files, recursively. Paths that do not exist are added to `errors`."""
+    *.json[l][.gz] files, recursively, and its other files are named in one warning. Paths that do not
+    exist are added to `errors`."""
     out: list[tuple[str, str, int]] = []
     for p in paths:
         if hadoopfs.is_uri(p):
@@ -74,10 +75,9 @@ def find_files(paths: list[str], errors: list[str]) -> list[tuple[str, str, int]
             continue
         path = Path(p)
         if path.is_dir():
-            found = sorted(f for f in path.rglob("*") if f.is_file() and f.name.endswith(SUFFIXES))
-            if not found:
-                errors.append(f"{path}: directory holds no {', '.join(SUFFIXES)} files")
-            out += [(str(f.resolve()), str(f.relative_to(path)), f.stat().st_size) for f in found]
+            files = [str(f.relative_to(path)) for f in sorted(path.rglob("*")) if f.is_file()]
+            found = _read_here(str(path), files, errors)
+            out += [(str((path / f).resolve()), f, (path / f).stat().st_size) for f in found]
         elif path.exists():
             out.append((str(path.resolve()), path.name, path.stat().st_size))
         else:
@@ -93,16 +93,52 @@ def _find_uri(uri: str, errors: list[str]) -> list[tuple[str, str, int]]:
     if not st.is_dir:
         return [(st.path, st.path.rstrip("/").rsplit("/", 1)[-1], st.size)]
     root = st.path.rstrip("/") + "/"
-    found = [f for f in hadoopfs.list_files(uri) if f.path.endswith(SUFFIXES) and f.path.startswith(root)]
+    listed = {f.path[len(root):]: f for f in hadoopfs.list_files(uri) if f.path.startswith(root)}
+    found = _read_here(uri, list(listed), errors)
+    return [(listed[f].path, f, listed[f].size) for f in found]
+
+
+def ingestible(name: str) -> bool:
+    """A name ingest reads in a directory: JSON, JSON Lines or NDJSON, gzipped or not, in any case."""
+    return name.lower().endswith(SUFFIXES)
+
+
+def _marker(relative: str) -> bool:
+    """Files a data directory holds beside its records that are nobody's data: Hadoop's and Spark's
+    markers and checksums (_SUCCESS, .part-0.crc), hidden files, and anything under a hidden folder."""
+    return any(part.startswith((".", "_")) for part in relative.split("/"))
+
+
+def _read_here(directory: str, relative: list[str], errors: list[str]) -> list[str]:
+    """The files of a directory listing that ingest reads; the others are named in a warning, since a
+    Parquet or CSV file dropped beside the JSON would otherwise give no rows and no word."""
+    found = [f for f in relative if ingestible(f)]
     if not found:
-        errors.append(f"{uri}: directory holds no {', '.join(SUFFIXES)} files")
-    return [(f.path, f.path[len(root):], f.size) for f in found]
+        errors.append(f"{directory}: directory holds no {', '.join(SUFFIXES)} files")
+    warn_not_read(directory, [f for f in relative if not ingestible(f) and not _marker(f)])
+    return found
+
+
+_warned: set[tuple[str, tuple[str, ...]]] = set()
+
+
+def warn_not_read(directory: str, names: list[str], show: int = 10) -> None:
+    """One warning per directory and set of names in a process: `pipeline run` lists its inputs to
+    plan and ingest lists them again."""
+    key = (directory, tuple(names))
+    if not names or key in _warned:
+        return
+    _warned.add(key)
+    more = f" and {len(names) - show} more" if len(names) > show else ""
+    log.warning("%s: %d file(s) not read, as ingest reads only %s files (gzipped or not): %s%s", directory,
+                len(names), "/".join(s for s in SUFFIXES if not s.endswith(".gz")), ", ".join(names[:show]),
+                more)
 
 
 def source_name(label: str) -> str:
     name = Path(label).name
     for suffix in sorted(SUFFIXES, key=len, reverse=True):
-        if name.endswith(suffix):
+        if name.lower().endswith(suffix):
             return name[: -len(suffix)]
     return name
 
