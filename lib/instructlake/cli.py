@@ -109,6 +109,8 @@ def cmd_pipeline(cfg: Config, a) -> int:
     p = cfg.platform.pipeline
     inputs = pipeline.Inputs(raw=tuple(a.input) or p.inputs, benchmarks=tuple(a.benchmark) or p.benchmarks,
                              export_dir=getattr(a, "export_dir", None) or p.export_dir or None)
+    if a.pipeline_command == "run":  # a misspelt stage is a usage error: said before a JVM starts
+        pipeline.select(a.start, a.stop, [*p.skip, *a.skip])
     spark, store = session(cfg)
     if a.pipeline_command == "status":
         rows = pipeline.status(store, cfg, inputs)

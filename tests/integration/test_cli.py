@@ -41,6 +41,18 @@ def test_cli_errors_are_one_line(warehouse, tmp_path, capsys):
     assert "no table 'nothing'" in capsys.readouterr().err
 
 
+def test_a_misspelt_stage_is_said_before_a_session_starts(warehouse, monkeypatch, capsys):
+    import instructlake.cli as cli
+
+    monkeypatch.setattr(cli, "session", lambda cfg: pytest.fail("a Spark session was built for a usage error"))
+    cases = {("--to", "dedupe"): "unknown pipeline stage 'dedupe'", ("--skip", "tagz"): "unknown pipeline stage 'tagz'",
+             ("--from", "export", "--to", "dedup"): "--from export comes after --to dedup"}
+    for args, said in cases.items():
+        assert main(["--warehouse", str(warehouse), "pipeline", "run", *args]) == 2
+        err = capsys.readouterr().err
+        assert err.startswith(f"instructlake: error: {said}") and "resume" not in err, err
+
+
 @pytest.mark.parametrize("cmd", [[], ["ingest"], ["dedup"], ["export"], ["tables"], ["table", "export"], ["show"]])
 def test_every_command_has_help(cmd, capsys):
     with pytest.raises(SystemExit) as e:
