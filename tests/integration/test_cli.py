@@ -45,7 +45,8 @@ def test_a_misspelt_stage_is_said_before_a_session_starts(warehouse, monkeypatch
     import instructlake.cli as cli
 
     monkeypatch.setattr(cli, "session", lambda cfg: pytest.fail("a Spark session was built for a usage error"))
-    cases = {("--to", "dedupe"): "unknown pipeline stage 'dedupe'", ("--skip", "tagz"): "unknown pipeline stage 'tagz'",
+    cases = {("--to", "dedupe"): "unknown pipeline stage 'dedupe'",
+             ("--skip", "tagz"): "unknown pipeline stage 'tagz'",
              ("--from", "export", "--to", "dedup"): "--from export comes after --to dedup"}
     for args, said in cases.items():
         assert main(["--warehouse", str(warehouse), "pipeline", "run", *args]) == 2
