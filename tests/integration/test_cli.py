@@ -44,7 +44,7 @@ def test_cli_errors_are_one_line(warehouse, tmp_path, capsys):
 def test_a_misspelt_stage_is_said_before_a_session_starts(warehouse, monkeypatch, capsys):
     import instructlake.cli as cli
 
-    monkeypatch.setattr(cli, "session", lambda cfg: pytest.fail("a Spark session was built for a usage error"))
+    monkeypatch.setattr(cli, "session", lambda cfg: pytest.fail("a session was built for a usage error"))
     cases = {("--to", "dedupe"): "unknown pipeline stage 'dedupe'",
              ("--skip", "tagz"): "unknown pipeline stage 'tagz'",
              ("--from", "export", "--to", "dedup"): "--from export comes after --to dedup"}
