@@ -5,8 +5,10 @@ given as file: URIs, listed and checked through Hadoop's FileSystem on the drive
 byte-range source in the executor JVMs (platform.execution.raw_reader=hadoop), as an s3a:// or dbfs:/ path
 is. Both must give the same rows."""
 
+import bz2
 import gzip
 import json
+import lzma
 import random
 from pathlib import Path
 
@@ -291,27 +293,38 @@ def test_hostile_files_add_up_against_counts_written_by_hand(spark, store, confi
     assert (again["ingested"], again["duplicate_existing"]) == (0, 4)
 
 
-def test_gzip_streams_whole_cut_and_in_members(spark, store, config, tmp_path, reader):
-    """Three gzip files: two members one after the other, cut inside its stream, and a pretty-printed
-    array. Counts are those written here."""
+# codec -> (suffix, compress): bzip2 at level 1 (100 kB blocks), so a cut file still has whole blocks
+CODECS = {"gzip": (".gz", lambda b: gzip.compress(b, mtime=0)), "bzip2": (".bz2", lambda b: bz2.compress(b, 1)),
+          "xz": (".xz", lzma.compress)}
+
+
+@pytest.mark.parametrize(("reader", "codec"), [("python", "gzip"), ("hadoop", "gzip"), ("python", "bzip2"),
+                                               ("hadoop", "xz")])  # each codec through each reader costs time
+def test_compressed_files_stream_whole_cut_and_in_members(spark, store, config, tmp_path, reader, codec):
+    """Three compressed files: two streams one after the other, cut inside its stream, and a
+    pretty-printed array. Counts are those written here."""
+    suffix, compress = CODECS[codec]
+
     def rec(i):
         return json.dumps({"instruction": f"Name the colour number {i}.", "output": f"Colour {i}."})
 
-    members = tmp_path / "members.jsonl.gz"
-    members.write_bytes(gzip.compress(("\n".join(rec(i) for i in range(30)) + "\n").encode())
-                        + gzip.compress(("\n".join(rec(i) for i in range(30, 50)) + "\n").encode()))
-    whole = gzip.compress(("\n".join(rec(i) for i in range(100, 400)) + "\n").encode(), mtime=0)
-    cut = tmp_path / "cut.jsonl.gz"
+    members = tmp_path / f"members.jsonl{suffix}"
+    members.write_bytes(compress(("\n".join(rec(i) for i in range(30)) + "\n").encode())
+                        + compress(("\n".join(rec(i) for i in range(30, 50)) + "\n").encode()))
+    n = 4000  # about 250 kB of text: three bzip2 blocks
+    whole = compress(("\n".join(rec(i) for i in range(10_000, 10_000 + n)) + "\n").encode())
+    cut = tmp_path / f"cut.jsonl{suffix}"
     cut.write_bytes(whole[: len(whole) // 2])
-    pretty = tmp_path / "pretty.json.gz"
-    pretty.write_bytes(gzip.compress(json.dumps([json.loads(rec(i)) for i in range(500, 520)], indent=2).encode()))
+    pretty = tmp_path / f"pretty.json{suffix}"
+    pretty.write_bytes(compress(json.dumps([json.loads(rec(i)) for i in range(500, 520)], indent=2).encode()))
+    assert [f for f in (members, cut, pretty) if not stage.plan([str(f)])[0].splittable] == [members, cut, pretty]
     c = stage.run(spark, store, config, given(reader, members, cut, pretty)).counts
     samples = {r["instruction"] for r in store.read("samples").select("instruction").collect()}
     assert {f"Name the colour number {i}." for i in [*range(50), *range(500, 520)]} <= samples
     from_cut = len(samples) - 70
-    assert 0 < from_cut < 300  # the records before the cut, then one row for the unreadable rest
+    assert 0 < from_cut < n  # the records before the cut, then one row for the unreadable rest
     q = store.read("quarantine").collect()
-    assert [(r["reason"], r["source_file"]) for r in q] == [("corrupt_compression", "cut.jsonl.gz")]
+    assert [(r["reason"], r["source_file"]) for r in q] == [("corrupt_compression", cut.name)]
     assert c["records"] == 70 + from_cut + 1 and c["quarantined"] == 1 and c["ingested"] == 70 + from_cut
 
 

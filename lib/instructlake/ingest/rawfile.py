@@ -1,4 +1,4 @@
-"""Raw records out of one file, optionally gzip, in bounded memory, never fatal inside the file.
+"""Raw records out of one file, optionally compressed, in bounded memory, never fatal inside the file.
 
 Two layouts. *Lines* (`.jsonl`, `.ndjson`, or a `.json` file whose first lines are whole values): every
 line is read on its own, with a bounded `readline`, and holds one record, an array of records, or several
@@ -20,21 +20,20 @@ from __future__ import annotations
 
 import io
 import json
-import zlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from instructlake import hadoopfs
+from instructlake.ingest import compression
 from instructlake.ingest.scan import Scanner
 from instructlake.ingest.window import Limits, Raw, Window
 
-__all__ = ["FileFormatError", "Limits", "Opened", "Raw", "RecordScan", "is_gzip", "iter_raw", "layout",
+__all__ = ["FileFormatError", "Limits", "Opened", "Raw", "RecordScan", "is_compressed", "iter_raw", "layout",
            "sniff"]
 
-GZIP_MAGIC = b"\x1f\x8b"
-LINE_SUFFIXES = (".jsonl", ".ndjson", ".jsonl.gz", ".ndjson.gz")
+LINE_SUFFIXES = tuple(f".{k}{z}" for k in ("jsonl", "ndjson") for z in ("", *compression.SUFFIXES))
 CHUNK = 1 << 20
 # The format sniff reads records until this many parse, or this many records or bytes have gone by.
 SNIFF_RECORDS, SNIFF_SCANNED, SNIFF_BYTES = 20, 2000, 64 << 20
@@ -79,49 +78,9 @@ def open_raw(path: str | Path | Opened) -> io.BufferedIOBase:
 
 
 def open_bytes(path: str | Path | Opened) -> io.BufferedIOBase:
-    """The file's bytes, gunzipped as they are read when it starts with gzip's magic number."""
-    f = open_raw(path)
-    if f.peek(2)[:2] == GZIP_MAGIC:
-        return io.BufferedReader(Gunzip(f), CHUNK)
-    return f
-
-
-class Gunzip(io.RawIOBase):
-    """gzip members decompressed a bounded piece at a time: a small file that expands to gigabytes never
-    sits in memory, and a cut file gives every byte before the cut, then EOFError (GzipFile's own reader
-    raises for a whole buffer, losing the records decoded before the cut)."""
-
-    def __init__(self, f: io.BufferedIOBase):
-        self.f = f
-        self.d = zlib.decompressobj(16 + zlib.MAX_WBITS)
-        self.started = False
-
-    def readable(self) -> bool:
-        return True
-
-    def readinto(self, b) -> int:  # type: ignore[override]
-        n = len(b)
-        while True:
-            if self.d.unconsumed_tail:
-                data = self.d.decompress(self.d.unconsumed_tail, n)
-            elif self.d.eof:
-                rest = self.d.unused_data or self.f.read(65536)
-                if not rest.lstrip(b"\0"):
-                    return 0  # the end, or the zero padding some writers leave after the last member
-                self.d = zlib.decompressobj(16 + zlib.MAX_WBITS)  # another member follows
-                data = self.d.decompress(rest, n)
-            else:
-                comp = self.f.read(65536)
-                if not comp:
-                    raise EOFError("the compressed file ends before its end-of-stream marker (cut short)")
-                data = self.d.decompress(comp, n)
-            if data:
-                b[: len(data)] = data
-                return len(data)
-
-    def close(self) -> None:
-        self.f.close()
-        super().close()
+    """The file's bytes, decompressed as they are read when it starts with the magic number of gzip,
+    bzip2 or xz (compression.decompressed)."""
+    return compression.decompressed(open_raw(path))
 
 
 def file_kind(path: str | Path) -> str:
@@ -147,7 +106,7 @@ def _head(path: str | Path, size: int) -> bytes:
                 if not piece:
                     break
                 head += piece
-    except (OSError, EOFError, zlib.error) as e:
+    except compression.ERRORS as e:
         if not head:
             raise FileFormatError(f"{path}: cannot be read ({e})") from None
     return head
@@ -177,14 +136,14 @@ def _first_lines_are_values(path: str | Path, lines: int = 2) -> bool:
                     return False
                 json.loads(b.decode("utf-8", errors="replace").lstrip("\ufeff"))
                 seen += 1
-    except (ValueError, RecursionError, OSError, EOFError, zlib.error):
+    except (ValueError, RecursionError, *compression.ERRORS):
         return False
     return True
 
 
-def is_gzip(path: str | Path) -> bool:
+def is_compressed(path: str | Path) -> bool:
     with open_raw(path) as f:
-        return f.read(2) == GZIP_MAGIC
+        return compression.codec(f.read(compression.MAGIC_BYTES)) is not None
 
 
 def sniff(path: str | Path, limits: Limits | None = None) -> tuple[str, list[Any]]:
@@ -249,7 +208,7 @@ class RecordScan:
         opened = isinstance(self.path, Opened)
         self.kind = kind = self.path.layout if opened else layout(self.path)
         ranged = bool(self.start) or self.end is not None
-        if ranged and not opened and (kind != "lines" or is_gzip(self.path)):
+        if ranged and not opened and (kind != "lines" or is_compressed(self.path)):
             raise ValueError(f"{self.path}: only plain JSON Lines files can be read by byte range")
         try:
             if ranged:
@@ -294,7 +253,7 @@ class RecordScan:
         while end is None or pos < end:
             try:
                 b = f.readline(lim.max_record_bytes + 1)
-            except (OSError, EOFError, zlib.error) as e:
+            except compression.ERRORS as e:
                 yield self._count(
                     Raw(
                         f"line:{n + 1}",
@@ -358,7 +317,7 @@ class RecordScan:
         while True:
             try:
                 more = f.readline(CHUNK)
-            except (OSError, EOFError, zlib.error) as e:
+            except compression.ERRORS as e:
                 error = f"; the file cannot be decompressed after it: {e}"
                 break
             size += len(more)

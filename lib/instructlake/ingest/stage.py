@@ -27,7 +27,8 @@ from pyspark.sql import functions as F
 
 from instructlake import hadoopfs, schemas
 from instructlake.config import Config, IngestConfig
-from instructlake.ingest.rawfile import FileFormatError, is_gzip
+from instructlake.ingest import compression
+from instructlake.ingest.rawfile import FileFormatError, is_compressed
 from instructlake.ingest.read import parse_tasks
 from instructlake.ingest.records import EXPANSION_CUT, inspect_file
 from instructlake.runs import StageResult
@@ -38,7 +39,8 @@ log = logging.getLogger(__name__)
 # conversations seen more than once in one ingest, at most, that are broadcast to pick their first rows
 # (an id and a key: about 150 bytes each); more are joined with a shuffle
 BROADCAST_MAX_IDS = 500_000
-SUFFIXES = (".json", ".jsonl", ".ndjson", ".json.gz", ".jsonl.gz", ".ndjson.gz")
+KINDS = (".json", ".jsonl", ".ndjson")
+SUFFIXES = tuple(k + z for z in ("", *compression.SUFFIXES) for k in KINDS)
 
 
 @dataclass(frozen=True)
@@ -66,7 +68,7 @@ class Piece:
 
 def find_files(paths: list[str], errors: list[str]) -> list[tuple[str, str, int]]:
     """(file, label, size) for each path, local or a URI Hadoop reads; a directory contributes its
-    *.json[l][.gz] files, recursively, and its other files are named in one warning. Paths that do not
+    *.json[l] and *.ndjson files (plain, .gz, .bz2, .xz), recursively, and its other files are named in one warning. Paths that do not
     exist are added to `errors`."""
     out: list[tuple[str, str, int]] = []
     for p in paths:
@@ -99,7 +101,7 @@ def _find_uri(uri: str, errors: list[str]) -> list[tuple[str, str, int]]:
 
 
 def ingestible(name: str) -> bool:
-    """A name ingest reads in a directory: JSON, JSON Lines or NDJSON, gzipped or not, in any case."""
+    """A name ingest reads in a directory: JSON, JSON Lines or NDJSON, plain or compressed, in any case."""
     return name.lower().endswith(SUFFIXES)
 
 
@@ -114,7 +116,8 @@ def _read_here(directory: str, relative: list[str], errors: list[str]) -> list[s
     Parquet or CSV file dropped beside the JSON would otherwise give no rows and no word."""
     found = [f for f in relative if ingestible(f)]
     if not found:
-        errors.append(f"{directory}: directory holds no {', '.join(SUFFIXES)} files")
+        errors.append(f"{directory}: directory holds no {'/'.join(KINDS)} files (plain or "
+                      f"{'/'.join(compression.SUFFIXES)})")
     warn_not_read(directory, [f for f in relative if not ingestible(f) and not _marker(f)])
     return found
 
@@ -130,9 +133,8 @@ def warn_not_read(directory: str, names: list[str], show: int = 10) -> None:
         return
     _warned.add(key)
     more = f" and {len(names) - show} more" if len(names) > show else ""
-    log.warning("%s: %d file(s) not read, as ingest reads only %s files (gzipped or not): %s%s", directory,
-                len(names), "/".join(s for s in SUFFIXES if not s.endswith(".gz")), ", ".join(names[:show]),
-                more)
+    log.warning("%s: %d file(s) not read, as ingest reads only %s files (plain or %s): %s%s", directory,
+                len(names), "/".join(KINDS), "/".join(compression.SUFFIXES), ", ".join(names[:show]), more)
 
 
 def source_name(label: str) -> str:
@@ -150,7 +152,7 @@ def plan(paths: list[str], source: str | None = None, fmt: str | None = None) ->
     for path, label, size in find_files(paths, errors):
         try:
             f, kind = inspect_file(path, fmt)
-            plain_lines = kind == "lines" and not is_gzip(path)
+            plain_lines = kind == "lines" and not is_compressed(path)
             files.append(InputFile(path, source or source_name(label), f, label, size, plain_lines, kind))
         except FileFormatError as e:
             errors.append(str(e))

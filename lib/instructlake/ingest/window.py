@@ -4,10 +4,11 @@ limits a record is held to, and `Raw`, one record found in a file."""
 from __future__ import annotations
 
 import codecs
-import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
+
+from instructlake.ingest import compression
 
 
 @dataclass(frozen=True)
@@ -47,7 +48,7 @@ class Window:
             return False
         try:
             chunk = next(self.chunks, None)  # type: ignore[arg-type]
-        except (OSError, EOFError, zlib.error) as e:
+        except compression.ERRORS as e:
             self.stream_error = str(e) or type(e).__name__
             chunk = None
         if not chunk:
