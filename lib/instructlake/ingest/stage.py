@@ -68,8 +68,8 @@ class Piece:
 
 def find_files(paths: list[str], errors: list[str]) -> list[tuple[str, str, int]]:
     """(file, label, size) for each path, local or a URI Hadoop reads; a directory contributes its
-    *.json[l] and *.ndjson files (plain, .gz, .bz2, .xz), recursively, and its other files are named in one warning. Paths that do not
-    exist are added to `errors`."""
+    *.json[l] and *.ndjson files (plain, .gz, .bz2, .xz), recursively, and its other files are named in
+    one warning. Paths that do not exist are added to `errors`."""
     out: list[tuple[str, str, int]] = []
     for p in paths:
         if hadoopfs.is_uri(p):
