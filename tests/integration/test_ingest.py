@@ -159,8 +159,8 @@ def test_a_directory_names_the_files_ingest_does_not_read(spark, tmp_path, reade
     d = tmp_path / "landing"
     (d / "sub").mkdir(parents=True)
     (d / ".cache").mkdir()
-    for name in ("a.json", "B.JSONL", "sub/c.ndjson.gz", "_SUCCESS", ".a.json.crc", ".cache/x.bin", "d.parquet",
-                 "sub/e.csv", "notes.txt"):
+    for name in ("a.json", "B.JSONL", "sub/c.ndjson.gz", "_SUCCESS", ".a.json.crc", ".cache/x.bin",
+                 "d.parquet", "sub/e.csv", "notes.txt"):
         (d / name).write_text("[]")
     with caplog.at_level("WARNING", logger="instructlake.ingest.stage"):
         found = stage.find_files(given(reader, d), errors := [])
