@@ -166,3 +166,20 @@ def test_unpaired_surrogate_escape_is_quarantined_not_fatal(tmp_path):
     assert [r["kind"] for r in rows] == ["quarantine", "sample", "file"]
     assert rows[0]["reason"] == "invalid_utf8"
     rows[0]["raw"].encode("utf-8")  # the raw text itself is storable
+
+
+@pytest.mark.parametrize("codec", ["gzip", "bz2", "lzma"])
+def test_closing_a_decompressed_stream_closes_the_file_it_reads(tmp_path, codec):
+    """bz2's and lzma's readers leave a stream they were given open; a Hadoop stream must not be left so."""
+    import bz2
+    import lzma
+
+    from instructlake.ingest import compression
+
+    compress = {"gzip": gzip.compress, "bz2": bz2.compress, "lzma": lzma.compress}[codec]
+    path = tmp_path / "x.jsonl.z"
+    path.write_bytes(compress(b'{"instruction": "a", "output": "b"}\n'))
+    source = open(path, "rb")
+    with compression.decompressed(source) as f:
+        assert f.read() == b'{"instruction": "a", "output": "b"}\n'
+    assert source.closed

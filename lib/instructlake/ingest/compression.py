@@ -30,10 +30,33 @@ def decompressed(f: io.BufferedIOBase) -> io.BufferedIOBase:
     if kind == "gzip":
         return io.BufferedReader(Gunzip(f), CHUNK)
     if kind == "bzip2":
-        return bz2.BZ2File(f)
+        return _Bunzip(f)
     if kind == "xz":
-        return lzma.LZMAFile(f)
+        return _Unxz(f)
     return f
+
+
+class _ClosesSource:
+    """bz2's and lzma's readers leave a stream they were given open: these close it with themselves (a
+    Hadoop stream is a JVM object, which Python's garbage collector does not close)."""
+
+    def __init__(self, f: io.BufferedIOBase):
+        self._source = f  # first: a reader whose __init__ failed is still closed by its __del__
+        super().__init__(f)  # type: ignore[call-arg]
+
+    def close(self) -> None:
+        try:
+            super().close()  # type: ignore[misc]
+        finally:
+            self._source.close()
+
+
+class _Bunzip(_ClosesSource, bz2.BZ2File):
+    pass
+
+
+class _Unxz(_ClosesSource, lzma.LZMAFile):
+    pass
 
 
 class Gunzip(io.RawIOBase):

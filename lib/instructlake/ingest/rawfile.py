@@ -34,7 +34,7 @@ __all__ = ["FileFormatError", "Limits", "Opened", "Raw", "RecordScan", "is_compr
            "sniff"]
 
 LINE_SUFFIXES = tuple(f".{k}{z}" for k in ("jsonl", "ndjson") for z in ("", *compression.SUFFIXES))
-CHUNK = 1 << 20
+CHUNK = compression.CHUNK  # the bytes a read asks for, compressed or not
 # The format sniff reads records until this many parse, or this many records or bytes have gone by.
 SNIFF_RECORDS, SNIFF_SCANNED, SNIFF_BYTES = 20, 2000, 64 << 20
 
