@@ -67,7 +67,6 @@ class Gunzip(io.RawIOBase):
     def __init__(self, f: io.BufferedIOBase):
         self.f = f
         self.d = zlib.decompressobj(16 + zlib.MAX_WBITS)
-        self.started = False
 
     def readable(self) -> bool:
         return True

@@ -41,6 +41,7 @@ log = logging.getLogger(__name__)
 BROADCAST_MAX_IDS = 500_000
 KINDS = (".json", ".jsonl", ".ndjson")
 SUFFIXES = tuple(k + z for z in ("", *compression.SUFFIXES) for k in KINDS)
+READ = f"{'/'.join(KINDS)} files (plain or {'/'.join(compression.SUFFIXES)})"  # what a directory gives
 
 
 @dataclass(frozen=True)
@@ -116,8 +117,7 @@ def _read_here(directory: str, relative: list[str], errors: list[str]) -> list[s
     Parquet or CSV file dropped beside the JSON would otherwise give no rows and no word."""
     found = [f for f in relative if ingestible(f)]
     if not found:
-        errors.append(f"{directory}: directory holds no {'/'.join(KINDS)} files (plain or "
-                      f"{'/'.join(compression.SUFFIXES)})")
+        errors.append(f"{directory}: directory holds no {READ}")
     warn_not_read(directory, [f for f in relative if not ingestible(f) and not _marker(f)])
     return found
 
@@ -133,8 +133,8 @@ def warn_not_read(directory: str, names: list[str], show: int = 10) -> None:
         return
     _warned.add(key)
     more = f" and {len(names) - show} more" if len(names) > show else ""
-    log.warning("%s: %d file(s) not read, as ingest reads only %s files (plain or %s): %s%s", directory,
-                len(names), "/".join(KINDS), "/".join(compression.SUFFIXES), ", ".join(names[:show]), more)
+    log.warning("%s: %d file(s) not read, as ingest reads only %s: %s%s", directory, len(names), READ,
+                ", ".join(names[:show]), more)
 
 
 def source_name(label: str) -> str:
