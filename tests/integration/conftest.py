@@ -121,3 +121,11 @@ def tiny_chat_model(tmp_path_factory) -> Path:
     from tests.tiny_models import build_tiny_chat_llama
 
     return build_tiny_chat_llama(tmp_path_factory.mktemp("tiny-chat") / "model")
+
+
+@pytest.fixture(scope="session")
+def s3():
+    """moto's S3 API server on 127.0.0.1 with one bucket, for the session (tests/s3_support.py)."""
+    from tests.s3_support import serve
+
+    yield from serve()

@@ -82,6 +82,11 @@ def _questions(root: Path) -> Path:
     return path
 
 
+# stages no LLM stage reads (the pipeline fixture and the cluster test run them): a fixed scorer, no
+# semantic dedup, no co-occurrence graph; seeds read tags, tag_map and scores, not the graph's tables
+NOT_LLM = ["train_reference", "semdedup", "graph"]
+
+
 def _validate_cache(store) -> dict[str, int]:
     """Every cached answer parses and its schema accepts it; the answers per prompt file."""
     by_name = {}
@@ -122,7 +127,7 @@ def test_every_llm_stage_on_vllm_through_spark_random_weights_plumbing_only(spar
     multiturn.expand = crash
     try:
         with pytest.raises(RuntimeError, match="injected crash"):
-            pipeline.run(spark, store, config, inputs, stop="difficulty", skip=["train_reference"])
+            pipeline.run(spark, store, config, inputs, stop="difficulty", skip=NOT_LLM)
     finally:
         multiturn.expand = real_expand
     asked_before_crash = calls(calls_file)
@@ -130,7 +135,7 @@ def test_every_llm_stage_on_vllm_through_spark_random_weights_plumbing_only(spar
     assert asked_before_crash == cached_before_crash > 40  # constrained decoding: no prompt was re-asked
 
     done = {o.step: o for o in pipeline.run(spark, store, config, inputs, stop="difficulty",
-                                            skip=["train_reference"])}
+                                            skip=NOT_LLM)}
     assert [s for s, o in done.items() if o.action == "ran"] == ["synth", "difficulty"]
     synth = done["synth"].result.counts
     # the resumed run asks only what the crash left unasked: the follow-ups and the difficulty ratings
@@ -172,7 +177,7 @@ def test_every_llm_stage_on_vllm_through_spark_random_weights_plumbing_only(spar
     store2.overwrite("llm_cache", store.read("llm_cache"))
     asked = calls(calls_file)
     again = {o.step: o for o in pipeline.run(spark, store2, fresh, inputs, stop="difficulty",
-                                             skip=["train_reference"])}
+                                             skip=NOT_LLM)}
     assert again["tagging"].result.counts["llm_calls"] == 0 and again["tagging"].result.counts["llm_prompts"] == 40
     assert again["synth"].result.counts["new_samples"] == synth["new_samples"]
     assert calls(calls_file) == asked
