@@ -23,10 +23,13 @@ def build_parser() -> argparse.ArgumentParser:
 
     s = sub.add_parser("ingest", help="read chat files into the samples table",
                        description="Read Alpaca, ShareGPT, OpenAI-messages, Dolly, OASST-tree and Self-Instruct "
-                                   "files (JSON arrays or JSON Lines, optionally gzip) into `samples`. Records "
+                                   "files (JSON arrays or JSON Lines, plain or gzip/bzip2/xz, or Parquet) "
+                                   "into `samples`. Records "
                                    "that cannot be read go to `quarantine` with the reason and raw text. "
                                    "Re-ingesting a file adds nothing.")
-    s.add_argument("paths", nargs="+", metavar="PATH", help="files, or directories of *.json[l][.gz] files")
+    s.add_argument("paths", nargs="+", metavar="PATH",
+                   help="files, or directories of *.json, *.jsonl, *.ndjson (plain, .gz, .bz2, .xz) and "
+                        "*.parquet files")
     s.add_argument("--source", help="source name for every file (default: the file name without extensions)")
     s.add_argument("--license", metavar="ID",
                    help="the license every sample of these sources carries (apache-2.0, cc-by-nc-4.0, ...); "

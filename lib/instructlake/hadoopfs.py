@@ -160,6 +160,9 @@ class JvmStream(io.RawIOBase):
         fs, p = _fs_path(path)
         self._in = fs.open(p)
 
+        self._length: int | None = None
+        self._fs, self._p = fs, p
+
     def readable(self) -> bool:
         return True
 
@@ -169,14 +172,45 @@ class JvmStream(io.RawIOBase):
         b[:n] = data
         return n
 
+    def read(self, size: int | None = -1) -> bytes:
+        """`size` bytes unless the file ends first (a reader that seeks expects no short reads)."""
+        if size is None or size < 0:
+            return self.readall()
+        out = bytearray()
+        while len(out) < size:
+            data = self._in.readNBytes(min(size - len(out), PY4J_READ))
+            if not data:
+                break
+            out += data
+        return bytes(out)
+
+    # Hadoop's input streams seek: a Parquet reader goes to the footer first, then to the row groups
+    def seekable(self) -> bool:
+        return True
+
+    def tell(self) -> int:
+        return int(self._in.getPos())
+
+    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
+        if whence == io.SEEK_CUR:
+            offset += self.tell()
+        elif whence == io.SEEK_END:
+            if self._length is None:
+                self._length = int(self._fs.getFileStatus(self._p).getLen())
+            offset += self._length
+        self._in.seek(offset)
+        return offset
+
     def close(self) -> None:
         if not self.closed:
             self._in.close()
         super().close()
 
 
-def open_raw(path: str) -> io.BufferedReader:
-    return io.BufferedReader(JvmStream(path), PY4J_READ)
+def open_raw(path: str, seekable: bool = False) -> io.BufferedIOBase:
+    """The file's bytes through Hadoop, buffered; `seekable`: the stream itself, for readers that seek
+    (a buffer in front would read ahead of every seek)."""
+    return JvmStream(path) if seekable else io.BufferedReader(JvmStream(path), PY4J_READ)
 
 
 def require_reader(spark) -> None:

@@ -154,23 +154,23 @@ def test_bad_files_are_one_clear_error_before_any_write(spark, store, config, tm
 
 
 def test_a_directory_names_the_files_ingest_does_not_read(spark, tmp_path, reader, caplog):
-    """JSON in any case is read; a Parquet or CSV file beside it is named in one warning (once per
-    process), and Hadoop's markers, checksums and hidden files are not."""
+    """JSON and Parquet in any case are read; an Avro or CSV file beside them is named in one warning (once
+    per process), and Hadoop's markers, checksums and hidden files are not."""
     d = tmp_path / "landing"
     (d / "sub").mkdir(parents=True)
     (d / ".cache").mkdir()
     for name in ("a.json", "B.JSONL", "sub/c.ndjson.gz", "_SUCCESS", ".a.json.crc", ".cache/x.bin",
-                 "d.parquet", "sub/e.csv", "notes.txt"):
+                 "d.avro", "E.Parquet", "sub/e.csv", "notes.txt"):
         (d / name).write_text("[]")
     with caplog.at_level("WARNING", logger="instructlake.ingest.stage"):
         found = stage.find_files(given(reader, d), errors := [])
         again = stage.find_files(given(reader, d), [])
     assert errors == [] and again == found
-    assert [label for _, label, _ in found] == ["B.JSONL", "a.json", "sub/c.ndjson.gz"]
-    assert [stage.source_name(label) for _, label, _ in found] == ["B", "a", "c"]
+    assert [label for _, label, _ in found] == ["B.JSONL", "E.Parquet", "a.json", "sub/c.ndjson.gz"]
+    assert [stage.source_name(label) for _, label, _ in found] == ["B", "E", "a", "c"]
     warnings = [r.getMessage() for r in caplog.records]
     assert len(warnings) == 1, warnings
-    assert "3 file(s) not read" in warnings[0] and "d.parquet, notes.txt, sub/e.csv" in warnings[0]
+    assert "3 file(s) not read" in warnings[0] and "d.avro, notes.txt, sub/e.csv" in warnings[0]
     (d / "f.xml").write_text("<x/>")  # the listing changed: a new warning
     with caplog.at_level("WARNING", logger="instructlake.ingest.stage"):
         stage.find_files(given(reader, d), [])

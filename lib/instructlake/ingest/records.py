@@ -18,6 +18,8 @@ from pathlib import Path
 
 from instructlake.config import IngestConfig
 from instructlake.ingest.formats import CONVERTERS, Conversation, RecordError, detect
+from instructlake.ingest.parquet import LAYOUT, MAGIC, SUFFIX, ParquetScan, is_parquet
+from instructlake.ingest.parquet import sniff as parquet_rows
 from instructlake.ingest.rawfile import FileFormatError, Limits, Opened, RecordScan
 
 # Columns of the rows parse_file yields (kind = sample | quarantine | file); the stage splits them per
@@ -86,7 +88,10 @@ def parse_file(path: str | Opened, source: str, fmt: str, cfg: IngestConfig, lab
     """Rows for every record in one file (or in a byte range of a plain JSON Lines file), then one `file`
     row with the scanner's record count. Never raises for bad records; FileFormatError for a bad file."""
     label = label or Path(path).name
-    scan = RecordScan(path, lambda v: detect(v) is not None, start, end, limits(cfg))
+    if is_parquet(path):
+        scan: RecordScan | ParquetScan = ParquetScan(path, limits(cfg))
+    else:
+        scan = RecordScan(path, lambda v: detect(v) is not None, start, end, limits(cfg))
     for raw in scan:
         yield from _record_rows(raw, source, fmt, label, cfg)
     yield {"kind": "file", "source": source, "source_file": label, "format": fmt, "ordinal": start,
@@ -189,7 +194,13 @@ def inspect_file(path: str, forced: str | None = None) -> tuple[str, str]:
     if forced and forced not in FORMATS:
         raise FileFormatError(f"unknown format {forced!r}; use one of {', '.join(FORMATS)}")
     # a forced format still needs records: a file that is not JSON records at all fails clearly
-    kind, records = sniff(path)
+    if is_parquet(path):
+        kind, records = LAYOUT, parquet_rows(path)
+    elif str(path).lower().endswith(SUFFIX):
+        raise FileFormatError(f"{path}: named {SUFFIX} but does not start with Parquet's magic number "
+                              f"({MAGIC.decode()}): not a Parquet file")
+    else:
+        kind, records = sniff(path)
     if forced:
         return forced, kind
     votes: dict[str, int] = {}

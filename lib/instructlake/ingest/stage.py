@@ -1,11 +1,11 @@
-"""Ingest: chat files of six formats -> `samples` (MERGE on sample_id) and `quarantine`.
+"""Ingest: chat files of six formats, JSON or Parquet -> `samples` (MERGE on sample_id) and `quarantine`.
 
-The driver checks every file first (exists, JSON, known format) so a bad file is one clear error before
-anything is written. Python workers then parse the files (small ones packed together into a task, a large
-plain JSON Lines file cut into byte ranges of a task each, other large files a task each): every record
-becomes sample rows or one quarantine row, and every file (or range) a row with the number of records its
-scanner found. Samples are merged insert-only on their content hash, so re-ingesting a file adds nothing
-and a file with ten new records adds ten.
+The driver checks every file first (exists, JSON or Parquet, known format) so a bad file is one clear
+error before anything is written. Python workers then parse the files (small ones packed together into a
+task, a large plain JSON Lines file cut into byte ranges of a task each, other large files a task each):
+every record becomes sample rows or one quarantine row, and every file (or range) a row with the number of
+records its scanner found. Samples are merged insert-only on their content hash, so re-ingesting a file
+adds nothing and a file with ten new records adds ten.
 
 Two identities are checked, each side counted on its own, and ingest fails naming the file if one breaks:
 records found (the scanner) = records quarantined + records that gave samples, per file, before anything
@@ -27,7 +27,7 @@ from pyspark.sql import functions as F
 
 from instructlake import hadoopfs, schemas
 from instructlake.config import Config, IngestConfig
-from instructlake.ingest import compression
+from instructlake.ingest import compression, parquet
 from instructlake.ingest.rawfile import FileFormatError, is_compressed
 from instructlake.ingest.read import parse_tasks
 from instructlake.ingest.records import EXPANSION_CUT, inspect_file
@@ -40,8 +40,9 @@ log = logging.getLogger(__name__)
 # (an id and a key: about 150 bytes each); more are joined with a shuffle
 BROADCAST_MAX_IDS = 500_000
 KINDS = (".json", ".jsonl", ".ndjson")
-SUFFIXES = tuple(k + z for z in ("", *compression.SUFFIXES) for k in KINDS)
-READ = f"{'/'.join(KINDS)} files (plain or {'/'.join(compression.SUFFIXES)})"  # what a directory gives
+SUFFIXES = (*(k + z for z in ("", *compression.SUFFIXES) for k in KINDS), parquet.SUFFIX)
+# what a directory gives
+READ = f"{'/'.join(KINDS)} files (plain or {'/'.join(compression.SUFFIXES)}) and {parquet.SUFFIX} files"
 
 
 @dataclass(frozen=True)
@@ -52,7 +53,7 @@ class InputFile:
     label: str  # the name rows and quarantine entries refer to the file by
     size: int
     splittable: bool = False  # plain JSON Lines: may be parsed by byte range
-    layout: str = ""  # rawfile.layout: 'lines' or 'document'
+    layout: str = ""  # rawfile.layout ('lines' or 'document') or 'parquet'
 
 
 @dataclass(frozen=True)
@@ -69,8 +70,8 @@ class Piece:
 
 def find_files(paths: list[str], errors: list[str]) -> list[tuple[str, str, int]]:
     """(file, label, size) for each path, local or a URI Hadoop reads; a directory contributes its
-    *.json[l] and *.ndjson files (plain, .gz, .bz2, .xz), recursively, and its other files are named in
-    one warning. Paths that do not exist are added to `errors`."""
+    *.json[l] and *.ndjson files (plain, .gz, .bz2, .xz) and *.parquet files, recursively, and its other
+    files are named in one warning. Paths that do not exist are added to `errors`."""
     out: list[tuple[str, str, int]] = []
     for p in paths:
         if hadoopfs.is_uri(p):
@@ -102,7 +103,8 @@ def _find_uri(uri: str, errors: list[str]) -> list[tuple[str, str, int]]:
 
 
 def ingestible(name: str) -> bool:
-    """A name ingest reads in a directory: JSON, JSON Lines or NDJSON, plain or compressed, in any case."""
+    """A name ingest reads in a directory: JSON, JSON Lines or NDJSON, plain or compressed, or Parquet, in
+    any case."""
     return name.lower().endswith(SUFFIXES)
 
 
@@ -114,7 +116,7 @@ def _marker(relative: str) -> bool:
 
 def _read_here(directory: str, relative: list[str], errors: list[str]) -> list[str]:
     """The files of a directory listing that ingest reads; the others are named in a warning, since a
-    Parquet or CSV file dropped beside the JSON would otherwise give no rows and no word."""
+    CSV or Avro file dropped beside the JSON would otherwise give no rows and no word."""
     found = [f for f in relative if ingestible(f)]
     if not found:
         errors.append(f"{directory}: directory holds no {READ}")
@@ -139,6 +141,8 @@ def warn_not_read(directory: str, names: list[str], show: int = 10) -> None:
 
 def source_name(label: str) -> str:
     name = Path(label).name
+    if name.lower().endswith(parquet.SUFFIX):
+        return parquet.source_name(name)
     for suffix in sorted(SUFFIXES, key=len, reverse=True):
         if name.lower().endswith(suffix):
             return name[: -len(suffix)]
