@@ -101,3 +101,16 @@ def test_format_detection_and_names(tmp_path):
         inspect_file(str(empty))
     assert parquet.source_name("part-00000-1f2e.c000.snappy.parquet") == "part-00000-1f2e.c000"
     assert parquet.source_name("train-00000-of-00002.parquet") == "train-00000-of-00002"
+
+
+def test_a_benchmark_in_parquet_loads_its_prompts(tmp_path):
+    """A hub benchmark as it ships (GSM8K's question/answer columns): its questions are the prompts."""
+    from instructlake.decontam.benchmarks import read_file
+
+    rows = [{"question": f"Tom has {i} apples and buys 3 more. How many has he?", "answer": f"{i + 3}"}
+            for i in range(12)] + [{"question": None, "answer": "42"}]
+    path = tmp_path / "test-00000-of-00001.parquet"
+    pq.write_table(pa.Table.from_pylist(rows), path, row_group_size=5)
+    items, bad = read_file(str(path))
+    assert [(it.item_id, it.prompt) for it in items] == [(str(i), r["question"]) for i, r in enumerate(rows[:12])]
+    assert [(raw.locator, reason) for raw, reason, _ in bad] == [("row:13", "missing_field")]

@@ -1,7 +1,7 @@
 """Benchmark prompts -> the `benchmarks` table.
 
-A benchmark file is any supported chat format (its user turns are the prompts) or JSON/JSONL records of
-prompts: a string, or an object with one of prompt / instruction (+ input) / question / query / text, or
+A benchmark file (JSON, JSON Lines or Parquet, as ingest reads them) holds records of any supported chat
+format (its user turns are the prompts) or records of prompts: a string, or an object with one of prompt / instruction (+ input) / question / query / text, or
 `turns` (MT-Bench and Arena-Hard: a list of strings or of {content}). Each user turn of a multi-turn
 item is a prompt of its own (item id suffix #t2, #t3, ...). Records that hold no prompt are quarantined
 with the field they lack; the rest load.
@@ -23,8 +23,7 @@ from pyspark.sql import functions as F
 from instructlake import hadoopfs, schemas
 from instructlake.config import ConfigError, IngestConfig
 from instructlake.ingest.formats import CONVERTERS, RecordError, _content, _own_id, detect
-from instructlake.ingest.rawfile import iter_raw
-from instructlake.ingest.records import normalize_text, quarantine_id
+from instructlake.ingest.records import normalize_text, quarantine_id, scan_records
 from instructlake.store import Store
 
 log = logging.getLogger(__name__)
@@ -87,7 +86,7 @@ def read_file(path: str) -> tuple[list[Item], list[tuple[Any, str, str]]]:
     """(items, [(raw, reason, detail)]) of one file; duplicate item ids keep their first prompt."""
     items: dict[str, Item] = {}
     bad = []
-    for i, raw in enumerate(iter_raw(path)):
+    for i, raw in enumerate(scan_records(path)):
         if raw.error is not None:
             bad.append((raw, *raw.error))
             continue

@@ -88,14 +88,21 @@ def parse_file(path: str | Opened, source: str, fmt: str, cfg: IngestConfig, lab
     """Rows for every record in one file (or in a byte range of a plain JSON Lines file), then one `file`
     row with the scanner's record count. Never raises for bad records; FileFormatError for a bad file."""
     label = label or Path(path).name
-    if is_parquet(path):
-        scan: RecordScan | ParquetScan = ParquetScan(path, limits(cfg))
-    else:
-        scan = RecordScan(path, lambda v: detect(v) is not None, start, end, limits(cfg))
+    scan = scan_records(path, limits(cfg), start, end)
     for raw in scan:
         yield from _record_rows(raw, source, fmt, label, cfg)
     yield {"kind": "file", "source": source, "source_file": label, "format": fmt, "ordinal": start,
            "records": scan.records}
+
+
+def scan_records(path: str | Opened, lim: Limits | None = None, start: int = 0,
+                 end: int | None = None) -> RecordScan | ParquetScan:
+    """The records of a JSON file (or of a byte range of a plain JSON Lines file) or of a Parquet file, as
+    Raw items with `.records` counted by the scanner: what ingest, benchmark and question files are read
+    with."""
+    if is_parquet(path):
+        return ParquetScan(path, lim)
+    return RecordScan(path, lambda v: detect(v) is not None, start, end, lim)
 
 
 def _record_rows(raw, source: str, fmt: str, label: str, cfg: IngestConfig) -> Iterator[dict]:

@@ -29,7 +29,7 @@ from pyspark.sql import functions as F
 
 from instructlake.config import Config, ConfigError, IngestConfig, config_hash
 from instructlake.ingest.formats import CONVERTERS, RecordError, detect
-from instructlake.ingest.rawfile import iter_raw
+from instructlake.ingest.records import scan_records
 from instructlake.llm import usage
 from instructlake.runs import StageResult
 from instructlake.store import Store
@@ -71,7 +71,7 @@ def item_of(record: Any, index: int, references: dict[str, str]) -> tuple[str, s
 def load_references(path: str) -> dict[str, str]:
     """question_id -> the first reference turn, from an MT-Bench style answer file."""
     out = {}
-    for raw in iter_raw(path):
+    for raw in scan_records(path):
         r = raw.value
         if raw.error or not isinstance(r, dict) or r.get("question_id") is None:
             continue
@@ -88,7 +88,7 @@ def load_set(path: str, references: str | None = None) -> tuple[list[tuple[str, 
         raise ConfigError(f"diagnose: {path} does not exist")
     refs = load_references(references) if references else {}
     items, bad, seen = [], [], set()
-    for i, raw in enumerate(iter_raw(path)):
+    for i, raw in enumerate(scan_records(path)):
         if raw.error is not None:
             bad.append((raw, *raw.error))
             continue
