@@ -66,7 +66,8 @@ def s3a_jars() -> list[Path]:
     """The S3A connector's JARs setup fetched (jvm/pom.xml, profile s3)."""
     jars = local_jars(["s3"]).get("s3")
     if not jars:
-        pytest.fail("no S3A JARs under the venv: `python build.py setup` fetches them (jvm/pom.xml, profile s3)")
+        pytest.fail("no S3A JARs under the venv: `python build.py setup` fetches them "
+                    "(jvm/pom.xml, profile s3)")
     return jars
 
 

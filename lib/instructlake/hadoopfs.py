@@ -159,9 +159,8 @@ class JvmStream(io.RawIOBase):
     def __init__(self, path: str):
         fs, p = _fs_path(path)
         self._in = fs.open(p)
-
-        self._length: int | None = None
         self._fs, self._p = fs, p
+        self._length: int | None = None
 
     def readable(self) -> bool:
         return True

@@ -100,7 +100,8 @@ def s3a_submit_conf(s3) -> list[str]:
             *[f"spark.hadoop.{k}={v}" for k, v in s3.hadoop_settings().items()]]
 
 
-def test_pipeline_on_a_cluster_with_data_on_s3_equals_the_local_run(spark, pipeline_lake, standalone, s3, tmp_path):
+def test_pipeline_on_a_cluster_with_data_on_s3_equals_the_local_run(spark, pipeline_lake, standalone, s3,
+                                                                    tmp_path):
     lake = pipeline_lake
     landing = s3.upload(lake.first_landing, "landing")
     name, bench = lake.benchmarks[0].split("=", 1)

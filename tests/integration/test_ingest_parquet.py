@@ -41,11 +41,12 @@ def test_parquet_directory_ingests_like_its_json_twin(spark, store, config, tmp_
     good = alpaca_rows(40)
     bad = [{"instruction": "An empty answer follows.", "input": "", "output": "  "},  # empty_content
            {"instruction": None, "input": None, "output": "An answer to nothing."}]  # no instruction
-    pq.write_table(pa.Table.from_pylist(good[:20] + bad + good[20:]), d / "part-00000-7a1b.c000.snappy.parquet",
-                   row_group_size=8)
+    pq.write_table(pa.Table.from_pylist(good[:20] + bad + good[20:]),
+                   d / "part-00000-7a1b.c000.snappy.parquet", row_group_size=8)
     chats = sharegpt_rows(15)
-    pq.write_table(pa.Table.from_pylist(chats, schema=pa.schema([("id", pa.string()), ("conversations", TURNS)])),
-                   d / "part-00001-7a1b.c000.snappy.parquet", row_group_size=4, compression="zstd")
+    schema = pa.schema([("id", pa.string()), ("conversations", TURNS)])
+    pq.write_table(pa.Table.from_pylist(chats, schema=schema), d / "part-00001-7a1b.c000.snappy.parquet",
+                   row_group_size=4, compression="zstd")
     (d / "_SUCCESS").write_text("")
     # the same alpaca records as JSON Lines: each gives the same sample as its Parquet row, so a duplicate
     twin = d / "twin.jsonl"
@@ -62,8 +63,9 @@ def test_parquet_directory_ingests_like_its_json_twin(spark, store, config, tmp_
 
     files = stage.plan(given(reader, d))
     assert sorted((f.source, f.format, f.layout) for f in files) == [
-        ("damaged", "alpaca", "parquet"), ("long", "alpaca", "parquet"), ("part-00000-7a1b.c000", "alpaca", "parquet"),
-        ("part-00001-7a1b.c000", "sharegpt", "parquet"), ("twin", "alpaca", "lines")]
+        ("damaged", "alpaca", "parquet"), ("long", "alpaca", "parquet"),
+        ("part-00000-7a1b.c000", "alpaca", "parquet"), ("part-00001-7a1b.c000", "sharegpt", "parquet"),
+        ("twin", "alpaca", "lines")]
     c = stage.run(spark, store, config, given(reader, d)).counts
     # written above: 42 + 15 + 40 + (20 rows + 1 unreadable group) + 200 records; 2 bad rows and the group
     # quarantined
@@ -80,8 +82,10 @@ def test_parquet_directory_ingests_like_its_json_twin(spark, store, config, tmp_
     # the first occurrence of each (source, file, position) kept the Parquet rows; their ids are the JSON's
     assert len(pq_ids) == 40 and not json_ids
     from instructlake.ingest.records import sample_id
-    assert pq_ids == {sample_id(None, [("user", r["instruction"] + (f"\n\n{r['input']}" if r["input"] else "")),
-                                      ("assistant", r["output"])]) for r in good}
+
+    user = [r["instruction"] + (f"\n\n{r['input']}" if r["input"] else "") for r in good]
+    assert pq_ids == {sample_id(None, [("user", u), ("assistant", r["output"])])
+                      for u, r in zip(user, good, strict=True)}
     chat = samples.filter("source_id = 'c7'").first()
     assert [t["content"] for t in chat["conversation"]] == ["What is 7 squared?", "49."]
 

@@ -27,7 +27,8 @@ SCHEMA = pa.schema([("instruction", pa.string()), ("output", pa.string()),
 
 
 def write(path, rows, group_rows: int, codec: str = "snappy"):
-    pq.write_table(pa.Table.from_pylist(rows, schema=SCHEMA), path, row_group_size=group_rows, compression=codec)
+    pq.write_table(pa.Table.from_pylist(rows, schema=SCHEMA), path, row_group_size=group_rows,
+                   compression=codec)
     return path
 
 
@@ -65,7 +66,8 @@ def test_a_damaged_row_group_costs_its_own_rows(tmp_path, group):
     good = [r.value["instruction"] for r in out if r.error is None]
     assert good == [r["instruction"] for r in rows[:group * 10] + rows[(group + 1) * 10:]]
     bad = [r for r in out if r.error]
-    assert len(bad) == 1 and bad[0].error[0] == "corrupt_parquet" and bad[0].locator == f"row:{group * 10 + 1}"
+    assert len(bad) == 1 and bad[0].error[0] == "corrupt_parquet"
+    assert bad[0].locator == f"row:{group * 10 + 1}"
     assert f"rows {group * 10 + 1}-{group * 10 + 10} (10)" in bad[0].error[1]
     assert scan.records == 21  # twenty rows and one unreadable rest of a group
 
@@ -73,7 +75,8 @@ def test_a_damaged_row_group_costs_its_own_rows(tmp_path, group):
 @settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(cut=st.floats(0.0, 0.999), junk=st.binary(max_size=200))
 def test_cut_or_foreign_files_are_one_clear_error(tmp_path, cut, junk):
-    rows = [{"instruction": f"Q{i}?", "output": "A.", "conversations": None, "score": None} for i in range(50)]
+    rows = [{"instruction": f"Q{i}?", "output": "A.", "conversations": None, "score": None}
+            for i in range(50)]
     whole = write(tmp_path / "w.parquet", rows, 7).read_bytes()
     cut_file = tmp_path / "cut.parquet"
     cut_file.write_bytes(whole[: int(len(whole) * cut)])
@@ -112,5 +115,6 @@ def test_a_benchmark_in_parquet_loads_its_prompts(tmp_path):
     path = tmp_path / "test-00000-of-00001.parquet"
     pq.write_table(pa.Table.from_pylist(rows), path, row_group_size=5)
     items, bad = read_file(str(path))
-    assert [(it.item_id, it.prompt) for it in items] == [(str(i), r["question"]) for i, r in enumerate(rows[:12])]
+    want = [(str(i), r["question"]) for i, r in enumerate(rows[:12])]
+    assert [(it.item_id, it.prompt) for it in items] == want
     assert [(raw.locator, reason) for raw, reason, _ in bad] == [("row:13", "missing_field")]

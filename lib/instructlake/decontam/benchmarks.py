@@ -1,10 +1,10 @@
 """Benchmark prompts -> the `benchmarks` table.
 
 A benchmark file (JSON, JSON Lines or Parquet, as ingest reads them) holds records of any supported chat
-format (its user turns are the prompts) or records of prompts: a string, or an object with one of prompt / instruction (+ input) / question / query / text, or
-`turns` (MT-Bench and Arena-Hard: a list of strings or of {content}). Each user turn of a multi-turn
-item is a prompt of its own (item id suffix #t2, #t3, ...). Records that hold no prompt are quarantined
-with the field they lack; the rest load.
+format (its user turns are the prompts) or records of prompts: a string, or an object with one of prompt /
+instruction (+ input) / question / query / text, or `turns` (MT-Bench and Arena-Hard: a list of strings or
+of {content}). Each user turn of a multi-turn item is a prompt of its own (item id suffix #t2, #t3, ...).
+Records that hold no prompt are quarantined with the field they lack; the rest load.
 
 AlpacaEval's 805 instructions ship inside the package (resources/benchmarks/alpaca_eval.jsonl, taken from
 data/samples/gpt4_1106_preview_model_outputs.json) and are the default benchmark.

@@ -2,9 +2,9 @@
 
 Many instruction sets ship as Parquet (a hub dataset's `data/train-*.parquet`, Spark's own output). A row
 becomes the same JSON-like record a JSON file's object would be (columns as keys, lists and structs
-nested, null columns left out), so format detection, conversion, validation and quarantine are the JSON path's. Files are told
-by their magic number (`PAR1`), not by name, and are never cut into byte ranges: a Parquet file's index
-is its footer, at the end.
+nested, null columns left out), so format detection, conversion, validation and quarantine are the JSON
+path's. Files are told by their magic number (`PAR1`), not by name, and are never cut into byte ranges: a
+Parquet file's index is its footer, at the end.
 
 A row group that cannot be decoded (a damaged page) gives one `corrupt_parquet` record for the rows it
 had not yet given, and the scan goes on with the next group; a file whose footer cannot be read (cut
@@ -76,7 +76,6 @@ class ParquetScan:
         """The pyarrow ParquetFile; FileFormatError when its footer cannot be read."""
         import pyarrow as pa
         import pyarrow.parquet as pq
-
 
         try:
             if isinstance(self.path, Opened):  # an executor's stream is read once, front to back
