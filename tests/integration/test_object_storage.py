@@ -24,7 +24,8 @@ def test_reference_model_trained_into_a_warehouse_on_s3_scores_from_there(spark,
     skip = [x for s in ["semdedup", "filter", "tagging", "normalize_tags", "graph"] for x in ("--skip", s)]
     cmd = [str(Path(sys.executable).parent / "instructlake"), "--warehouse", f"s3a://{BUCKET}/storage/wh",
            "--config", str(s3.config_file(tmp_path / "s3.yaml")),
-           *[x for s in settings for x in ("--set", s)], "pipeline", "run", "--input", f"{landing}/", "--to", "scoring", *skip]
+           *[x for s in settings for x in ("--set", s)],
+           "pipeline", "run", "--input", f"{landing}/", "--to", "scoring", *skip]
     r = subprocess.run(cmd, cwd=tmp_path, env=user_env(), capture_output=True, text=True, timeout=900)
     print("\n".join(ln for ln in (r.stdout + r.stderr).splitlines() if "instructlake.pipeline" in ln))
     assert r.returncode == 0, (r.stdout + r.stderr)[-5000:]
