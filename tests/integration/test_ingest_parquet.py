@@ -13,6 +13,7 @@ import pytest
 from instructlake.ingest import stage
 from instructlake.ingest.rawfile import FileFormatError
 from tests.integration.test_ingest import config, given, reader  # noqa: F401 - fixtures
+from tests.unit.test_parquet_scan import corrupt_group
 
 TURNS = pa.list_(pa.struct([("from", pa.string()), ("value", pa.string())]))
 
@@ -25,14 +26,6 @@ def alpaca_rows(n: int, start: int = 0) -> list[dict]:
 def sharegpt_rows(n: int) -> list[dict]:
     return [{"id": f"c{i}", "conversations": [{"from": "human", "value": f"What is {i} squared?"},
                                               {"from": "gpt", "value": f"{i * i}."}]} for i in range(n)]
-
-
-def _corrupt_group(path, group: int) -> None:
-    col = pq.ParquetFile(path).metadata.row_group(group).column(0)
-    start = col.dictionary_page_offset or col.data_page_offset
-    data = bytearray(path.read_bytes())
-    data[start:start + 32] = b"\xff" * 32
-    path.write_bytes(bytes(data))
 
 
 def test_parquet_directory_ingests_like_its_json_twin(spark, store, config, tmp_path, reader):  # noqa: F811
@@ -53,7 +46,7 @@ def test_parquet_directory_ingests_like_its_json_twin(spark, store, config, tmp_
     twin.write_text("\n".join(json.dumps(r) for r in good) + "\n")
     damaged = d / "damaged.parquet"
     pq.write_table(pa.Table.from_pylist(alpaca_rows(30, start=1000)), damaged, row_group_size=10)
-    _corrupt_group(damaged, 1)
+    corrupt_group(damaged, 1)
 
     # column chunks of several hundred kB: more than one read of Hadoop's stream (hadoopfs.PY4J_READ)
     rng = random.Random(7)

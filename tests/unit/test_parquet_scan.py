@@ -46,7 +46,7 @@ def test_every_row_once_in_order(tmp_path, rows, group_rows, batch, codec):
     assert [r.ordinal for r in out] == list(range(len(rows))) and not any(r.error for r in out)
 
 
-def _corrupt_group(path, group: int) -> None:
+def corrupt_group(path, group: int) -> None:
     """Overwrite the start of a row group's first column chunk (its page header)."""
     col = pq.ParquetFile(path).metadata.row_group(group).column(0)
     start = col.dictionary_page_offset or col.data_page_offset
@@ -60,7 +60,7 @@ def test_a_damaged_row_group_costs_its_own_rows(tmp_path, group):
     rows = [{"instruction": f"Q{i}?", "output": f"A{i}.", "conversations": None, "score": float(i)}
             for i in range(30)]
     path = write(tmp_path / "d.parquet", rows, 10)
-    _corrupt_group(path, group)
+    corrupt_group(path, group)
     scan = parquet.ParquetScan(str(path), batch_rows=4)
     out = list(scan)
     good = [r.value["instruction"] for r in out if r.error is None]
