@@ -19,7 +19,8 @@ from tests.s3_support import BUCKET
 def test_reference_model_trained_into_a_warehouse_on_s3_scores_from_there(spark, s3, tmp_path):
     first, _ = write_inputs(tmp_path / "landing")
     landing = s3.upload(first[1], "storage/landing/b_seed.jsonl").rsplit("/", 1)[0]
-    settings = [*TEST_SETTINGS, *SMALL_DATA_JVM, "scoring.reference_seconds=5", "platform.scoring.token_budget=4096"]
+    settings = [*TEST_SETTINGS, *SMALL_DATA_JVM, "scoring.reference_seconds=5",
+                "platform.scoring.token_budget=4096"]
     # only the stages the reference model needs: the rest write their tables as the cluster test's run does
     skip = [x for s in ["semdedup", "filter", "tagging", "normalize_tags", "graph"] for x in ("--skip", s)]
     cmd = [str(Path(sys.executable).parent / "instructlake"), "--warehouse", f"s3a://{BUCKET}/storage/wh",
