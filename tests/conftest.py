@@ -17,7 +17,7 @@ os.environ.setdefault("VLLM_LOGGING_LEVEL", "WARNING")  # vLLM logs every engine
 TEST_SETTINGS = ["platform.spark.master=local[2]", "platform.spark.shuffle_partitions=4",
                  "platform.spark.driver_memory=3g"]
 # For the JVMs the tests start in local mode, where hundreds of tiny queries each run once: generated code
-# is compiled by Janino and then by the JIT for every new plan, and the JIT's C2 thread took about 40% of
+# is compiled by Janino and then by the JIT for every new plan, and the JIT's C2 thread took over a third of
 # the driver JVM's CPU in a pipeline run of the fixture's pool. Interpreted expressions and later JIT
 # compiles cut that run from 142-150 s to 103-127 s (four runs each). Test-only: on a user's millions of
 # rows generated code pays. The cluster and spark-submit runs keep Spark's defaults, so the cluster test also
