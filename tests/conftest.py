@@ -16,12 +16,12 @@ os.environ.setdefault("VLLM_LOGGING_LEVEL", "WARNING")  # vLLM logs every engine
 
 TEST_SETTINGS = ["platform.spark.master=local[2]", "platform.spark.shuffle_partitions=4",
                  "platform.spark.driver_memory=3g"]
-# For the JVMs the tests start in local mode, where hundreds of tiny queries each run once: generated code
-# is compiled by Janino and then by the JIT for every new plan, and the JIT's C2 thread took over a third of
-# the driver JVM's CPU in a pipeline run of the fixture's pool. Interpreted expressions and later JIT
-# compiles cut that run from 142-150 s to 103-127 s (four runs each). Test-only: on a user's millions of
-# rows generated code pays. The cluster and spark-submit runs keep Spark's defaults, so the cluster test also
-# compares generated code (there) with interpreted (here).
+# For the local-mode JVMs of the `spark` fixture and the object-storage test's CLI run, where hundreds of tiny
+# queries each run once: generated code is compiled by Janino and then by the JIT for every new plan, and the
+# JIT's C2 thread took over a third of the driver JVM's CPU in a pipeline run of the fixture's pool.
+# Interpreted expressions and later JIT compiles cut that run from 142-150 s to 103-127 s (four runs each).
+# Test-only: on a user's millions of rows generated code pays. The cluster and spark-submit runs keep Spark's
+# defaults, so the cluster test also compares generated code (there) with interpreted (here).
 SMALL_DATA_JVM = ["platform.spark.conf.spark.sql.codegen.wholeStage=false",
                   "platform.spark.conf.spark.sql.codegen.factoryMode=NO_CODEGEN",
                   "platform.spark.conf.spark.driver.extraJavaOptions=-XX:CompileThresholdScaling=3"]
