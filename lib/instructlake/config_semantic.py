@@ -202,10 +202,12 @@ class TaggingConfig:
     # added if it scores within pair_margin of the best category (0: never). With head_paragraph, a prompt
     # whose first paragraph is followed by more (an instruction, then its input) is scored on that
     # paragraph as well, each category and tag keeping the better of the two scores: a long input passage
-    # does not drown the task its first line asks for.
+    # does not drown the task its first line asks for. With labelled_exemplars, the labelled prompts in
+    # resources/labelled_exemplars.jsonl are exemplars too, of every category a reader accepts for them.
     zero_shot: str = "two-level"
     exemplar_weight: float = 0.5
     exemplar_k: int = 2
+    labelled_exemplars: bool = True
     max_categories: int = 3
     category_margin: float = 0.1
     pair_margin: float = 0.05

@@ -9,18 +9,24 @@ from pathlib import Path
 import numpy as np
 
 LABELLED = Path(__file__).resolve().parents[2] / "data" / "samples" / "labelled"
+HAND_LABELLED = ("pool_categories.jsonl", "user_oriented_categories.jsonl")
 # all-MiniLM-L6-v2 cosine: "What is the difference between civil law and criminal law?" against the
 # WizardLM prompt that asks the same and more is 0.79; same-topic prompts of other wording stay below 0.7
 NEAR_COPY = 0.7
 
 
-def evaluation_prompts() -> list[str]:
-    def rows(name):
-        return [json.loads(line) for line in (LABELLED / name).read_text(encoding="utf-8").splitlines() if line]
+def rows(name: str) -> list[dict]:
+    return [json.loads(line) for line in (LABELLED / name).read_text(encoding="utf-8").splitlines() if line]
 
-    return ([r["Instruction"] for r in rows("WizardLM_testset.jsonl")]
-            + [r["instruction"] for name in ("pool_categories.jsonl", "user_oriented_categories.jsonl")
-               for r in rows(name)])
+
+def evaluation_prompts(held_out_only: bool = False) -> list[str]:
+    """Every labelled prompt `bench tagging` scores; held_out_only: those it scores as held out (WizardLM,
+    the test halves of the hand-labelled sets, all of the AlpacaEval set), not the tune halves, which are
+    the labelled exemplars' source."""
+    hand = [r["instruction"] for name in HAND_LABELLED for r in rows(name)
+            if not held_out_only or r["split"] == "test"]
+    return ([r["Instruction"] for r in rows("WizardLM_testset.jsonl")] + hand
+            + [r["instruction"] for r in rows("alpaca_eval_categories.jsonl")])
 
 
 def near_copies(exemplars: list[str], vectors, prompts: list[str],
@@ -33,6 +39,8 @@ def near_copies(exemplars: list[str], vectors, prompts: list[str],
 
 
 def test_no_exemplar_is_a_near_copy_of_a_labelled_prompt():
+    """The written exemplars stay apart from every labelled prompt; the labelled exemplars (tune halves)
+    from every prompt scored as held out."""
     from instructlake.config import load_config
     from instructlake.embed.embedder import get_embedder
     from instructlake.tagging import taxonomy
@@ -40,13 +48,42 @@ def test_no_exemplar_is_a_near_copy_of_a_labelled_prompt():
     cfg = load_config("local")
     model = get_embedder(cfg.embed, cfg.platform.embed, threads=2)
     prompts = evaluation_prompts()
-    assert len(prompts) == 218 + 300 + 252
-    prompt_vectors = model.encode(prompts)  # once, for both checks
-    exemplars = list(taxonomy.exemplars().texts)
-    assert near_copies(exemplars, model.encode(exemplars), prompts, prompt_vectors) == []
+    assert len(prompts) == 218 + 300 + 252 + 226
+    prompt_vectors = model.encode(prompts)  # once, for every check
+    written = list(taxonomy.exemplars(labelled=False).texts)
+    assert near_copies(written, model.encode(written), prompts, prompt_vectors) == []
     # the check finds one: a labelled prompt itself, reworded a little, as an exemplar
     planted = ["Explain Newton's second law of motion."]
     assert [c[1] for c in near_copies(planted, model.encode(planted), prompts, prompt_vectors)] == planted
+
+    held_out = set(evaluation_prompts(held_out_only=True))
+    assert len(held_out) < len(set(prompts))
+    at = [i for i, p in enumerate(prompts) if p in held_out]
+    labelled = [r["text"] for r in labelled_exemplars()]
+    assert near_copies(labelled, model.encode(labelled), [prompts[i] for i in at], prompt_vectors[at]) == []
+
+
+def labelled_exemplars() -> list[dict]:
+    from importlib import resources
+
+    raw = resources.files("instructlake").joinpath("resources", "labelled_exemplars.jsonl").read_text("utf-8")
+    return [json.loads(line) for line in raw.splitlines() if line]
+
+
+def test_labelled_exemplars_are_tune_rows_of_the_labelled_sets_with_their_categories():
+    """resources/labelled_exemplars.jsonl (bench/_labelled_exemplars.py) holds tune rows only, as labelled,
+    from Apache-2.0 files only (it ships in the package), and leaves out at most the few near copies."""
+    tune = {r["id"]: r for name in HAND_LABELLED for r in rows(name) if r["split"] == "tune"}
+    shipped = labelled_exemplars()
+    apache = {"alpaca_en_demo.json", "seed_tasks.jsonl", "en_100_tree.jsonl", "kto_en_demo.json",
+              "glaive_toolcall_en_demo.json", "user_oriented_instructions.jsonl"}
+    for r in shipped:
+        assert r["id"] in tune, r["id"]
+        assert (r["text"], r["categories"], r["source"]) == (
+            tune[r["id"]]["instruction"], tune[r["id"]]["categories"], tune[r["id"]]["source"])
+        assert r["source"] in apache
+    eligible = [r for r in tune.values() if r["source"] in apache]
+    assert len({r["id"] for r in shipped}) == len(shipped) >= len(eligible) - 3
 
 
 def test_near_copies_on_hand_made_vectors():

@@ -65,6 +65,61 @@ def test_the_packaged_exemplars_cover_every_category():
     assert min(ex.categories.count(c) for c in set(ex.categories)) >= TaggingConfig().exemplar_k
 
 
+def test_a_labelled_prompt_is_an_exemplar_of_each_of_its_categories():
+    import json
+    from importlib import resources
+
+    from instructlake.tagging import taxonomy
+
+    written, both = taxonomy.exemplars(labelled=False), taxonomy.exemplars()
+    raw = resources.files("instructlake").joinpath("resources", taxonomy.LABELLED).read_text("utf-8")
+    labelled = [json.loads(line) for line in raw.splitlines() if line]
+    assert both.texts[: len(written.texts)] == written.texts
+    pairs = list(zip(both.texts[len(written.texts):], both.categories[len(written.texts):], strict=True))
+    assert pairs == [(r["text"], c) for r in labelled for c in r["categories"]]
+    assert both.version.startswith(written.version + "+labelled-")
+
+
+def test_a_bad_labelled_exemplar_line_is_named():
+    import pytest
+
+    from instructlake.tagging.taxonomy import _labelled_row
+
+    known = {"mathematics"}
+    assert _labelled_row('{"text": "Add 2 and 3.", "categories": ["mathematics"]}', 1, known) == (
+        "Add 2 and 3.", ["mathematics"])
+    for line, says in (("{not json", "line 7: not JSON"), ('["a list"]', "line 7: 'text'"),
+                       ('{"text": " ", "categories": ["mathematics"]}', "line 7: 'text'"),
+                       ('{"text": "Add.", "categories": ["cooking"]}', "line 7: 'categories'"),
+                       ('{"text": "Add.", "categories": []}', "line 7: 'categories'")):
+        with pytest.raises(ValueError, match=says):
+            _labelled_row(line, 7, known)
+
+
+def test_a_text_that_is_an_exemplar_of_two_categories_is_embedded_once():
+    from instructlake.tagging import taxonomy
+    from instructlake.tagging.zero_shot import space
+
+    class CountingEmbedderDouble:
+        """Stands in for the embedder: a vector per text from its length, and a count of texts embedded."""
+
+        embedded = 0
+
+        def encode(self, texts):
+            self.embedded += len(texts)
+            return np.array([[len(t), 1.0] for t in texts])
+
+    ex = taxonomy.Exemplars("v", ("Add 2 and 3.", "Sum it up.", "Add 2 and 3."),
+                            ("mathematics", "text processing", "logic and reasoning"))
+    model = CountingEmbedderDouble()
+    ref = space(model, taxonomy.load(), ex)
+    tax = taxonomy.load()
+    assert model.embedded == len(tax.tags) + len(tax.categories) + 2
+    assert ref.exemplars[:, 0].tolist() == [12, 10, 12]
+    cats = [c for c, _ in tax.categories]
+    assert ref.exemplar_category.tolist() == [cats.index(c) for c in ex.categories]
+
+
 def test_a_task_gets_its_best_domain_and_a_domain_its_best_task_within_the_pair_margin():
     # categories 0 and 1 are tasks, 2 and 3 domains; one tag each
     task = np.array([True, True, False, False])

@@ -1,9 +1,11 @@
 """The packaged skill/knowledge taxonomy (resources/taxonomy.yaml): 25 categories of fine-grained tags, and
-exemplar instructions per category (resources/category_exemplars.yaml) for the two-level zero-shot tagger."""
+exemplar instructions per category for the two-level zero-shot tagger: written ones
+(resources/category_exemplars.yaml) and labelled prompts (resources/labelled_exemplars.jsonl)."""
 
 from __future__ import annotations
 
 import hashlib
+import json
 from dataclasses import dataclass
 from functools import lru_cache
 from importlib import resources
@@ -55,13 +57,49 @@ def load() -> Taxonomy:
 
 @dataclass(frozen=True)
 class Exemplars:
-    version: str  # exemplars/v<declared>-<hash of the file>
+    version: str  # exemplars/v<declared>-<hash of the file>[+labelled-<hash of the labelled file>]
     texts: tuple[str, ...]
-    categories: tuple[str, ...]  # the category of each text
+    categories: tuple[str, ...]  # the category of each text (a labelled prompt: once per accepted category)
 
 
-@lru_cache(maxsize=1)
-def exemplars() -> Exemplars:
+LABELLED = "labelled_exemplars.jsonl"
+
+
+@lru_cache(maxsize=2)
+def exemplars(labelled: bool = True) -> Exemplars:
+    """The written exemplars (category_exemplars.yaml) and, with `labelled`, the labelled prompts
+    (labelled_exemplars.jsonl, built by bench/_labelled_exemplars.py): each of those counts as an exemplar
+    of every category a reader accepts for it."""
+    written = _written()
+    if not labelled:
+        return written
+    raw = resources.files("instructlake").joinpath("resources", LABELLED).read_text(encoding="utf-8")
+    known = {c for c, _ in load().categories}
+    texts, cats = list(written.texts), list(written.categories)
+    for n, line in enumerate(raw.splitlines(), 1):
+        if line.strip():
+            text, accepted = _labelled_row(line, n, known)
+            texts += [text] * len(accepted)
+            cats += accepted
+    digest = hashlib.sha256(raw.encode()).hexdigest()[:8]
+    return Exemplars(f"{written.version}+labelled-{digest}", tuple(texts), tuple(cats))
+
+
+def _labelled_row(line: str, n: int, known: set[str]) -> tuple[str, list[str]]:
+    """(text, accepted categories) of one labelled_exemplars.jsonl line; a clear error naming the line."""
+    try:
+        row = json.loads(line)
+    except json.JSONDecodeError as e:
+        raise ValueError(f"{LABELLED} line {n}: not JSON ({e})") from None
+    text, accepted = (row.get("text"), row.get("categories")) if isinstance(row, dict) else (None, None)
+    if not isinstance(text, str) or not text.strip():
+        raise ValueError(f"{LABELLED} line {n}: 'text' is not a text: {text!r}")
+    if not isinstance(accepted, list) or not accepted or not set(accepted) <= known:
+        raise ValueError(f"{LABELLED} line {n}: 'categories' must list taxonomy categories, not {accepted!r}")
+    return text, accepted
+
+
+def _written() -> Exemplars:
     raw = resources.files("instructlake").joinpath("resources", "category_exemplars.yaml").read_text(encoding="utf-8")
     data = yaml.safe_load(raw)
     known = {c for c, _ in load().categories}

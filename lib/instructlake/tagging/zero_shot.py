@@ -1,19 +1,20 @@
 """Zero-shot tagging: each instruction gets the taxonomy tags its embedding supports. Used when no LLM is
 configured. Two ways, chosen by tagging.zero_shot:
 
-* two-level (the default): categories first, then tags inside them. A category's score is
-  exemplar_weight x the mean cosine of the instruction's exemplar_k nearest exemplars of that category
-  (resources/category_exemplars.yaml) plus the rest x the larger of the cosine to the category's
-  description and the mean of its best two tags' cosines. The categories within category_margin of the best
-  (at most max_categories) are kept; in each, the tags within tag_margin of its best tag (at most
-  tags_per_category); at most max_tags in all, ranked by category score, then tag cosine. Every
-  instruction gets at least its best category's best tag. A category is a task (what is asked) or a
-  domain (what it is about; taxonomy.yaml's facet): when the kept categories are all of one facet, the
-  best category of the other is added if it scores within pair_margin of the best ("Describe the
-  political landscape in Turkey", kept in three domains, also gets knowledge question answering when
-  that is close enough). With head_paragraph, a prompt whose first paragraph is followed by more
-  ("Extract the address of the property.\n\n<a long listing>") is also scored on that paragraph alone,
-  and each category and tag keeps the better score of the two.
+* two-level (the default): categories first, then tags inside them. A category's score is exemplar_weight x
+  the mean cosine of the instruction's exemplar_k nearest exemplars of that category
+  (resources/category_exemplars.yaml, and with labelled_exemplars the labelled prompts of
+  resources/labelled_exemplars.jsonl, each an exemplar of every category it is labelled with) plus the rest x
+  the larger of the cosine to the category's description and the mean of its best two tags' cosines. The
+  categories within category_margin of the best (at most max_categories) are kept; in each, the tags within
+  tag_margin of its best tag (at most tags_per_category); at most max_tags in all, ranked by category score,
+  then tag cosine. Every instruction gets at least its best category's best tag. A category is a task (what is
+  asked) or a domain (what it is about; taxonomy.yaml's facet): when the kept categories are all of one facet,
+  the best category of the other is added if it scores within pair_margin of the best ("Describe the political
+  landscape in Turkey", kept in three domains, also gets knowledge question answering when that is close
+  enough). With head_paragraph, a prompt whose first paragraph is followed by more ("Extract the address of
+  the property.\n\n<a long listing>") is also scored on that paragraph alone, and each category and tag keeps
+  the better score of the two.
 * flat: up to top_k tags whose cosine to the instruction (embedding of "tag: description") is at least
   min_similarity and within margin of the instruction's best tag.
 
@@ -113,10 +114,13 @@ def other_facet(scores: np.ndarray, order: np.ndarray, kept: list, category_task
 
 def space(model, tax, examples) -> Space:
     cats = [c for c, _ in tax.categories]
+    # a labelled prompt is an exemplar of each category it has: embedded once, its vector repeated
+    unique = list(dict.fromkeys(examples.texts))
+    at = {t: i for i, t in enumerate(unique)}
     return Space(tags=model.encode(tax.tag_texts()),
                  tag_category=np.array([cats.index(c) for _, _, c in tax.tags]),
                  categories=model.encode(tax.category_texts()),
-                 exemplars=model.encode(list(examples.texts)),
+                 exemplars=model.encode(unique)[[at[t] for t in examples.texts]],
                  exemplar_category=np.array([cats.index(c) for c in examples.categories]),
                  category_task=np.array([c in tax.task_categories for c in cats]))
 
@@ -162,7 +166,10 @@ def version(cfg: TaggingConfig) -> str:
     from instructlake.tagging import taxonomy
 
     tax = taxonomy.load().version
-    base = tax if cfg.zero_shot == "flat" else f"{tax}+{taxonomy.exemplars().version}"
+    if cfg.zero_shot == "flat":
+        base = tax
+    else:
+        base = f"{tax}+{taxonomy.exemplars(cfg.labelled_exemplars).version}"
     return f"{base}+{open_tags.VERSION}" if cfg.open_tags_on else base
 
 
@@ -173,7 +180,7 @@ def tag(spark: SparkSession, df: DataFrame, cfg: TaggingConfig, ecfg: EmbedConfi
     from instructlake.embed.spark_embed import map_embedded
     from instructlake.tagging import taxonomy
 
-    tax, examples = taxonomy.load(), taxonomy.exemplars()
+    tax, examples = taxonomy.load(), taxonomy.exemplars(cfg.labelled_exemplars)
     names = [t for t, _, _ in tax.tags]
     item = pa.struct([("tag", pa.string()), ("score", pa.float64()), ("rank", pa.int32())])
     key = {"embed": config_hash(ecfg), "taxonomy": tax.version, "exemplars": examples.version}
