@@ -2,7 +2,8 @@
 
 `json.loads` recurses once per nesting level, so a text of 100,000 '[' raises RecursionError wherever it
 is parsed. `loads(text, max_depth)` measures the nesting first with a loop and refuses a text deeper than
-`max_depth` with a ValueError, like any other unusable JSON. `scrub_surrogates` replaces the lone
+`max_depth` with a ValueError, like any other unusable JSON. `compact_dumps` is json's compact dumps
+through orjson, for the values where it writes the same bytes. `scrub_surrogates` replaces the lone
 surrogates a JSON escape such as "\\ud83d" can produce (they cannot be written as UTF-8: Arrow and Delta
 refuse them) with U+FFFD.
 """
@@ -13,10 +14,23 @@ import json
 import re
 from typing import Any
 
+import orjson
+
 # Shared with the ingest scanner: what changes nesting outside strings, and what ends plain string text.
 STRUCT = re.compile(r'["{}\[\]]')
 STRING_STOP = re.compile(r'["\\\x00-\x1f]')
 _LONE = re.compile("[\ud800-\udfff]")
+
+
+def compact_dumps(value: Any) -> bytes:
+    """json.dumps(value, ensure_ascii=False, separators=(",", ":")) as UTF-8, byte for byte, for a value of
+    strings, lists and dicts with string keys (what a sample id hashes; floats are written differently), about
+    4x faster: orjson writes the same bytes for those; a string orjson refuses (a lone surrogate) goes to
+    json, which fails as before."""
+    try:
+        return orjson.dumps(value)
+    except orjson.JSONEncodeError:
+        return json.dumps(value, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
 
 
 class TooDeepError(ValueError):

@@ -10,7 +10,6 @@ quarantined + records that gave samples, per file.
 from __future__ import annotations
 
 import hashlib
-import json
 import unicodedata
 from collections.abc import Iterator
 from itertools import islice
@@ -21,6 +20,7 @@ from instructlake.ingest.formats import CONVERTERS, Conversation, RecordError, d
 from instructlake.ingest.parquet import LAYOUT, MAGIC, SUFFIX, ParquetScan, is_parquet
 from instructlake.ingest.parquet import sniff as parquet_rows
 from instructlake.ingest.rawfile import FileFormatError, Limits, Opened, RecordScan
+from instructlake.jsontext import compact_dumps
 
 # Columns of the rows parse_file yields (kind = sample | quarantine | file); the stage splits them per
 # table. `records`: on a file row the scanner's count; on a sample row 1 for a record's first sample.
@@ -48,8 +48,7 @@ def sample_id(system: str | None, turns: list[tuple[str, str]], tools: str | Non
     parts: list = [system or "", [[r, c] for r, c in turns]]
     if tools and tools.strip() not in ("", "[]", "{}"):
         parts.append(tools.strip())
-    payload = json.dumps(parts, ensure_ascii=False, separators=(",", ":"))
-    return hashlib.sha256(payload.encode("utf-8")).hexdigest()[:32]
+    return hashlib.sha256(compact_dumps(parts)).hexdigest()[:32]
 
 
 # Which role may follow which (None: the start). A conversation must end with an assistant turn.
