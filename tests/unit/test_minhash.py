@@ -219,15 +219,35 @@ def two_pass_normalize(texts: pa.Array) -> pa.Array:
     return pc.utf8_trim_whitespace(t)
 
 
+# where normalize's skipping of NFKC and of the CJK pass could go wrong, each beside letters: combining marks
+# (after a letter they compose), Hangul jamo (they compose into syllables), a CJK compatibility ideograph,
+# a circled ideograph and a squared katakana word (NFKC makes the first Han and the others Han or kana from
+# a symbol), the Kelvin sign and long s, pairs of Unicode 16 vowel signs that compose (newer than Python
+# 3.11's Unicode 14, so Python's tables do not know they are marks), a Unicode 15 modifier letter with a
+# compatibility mapping, typographic quotes and dashes, an emoji with its variation selector
+SKIPPED_WHERE_SAFE = ["\u0301", "e\u0301", "\u0327", "\u1100\u1161", "\uac00\u11a8", "\u1161", "\uf900",
+                      "\u3280", "\u3300", "\u212a", "\u017f", "\U000113c2\U000113b8", "\U00016d67\U00016d67",
+                      "\U0001e030", "\u2019", "\u2014", "\u00a0", "\U0001f680\ufe0f", "\u0b47\u0b3e",
+                      "\u304b\u3099"]
+
+
+def test_normalize_skips_nfkc_and_the_cjk_pass_only_where_they_change_nothing():
+    texts = [f"ab{x}cd {x}" for x in SKIPPED_WHERE_SAFE] + ["plain ascii", "caf\u00e9 \u2019quoted\u2019"]
+    arr = pa.array(texts, pa.string())
+    assert normalize(arr).to_pylist() == two_pass_normalize(arr).to_pylist()
+    assert normalize(arr).to_pylist()[3] == "ab\uac00cd \uac00"  # jamo composed: NFKC was not skipped
+
+
 # the characters where the two ways could part: punctuation and symbols (ASCII, CJK, a Kangxi radical that
 # is a Han symbol, the katakana middle dot), every kind of whitespace (ASCII, vertical tab, no-break,
 # ideographic, line separator), CJK and kana, letters that NFKC or lower-casing change, and templates
 SPECIAL = list(",.!?;:'\"()[]{}<>#*-_/\\|@$%^&+=~`") + list("。、「」・ー〜⺀⼀") + \
     ["\t", "\n", "\r", "\f", "\v", " ", "\u00a0", "\u3000", "\u2028", "\u2003"] + \
-    list("日本語のカタカナひらがな漢字") + list("AbÇﬁＡ①ß") + ["### Instruction:", "[INST]", "<|im_end|>"]
+    list("日本語のカタカナひらがな漢字") + list("AbÇﬁＡ①ß") + ["### Instruction:", "[INST]", "<|im_end|>"] \
+    + SKIPPED_WHERE_SAFE
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=600, deadline=None)
 @given(st.lists(st.lists(st.one_of(st.sampled_from(SPECIAL), st.text(max_size=3)), max_size=12)
                 .map("".join) | st.none(), min_size=1, max_size=20))
 def test_the_merged_pass_normalizes_as_the_two_passes_did(texts):

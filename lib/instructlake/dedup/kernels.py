@@ -214,3 +214,37 @@ def sequence_hash(row_off: np.ndarray, tok: np.ndarray, key: np.uint64) -> np.nd
             acc += _mix(tok[i] + key) * weight
         out[r] = _mix(acc + np.uint64(row_off[r + 1] - row_off[r]) * key)
     return out
+
+
+@_compiled
+def row_scripts(offsets: np.ndarray, data: np.ndarray, stable: np.ndarray,
+                cjk: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(may change under NFKC, holds a CJK character) per row of UTF-8 text: a row changes only if it holds
+    a code point outside `stable` (a bitmap of those NFKC leaves as they are, alone and beside others;
+    ASCII always is; past the bitmap counts as outside); `cjk` is the bitmap of Han, Hiragana and
+    Katakana code points."""
+    n = offsets.shape[0] - 1
+    changes = np.zeros(n, np.bool_)
+    has_cjk = np.zeros(n, np.bool_)
+    for r in range(n):
+        i, end = offsets[r], offsets[r + 1]
+        while i < end:
+            c = data[i]
+            if c < 0x80:
+                i += 1
+                continue
+            if c >= 0xF0:
+                cp = ((c & 0x07) << 18) | ((data[i + 1] & 0x3F) << 12) | ((data[i + 2] & 0x3F) << 6) \
+                    | (data[i + 3] & 0x3F)
+                i += 4
+            elif c >= 0xE0:
+                cp = ((c & 0x0F) << 12) | ((data[i + 1] & 0x3F) << 6) | (data[i + 2] & 0x3F)
+                i += 3
+            else:
+                cp = ((c & 0x1F) << 6) | (data[i + 1] & 0x3F)
+                i += 2
+            if cp >= stable.shape[0] or not stable[cp]:
+                changes[r] = True
+            if cp < cjk.shape[0] and cjk[cp]:
+                has_cjk[r] = True
+    return changes, has_cjk
