@@ -33,10 +33,10 @@ category is accepted), precision (the share of a prompt's distinct categories th
 more tags make a match easier and cost precision), coverage (at least one tag), tags per prompt, per kind
 match, code/math (the match of the coding and math kinds together), and tagging speed
 (samples/s of embedding plus choosing, on the prompts repeated --repeat times, the model loaded before
-the timing; the best of --rounds rounds in which the taggers take turns). Each tagger runs with the settings in conf/defaults.yaml; the first is the flat tagger,
-the default until the two-level one, so the ratios are against it; the second is the two-level tagger
-with its written exemplars only (`tagging.labelled_exemplars: false`), the default until the labelled
-ones.
+the timing; the best of --rounds rounds in which the taggers take turns). Each tagger runs with the
+settings in conf/defaults.yaml; the first is the flat tagger, the default until the two-level one, so the
+ratios are against it; the second is the two-level tagger with its written exemplars only
+(`tagging.labelled_exemplars: false`), the default until the labelled ones.
 """
 
 from __future__ import annotations

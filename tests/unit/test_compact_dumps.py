@@ -43,7 +43,8 @@ def test_sample_ids_are_what_json_dumps_gave(system, turns, tools):
 
 def test_a_known_sample_id_stays():
     turns = [("user", 'Say "hi"\n\ttwice'), ("assistant", "hi hi \u2713")]
-    assert sample_id("Be brief.", turns) == reference_id("Be brief.", turns) == "97c26feb44de4ba5254db44e5eade05c"
+    assert sample_id("Be brief.", turns) == reference_id("Be brief.", turns)
+    assert sample_id("Be brief.", turns) == "97c26feb44de4ba5254db44e5eade05c"
 
 
 @settings(max_examples=300, deadline=None)
