@@ -26,29 +26,28 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "lib"))
 sys.path.insert(0, str(ROOT))
 
-LABELLED = ROOT / "data" / "samples" / "labelled"
+# the guard test owns the sets, their reading and the licenses that may ship: one definition for both
+from tests.unit.test_exemplars_held_out import (  # noqa: E402
+    APACHE,
+    HAND_LABELLED,
+    evaluation_prompts,
+    near_copies,
+    rows,
+)
+
 OUT = ROOT / "lib" / "instructlake" / "resources" / "labelled_exemplars.jsonl"
-SETS = ("pool_categories.jsonl", "user_oriented_categories.jsonl")
-# the sources of those sets whose license lets their text ship in the package (data/samples/NOTICE.md)
-APACHE = {"alpaca_en_demo.json", "seed_tasks.jsonl", "en_100_tree.jsonl", "kto_en_demo.json",
-          "glaive_toolcall_en_demo.json", "user_oriented_instructions.jsonl"}
-
-
-def rows(name: str) -> list[dict]:
-    return [json.loads(line) for line in (LABELLED / name).read_text(encoding="utf-8").splitlines() if line]
 
 
 def candidates() -> list[dict]:
     """The tune rows of the hand-labelled sets whose source is Apache-2.0, in file order."""
     return [{"id": r["id"], "source": r["source"], "categories": r["categories"], "text": r["instruction"]}
-            for name in SETS for r in rows(name) if r["split"] == "tune" and r["source"] in APACHE]
+            for name in HAND_LABELLED for r in rows(name) if r["split"] == "tune" and r["source"] in APACHE]
 
 
 def main() -> None:
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     from instructlake.config import load_config
     from instructlake.embed.embedder import get_embedder
-    from tests.unit.test_exemplars_held_out import evaluation_prompts, near_copies
 
     cfg = load_config("local")
     model = get_embedder(cfg.embed, cfg.platform.embed, threads=os.cpu_count())

@@ -10,6 +10,10 @@ import numpy as np
 
 LABELLED = Path(__file__).resolve().parents[2] / "data" / "samples" / "labelled"
 HAND_LABELLED = ("pool_categories.jsonl", "user_oriented_categories.jsonl")
+# the sources of those sets whose license lets their text ship in the package as labelled exemplars
+# (data/samples/NOTICE.md; bench/_labelled_exemplars.py builds the file from them)
+APACHE = frozenset({"alpaca_en_demo.json", "seed_tasks.jsonl", "en_100_tree.jsonl", "kto_en_demo.json",
+                    "glaive_toolcall_en_demo.json", "user_oriented_instructions.jsonl"})
 # all-MiniLM-L6-v2 cosine: "What is the difference between civil law and criminal law?" against the
 # WizardLM prompt that asks the same and more is 0.79; same-topic prompts of other wording stay below 0.7
 NEAR_COPY = 0.7
@@ -75,14 +79,12 @@ def test_labelled_exemplars_are_tune_rows_of_the_labelled_sets_with_their_catego
     from Apache-2.0 files only (it ships in the package), and leaves out at most the few near copies."""
     tune = {r["id"]: r for name in HAND_LABELLED for r in rows(name) if r["split"] == "tune"}
     shipped = labelled_exemplars()
-    apache = {"alpaca_en_demo.json", "seed_tasks.jsonl", "en_100_tree.jsonl", "kto_en_demo.json",
-              "glaive_toolcall_en_demo.json", "user_oriented_instructions.jsonl"}
     for r in shipped:
         assert r["id"] in tune, r["id"]
         assert (r["text"], r["categories"], r["source"]) == (
             tune[r["id"]]["instruction"], tune[r["id"]]["categories"], tune[r["id"]]["source"])
-        assert r["source"] in apache
-    eligible = [r for r in tune.values() if r["source"] in apache]
+        assert r["source"] in APACHE
+    eligible = [r for r in tune.values() if r["source"] in APACHE]
     assert len({r["id"] for r in shipped}) == len(shipped) >= len(eligible) - 3
 
 

@@ -66,14 +66,11 @@ def test_the_packaged_exemplars_cover_every_category():
 
 
 def test_a_labelled_prompt_is_an_exemplar_of_each_of_its_categories():
-    import json
-    from importlib import resources
-
     from instructlake.tagging import taxonomy
+    from tests.unit.test_exemplars_held_out import labelled_exemplars
 
     written, both = taxonomy.exemplars(labelled=False), taxonomy.exemplars()
-    raw = resources.files("instructlake").joinpath("resources", taxonomy.LABELLED).read_text("utf-8")
-    labelled = [json.loads(line) for line in raw.splitlines() if line]
+    labelled = labelled_exemplars()
     assert both.texts[: len(written.texts)] == written.texts
     pairs = list(zip(both.texts[len(written.texts):], both.categories[len(written.texts):], strict=True))
     assert pairs == [(r["text"], c) for r in labelled for c in r["categories"]]
