@@ -1,8 +1,10 @@
 """Driver-side banding helpers on small arrays with known answers."""
 
 import numpy as np
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from instructlake.dedup.lsh_local import band_groups, estimate, link_to_root, near_pairs
+from instructlake.dedup.lsh_local import band_groups, estimate, exact_band_groups, link_to_root, near_pairs
 
 
 def test_band_groups_equal_rows_equal_groups():
@@ -45,3 +47,36 @@ def test_signature_matrix_from_arrow_keeps_rows_in_place_and_zeros_a_missing_sig
     assert m.dtype == np.uint32
     assert m.tolist() == [[1, 2**32 - 1, 3], [0, 0, 0], [4, 5, 2**31]]
     assert signature_matrix(pa.chunked_array([], pa.list_(pa.int32())), 3).shape == (0, 3)
+
+
+def same_partition(a: np.ndarray, b: np.ndarray) -> bool:
+    """Two group numberings put the same rows together."""
+    pairs = set(zip(a.tolist(), b.tolist(), strict=True))
+    return len(pairs) == len(set(a.tolist())) == len(set(b.tolist()))
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.lists(st.integers(0, 3), min_size=3, max_size=3), max_size=40))
+def test_band_groups_by_hash_are_the_groups_of_the_values(rows):
+    block = np.array(rows, dtype=np.uint32).reshape(-1, 3)
+    assert same_partition(band_groups(block), exact_band_groups(block))
+
+
+def test_band_groups_fall_back_to_the_values_when_two_rows_share_a_hash(monkeypatch):
+    from instructlake.dedup import lsh_local
+
+    # a double for row_hashes that makes every row collide: the groups must still be the values'
+    monkeypatch.setattr(lsh_local, "row_hashes", lambda block: np.zeros(len(block), dtype=np.uint64))
+    block = np.array([[1, 2], [3, 4], [1, 2], [1, 3]], dtype=np.uint32)
+    assert same_partition(band_groups(block), np.array([0, 1, 0, 2]))
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.integers(0, 5), max_size=40))
+def test_link_to_root_links_each_member_to_its_groups_smallest(groups):
+    members = np.random.default_rng(len(groups)).permutation(len(groups)) * 3
+    g = np.array(groups, dtype=np.int64)
+    src, dst = link_to_root(members, g)
+    smallest = {k: min(m for m, gg in zip(members.tolist(), groups, strict=True) if gg == k) for k in set(groups)}
+    want = sorted((m, smallest[k]) for m, k in zip(members.tolist(), groups, strict=True) if m != smallest[k])
+    assert sorted(zip(src.tolist(), dst.tolist(), strict=True)) == want

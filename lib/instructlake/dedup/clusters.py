@@ -87,6 +87,7 @@ def exact_checker(spark: SparkSession, texts: DataFrame, cfg: DedupConfig, max_t
             yield pa.RecordBatch.from_arrays([b.column("sample_id"), sets], names=["sample_id", "shingles"])
 
     def check_part(s: np.ndarray, d: np.ndarray, ids: np.ndarray) -> np.ndarray:
+        t0 = time.time()
         wanted = spark.createDataFrame(pd.DataFrame({"sample_id": ids.astype(str)}), "sample_id string")
         got = (texts.join(F.broadcast(wanted), "sample_id", "left_semi")
                .mapInArrow(sets_of, "sample_id string, shingles array<int>").toArrow())
@@ -100,7 +101,11 @@ def exact_checker(spark: SparkSession, texts: DataFrame, cfg: DedupConfig, max_t
         offsets = np.r_[0, np.cumsum(sizes)].astype(np.int64)
         # the row of `got` holding each pair's sets
         a, b = order[np.searchsorted(ids, s)], order[np.searchsorted(ids, d)]
-        return set_jaccard(offsets, values, a, b)
+        t1 = time.time()
+        out = set_jaccard(offsets, values, a, b)
+        log.info("exact check: %d pairs over %d texts: shingle sets %.1fs, intersections %.1fs", len(s),
+                 len(ids), t1 - t0, time.time() - t1)
+        return out
 
     def check(src: np.ndarray, dst: np.ndarray) -> np.ndarray:
         if not len(src):
@@ -148,6 +153,7 @@ def build_clusters_driver(spark: SparkSession, samples: DataFrame, sigs: DataFra
                          F.coalesce("exact_h2", F.lit(0)).alias("h2"), "n_tokens", "signature")
              .join(samples.select("sample_id", "source", "response_chars"), "sample_id").toArrow())
     table = table.take(pc.sort_indices(table, [("sample_id", "ascending")]))
+    log.info("signatures on the driver: %d rows (%.1fs)", table.num_rows, time.time() - t0)
     sig = signature_matrix(table.column("signature"), cfg.num_perm)
     pdf = table.drop_columns(["signature"]).to_pandas()
     ids = pdf["sample_id"].to_numpy()
@@ -172,6 +178,7 @@ def build_clusters_driver(spark: SparkSession, samples: DataFrame, sigs: DataFra
     log.info("LSH on the driver over %d signatures: %d bands x %d rows (threshold %.2f, %d permutations): %d verified "
              "near pairs; %d borderline pairs checked exactly (%.1fs)", len(reps), bands, rows, cfg.threshold,
              cfg.num_perm, len(nr_src), n_exact, time.time() - t0)
+    t0 = time.time()
     # components over indices (a smaller index is a smaller id): root = the smallest member
     roots = smallest_member_components(zip(np.r_[ex_src, nr_src].tolist(), np.r_[ex_dst, nr_dst].tolist(),
                                            strict=True))

@@ -135,10 +135,14 @@ def run(spark: SparkSession, store: Store, config: Config, engine: str = "auto",
         else:
             unique_ids(samples)
             clusters, pair_counts = build_clusters(spark, samples, sigs, cfg, chash, engine)
+        t0 = time.time()
         sig_result = store.merge("minhash_signatures", new_sigs, source_is_materialized=True,
                                  distinct_keys=True)
-        log.info("signatures: %d new merged into minhash_signatures", sig_result.inserted)
+        log.info("signatures: %d new merged into minhash_signatures (%.1fs)", sig_result.inserted,
+                 time.time() - t0)
+        t0 = time.time()
         store.overwrite("dedup_clusters", clusters)
+        log.info("dedup_clusters written (%.1fs)", time.time() - t0)
         clusters.unpersist()
     finally:
         sigs.unpersist()

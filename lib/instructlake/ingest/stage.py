@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -325,6 +326,7 @@ def _merge_samples(store: Store, samples: DataFrame, chash: str, n_samples: int)
     Only the ids and the order columns travel to find the first occurrences (a shuffle of whole rows
     and a sort of 1 GB of text cost half a minute at 1 GB of input): the few conversations seen more than
     once in the batch are broadcast with their first row's key, and every other row is its own first."""
+    t0 = time.time()
     store.ensure("samples")
     before = store.version("samples")
     # the parse is persisted: the row numbers below are the same in every job that reads it
@@ -332,6 +334,9 @@ def _merge_samples(store: Store, samples: DataFrame, chash: str, n_samples: int)
     per_id = (rows.groupBy("sample_id").agg(F.count(F.lit(1)).alias("n"), F.min(first_key()).alias("first"))
               .localCheckpoint())
     firsts, in_batch, existing, repeated = _duplicate_counts(store, per_id, before)
+    log.info("duplicates counted: %d conversations, %d seen again in this batch, %d already stored (%.1fs)",
+             firsts, in_batch, existing, time.time() - t0)
+    t0 = time.time()
     repeats = per_id.filter("n > 1").select("sample_id", "first")
     repeats = F.broadcast(repeats) if repeated <= BROADCAST_MAX_IDS else repeats
     new_rows = (rows.join(repeats, "sample_id", "left")
@@ -341,6 +346,7 @@ def _merge_samples(store: Store, samples: DataFrame, chash: str, n_samples: int)
                 .select(*schemas.SAMPLES.fieldNames()))
     # one row per id by construction (the first key is unique per row), so no safety-net shuffle
     result = store.merge("samples", new_rows, source_is_materialized=True, distinct_keys=True)
+    log.info("samples: %d new merged (%.1fs)", result.inserted, time.time() - t0)
     after = store.version("samples")
     raced = firsts - result.inserted - existing
     dup = {"duplicate_in_batch": in_batch, "duplicate_existing": existing, "duplicate_raced": raced}
