@@ -1,6 +1,7 @@
 """Driver-side banding helpers on small arrays with known answers."""
 
 import numpy as np
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -80,3 +81,19 @@ def test_link_to_root_links_each_member_to_its_groups_smallest(groups):
     smallest = {k: min(m for m, gg in zip(members.tolist(), groups, strict=True) if gg == k) for k in set(groups)}
     want = sorted((m, smallest[k]) for m, k in zip(members.tolist(), groups, strict=True) if m != smallest[k])
     assert sorted(zip(src.tolist(), dst.tolist(), strict=True)) == want
+
+
+def test_uint32_sets_read_binary_values_across_chunks_slices_and_empty_rows():
+    import pyarrow as pa
+
+    from instructlake.dedup.clusters import uint32_sets
+
+    rows = [[1, 2**32 - 1], [], [7], [3, 4, 5], []]
+    blobs = [np.array(r, dtype=np.uint32).tobytes() for r in rows]
+    whole = pa.array(blobs, pa.binary())
+    col = pa.chunked_array([whole.slice(0, 2), whole.slice(2, 3), pa.array([], pa.binary())])  # sliced: offset > 0
+    offsets, values = uint32_sets(col)
+    assert [values[offsets[i]:offsets[i + 1]].tolist() for i in range(len(rows))] == rows
+    assert values.dtype == np.uint32
+    with pytest.raises(RuntimeError, match="no shingle set"):
+        uint32_sets(pa.chunked_array([pa.array([None], pa.binary())]))

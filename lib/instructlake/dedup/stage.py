@@ -17,8 +17,10 @@
 from __future__ import annotations
 
 import logging
+import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from typing import Any
 
 from pyspark import StorageLevel
 from pyspark.sql import Column, DataFrame, SparkSession
@@ -32,6 +34,42 @@ from instructlake.runs import StageResult
 from instructlake.store import Store
 
 log = logging.getLogger(__name__)
+
+
+class Background:
+    """A call run on a thread of its own: start() begins it (once), result() waits and returns its value
+    or raises its error, wait() waits without raising (for a `finally`, when something else failed)."""
+
+    def __init__(self, what: str, call: Callable[[], Any]):
+        self.what, self.call = what, call
+        self.seconds = 0.0
+        self._thread: threading.Thread | None = None
+        self._out: tuple[bool, Any] = (False, None)
+
+    def start(self) -> None:
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._run, name=self.what, daemon=True)
+            self._thread.start()
+
+    def _run(self) -> None:
+        t0 = time.time()
+        try:
+            self._out = (True, self.call())
+        except BaseException as e:  # handed to result() in the calling thread
+            self._out = (False, e)
+        self.seconds = time.time() - t0
+
+    def wait(self) -> None:
+        if self._thread is not None:
+            self._thread.join()
+
+    def result(self) -> Any:
+        self.start()
+        self.wait()
+        ok, value = self._out
+        if not ok:
+            raise value
+        return value
 
 
 def signature_hash(cfg: DedupConfig) -> str:
@@ -126,25 +164,29 @@ def run(spark: SparkSession, store: Store, config: Config, engine: str = "auto",
     # Every sample's signature: the earlier ones and those just computed. (A new signature that another
     # writer merged first is the same row: signatures are a function of the text and the settings.)
     sigs = new_sigs if old_sigs is None else old_sigs.unionByName(new_sigs).cache()
+    # The signature MERGE needs only the signatures: it runs on a thread beside the driver's banding
+    # (one core busy) once the ids are known to be unique, and is waited for before anything else is written.
+    merging = Background("merge minhash_signatures", lambda: store.merge(
+        "minhash_signatures", new_sigs, source_is_materialized=True, distinct_keys=True))
     try:
         n_sigs = sigs.count()
         # Both paths check that no sample_id is in `samples` twice before anything is written, so the
         # signatures go in with one row per id assumed: no duplicate-key shuffle (8 s of 18 at 1 GB).
         if n_sigs <= lsh_max and engine == "auto":
-            clusters, pair_counts = build_clusters_driver(spark, samples, sigs, cfg, chash)
+            clusters, pair_counts = build_clusters_driver(spark, samples, sigs, cfg, chash, merging.start)
         else:
             unique_ids(samples)
+            merging.start()
             clusters, pair_counts = build_clusters(spark, samples, sigs, cfg, chash, engine)
-        t0 = time.time()
-        sig_result = store.merge("minhash_signatures", new_sigs, source_is_materialized=True,
-                                 distinct_keys=True)
+        sig_result = merging.result()
         log.info("signatures: %d new merged into minhash_signatures (%.1fs)", sig_result.inserted,
-                 time.time() - t0)
+                 merging.seconds)
         t0 = time.time()
         store.overwrite("dedup_clusters", clusters)
         log.info("dedup_clusters written (%.1fs)", time.time() - t0)
         clusters.unpersist()
     finally:
+        merging.wait()
         sigs.unpersist()
         samples.unpersist()
     counts = {"input": n_input, "signatures_computed": sig_result.inserted, **pair_counts}
