@@ -197,3 +197,25 @@ def test_a_sample_id_twice_in_samples_stops_dedup_before_it_writes(spark, store,
         with pytest.raises(RuntimeError, match=message):
             dedup.run(spark, store, config, lsh=lsh)
         assert store.count("minhash_signatures") == 0 and not store.exists("dedup_clusters")
+
+
+def test_local_frame_sizes_partitions_by_cores_and_keeps_every_row(spark):
+    import pandas as pd
+
+    from instructlake.dedup.clusters import local_frame
+
+    key = "spark.sql.execution.arrow.maxRecordsPerBatch"
+    before = spark.conf.get(key, None)
+    cores = spark.sparkContext.defaultParallelism
+    pdf = pd.DataFrame({"k": range(50_000 * cores)})
+    # data past this threshold (48 MB by default, as dedup's clusters of 500k samples are) is shipped as
+    # one partition per Arrow batch; below it pyspark makes a local relation of it
+    spark.conf.set("spark.sql.execution.arrow.localRelationThreshold", "0")
+    try:
+        df = local_frame(spark, pdf, "k long", per_core=2)
+        assert df.rdd.getNumPartitions() == 2 * cores  # 25,000 rows each, not five partitions of 10,000
+        assert sorted(r["k"] for r in df.collect()) == list(range(50_000 * cores))
+        assert local_frame(spark, pdf, "k long", most_rows=10_000).rdd.getNumPartitions() == 5 * cores
+    finally:
+        spark.conf.unset("spark.sql.execution.arrow.localRelationThreshold")
+    assert spark.conf.get(key, None) == before
