@@ -78,8 +78,9 @@ def test_link_to_root_links_each_member_to_its_groups_smallest(groups):
     members = np.random.default_rng(len(groups)).permutation(len(groups)) * 3
     g = np.array(groups, dtype=np.int64)
     src, dst = link_to_root(members, g)
-    smallest = {k: min(m for m, gg in zip(members.tolist(), groups, strict=True) if gg == k) for k in set(groups)}
-    want = sorted((m, smallest[k]) for m, k in zip(members.tolist(), groups, strict=True) if m != smallest[k])
+    pairs = list(zip(members.tolist(), groups, strict=True))
+    smallest = {k: min(m for m, gg in pairs if gg == k) for k in set(groups)}
+    want = sorted((m, smallest[k]) for m, k in pairs if m != smallest[k])
     assert sorted(zip(src.tolist(), dst.tolist(), strict=True)) == want
 
 
@@ -91,7 +92,8 @@ def test_uint32_sets_read_binary_values_across_chunks_slices_and_empty_rows():
     rows = [[1, 2**32 - 1], [], [7], [3, 4, 5], []]
     blobs = [np.array(r, dtype=np.uint32).tobytes() for r in rows]
     whole = pa.array(blobs, pa.binary())
-    col = pa.chunked_array([whole.slice(0, 2), whole.slice(2, 3), pa.array([], pa.binary())])  # sliced: offset > 0
+    # slices: the second chunk starts at offset 2 of its buffers
+    col = pa.chunked_array([whole.slice(0, 2), whole.slice(2, 3), pa.array([], pa.binary())])
     offsets, values = uint32_sets(col)
     assert [values[offsets[i]:offsets[i + 1]].tolist() for i in range(len(rows))] == rows
     assert values.dtype == np.uint32
