@@ -248,3 +248,15 @@ def row_scripts(offsets: np.ndarray, data: np.ndarray, stable: np.ndarray,
             if cp < cjk.shape[0] and cjk[cp]:
                 has_cjk[r] = True
     return changes, has_cjk
+
+
+@_compiled
+def row_hashes(block: np.ndarray) -> np.ndarray:
+    """A 64-bit hash of each row of a (rows x columns) uint32 block: each value folded in with _mix."""
+    out = np.empty(block.shape[0], np.uint64)
+    for r in range(block.shape[0]):
+        h = np.uint64(0)
+        for j in range(block.shape[1]):
+            h = _mix(h ^ (np.uint64(block[r, j]) + np.uint64(j)))
+        out[r] = h
+    return out

@@ -15,6 +15,8 @@ from collections.abc import Callable
 
 import numpy as np
 
+from instructlake.dedup.kernels import row_hashes
+
 # (src ids, dst ids) -> exact Jaccard of each pair's texts
 ExactCheck = Callable[[np.ndarray, np.ndarray], np.ndarray]
 
@@ -39,20 +41,6 @@ def band_groups(block: np.ndarray) -> np.ndarray:
     if (block != block[first[groups]]).any():
         return exact_band_groups(block)
     return groups
-
-
-def row_hashes(block: np.ndarray) -> np.ndarray:
-    """A 64-bit hash of each row's values: splitmix64's finalizer over each value folded in."""
-    h = np.zeros(len(block), dtype=np.uint64)
-    for j in range(block.shape[1]):
-        h = _mix(h ^ (block[:, j].astype(np.uint64) + np.uint64(0x9E3779B97F4A7C15 * (j + 1) % (1 << 64))))
-    return h
-
-
-def _mix(h: np.ndarray) -> np.ndarray:
-    h = (h ^ (h >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
-    h = (h ^ (h >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
-    return h ^ (h >> np.uint64(31))
 
 
 def exact_band_groups(block: np.ndarray) -> np.ndarray:
