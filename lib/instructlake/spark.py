@@ -15,7 +15,8 @@ import re
 import shutil
 import subprocess
 import sys
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from functools import lru_cache
 from pathlib import Path
 
@@ -109,6 +110,24 @@ def _require_delta_classes() -> None:
             "the spark-defaults.conf that this venv's spark-submit reads; see `python -m "
             "instructlake.submit_defaults show`), or pass Delta to spark-submit (--packages "
             "io.delta:delta-spark_2.13:<version>, or --jars and --driver-class-path)")
+
+
+@contextmanager
+def temporary_conf(spark, key: str, value: str | None) -> Iterator[None]:
+    """The session's `key` set to `value` inside the block and put back as it was after it (unset if it
+    was); value None leaves the setting alone."""
+    if value is None:
+        yield
+        return
+    before = spark.conf.get(key, None)
+    spark.conf.set(key, value)
+    try:
+        yield
+    finally:
+        if before is None:
+            spark.conf.unset(key)
+        else:
+            spark.conf.set(key, before)
 
 
 def _session_settings(platform: PlatformConfig, launched: bool) -> dict[str, str]:

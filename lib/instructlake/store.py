@@ -21,6 +21,7 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql.types import StructType
 
 from instructlake import schemas
+from instructlake.spark import temporary_conf
 
 log = logging.getLogger(__name__)
 
@@ -230,19 +231,10 @@ class Store:
                 b = b.whenMatchedUpdateAll()
             return b.whenNotMatchedInsertAll().execute()
 
-        conf = "spark.databricks.delta.merge.materializeSource"
-        with _merge_lock(self.spark):
-            before = self.spark.conf.get(conf, None)
-            if source_is_materialized:
-                self.spark.conf.set(conf, "none")
-            try:
-                metrics = self._retry(f"merge {name}", go)
-            finally:
-                if source_is_materialized:
-                    if before is None:
-                        self.spark.conf.unset(conf)
-                    else:
-                        self.spark.conf.set(conf, before)
+        materialize = "none" if source_is_materialized else None
+        with _merge_lock(self.spark), temporary_conf(
+                self.spark, "spark.databricks.delta.merge.materializeSource", materialize):
+            metrics = self._retry(f"merge {name}", go)
         row = metrics.first() if metrics is not None else None
         inserted = int(row["num_inserted_rows"]) if row is not None else -1
         updated = int(row["num_updated_rows"]) if row is not None else -1

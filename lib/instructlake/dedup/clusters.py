@@ -24,6 +24,7 @@ from instructlake.dedup.minhash import (
     shingle_sets,
 )
 from instructlake.graph.components import connected_components, smallest_member_components
+from instructlake.spark import temporary_conf
 
 log = logging.getLogger(__name__)
 
@@ -253,18 +254,10 @@ def local_frame(spark: SparkSession, pdf, schema, per_core: int = 4, most_rows: 
     each Arrow batch (10,000 rows by default), and Delta's write of 509k rows in 51 files took 4.6-5.7 s
     where 6 files took 2.5-3.0 s. A partition's rows travel inside its task, so `most_rows` bounds a
     task's size (two partitions of 250k rows each exhausted a 2 GB heap beside dedup's cache)."""
-    key = "spark.sql.execution.arrow.maxRecordsPerBatch"
     cores = max(1, spark.sparkContext.defaultParallelism)
     rows = min(most_rows, max(10_000, -(-len(pdf) // (per_core * cores))))
-    before = spark.conf.get(key, None)
-    spark.conf.set(key, str(rows))
-    try:
+    with temporary_conf(spark, "spark.sql.execution.arrow.maxRecordsPerBatch", str(rows)):
         return spark.createDataFrame(pdf, schema)
-    finally:
-        if before is None:
-            spark.conf.unset(key)
-        else:
-            spark.conf.set(key, before)
 
 
 def near_edges(reps: DataFrame, texts: DataFrame, cfg: DedupConfig) -> tuple[DataFrame, int, int, int]:
