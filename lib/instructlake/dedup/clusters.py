@@ -21,7 +21,7 @@ from instructlake.dedup.minhash import (
     optimal_bands,
     pair_jaccard,
     set_jaccard,
-    shingle_sets,
+    text_shingle_sets,
 )
 from instructlake.graph.components import connected_components, smallest_member_components
 from instructlake.spark import temporary_conf
@@ -102,7 +102,7 @@ def exact_checker(spark: SparkSession, texts: DataFrame, cfg: DedupConfig, max_t
         # each set as the bytes of its uint32 values: Spark copies a binary value whole where it copies
         # an array<int> value by value, twice (into the JVM and out to the driver): 8.9 -> 7.8 s at 1 GB
         for b in batches:
-            off, vals = shingle_sets(hasher, normalize(b.column("text"), cfg.strip_templates))
+            off, vals = text_shingle_sets(hasher, b.column("text"), cfg.strip_templates)
             sets = pa.BinaryArray.from_buffers(pa.binary(), len(off) - 1, [
                 None, pa.py_buffer((off * 4).astype(np.int32)), pa.py_buffer(vals.astype(np.uint32))])
             yield pa.RecordBatch.from_arrays([b.column("sample_id"), sets], names=["sample_id", "shingles"])

@@ -23,12 +23,14 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from instructlake.dedup.kernels import (
+    collapse_separators,
     min_hashes,
     row_scripts,
     sequence_hash,
     sorted_jaccard,
     window_hashes,
     word_hashes,
+    words_between,
 )
 
 # Prompt-template scaffolding that says nothing about the task: removed before matching, so the same
@@ -58,6 +60,12 @@ def normalize(texts: pa.Array, templates: bool = True) -> pa.Array:
     NFKC and the CJK pass run only on the rows they can change (kernels.row_scripts, from bitmaps made
     once per process, unicode_tables): on the bench's corpus 0.7% of rows need NFKC and 0.1% hold CJK, and
     normalize went from 2.40-2.55 to 1.65-1.70 s per 100 MB on one core."""
+    t = prepare(texts, templates)
+    return collapse(t) if len(t) else t
+
+
+def prepare(texts: pa.Array, templates: bool = True) -> pa.Array:
+    """normalize() but its last step (collapse): NFKC, templates out, lower case, CJK spaced."""
     t = texts.fill_null("")
     if isinstance(t, pa.ChunkedArray):
         t = t.combine_chunks()
@@ -71,14 +79,40 @@ def normalize(texts: pa.Array, templates: bool = True) -> pa.Array:
         t = strip_templates(t)
     t = pc.utf8_lower(t)
     # a row NFKC changed may hold CJK it did not before (a circled ideograph, a symbol, becomes Han)
-    t = _on_rows(t, has_cjk | changes, lambda x: pc.replace_substring_regex(x, CJK, r" \1 "))
-    # One pass makes each run of punctuation, symbols and whitespace one space. It matches only the runs
-    # that hold something other than a single space (RE2's \s is [\t\n\f\r ]): `[...\s]+` would rewrite
-    # every space between words (1.3x slower than the two passes it replaced); this is about 1.25x faster
-    # than they were (0.69-0.70 s against 0.85-0.88 s for the texts of 40 MB of JSON Lines, one core).
-    # It gives the same text as those passes, which tests/unit/test_minhash.py checks.
-    t = pc.replace_substring_regex(t, r"[\p{P}\p{S}\s]*[\p{P}\p{S}\t\n\f\r][\p{P}\p{S}\s]*|\s\s+", " ")
-    return pc.utf8_trim_whitespace(t)
+    return _on_rows(t, has_cjk | changes, lambda x: pc.replace_substring_regex(x, CJK, r" \1 "))
+
+
+def text_words(texts: pa.Array, templates: bool, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """MinHasher(seed=seed)._words(normalize(texts, templates)), read from the prepared text in one pass
+    (kernels.words_between): the words lie between the code points that collapse turns into spaces or
+    that Arrow's splitter splits on, and collapse's trimming takes off none but those. Without the
+    collapsed text in between, normalize + sketch of the bench's 100 MB took 1.94-2.21 s on one core,
+    against 2.41-2.65 s through collapse and 2.69-2.98 s through the regular expression (four runs each)."""
+    breaks = word_breaks()
+    t = prepare(texts, templates)
+    if breaks is None or len(t) == 0:  # an Arrow whose tables break that rule: the long way
+        return MinHasher(seed=seed)._words(collapse(t) if len(t) else t)
+    offsets, data = _string_parts(t)
+    return words_between(offsets - offsets[0], data[offsets[0]:offsets[-1]], seed, breaks)
+
+
+# What normalize's last step did as Arrow calls, and still does in the tests' reference: each run of
+# punctuation, symbols and whitespace made one space, then whitespace trimmed off both ends. Matching only
+# the runs that hold something other than a single space (RE2's \s is [\t\n\f\r ]) rewrote just those.
+PUNCTUATION_RUNS = r"[\p{P}\p{S}\s]*[\p{P}\p{S}\t\n\f\r][\p{P}\p{S}\s]*|\s\s+"
+SEPARATOR = r"[\p{P}\p{S}\s]"  # the code points those runs are made of
+
+
+def collapse(t: pa.Array) -> pa.Array:
+    """Each run of punctuation, symbols and whitespace one space, and whitespace trimmed off both ends:
+    PUNCTUATION_RUNS and utf8_trim_whitespace in one compiled pass (kernels.collapse_separators) over
+    tables asked of those same Arrow calls: 0.39-0.45 s per 100 MB on one core where those calls took
+    0.68-0.85 s."""
+    offsets, data = _string_parts(t)
+    separator, trim = separator_tables()
+    off, out = collapse_separators(offsets - offsets[0], data[offsets[0]:offsets[-1]], separator, trim)
+    done = pa.LargeStringArray.from_buffers(len(t), pa.py_buffer(off), pa.py_buffer(out))
+    return done.cast(t.type) if t.type != done.type else done
 
 
 def _on_rows(t: pa.Array, rows: np.ndarray, step) -> pa.Array:
@@ -98,15 +132,58 @@ TABLE_END = 0x40000  # past the planes Unicode assigns letters and CJK in
 
 
 @functools.lru_cache(maxsize=1)
+def _code_points() -> tuple[np.ndarray, pa.Array]:
+    """Every code point below TABLE_END but the surrogates, and each as a one-character Arrow string."""
+    points = np.array([cp for cp in range(TABLE_END) if not 0xD800 <= cp < 0xE000])
+    return points, pa.array([chr(cp) for cp in points], pa.string())
+
+
+@functools.lru_cache(maxsize=1)
+def separator_tables() -> tuple[np.ndarray, np.ndarray]:
+    """(separator, trim) bitmaps over code points below TABLE_END: what SEPARATOR matches, and what
+    utf8_trim_whitespace takes off. No code point past TABLE_END is either (tests/unit/
+    test_normalize_passes.py asks Arrow of every one)."""
+    points, arr = _code_points()
+    separator = np.zeros(TABLE_END, np.bool_)
+    separator[points[pc.match_substring_regex(arr, SEPARATOR).to_numpy(zero_copy_only=False)]] = True
+    trim = np.zeros(TABLE_END, np.bool_)
+    trimmed = pc.equal(pc.binary_length(pc.utf8_trim_whitespace(arr)), 0)
+    trim[points[trimmed.to_numpy(zero_copy_only=False)]] = True
+    return separator, trim
+
+
+@functools.lru_cache(maxsize=1)
+def split_spaces() -> np.ndarray:
+    """The bitmap of the code points below TABLE_END that Arrow's utf8_split_whitespace splits on."""
+    points, arr = _code_points()
+    inner = pc.binary_join_element_wise("a", arr, "b", "")
+    n_words = pc.list_value_length(pc.utf8_split_whitespace(inner)).to_numpy(zero_copy_only=False)
+    out = np.zeros(TABLE_END, np.bool_)
+    out[points[n_words == 2]] = True
+    return out
+
+
+@functools.lru_cache(maxsize=1)
+def word_breaks() -> np.ndarray | None:
+    """The code points no word of a normalized text holds: separators and Arrow's whitespace; None when
+    this Arrow trims a code point that is neither, or splits on one it does not trim (then words cannot be
+    read before collapse: text_words)."""
+    separator, trim = separator_tables()
+    spaces = split_spaces()
+    breaks = separator | spaces
+    return breaks if not (trim & ~breaks).any() and not (spaces & ~trim).any() else None
+
+
+@functools.lru_cache(maxsize=1)
 def unicode_tables() -> tuple[np.ndarray, np.ndarray]:
     """(stable, cjk) bitmaps over code points below TABLE_END, asked of the same Arrow that normalizes:
     stable: ASCII, and every code point that Arrow's NFKC leaves as it is alone, that is no mark (a mark
     can compose with the letter before it), no Hangul jamo and assigned in Python's Unicode tables too (a
     code point newer than those could be a mark they do not know); cjk: what the CJK pass's pattern
     matches. About half a second, once per process."""
-    points = np.array([cp for cp in range(0x80, TABLE_END) if not 0xD800 <= cp < 0xE000])
-    chars = [chr(cp) for cp in points]
-    arr = pa.array(chars, pa.string())
+    points, arr = _code_points()
+    points, arr = points[0x80:], arr[0x80:]
+    chars = arr.to_pylist()
     same = pc.equal(pc.utf8_normalize(arr, "NFKC"), arr).to_numpy(zero_copy_only=False)
     kind = [unicodedata.category(c) for c in chars]
     alone = np.array([k[0] != "M" and k != "Cn" for k in kind]) & same
@@ -180,9 +257,14 @@ class MinHasher:
 
         The exact key hashes the word sequence (a normalized text is its words joined by single spaces),
         with two independent position weightings: 128 bits."""
-        row_off, tok = self._words(normalized)
+        return self._sketch(*self._words(normalized), len(normalized))
+
+    def sketch_texts(self, texts: pa.Array, templates: bool = True):
+        """sketch(normalize(texts, templates)), without the normalized text (text_words)."""
+        return self._sketch(*text_words(texts, templates, self.seed), len(texts))
+
+    def _sketch(self, row_off: np.ndarray, tok: np.ndarray, n_rows: int):
         rows, x = self._shingles(row_off, tok)
-        n_rows = len(normalized)
         a, b, _ = self._params()
         sig = np.full((n_rows, self.num_perm), np.iinfo(np.uint32).max, dtype=np.uint32)
         min_hashes(rows, x, a, b, sig)
@@ -217,9 +299,18 @@ def pair_jaccard(hasher: MinHasher, left: pa.Array, right: pa.Array) -> np.ndarr
 
 def shingle_sets(hasher: MinHasher, normalized: pa.Array) -> tuple[np.ndarray, np.ndarray]:
     """(offsets, values): row i's distinct shingle values, sorted, are values[offsets[i]:offsets[i+1]]."""
-    rows, vals = hasher.shingles(normalized)
+    return _sets(*hasher.shingles(normalized), len(normalized))
+
+
+def text_shingle_sets(hasher: MinHasher, texts: pa.Array,
+                      templates: bool = True) -> tuple[np.ndarray, np.ndarray]:
+    """shingle_sets(hasher, normalize(texts, templates)), without the normalized text (text_words)."""
+    return _sets(*hasher._shingles(*text_words(texts, templates, hasher.seed)), len(texts))
+
+
+def _sets(rows: np.ndarray, vals: np.ndarray, n_rows: int) -> tuple[np.ndarray, np.ndarray]:
     keys = _sorted_unique((rows.astype(np.uint64) << np.uint64(32)) | vals.astype(np.uint64))
-    sizes = np.bincount((keys >> np.uint64(32)).astype(np.int64), minlength=len(normalized))
+    sizes = np.bincount((keys >> np.uint64(32)).astype(np.int64), minlength=n_rows)
     return np.r_[0, np.cumsum(sizes)].astype(np.int64), (keys & np.uint64(0xFFFFFFFF)).astype(np.uint32)
 
 

@@ -29,7 +29,7 @@ from pyspark.sql import functions as F
 from instructlake import schemas
 from instructlake.config import Config, DedupConfig, config_hash
 from instructlake.dedup.clusters import build_clusters, build_clusters_driver, unique_ids
-from instructlake.dedup.minhash import MinHasher, normalize
+from instructlake.dedup.minhash import MinHasher
 from instructlake.runs import StageResult
 from instructlake.store import Store
 
@@ -104,8 +104,7 @@ def compute_signatures(samples: DataFrame, cfg: DedupConfig, batch_rows: int = 2
         for big in batches:
             for off in range(0, big.num_rows, batch_rows):
                 batch = big.slice(off, batch_rows)
-                norm = normalize(batch.column("text"), cfg.strip_templates)
-                sig, has, h1, h2, n_tok = hasher.sketch(norm)
+                sig, has, h1, h2, n_tok = hasher.sketch_texts(batch.column("text"), cfg.strip_templates)
                 n_tok = np.where(has, n_tok, 0).astype(np.int32)
                 flat = pa.array(sig.view(np.int32).ravel())
                 sigs = pa.ListArray.from_arrays(pa.array(np.arange(0, sig.size + 1, cfg.num_perm, dtype=np.int32)),
