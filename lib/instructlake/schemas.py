@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pyspark.sql.types import (
     ArrayType,
+    BinaryType,
     BooleanType,
     DoubleType,
     FloatType,
@@ -74,7 +75,8 @@ MINHASH_SIGNATURES = StructType([
     StructField("exact_h1", LongType(), True),  # 128-bit hash of the normalized text, in two halves
     StructField("exact_h2", LongType(), True),
     StructField("n_tokens", IntegerType(), False),  # 0: nothing to match (empty after normalization)
-    StructField("signature", ArrayType(IntegerType(), True), True),  # num_perm uint32 minima, as int32
+    # num_perm uint32 minima, 4 little-endian bytes each (before: array<int>, which dedup converts)
+    StructField("signature", BinaryType(), True),
     StructField("computed_at", TimestampType(), False),
 ])
 

@@ -196,6 +196,13 @@ class Store:
         """Replace the table's rows in one Delta commit (readers see the old or the new, never a mix)."""
         return self._write(name, df, "overwrite", schema)
 
+    def replace(self, name: str, df: DataFrame) -> int:
+        """Replace the table's rows and its schema in one commit: for a table an earlier version wrote
+        with a column type since changed (earlier versions stay readable by time travel)."""
+        self._retry(f"replace {name}", lambda: df.write.format("delta").mode("overwrite")
+                    .option("overwriteSchema", "true").save(self.path(name)))
+        return self.version(name)
+
     def _write(self, name: str, df: DataFrame, mode: str, schema: StructType | None) -> int:
         self.ensure(name, schema or schemas.TABLES.get(name) or df.schema)
         cols = self.read(name).columns

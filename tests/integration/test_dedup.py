@@ -120,6 +120,36 @@ def test_refresh_hashes_only_new_samples_and_finds_near_duplicates_of_old(spark,
     assert r3.counts["signatures_computed"] == 0
 
 
+def test_signatures_stored_as_int_arrays_are_rewritten_as_bytes_and_not_computed_again(spark, store, config,
+                                                                                        tmp_path):
+    """A minhash_signatures table an earlier version wrote (signature array<int>): dedup rewrites it as bytes
+    with the same values, hashes nothing again, and finds the same clusters."""
+    import numpy as np
+    from pyspark.sql.types import ArrayType, BinaryType, IntegerType, StructField, StructType
+
+    from instructlake import schemas
+
+    texts = [rec(" ".join(random.Random(i).sample(BASE.split(), 40))) for i in range(6)] + [rec(BASE), rec("!!!", "???"),
+                                                                                           rec(BASE + " again")]
+    ingest.run(spark, store, config, [write(tmp_path, "a.json", texts)])
+    dedup.run(spark, store, config)
+    first = clusters(store)
+    stored = {r["sample_id"]: r.asDict() for r in store.read("minhash_signatures").collect()}
+    assert any(r["signature"] is None for r in stored.values())  # the empty text has none
+    old = StructType([StructField(f.name, ArrayType(IntegerType()), True) if f.name == "signature" else f
+                      for f in schemas.MINHASH_SIGNATURES.fields])
+    rows = [{**r, "signature": None if r["signature"] is None else np.frombuffer(r["signature"], "<i4").tolist()}
+            for r in stored.values()]
+    store.replace("minhash_signatures", spark.createDataFrame(rows, old))
+    assert isinstance(store.read("minhash_signatures").schema["signature"].dataType, ArrayType)
+
+    r = dedup.run(spark, store, config)
+    assert r.counts["signatures_computed"] == 0
+    assert isinstance(store.read("minhash_signatures").schema["signature"].dataType, BinaryType)
+    assert {r["sample_id"]: r.asDict() for r in store.read("minhash_signatures").collect()} == stored
+    assert clusters(store) == first
+
+
 def test_templated_bucket_does_not_explode(spark, store, config, tmp_path):
     """2,000 samples sharing one long template: pairs stay linear (each linked to its bucket's root)."""
     records = [rec(f"Please answer this support ticket politely. {BASE} Ticket {i}.") for i in range(2000)]

@@ -39,15 +39,26 @@ def test_near_pairs_threshold_margin_and_exact_check():
 
 def test_signature_matrix_from_arrow_keeps_rows_in_place_and_zeros_a_missing_signature():
     import pyarrow as pa
+    import pytest
 
     from instructlake.dedup.clusters import signature_matrix
+    from instructlake.dedup.stage import signature_bytes
 
-    col = pa.chunked_array([pa.array([[1, -1, 3]], pa.list_(pa.int32())),
-                            pa.array([None, [4, 5, -2**31]], pa.list_(pa.int32()))])
+    def raw(*values):
+        return np.array(values, "<u4").tobytes()
+
+    col = pa.chunked_array([pa.array([raw(1, 2**32 - 1, 3)], pa.binary()),
+                            pa.array([None, raw(4, 5, 2**31), raw(7, 8, 9)], pa.binary()).slice(0, 2)])
     m = signature_matrix(col, 3)
     assert m.dtype == np.uint32
     assert m.tolist() == [[1, 2**32 - 1, 3], [0, 0, 0], [4, 5, 2**31]]
-    assert signature_matrix(pa.chunked_array([], pa.list_(pa.int32())), 3).shape == (0, 3)
+    assert signature_matrix(pa.chunked_array([], pa.binary()), 3).shape == (0, 3)
+    # what the signature job writes reads back as the matrix it came from
+    sig = np.array([[1, 2, 3], [9, 9, 9], [2**32 - 1, 0, 7]], np.uint32)
+    has = np.array([True, False, True])
+    assert signature_matrix(signature_bytes(sig, has), 3).tolist() == [[1, 2, 3], [0, 0, 0], [2**32 - 1, 0, 7]]
+    with pytest.raises(RuntimeError, match="not 4 values of 4 bytes"):
+        signature_matrix(pa.array([raw(1, 2, 3)]), 4)
 
 
 def same_partition(a: np.ndarray, b: np.ndarray) -> bool:

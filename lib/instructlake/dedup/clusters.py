@@ -30,8 +30,12 @@ log = logging.getLogger(__name__)
 
 
 def jaccard(a: Column, b: Column, num_perm: int) -> Column:
-    """Estimated Jaccard similarity: the share of equal signature positions (computed in the JVM)."""
-    same = F.aggregate(F.zip_with(a, b, lambda x, y: F.when(x == y, 1).otherwise(0)), F.lit(0), lambda s, x: s + x)
+    """Estimated Jaccard similarity: the share of equal signature positions (4 bytes each; in the JVM)."""
+    def position(sig: Column, k: Column) -> Column:
+        return F.substring(sig, k * 4 + 1, F.lit(4))
+
+    same = F.aggregate(F.sequence(F.lit(0), F.lit(num_perm - 1)), F.lit(0),
+                       lambda n, k: n + F.when(position(a, k) == position(b, k), 1).otherwise(0))
     return same / F.lit(float(num_perm))
 
 
@@ -142,17 +146,26 @@ def exact_checker(spark: SparkSession, texts: DataFrame, cfg: DedupConfig, max_t
 
 
 def signature_matrix(column, num_perm: int):
-    """Signatures as a (rows, num_perm) uint32 matrix, straight from Arrow's flat values (a row without
-    a signature: zeros; it is never banded)."""
+    """Signatures as a (rows, num_perm) uint32 matrix, straight from the Arrow buffers of their bytes (a
+    row without a signature: zeros; it is never banded)."""
     import numpy as np
-    import pyarrow.compute as pc
+    import pyarrow as pa
 
     column = column.combine_chunks() if hasattr(column, "combine_chunks") else column
+    column = column.cast(pa.large_binary())
     out = np.zeros((len(column), num_perm), np.uint32)
-    valid = pc.is_valid(column).to_numpy(zero_copy_only=False)
+    if len(column) == 0:
+        return out
+    _, offs, data = column.buffers()
+    offsets = np.frombuffer(offs, np.int64, count=len(column) + 1, offset=column.offset * 8)
+    sizes = np.diff(offsets)
+    valid = sizes > 0  # a null has no bytes
+    if (sizes[valid] != num_perm * 4).any():
+        raise RuntimeError(f"dedup: a stored signature is not {num_perm} values of 4 bytes: num_perm changed "
+                           "without signature_hash, or the table was written by something else")
     if valid.any():
-        values = pc.list_flatten(column).to_numpy(zero_copy_only=False).astype(np.int32, copy=False)
-        out[valid] = values.view(np.uint32).reshape(-1, num_perm)
+        raw = np.frombuffer(data, np.uint8, count=int(offsets[-1] - offsets[0]), offset=int(offsets[0]))
+        out[valid] = raw.view("<u4").reshape(-1, num_perm)
     return out
 
 
@@ -271,7 +284,8 @@ def near_edges(reps: DataFrame, texts: DataFrame, cfg: DedupConfig) -> tuple[Dat
     bands, rows = optimal_bands(cfg.threshold, cfg.num_perm, cfg.fp_weight, cfg.fn_weight)
     keyed = reps.select(
         "sample_id",
-        F.posexplode(F.array(*[F.xxhash64(F.slice("signature", 1 + i * rows, rows)) for i in range(bands)]))
+        F.posexplode(F.array(*[F.xxhash64(F.substring("signature", 1 + i * rows * 4, rows * 4))
+                               for i in range(bands)]))
         .alias("band", "bucket"))
     sig = reps.select("sample_id", "signature")
     sig_src = sig.withColumnRenamed("sample_id", "src").withColumnRenamed("signature", "s1")

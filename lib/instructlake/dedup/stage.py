@@ -98,7 +98,7 @@ def compute_signatures(samples: DataFrame, cfg: DedupConfig, batch_rows: int = 2
 
     hasher = MinHasher(num_perm=cfg.num_perm, ngram=cfg.ngram, seed=cfg.seed)
     sh = signature_hash(cfg)
-    out_schema = ("sample_id string, exact_h1 bigint, exact_h2 bigint, n_tokens int, signature array<int>")
+    out_schema = ("sample_id string, exact_h1 bigint, exact_h2 bigint, n_tokens int, signature binary")
 
     def sign(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
         for big in batches:
@@ -106,9 +106,7 @@ def compute_signatures(samples: DataFrame, cfg: DedupConfig, batch_rows: int = 2
                 batch = big.slice(off, batch_rows)
                 sig, has, h1, h2, n_tok = hasher.sketch_texts(batch.column("text"), cfg.strip_templates)
                 n_tok = np.where(has, n_tok, 0).astype(np.int32)
-                flat = pa.array(sig.view(np.int32).ravel())
-                sigs = pa.ListArray.from_arrays(pa.array(np.arange(0, sig.size + 1, cfg.num_perm, dtype=np.int32)),
-                                                flat, mask=pa.array(~has))
+                sigs = signature_bytes(sig, has)
                 yield pa.RecordBatch.from_arrays(
                     [batch.column("sample_id"), pa.array(np.where(has, h1, 0).view(np.int64), mask=~has),
                      pa.array(np.where(has, h2, 0).view(np.int64), mask=~has), pa.array(n_tok), sigs],
@@ -119,6 +117,51 @@ def compute_signatures(samples: DataFrame, cfg: DedupConfig, batch_rows: int = 2
             .withColumn("signature_hash", F.lit(sh))
             .withColumn("computed_at", F.current_timestamp())
             .select(*schemas.MINHASH_SIGNATURES.fieldNames()))
+
+
+def signature_bytes(sig, has):
+    """A (rows, num_perm) uint32 matrix as a binary array of its rows' little-endian bytes, null where
+    `has` is false. Bytes rather than array<int>: Spark and Parquet copy a value whole rather than value by
+    value (at 1 GB, checkpointing 509k signatures took 1.8-1.9 s against 2.8-6.9 s, writing them to Delta
+    2.2-3.3 s against 5.3-9.6 s)."""
+    import numpy as np
+    import pyarrow as pa
+
+    rows = np.ascontiguousarray(sig, dtype="<u4")
+    width = rows.shape[1] * 4
+    offsets = np.where(np.r_[False, has], width, 0).cumsum().astype(np.int32)
+    return pa.BinaryArray.from_buffers(pa.binary(), len(rows), [
+        pa.array(has).buffers()[1], pa.py_buffer(offsets), pa.py_buffer(rows[has].tobytes())],
+        null_count=int((~has).sum()))
+
+
+def upgrade_signatures(store: Store) -> None:
+    """Rewrite a minhash_signatures table whose signatures are array<int> (as versions before bytes wrote
+    them) with the same values as bytes, in one commit: nothing is computed again."""
+    import numpy as np
+    import pyarrow as pa
+    import pyarrow.compute as pc
+    from pyspark.sql.types import BinaryType
+
+    if not store.exists("minhash_signatures"):
+        return
+    table = store.read("minhash_signatures")
+    if isinstance(table.schema["signature"].dataType, BinaryType):
+        return
+    log.warning("minhash_signatures holds signatures as array<int>: rewriting them as bytes (once)")
+
+    def to_bytes(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
+        for b in batches:
+            lists = b.column("signature")
+            sizes = pc.fill_null(pc.list_value_length(lists), 0).to_numpy(zero_copy_only=False) * 4
+            values = lists.flatten().to_numpy(zero_copy_only=False).astype("<i4")
+            valid = pa.array(pc.is_valid(lists).to_numpy(zero_copy_only=False))
+            sigs = pa.BinaryArray.from_buffers(pa.binary(), len(lists), [
+                valid.buffers()[1], pa.py_buffer(np.r_[0, sizes.cumsum()].astype(np.int32)),
+                pa.py_buffer(values.tobytes())], null_count=lists.null_count)
+            yield b.set_column(b.schema.get_field_index("signature"), "signature", sigs)
+
+    store.replace("minhash_signatures", table.mapInArrow(to_bytes, schemas.MINHASH_SIGNATURES))
 
 
 def response_chars() -> Column:
@@ -149,6 +192,7 @@ def run(spark: SparkSession, store: Store, config: Config, engine: str = "auto",
     samples = narrow(raw, cfg).persist(StorageLevel.MEMORY_AND_DISK_DESER)
 
     new, old_sigs = samples, None
+    upgrade_signatures(store)
     if store.exists("minhash_signatures"):
         # pinned: the rows merged below are told apart from these by sample_id, not by a re-read
         old_sigs = (store.read("minhash_signatures", version=store.version("minhash_signatures"))
