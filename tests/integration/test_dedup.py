@@ -129,8 +129,8 @@ def test_signatures_stored_as_int_arrays_are_rewritten_as_bytes_and_not_computed
 
     from instructlake import schemas
 
-    texts = [rec(" ".join(random.Random(i).sample(BASE.split(), 40))) for i in range(6)] + [rec(BASE), rec("!!!", "???"),
-                                                                                           rec(BASE + " again")]
+    texts = [rec(" ".join(random.Random(i).sample(BASE.split(), 40))) for i in range(6)]
+    texts += [rec(BASE), rec("!!!", "???"), rec(BASE + " again")]  # the second normalizes to nothing
     ingest.run(spark, store, config, [write(tmp_path, "a.json", texts)])
     dedup.run(spark, store, config)
     first = clusters(store)
@@ -138,8 +138,8 @@ def test_signatures_stored_as_int_arrays_are_rewritten_as_bytes_and_not_computed
     assert any(r["signature"] is None for r in stored.values())  # the empty text has none
     old = StructType([StructField(f.name, ArrayType(IntegerType()), True) if f.name == "signature" else f
                       for f in schemas.MINHASH_SIGNATURES.fields])
-    rows = [{**r, "signature": None if r["signature"] is None else np.frombuffer(r["signature"], "<i4").tolist()}
-            for r in stored.values()]
+    rows = [{**r, "signature": None if r["signature"] is None
+             else np.frombuffer(r["signature"], "<i4").tolist()} for r in stored.values()]
     store.replace("minhash_signatures", spark.createDataFrame(rows, old))
     assert isinstance(store.read("minhash_signatures").schema["signature"].dataType, ArrayType)
 
