@@ -15,10 +15,12 @@ from instructlake.dedup.minhash import (
     PUNCTUATION_RUNS,
     SEPARATOR,
     TABLE_END,
+    TEMPLATE_PATTERNS,
     MinHasher,
     collapse,
     normalize,
     shingle_sets,
+    strip_templates,
     text_shingle_sets,
     text_words,
 )
@@ -106,3 +108,18 @@ def test_word_breaks_refuse_tables_that_trim_or_split_inside_words(monkeypatch, 
     monkeypatch.setattr(minhash, "separator_tables", lambda: (separator, trim))
     monkeypatch.setattr(minhash, "split_spaces", lambda: spaces)
     assert minhash.word_breaks.__wrapped__() is None
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.one_of(st.lists(st.sampled_from(["### Response:", "###", " instruction", ":", "[INST]",
+                                                    "[/inst]", "<s>", "</s>", "<<SYS>>", "<|im_start|>user",
+                                                    "Below is an instruction that describes a task. Write a "
+                                                    "response that appropriately completes the request.",
+                                                    "x", " "]), max_size=8).map("".join), TEXTS, st.none()),
+                min_size=1, max_size=20))
+def test_templates_stripped_in_the_rows_they_match_as_by_every_row_replaced(texts):
+    arr = pa.array(texts, pa.string())
+    want = arr
+    for pattern in TEMPLATE_PATTERNS:
+        want = pc.replace_substring_regex(want, pattern, " ")
+    assert strip_templates(arr).to_pylist() == want.to_pylist()

@@ -47,8 +47,12 @@ CJK = r"(\p{Han}|\p{Hiragana}|\p{Katakana})"
 
 
 def strip_templates(texts: pa.Array) -> pa.Array:
+    """Each pattern replaced by a space, one after the other, in the rows it matches: a match only reads a
+    row, where a replace rewrites every row, and few rows hold a template (the three passes over 100 MB
+    on one core: 0.39-0.66 s as replaces, 0.26 s as matches and replaces in the rows that match)."""
     for pattern in TEMPLATE_PATTERNS:
-        texts = pc.replace_substring_regex(texts, pattern, " ")
+        hit = pc.fill_null(pc.match_substring_regex(texts, pattern), False).to_numpy(zero_copy_only=False)
+        texts = _on_rows(texts, hit, lambda x, p=pattern: pc.replace_substring_regex(x, p, " "))
     return texts
 
 
