@@ -1,10 +1,10 @@
-"""dedup's Background: a call on a thread of its own, its value or its error handed back once."""
+"""Background: a call on a thread of its own, its value or its error handed back once."""
 
 import threading
 
 import pytest
 
-from instructlake.dedup.stage import Background
+from instructlake.background import Background
 
 
 def test_result_returns_the_value_and_the_call_runs_once():

@@ -1,11 +1,13 @@
 """MinHash over word n-gram shingles, vectorized with numpy per Arrow batch (no Python loop per row).
 
 Pipeline for a batch of texts:
-  normalize (Arrow compute: NFKC, lower case, punctuation to space, collapsed whitespace)
-  -> split into words and hash every word from its UTF-8 bytes (polynomial mod 2^64), in one pass
+  prepare (Arrow compute: NFKC, templates out, lower case, CJK spaced)
+  -> split into words between punctuation, symbols and whitespace and hash every word from its UTF-8 bytes
+     (polynomial mod 2^64), in one compiled pass (text_words: the words of the normalized text, which
+     normalize() still writes out where a caller wants the text)
   -> hash every n-gram window of word hashes -> 32-bit shingle values
   -> num_perm multiply-add-shift hash functions, minimum per row -> the signature.
-The loops after normalize are compiled with numba (kernels.py).
+The loops after prepare are compiled with numba (kernels.py).
 A text shorter than n words is one shingle of all its words; an empty text has no signature.
 Chinese and Japanese characters count as words.
 The exact-duplicate key is a 128-bit hash of the normalized text's word sequence.

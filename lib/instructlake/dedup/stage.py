@@ -17,16 +17,15 @@
 from __future__ import annotations
 
 import logging
-import threading
 import time
-from collections.abc import Callable, Iterator
-from typing import Any
+from collections.abc import Iterator
 
 from pyspark import StorageLevel
 from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from instructlake import schemas
+from instructlake.background import Background
 from instructlake.config import Config, DedupConfig, config_hash
 from instructlake.dedup.clusters import build_clusters, build_clusters_driver, unique_ids
 from instructlake.dedup.minhash import MinHasher
@@ -34,42 +33,6 @@ from instructlake.runs import StageResult
 from instructlake.store import Store
 
 log = logging.getLogger(__name__)
-
-
-class Background:
-    """A call run on a thread of its own: start() begins it (once), result() waits and returns its value
-    or raises its error, wait() waits without raising (for a `finally`, when something else failed)."""
-
-    def __init__(self, what: str, call: Callable[[], Any]):
-        self.what, self.call = what, call
-        self.seconds = 0.0
-        self._thread: threading.Thread | None = None
-        self._out: tuple[bool, Any] = (False, None)
-
-    def start(self) -> None:
-        if self._thread is None:
-            self._thread = threading.Thread(target=self._run, name=self.what, daemon=True)
-            self._thread.start()
-
-    def _run(self) -> None:
-        t0 = time.time()
-        try:
-            self._out = (True, self.call())
-        except BaseException as e:  # handed to result() in the calling thread
-            self._out = (False, e)
-        self.seconds = time.time() - t0
-
-    def wait(self) -> None:
-        if self._thread is not None:
-            self._thread.join()
-
-    def result(self) -> Any:
-        self.start()
-        self.wait()
-        ok, value = self._out
-        if not ok:
-            raise value
-        return value
 
 
 def signature_hash(cfg: DedupConfig) -> str:

@@ -17,7 +17,6 @@ a concurrent writer inserted meanwhile: at most the rows other commits inserted,
 from __future__ import annotations
 
 import logging
-import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,6 +26,7 @@ from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from instructlake import hadoopfs, schemas
+from instructlake.background import Background
 from instructlake.config import Config, IngestConfig
 from instructlake.ingest import compression, parquet
 from instructlake.ingest.rawfile import FileFormatError, is_compressed
@@ -270,7 +270,7 @@ def run(spark: SparkSession, store: Store, config: Config, paths: list[str], sou
         # (about 4 s in a new session); asked here, the duplicate check and the MERGE find it built
         store.read("samples", version=store.version("samples")).inputFiles()
 
-    ready = threading.Thread(target=prepare, daemon=True)
+    ready = Background("prepare the Delta tables", prepare)
     ready.start()
     parsed = parse(spark, files, cfg, ex.arrow_batch_rows, ex.small_file_bytes, split, ex.raw_reader)
     parsed = parsed.persist(StorageLevel.MEMORY_AND_DISK)
@@ -281,11 +281,14 @@ def run(spark: SparkSession, store: Store, config: Config, paths: list[str], sou
 
 
 def _write(spark: SparkSession, store: Store, parsed: DataFrame, files: list[InputFile], chash: str,
-           ready: threading.Thread | None = None, warm: dict[str, int] | None = None) -> StageResult:
+           ready: Background | None = None, warm: dict[str, int] | None = None) -> StageResult:
     per_file = per_file_counts(parsed)
     check_records(per_file, files)
     if ready is not None:
-        ready.join()  # a failure there shows again, with its own message, in the writes below
+        try:
+            ready.result()
+        except Exception as e:  # noqa: BLE001 - the writes below meet it again, with their own message
+            log.warning("preparing the Delta tables beside the parse failed: %s", e)
     total = {k: sum(c[k] for c in per_file.values()) for k in next(iter(per_file.values()), {})}
     records, quarantined = total.get("records", 0), total.get("quarantined", 0)
     n_samples = total.get("samples", 0)
