@@ -43,7 +43,8 @@ def test_singular(word, one):
     assert singular(word) == one
 
 
-@pytest.mark.parametrize("text", [None, "", "   ", "?!", "the of and", "12345", "你好世界"])
+@pytest.mark.parametrize("text", [None, "", "   ", "?!", "the of and", "12345", "你好世界", "SECONDS",
+                                  "Steps and seconds"])
 def test_no_words_no_tags(text):
     assert open_tags(text) == []
 

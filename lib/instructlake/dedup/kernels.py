@@ -1,5 +1,6 @@
-"""Dedup's inner loops, compiled with numba: the word split and word hashes, the n-gram windows, the
-exact-duplicate key, MinHash's permutations and the exact check's set intersections.
+"""Dedup's inner loops, compiled with numba: normalize's punctuation collapse, the word split and word
+hashes, the n-gram windows, the exact-duplicate key, MinHash's permutations and the exact check's set
+intersections.
 
 Each does the arithmetic the numpy (and Arrow) code before it did, value for value: stored signatures
 stay valid, and tests/unit/test_minhash.py holds the earlier code as the reference. What they save is
@@ -63,6 +64,25 @@ def sorted_jaccard(offsets: np.ndarray, values: np.ndarray, a: np.ndarray, b: np
         if union > 0:
             out[k] = inter / union
     return out
+
+
+@_compiled(inline="always")
+def _code_point(data: np.ndarray, i: int) -> tuple[int, int]:
+    """(code point, byte length) of the UTF-8 character starting at data[i]."""
+    c = data[i]
+    if c < 0x80:
+        return c, 1
+    if c >= 0xF0:
+        return (((c & 0x07) << 18) | ((data[i + 1] & 0x3F) << 12) | ((data[i + 2] & 0x3F) << 6)
+                | (data[i + 3] & 0x3F)), 4
+    if c >= 0xE0:
+        return ((c & 0x0F) << 12) | ((data[i + 1] & 0x3F) << 6) | (data[i + 2] & 0x3F), 3
+    return ((c & 0x1F) << 6) | (data[i + 1] & 0x3F), 2
+
+
+@_compiled(inline="always")
+def _in(table: np.ndarray, cp: int) -> bool:
+    return cp < table.shape[0] and table[cp]
 
 
 @_compiled(inline="always")  # a call per byte would cost more than its body
@@ -303,25 +323,6 @@ def row_hashes(block: np.ndarray) -> np.ndarray:
             h = _mix(h ^ (np.uint64(block[r, j]) + np.uint64(j)))
         out[r] = h
     return out
-
-
-@_compiled(inline="always")
-def _code_point(data: np.ndarray, i: int) -> tuple[int, int]:
-    """(code point, byte length) of the UTF-8 character starting at data[i]."""
-    c = data[i]
-    if c < 0x80:
-        return c, 1
-    if c >= 0xF0:
-        return (((c & 0x07) << 18) | ((data[i + 1] & 0x3F) << 12) | ((data[i + 2] & 0x3F) << 6)
-                | (data[i + 3] & 0x3F)), 4
-    if c >= 0xE0:
-        return ((c & 0x0F) << 12) | ((data[i + 1] & 0x3F) << 6) | (data[i + 2] & 0x3F), 3
-    return ((c & 0x1F) << 6) | (data[i + 1] & 0x3F), 2
-
-
-@_compiled(inline="always")
-def _in(table: np.ndarray, cp: int) -> bool:
-    return cp < table.shape[0] and table[cp]
 
 
 @_compiled

@@ -119,6 +119,11 @@ def _content(tok: str) -> bool:
     return _is_word(tok) and tok not in STOP and len(tok) > 1 and not (tok.endswith("ly") and len(tok) > 4)
 
 
+def _generic(tok: str) -> bool:
+    """A GENERIC word, also as the singular a phrase's head becomes ("seconds" is "second")."""
+    return tok in GENERIC or singular(tok) in GENERIC
+
+
 def intent(toks: list[str]) -> str | None:
     """`<object> <task noun>` from the leading verb and the head of its object; the task noun alone when
     the object is a pronoun or missing; None when the instruction does not open with a known verb."""
@@ -133,7 +138,7 @@ def intent(toks: list[str]) -> str | None:
         if not _content(tok):
             break
         run.append(tok)
-    while run and run[-1] in GENERIC:
+    while run and _generic(run[-1]):
         run.pop()
     if run:
         return f"{singular(run[-1])} {noun}"
@@ -149,9 +154,9 @@ def phrases(toks: list[str]) -> list[str]:
         if _content(tok):
             run.append(tok)
             continue
-        while run and run[0] in GENERIC:
+        while run and _generic(run[0]):
             run.pop(0)
-        while run and run[-1] in GENERIC:
+        while run and _generic(run[-1]):
             run.pop()
         if run:
             p = [*run[-MAX_WORDS:-1], singular(run[-1])]
