@@ -73,17 +73,25 @@ def exact_similarity(pairs: DataFrame, texts: DataFrame, cfg: DedupConfig) -> Da
 
 def uint32_sets(column) -> tuple:
     """(offsets, values) of a chunked binary column whose values are uint32 arrays' bytes: row i's values
-    are values[offsets[i]:offsets[i + 1]] (read from Arrow's buffers, chunk by chunk, without a copy per
-    row)."""
+    are values[offsets[i]:offsets[i + 1]]; a null (a text without a shingle set) raises."""
+    if column.null_count:
+        raise RuntimeError("exact check: a text gave no shingle set")
+    return uint32_rows(column)
+
+
+def uint32_rows(column) -> tuple:
+    """uint32_sets of a binary array or chunked column, a null read as no values (Spark writes a null
+    with no bytes): read from Arrow's buffers, chunk by chunk, without a copy per row."""
     import numpy as np
 
     sizes, values = [np.zeros(0, np.int64)], [np.zeros(0, np.uint32)]
-    for chunk in column.chunks:
-        if chunk.null_count:
-            raise RuntimeError("exact check: a text gave no shingle set")
+    for chunk in getattr(column, "chunks", [column]):
         _, offs, data = chunk.buffers()
         off = np.frombuffer(offs, dtype=np.int32, count=len(chunk) + 1, offset=chunk.offset * 4)
-        sizes.append(np.diff(off).astype(np.int64) // 4)
+        size = np.diff(off).astype(np.int64)
+        if (size % 4).any():
+            raise RuntimeError("a binary value is not whole uint32 values (its length is no multiple of 4)")
+        sizes.append(size // 4)
         values.append(np.frombuffer(data, dtype=np.uint32, count=(off[-1] - off[0]) // 4, offset=int(off[0]))
                       if len(chunk) and off[-1] > off[0] else np.zeros(0, np.uint32))
     return np.r_[0, np.cumsum(np.concatenate(sizes))].astype(np.int64), np.concatenate(values)
@@ -149,23 +157,15 @@ def signature_matrix(column, num_perm: int):
     """Signatures as a (rows, num_perm) uint32 matrix, straight from the Arrow buffers of their bytes (a
     row without a signature: zeros; it is never banded)."""
     import numpy as np
-    import pyarrow as pa
 
-    column = column.combine_chunks() if hasattr(column, "combine_chunks") else column
-    column = column.cast(pa.large_binary())
-    out = np.zeros((len(column), num_perm), np.uint32)
-    if len(column) == 0:
-        return out
-    _, offs, data = column.buffers()
-    offsets = np.frombuffer(offs, np.int64, count=len(column) + 1, offset=column.offset * 8)
+    offsets, values = uint32_rows(column)
     sizes = np.diff(offsets)
+    out = np.zeros((len(sizes), num_perm), np.uint32)
     valid = sizes > 0  # a null has no bytes
-    if (sizes[valid] != num_perm * 4).any():
+    if (sizes[valid] != num_perm).any():
         raise RuntimeError(f"dedup: a stored signature is not {num_perm} values of 4 bytes: num_perm changed "
                            "without signature_hash, or the table was written by something else")
-    if valid.any():
-        raw = np.frombuffer(data, np.uint8, count=int(offsets[-1] - offsets[0]), offset=int(offsets[0]))
-        out[valid] = raw.view("<u4").reshape(-1, num_perm)
+    out[valid] = values.reshape(-1, num_perm)
     return out
 
 

@@ -118,6 +118,12 @@ def _mix(h: np.uint64) -> np.uint64:
 
 
 @_compiled(inline="always")
+def _word_base(seed: int) -> np.uint64:
+    """The base of a word's polynomial hash (both word passes, one value)."""
+    return np.uint64(1099511628211 + 2 * seed)
+
+
+@_compiled(inline="always")
 def _finish(h: np.uint64, length: int, seed: np.uint64) -> np.uint64:
     """A word's hash from its polynomial sum: the length and the seed added, then mixed."""
     return _mix(h + np.uint64(length) * np.uint64(0x9E3779B97F4A7C15) + seed)
@@ -156,7 +162,7 @@ def _words_with(split, offsets: np.ndarray, data: np.ndarray, seed: int) -> tupl
 def _split_on_into(offsets: np.ndarray, data: np.ndarray, seed: int, breaks: np.ndarray, tok: np.ndarray,
                    row_off: np.ndarray) -> int:
     """words_between into tok and row_off, as _split_into does for whitespace."""
-    p = np.uint64(1099511628211 + 2 * seed)
+    p = _word_base(seed)
     s = np.uint64(seed)
     cap = tok.shape[0]
     n = 0
@@ -166,12 +172,8 @@ def _split_on_into(offsets: np.ndarray, data: np.ndarray, seed: int, breaks: np.
         length = 0
         while i <= end:
             if i < end:
-                c = data[i]
-                if c < 0x80:
-                    cp, w = np.int64(c), 1
-                else:
-                    cp, w = _code_point(data, i)
-                if not (cp < breaks.shape[0] and breaks[cp]):
+                cp, w = _code_point(data, i)
+                if not _in(breaks, cp):
                     for k in range(w):
                         h = h * p + np.uint64(data[i + k]) + np.uint64(1)
                     length += w
@@ -196,7 +198,7 @@ def _split_into(offsets: np.ndarray, data: np.ndarray, seed: int, tok: np.ndarra
                 row_off: np.ndarray) -> int:
     """word_hashes into tok and row_off; the number of words, or -1 when tok is too small. (tok is never
     replaced in here: a reassigned array made the loop eight times slower.)"""
-    p = np.uint64(1099511628211 + 2 * seed)
+    p = _word_base(seed)
     s = np.uint64(seed)
     cap = tok.shape[0]
     n = 0
@@ -306,9 +308,9 @@ def row_scripts(offsets: np.ndarray, data: np.ndarray, stable: np.ndarray,
                 continue
             cp, w = _code_point(data, i)
             i += w
-            if cp >= stable.shape[0] or not stable[cp]:
+            if not _in(stable, cp):
                 changes[r] = True
-            if cp < cjk.shape[0] and cjk[cp]:
+            if _in(cjk, cp):
                 has_cjk[r] = True
     return changes, has_cjk
 
@@ -341,12 +343,8 @@ def collapse_separators(offsets: np.ndarray, data: np.ndarray, separator: np.nda
         i, end = offsets[r], offsets[r + 1]
         in_run = False
         while i < end:
-            c = data[i]
-            if c < 0x80:  # most bytes: no decoding, one byte copied
-                cp, w = c, 1
-            else:
-                cp, w = _code_point(data, i)
-            if separator[cp] if cp < separator.shape[0] else False:
+            cp, w = _code_point(data, i)
+            if _in(separator, cp):
                 if not in_run:
                     out[n] = 0x20
                     n += 1
