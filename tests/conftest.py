@@ -21,7 +21,8 @@ TEST_SETTINGS = ["platform.spark.master=local[2]", "platform.spark.shuffle_parti
 # JIT's C2 thread took over a third of the driver JVM's CPU in a pipeline run of the fixture's pool.
 # Interpreted expressions and later JIT compiles cut that run from 142-150 s to 103-127 s (four runs each).
 # Test-only: on a user's millions of rows generated code pays. The cluster and spark-submit runs keep Spark's
-# defaults, so the cluster test also compares generated code (there) with interpreted (here).
+# defaults, so the cluster test also compares generated code (there) with interpreted (here). (Local
+# sessions compile with C1 only by default now, platform.spark.jit; the scaling applies to C1's compiles.)
 SMALL_DATA_JVM = ["platform.spark.conf.spark.sql.codegen.wholeStage=false",
                   "platform.spark.conf.spark.sql.codegen.factoryMode=NO_CODEGEN",
                   "platform.spark.conf.spark.driver.extraJavaOptions=-XX:CompileThresholdScaling=3"]

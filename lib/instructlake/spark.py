@@ -130,6 +130,10 @@ def temporary_conf(spark, key: str, value: str | None) -> Iterator[None]:
             spark.conf.set(key, before)
 
 
+# platform.spark.jit -> the local driver JVM's options
+JIT_OPTIONS = {"quick": "-XX:TieredStopAtLevel=1", "full": ""}
+
+
 def _session_settings(platform: PlatformConfig, launched: bool) -> dict[str, str]:
     """What the platform file asks of a session, by Spark key."""
     s = platform.spark
@@ -153,14 +157,14 @@ def _session_settings(platform: PlatformConfig, launched: bool) -> dict[str, str
         out.update(_local_jar_settings(wanted_packages(platform)))
     out.update({k: str(v) for k, v in s.conf.items()})
     if not launched and s.master and s.master.startswith("local"):
-        opts = ""
+        # the JIT first: for a flag given twice the JVM takes the last, so the platform's own options win
+        opts = [JIT_OPTIONS[s.jit], s.conf.get("spark.driver.extraJavaOptions", "")]
         if s.class_archive:
             from instructlake.jvm_archive import java_options
 
-            opts = java_options()
+            opts.append(java_options())
         # set even when empty: the platform's value, not a class archive from spark-defaults.conf
-        own = s.conf.get("spark.driver.extraJavaOptions", "")
-        out["spark.driver.extraJavaOptions"] = f"{own} {opts}".strip()
+        out["spark.driver.extraJavaOptions"] = " ".join(o for o in opts if o)
     return out
 
 

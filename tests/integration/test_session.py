@@ -18,3 +18,11 @@ def test_the_local_session_maps_the_class_archive(spark):
     args = list(jvm.java.lang.management.ManagementFactory.getRuntimeMXBean().getInputArguments())
     assert f"-XX:SharedArchiveFile={path}" in args
     assert "sharing" in jvm.java.lang.System.getProperty("java.vm.info")
+
+
+def test_the_local_session_compiles_with_c1_only(spark):
+    """platform.spark.jit's default (quick) reaches the JVM: its JIT stops at C1."""
+    jvm = spark.sparkContext._jvm
+    flag = jvm.java.lang.management.ManagementFactory.getPlatformMXBean(
+        jvm.java.lang.Class.forName("com.sun.management.HotSpotDiagnosticMXBean")).getVMOption("TieredStopAtLevel")
+    assert flag.getValue() == "1"
