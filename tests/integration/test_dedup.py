@@ -249,3 +249,43 @@ def test_local_frame_sizes_partitions_by_cores_and_keeps_every_row(spark):
     finally:
         spark.conf.unset("spark.sql.execution.arrow.localRelationThreshold")
     assert spark.conf.get(key, None) == before
+
+
+def test_the_narrow_frame_matches_plain_python_for_every_turn_choice(spark):
+    """match_text and response_chars against the same rules written in Python: turns joined by newlines,
+    null contents left out, the system prompt first when asked, assistant characters summed (null when
+    an assistant turn has no content)."""
+    from pyspark.sql.types import StringType, StructField, StructType
+
+    from instructlake import schemas
+    from instructlake.config import DedupConfig
+
+    def turn(role, content):
+        return {"role": role, "content": content}
+
+    rows = [("a", "sys", [turn("user", "q1"), turn("assistant", "answer one"), turn("user", "q2"),
+                          turn("assistant", "two")]),
+            ("b", None, [turn("assistant", "first"), turn("user", None), turn("user", "later")]),
+            ("c", "", []),
+            ("d", "s", [turn("tool", "t"), turn(None, "no role"), turn("assistant", None)]),
+            ("e", None, [turn("user", "only")])]
+    schema = StructType([StructField("sample_id", StringType()), StructField("source", StringType()),
+                         StructField("system", StringType()),
+                         StructField("conversation", schemas.SAMPLES["conversation"].dataType)])
+    df = spark.createDataFrame([(i, "src", system, conv) for i, system, conv in rows], schema)
+
+    def expected(system, conv, turns, include_system):
+        chosen = [t for t in conv if turns == "all" or t["role"] == "user"]
+        chosen = chosen[:1] if turns == "first_user" else chosen
+        text = "\n".join(t["content"] for t in chosen if t["content"] is not None)
+        return "\n".join(x for x in (system, text) if x is not None) if include_system else text
+
+    for turns in ("all", "user", "first_user"):
+        for include_system in (False, True):
+            cfg = DedupConfig(turns=turns, include_system=include_system)
+            got = {r["sample_id"]: (r["text"], r["response_chars"])
+                   for r in dedup.narrow(df, cfg).collect()}
+            for i, system, conv in rows:
+                answers = [t["content"] for t in conv if t["role"] == "assistant"]
+                chars = None if None in answers else sum(map(len, answers))
+                assert got[i] == (expected(system, conv, turns, include_system), chars), (turns, i)

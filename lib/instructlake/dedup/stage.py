@@ -40,14 +40,17 @@ def signature_hash(cfg: DedupConfig) -> str:
 
 
 def match_text(samples: DataFrame, cfg: DedupConfig) -> Column:
-    """The text compared for duplicates: the chosen turns joined by newlines (and the system prompt)."""
+    """The text compared for duplicates: the chosen turns joined by newlines (and the system prompt).
+
+    The contents are taken as a field of the turns (`turns.content`), which Spark compiles, rather than
+    with `transform`, a higher-order function it interprets row by row."""
     if cfg.turns == "all":
         turns = F.col("conversation")
     elif cfg.turns == "user":
         turns = F.filter("conversation", lambda t: t["role"] == "user")
     else:
         turns = F.slice(F.filter("conversation", lambda t: t["role"] == "user"), 1, 1)
-    text = F.array_join(F.transform(turns, lambda t: t["content"]), "\n")
+    text = F.array_join(turns.getField("content"), "\n")
     if cfg.include_system:
         text = F.concat_ws("\n", F.col("system"), text)
     return text
@@ -128,8 +131,9 @@ def upgrade_signatures(store: Store) -> None:
 
 
 def response_chars() -> Column:
-    return F.aggregate(F.filter("conversation", lambda t: t["role"] == "assistant"), F.lit(0).cast("long"),
-                       lambda acc, t: acc + F.length(t["content"]))
+    """Characters of the assistant turns, in one pass over the turns (no filtered copy of them first)."""
+    return F.aggregate("conversation", F.lit(0).cast("long"), lambda acc, t: acc + F.when(
+        t["role"] == "assistant", F.length(t["content"])).otherwise(0))
 
 
 def narrow(samples: DataFrame, cfg: DedupConfig) -> DataFrame:
