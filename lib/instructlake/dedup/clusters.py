@@ -180,8 +180,12 @@ def driver_table(samples: DataFrame, sigs: DataFrame, num_perm: int):
     got = (sigs.select("sample_id", F.coalesce("exact_h1", F.lit(0)).alias("h1"),
                        F.coalesce("exact_h2", F.lit(0)).alias("h2"), "n_tokens", "signature").toArrow())
     meta = samples.select("sample_id", "source", "response_chars").toArrow()
-    got = got.take(pc.sort_indices(got, [("sample_id", "ascending")]))
-    meta = meta.take(pc.sort_indices(meta, [("sample_id", "ascending")]))
+    by_id = [("sample_id", "ascending")]
+    if got.column("sample_id").equals(meta.column("sample_id")):  # computed from these rows, in their order
+        order = pc.sort_indices(meta, by_id)
+        got, meta = got.take(order), meta.take(order)
+    else:
+        got, meta = got.take(pc.sort_indices(got, by_id)), meta.take(pc.sort_indices(meta, by_id))
     ids = meta.column("sample_id").to_numpy(zero_copy_only=False)
     again = ids[1:] == ids[:-1]  # sorted: a repeated id sits next to itself
     if again.any():
