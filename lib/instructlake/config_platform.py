@@ -28,8 +28,8 @@ class SparkSettings:
     class_archive: bool = True
     # The JIT of a local session's JVM: `quick` compiles with C1 only (-XX:TieredStopAtLevel=1); `full` is
     # the JVM's default, C1 and then C2 for hot code. On two cores C2's compiler thread takes a core from
-    # the work for much of a run: ingest + dedup of 100 MB took 36-48 s against 55-65 s (four runs each
-    # way), and 1 GB 149 / 163 s against 156 / 157 s. Try `full` for long runs on a machine with cores to
+    # the work for much of a run: ingest + dedup of 100 MB took 36-48 s against 55-65 s (four and five
+    # runs), and 1 GB 149 / 163 s against 156 / 157 s. Try `full` for long runs on a machine with cores to
     # spare. Ignored where the cluster starts the JVMs.
     jit: str = "quick"
     # Optional JVM packages setup fetched that local sessions load only when named here: `s3` (Hadoop's S3A
