@@ -130,8 +130,10 @@ def temporary_conf(spark, key: str, value: str | None) -> Iterator[None]:
             spark.conf.set(key, before)
 
 
-# platform.spark.jit -> the local driver JVM's options
-JIT_OPTIONS = {"quick": "-XX:TieredStopAtLevel=1", "full": ""}
+# platform.spark.jit -> the local driver JVM's options. C1 alone gets a 48 MB code cache by default (both
+# compilers get 240 MB): a session running for long (the test suite's, a whole pipeline) fills it, and its
+# sweeper thread then took more CPU than the compiler (12 of 64 CPU minutes in one test session's JVM).
+JIT_OPTIONS = {"quick": "-XX:TieredStopAtLevel=1 -XX:ReservedCodeCacheSize=240m", "full": ""}
 
 
 def _session_settings(platform: PlatformConfig, launched: bool) -> dict[str, str]:

@@ -20,9 +20,12 @@ def test_the_local_session_maps_the_class_archive(spark):
     assert "sharing" in jvm.java.lang.System.getProperty("java.vm.info")
 
 
-def test_the_local_session_compiles_with_c1_only(spark):
-    """platform.spark.jit's default (quick) reaches the JVM: its JIT stops at C1."""
+def test_the_jit_setting_reaches_the_jvm(spark):
+    """The fixture asks for platform.spark.jit=full: its JVM compiles up to C2 (level 4) and has no C1-only
+    flag from the default (tests/unit/test_config.py checks the options `quick` gives)."""
     jvm = spark.sparkContext._jvm
-    flag = jvm.java.lang.management.ManagementFactory.getPlatformMXBean(
-        jvm.java.lang.Class.forName("com.sun.management.HotSpotDiagnosticMXBean")).getVMOption("TieredStopAtLevel")
-    assert flag.getValue() == "1"
+    bean = jvm.java.lang.management.ManagementFactory.getPlatformMXBean(
+        jvm.java.lang.Class.forName("com.sun.management.HotSpotDiagnosticMXBean"))
+    assert bean.getVMOption("TieredStopAtLevel").getValue() == "4"
+    args = list(jvm.java.lang.management.ManagementFactory.getRuntimeMXBean().getInputArguments())
+    assert "-XX:TieredStopAtLevel=1" not in args

@@ -121,11 +121,12 @@ def test_the_jit_setting_reaches_a_local_driver_and_nothing_else():
         cfg = load_config("local", ["platform.spark.class_archive=false", *sets])
         return _session_settings(cfg.platform, launched).get("spark.driver.extraJavaOptions")
 
-    assert opts() == "-XX:TieredStopAtLevel=1"
+    quick = "-XX:TieredStopAtLevel=1 -XX:ReservedCodeCacheSize=240m"
+    assert opts() == quick
     assert opts("platform.spark.jit=full") == ""
     # the platform's own options come after, so a flag given there wins
     assert opts("platform.spark.conf.spark.driver.extraJavaOptions=-XX:TieredStopAtLevel=4") == (
-        "-XX:TieredStopAtLevel=1 -XX:TieredStopAtLevel=4")
+        f"{quick} -XX:TieredStopAtLevel=4")
     assert opts(launched=True) is None  # spark-submit started the JVM: its options stand
     assert opts("platform.spark.master=spark://127.0.0.1:7077") is None
     with pytest.raises(ConfigError, match=r"platform.spark.jit must be one of quick, full, not 'fast'"):
