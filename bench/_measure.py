@@ -48,12 +48,15 @@ def tree_memory_kb(pid: int, pss: bool = False) -> tuple[int, int]:
             rss[int(d)] = int(fields.get("VmRSS", "0 kB").split()[0])
         except (OSError, KeyError, ValueError):
             continue
-    total, total_pss, stack = 0, 0, [pid]
+    total, total_pss, stack = 0, 0, [(pid, "")]
     while stack:
-        p = stack.pop()
-        kids = children.get(p, [])
-        stack += kids
-        if _spawning_jvm(p):
+        p, parent_exe = stack.pop()
+        exe = _exe(p)
+        stack += [(k, exe) for k in children.get(p, [])]
+        # A JVM's child that still runs java: the JVM starts a program (Hadoop's local file system runs
+        # `readlink`, for one) with posix_spawn, whose child shares the JVM's memory until it execs, and
+        # /proc shows the JVM's whole resident set for it. Counting it once more doubled a peak sampled then.
+        if exe.endswith("/java") and exe == parent_exe:
             continue
         total += rss.get(p, 0)
         total_pss += _pss_kb(str(p)) if pss and p in rss else 0
@@ -65,19 +68,6 @@ def _exe(pid: int) -> str:
         return os.readlink(f"/proc/{pid}/exe")
     except OSError:
         return ""
-
-
-def _spawning_jvm(pid: int) -> bool:
-    """A JVM's child that still runs java: the JVM starts a program (Hadoop's local file system runs
-    `readlink`, for one) with posix_spawn, whose child shares the JVM's memory until it execs, and /proc
-    shows the JVM's whole resident set for it. Counting it once more doubled a peak sampled then."""
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            ppid = int(f.read().rsplit(")", 1)[1].split()[1])
-    except (OSError, ValueError, IndexError):
-        return False
-    exe = _exe(pid)
-    return exe.endswith("/java") and exe == _exe(ppid)
 
 
 def run_measured(cmd: list[str], env: dict | None = None) -> Measured:
