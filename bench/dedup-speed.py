@@ -207,7 +207,8 @@ def main() -> None:
     sides: dict[str, dict] = {}
     try:
         ours, theirs, mb = make_corpus(tmp, a.mb)
-        print(f"corpus: {mb:.0f} MB of text, {sum(1 for _ in open(ours)):,} records", flush=True)
+        shown = f"{mb:.0f}" if mb >= 10 else f"{mb:.2f}"  # --mb 0.2 measures what any run costs
+        print(f"corpus: {shown} MB of text, {sum(1 for _ in open(ours)):,} records", flush=True)
         sides["datasketch"] = run_datasketch(theirs)
         print(f"datasketch done: {sides['datasketch']['wall']:.1f}s", flush=True)
         if not a.no_datatrove:

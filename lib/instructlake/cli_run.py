@@ -22,12 +22,13 @@ def session(cfg: Config):
 
 def run_stage(name: str, cfg: Config, fn: Callable, args: dict):
     """Run one stage and append its run record, also when it fails."""
-    from instructlake import runs
+    from instructlake import progress, runs
 
     spark, store = session(cfg)
     started = runs.now()
     try:
-        result = fn(spark, store, cfg)
+        with progress.reporting(spark, name, cfg.platform.execution.progress_seconds):
+            result = fn(spark, store, cfg)
     except BaseException as e:
         failed = runs.StageResult(stage=name, config_hash=cfg.stage_hash(name) if hasattr(cfg.semantic, name) else "")
         try:

@@ -66,14 +66,20 @@ class ExecutionSettings:
     # workers), `hadoop` (Hadoop's FileSystem in the executor JVMs, through instructlake-io.jar: any URI
     # the cluster reads) or `auto` (hadoop for a URI with a scheme such as s3a:// or dbfs:/, else python).
     raw_reader: str = "auto"
+    # Dedup: up to this many signatures are banded on the driver with numpy (same pairs as the Spark
+    # path, without its shuffles; 1M x 128 permutations is 0.5 GB); more go through Spark. 0: always Spark.
+    driver_lsh_max_rows: int = 1_000_000
+    # While a stage runs, a log line this often with the Spark stages running, their tasks done and the
+    # time left at their pace (instructlake.progress). 0: none.
+    progress_seconds: float = 60.0
 
     def __post_init__(self) -> None:
         if self.raw_reader not in RAW_READERS:
             raise ConfigError(f"platform.execution.raw_reader must be one of {', '.join(RAW_READERS)}, "
                               f"not {self.raw_reader!r}")
-    # Dedup: up to this many signatures are banded on the driver with numpy (same pairs as the Spark
-    # path, without its shuffles; 1M x 128 permutations is 0.5 GB); more go through Spark. 0: always Spark.
-    driver_lsh_max_rows: int = 1_000_000
+        if self.progress_seconds < 0:
+            raise ConfigError("platform.execution.progress_seconds must be 0 (no progress lines) or more, "
+                              f"not {self.progress_seconds!r}")
 
 
 @dataclass(frozen=True)

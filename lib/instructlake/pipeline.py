@@ -26,7 +26,7 @@ from pathlib import Path
 from pyspark.sql import SparkSession
 from pyspark.sql import functions as F
 
-from instructlake import runs, schemas
+from instructlake import progress, runs, schemas
 from instructlake.config import Config, ConfigError, config_hash
 from instructlake.runs import StageResult
 from instructlake.store import Store
@@ -383,7 +383,8 @@ def run(spark: SparkSession, store: Store, config: Config, inputs: Inputs, start
         log.info("pipeline: running %s (%s)", s.name, reason)
         started, t0 = runs.now(), time.time()
         try:
-            result = s.run(spark, store, config, inputs)
+            with progress.reporting(spark, s.name, config.platform.execution.progress_seconds):
+                result = s.run(spark, store, config, inputs)
         except Skip as e:
             o = Outcome(s.name, "up to date", str(e))
             outcomes.append(o)
