@@ -134,6 +134,16 @@ def temporary_conf(spark, key: str, value: str | None) -> Iterator[None]:
 # compilers get 240 MB): a session running for long (the test suite's, a whole pipeline) fills it, and its
 # sweeper thread then took more CPU than the compiler (12 of 64 CPU minutes in one test session's JVM).
 JIT_OPTIONS = {"quick": "-XX:TieredStopAtLevel=1 -XX:ReservedCodeCacheSize=240m", "full": ""}
+# platform.spark.gc -> the local driver JVM's option. Named even for g1, the JVM's default, which it would
+# not pick on a machine of one core.
+GC_OPTIONS = {"serial": "-XX:+UseSerialGC", "parallel": "-XX:+UseParallelGC", "g1": "-XX:+UseG1GC"}
+_NAMES_A_GC = re.compile(r"-XX:\+Use\w+GC\b")
+
+
+def _gc_option(gc: str, own: str) -> str:
+    """The collector's flag, unless the platform's own driver options name one: a JVM given two refuses
+    to start ("Multiple garbage collectors selected")."""
+    return "" if _NAMES_A_GC.search(own) else GC_OPTIONS[gc]
 
 
 def _session_settings(platform: PlatformConfig, launched: bool) -> dict[str, str]:
@@ -159,8 +169,10 @@ def _session_settings(platform: PlatformConfig, launched: bool) -> dict[str, str
         out.update(_local_jar_settings(wanted_packages(platform)))
     out.update({k: str(v) for k, v in s.conf.items()})
     if not launched and s.master and s.master.startswith("local"):
-        # the JIT first: for a flag given twice the JVM takes the last, so the platform's own options win
-        opts = [JIT_OPTIONS[s.jit], s.conf.get("spark.driver.extraJavaOptions", "")]
+        # the JIT and GC first: for a flag given twice the JVM takes the last, so the platform's own
+        # options win
+        own = s.conf.get("spark.driver.extraJavaOptions", "")
+        opts = [JIT_OPTIONS[s.jit], _gc_option(s.gc, own), own]
         if s.class_archive:
             from instructlake.jvm_archive import java_options
 

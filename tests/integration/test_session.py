@@ -29,3 +29,11 @@ def test_the_jit_setting_reaches_the_jvm(spark):
     assert bean.getVMOption("TieredStopAtLevel").getValue() == "4"
     args = list(jvm.java.lang.management.ManagementFactory.getRuntimeMXBean().getInputArguments())
     assert "-XX:TieredStopAtLevel=1" not in args
+
+
+def test_the_gc_setting_reaches_the_jvm(spark):
+    """The fixture keeps the default platform.spark.gc=serial: its JVM collects with the serial collector's
+    two generations (tests/unit/test_config.py checks the options each setting gives)."""
+    jvm = spark.sparkContext._jvm
+    names = {b.getName() for b in jvm.java.lang.management.ManagementFactory.getGarbageCollectorMXBeans()}
+    assert names == {"Copy", "MarkSweepCompact"}, names

@@ -122,12 +122,32 @@ def test_the_jit_setting_reaches_a_local_driver_and_nothing_else():
         return _session_settings(cfg.platform, launched).get("spark.driver.extraJavaOptions")
 
     quick = "-XX:TieredStopAtLevel=1 -XX:ReservedCodeCacheSize=240m"
-    assert opts() == quick
-    assert opts("platform.spark.jit=full") == ""
+    assert opts() == f"{quick} -XX:+UseSerialGC"
+    assert opts("platform.spark.jit=full") == "-XX:+UseSerialGC"
     # the platform's own options come after, so a flag given there wins
     assert opts("platform.spark.conf.spark.driver.extraJavaOptions=-XX:TieredStopAtLevel=4") == (
-        f"{quick} -XX:TieredStopAtLevel=4")
+        f"{quick} -XX:+UseSerialGC -XX:TieredStopAtLevel=4")
     assert opts(launched=True) is None  # spark-submit started the JVM: its options stand
     assert opts("platform.spark.master=spark://127.0.0.1:7077") is None
     with pytest.raises(ConfigError, match=r"platform.spark.jit must be one of quick, full, not 'fast'"):
         load_config("local", ["platform.spark.jit=fast"])
+
+
+def test_the_gc_setting_reaches_a_local_driver_unless_its_own_options_name_a_collector():
+    from instructlake.spark import _session_settings
+
+    def opts(*sets, launched=False):
+        cfg = load_config("local", ["platform.spark.class_archive=false", "platform.spark.jit=full", *sets])
+        return _session_settings(cfg.platform, launched).get("spark.driver.extraJavaOptions")
+
+    assert opts() == "-XX:+UseSerialGC"
+    assert opts("platform.spark.gc=g1") == "-XX:+UseG1GC"
+    assert opts("platform.spark.gc=parallel") == "-XX:+UseParallelGC"
+    # a JVM given two collectors does not start: the one in the platform's own options is the only one
+    own = "platform.spark.conf.spark.driver.extraJavaOptions"
+    assert opts(f"{own}=-XX:+UseZGC -Xss4m") == "-XX:+UseZGC -Xss4m"
+    assert opts(f"{own}=-XX:+UseStringDeduplication") == "-XX:+UseSerialGC -XX:+UseStringDeduplication"
+    assert opts(launched=True) is None
+    assert opts("platform.spark.master=spark://127.0.0.1:7077") is None
+    with pytest.raises(ConfigError, match=r"platform.spark.gc must be one of serial, parallel, g1, not 'zgc'"):
+        load_config("local", ["platform.spark.gc=zgc"])
