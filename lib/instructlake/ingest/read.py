@@ -72,21 +72,21 @@ def parse_tasks(spark: SparkSession, tasks: list[list[Piece]], cfg: IngestConfig
     if uses_hadoop([p.file for t in tasks for p in t], reader):
         hadoopfs.require_reader(spark)
         return _parse_hadoop(spark, tasks, cfg, batch_rows, arrow_schema)
-    rows = [(i, [(p.file.path, p.file.source, p.file.format, p.file.label, p.start, p.end) for p in t])
-            for i, t in enumerate(tasks)]
-    task_schema = ("task int, files array<struct<path:string, source:string, format:string, label:string, "
-                   "start:long, end:long>>")
-    tasks_df = spark.createDataFrame(spark.sparkContext.parallelize(rows, max(1, len(rows))), task_schema)
+    work = [[(p.file.path, p.file.source, p.file.format, p.file.label, p.start, p.end) for p in t]
+            for t in tasks]
+    # Task k is row k of a range with one row per partition, and its pieces travel in the function. A
+    # DataFrame made from a Python RDD of the pieces cost each task a second Python worker beside the
+    # parsing one, to unpickle its row: 0.1 GB more in the process tree, kept for the whole session.
+    task_ids = spark.range(0, len(work), 1, max(1, len(work)))
 
     def run_tasks(batches):
         for batch in batches:
-            for task in batch.column("files").to_pylist():
-                for f in task:
-                    rows = parse_file(f["path"], f["source"], f["format"], cfg, f["label"], f["start"],
-                                      f["end"])
-                    yield from _batches(rows, f["label"], f["start"], f["end"], arrow_schema, batch_rows)
+            for k in batch.column("id").to_pylist():
+                for path, source, fmt, label, start, end in work[k]:
+                    rows = parse_file(path, source, fmt, cfg, label, start, end)
+                    yield from _batches(rows, label, start, end, arrow_schema, batch_rows)
 
-    return tasks_df.mapInArrow(run_tasks, PARSED)
+    return task_ids.mapInArrow(run_tasks, PARSED)
 
 
 def uses_hadoop(files: list[InputFile], reader: str) -> bool:
