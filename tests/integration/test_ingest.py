@@ -145,8 +145,8 @@ def test_a_file_split_into_byte_ranges_ingests_like_one_task(spark, store, confi
 
 
 def test_the_python_readers_parse_is_one_partition_per_task_and_no_python_rdd(spark, tmp_path):
-    """Each task's pieces travel with the parse function over a range of task ids: a DataFrame made from a
-    Python RDD of them made every task start a second Python worker, kept for the session."""
+    """The tasks reach the JVM as Arrow: a DataFrame made from Python rows of them is a Python RDD, and made
+    every task start a second Python worker, kept for the session."""
     f = tmp_path / "p.jsonl"
     f.write_text("".join(json.dumps({"instruction": f"q{i} " + "w " * 50, "output": "a"}) + "\n"
                          for i in range(200)))
@@ -154,8 +154,8 @@ def test_the_python_readers_parse_is_one_partition_per_task_and_no_python_rdd(sp
     tasks = stage.pack(files, small_bytes=10**9, split_bytes=1000)
     cfg = load_config("local", TEST_SETTINGS).ingest
     parsed = stage.parse(spark, files, cfg, 100, small_bytes=10**9, split_bytes=1000, reader="python")
-    plan = parsed._jdf.queryExecution().executedPlan().toString()
-    assert "Range" in plan and "ExistingRDD" not in plan, plan
+    lineage = parsed._jdf.queryExecution().toRdd().toDebugString()
+    assert "PythonRDD" not in lineage, lineage
     assert parsed.rdd.getNumPartitions() == len(tasks) > 10
     kinds = {r["kind"]: r["count"] for r in parsed.groupBy("kind").count().collect()}
     assert kinds == {"sample": 200, "file": sum(len(t) for t in tasks)}  # a "file" row for each piece

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import functions as F
 from pyspark.sql.types import (
     ArrayType,
     IntegerType,
@@ -72,21 +73,30 @@ def parse_tasks(spark: SparkSession, tasks: list[list[Piece]], cfg: IngestConfig
     if uses_hadoop([p.file for t in tasks for p in t], reader):
         hadoopfs.require_reader(spark)
         return _parse_hadoop(spark, tasks, cfg, batch_rows, arrow_schema)
-    work = [[(p.file.path, p.file.source, p.file.format, p.file.label, p.start, p.end) for p in t]
-            for t in tasks]
-    # Task k is row k of a range with one row per partition, and its pieces travel in the function. A
-    # DataFrame made from a Python RDD of the pieces cost each task a second Python worker beside the
-    # parsing one, to unpickle its row: 0.1 GB more in the process tree, kept for the whole session.
-    task_ids = spark.range(0, len(work), 1, max(1, len(work)))
+    import pyarrow as pa
+
+    keys = ("path", "source", "format", "label", "start", "end")
+    table = pa.table({"task": list(range(len(tasks))), "files": [
+        [dict(zip(keys, (p.file.path, p.file.source, p.file.format, p.file.label, p.start, p.end), strict=True))
+         for p in t] for t in tasks]})
+    task_schema = ("task long, files array<struct<path:string, source:string, format:string, label:string, "
+                   "start:long, end:long>>")
+    # One partition per task: a range of task ids, one per partition, joined with the task rows broadcast
+    # (the stream side keeps the range's partitions). The rows go to the JVM as Arrow: a DataFrame made from
+    # Python rows (an RDD or a list) is a Python RDD, and each task then started a second Python worker
+    # beside the parsing one to unpickle its row: 0.1 GB more in the process tree, kept for the session.
+    ids = spark.range(0, len(tasks), 1, max(1, len(tasks)))
+    tasks_df = ids.join(F.broadcast(spark.createDataFrame(table, task_schema)), F.col("id") == F.col("task"))
 
     def run_tasks(batches):
         for batch in batches:
-            for k in batch.column("id").to_pylist():
-                for path, source, fmt, label, start, end in work[k]:
-                    rows = parse_file(path, source, fmt, cfg, label, start, end)
-                    yield from _batches(rows, label, start, end, arrow_schema, batch_rows)
+            for task in batch.column("files").to_pylist():
+                for f in task:
+                    rows = parse_file(f["path"], f["source"], f["format"], cfg, f["label"], f["start"],
+                                      f["end"])
+                    yield from _batches(rows, f["label"], f["start"], f["end"], arrow_schema, batch_rows)
 
-    return task_ids.mapInArrow(run_tasks, PARSED)
+    return tasks_df.select("files").mapInArrow(run_tasks, PARSED)
 
 
 def uses_hadoop(files: list[InputFile], reader: str) -> bool:
