@@ -37,9 +37,9 @@ class SparkSettings:
     # JVM's own choice on a machine of two cores or more). G1 grew the 2 GB heap to 1.5 GB around 0.3-0.6 GB
     # of live data (large Arrow buffers are "humongous" objects to it, and each one starts a cycle):
     # ingest + dedup of 100 MB peaked at 3.5-3.6 GB with g1, 2.6-2.8 GB with serial and 3.2-3.3 GB with
-    # parallel, in 17-20 s each; at 1 GB serial took 73.7 s and g1 74.4 s. For a heap of many GB on a
-    # machine with cores to spare try `g1` or `parallel`, whose collections use every core. Ignored where
-    # the cluster starts the JVMs.
+    # parallel, in 17-20 s each; at 1 GB serial 70.1-72.1 s, g1 68.6-73.1 s (three pairs). For a heap of
+    # many GB on a machine with cores to spare try `g1` or `parallel`, whose collections use every core.
+    # Ignored where the cluster starts the JVMs.
     gc: str = "serial"
     # Optional JVM packages setup fetched that local sessions load only when named here: `s3` (Hadoop's S3A
     # connector and the AWS SDK, for s3a:// inputs; a warehouse on s3a:// loads it by itself).
