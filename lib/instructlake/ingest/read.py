@@ -75,12 +75,12 @@ def parse_tasks(spark: SparkSession, tasks: list[list[Piece]], cfg: IngestConfig
         return _parse_hadoop(spark, tasks, cfg, batch_rows, arrow_schema)
     import pyarrow as pa
 
-    keys = ("path", "source", "format", "label", "start", "end")
-    table = pa.table({"task": list(range(len(tasks))), "files": [
-        [dict(zip(keys, (p.file.path, p.file.source, p.file.format, p.file.label, p.start, p.end), strict=True))
-         for p in t] for t in tasks]})
-    task_schema = ("task long, files array<struct<path:string, source:string, format:string, label:string, "
-                   "start:long, end:long>>")
+    task_schema = StructType([StructField("task", LongType()), StructField("files", ArrayType(StructType(
+        [StructField(k, StringType()) for k in ("path", "source", "format", "label")]
+        + [StructField(k, LongType()) for k in ("start", "end")])))])
+    files = [[{"path": p.file.path, "source": p.file.source, "format": p.file.format, "label": p.file.label,
+               "start": p.start, "end": p.end} for p in t] for t in tasks]
+    table = pa.table({"task": list(range(len(tasks))), "files": files}, schema=to_arrow_schema(task_schema))
     # One partition per task: a range of task ids, one per partition, joined with the task rows broadcast
     # (the stream side keeps the range's partitions). The rows go to the JVM as Arrow: a DataFrame made from
     # Python rows (an RDD or a list) is a Python RDD, and each task then started a second Python worker
