@@ -114,13 +114,16 @@ def test_the_frequency_cut_scales_with_the_pool_unless_set():
         load_config("local", ["normalize_tags.min_freq=0"])
 
 
-def test_the_jit_setting_reaches_a_local_driver_and_nothing_else():
+def driver_options(*sets: str, launched: bool = False) -> str | None:
+    """spark.driver.extraJavaOptions a session asks for with these settings (no class archive)."""
     from instructlake.spark import _session_settings
 
-    def opts(*sets, launched=False):
-        cfg = load_config("local", ["platform.spark.class_archive=false", *sets])
-        return _session_settings(cfg.platform, launched).get("spark.driver.extraJavaOptions")
+    cfg = load_config("local", ["platform.spark.class_archive=false", *sets])
+    return _session_settings(cfg.platform, launched).get("spark.driver.extraJavaOptions")
 
+
+def test_the_jit_setting_reaches_a_local_driver_and_nothing_else():
+    opts = driver_options
     quick = "-XX:TieredStopAtLevel=1 -XX:ReservedCodeCacheSize=240m"
     assert opts() == f"{quick} -XX:+UseSerialGC"
     assert opts("platform.spark.jit=full") == "-XX:+UseSerialGC"
@@ -134,11 +137,8 @@ def test_the_jit_setting_reaches_a_local_driver_and_nothing_else():
 
 
 def test_the_gc_setting_reaches_a_local_driver_unless_its_own_options_name_a_collector():
-    from instructlake.spark import _session_settings
-
     def opts(*sets, launched=False):
-        cfg = load_config("local", ["platform.spark.class_archive=false", "platform.spark.jit=full", *sets])
-        return _session_settings(cfg.platform, launched).get("spark.driver.extraJavaOptions")
+        return driver_options("platform.spark.jit=full", *sets, launched=launched)
 
     assert opts() == "-XX:+UseSerialGC"
     assert opts("platform.spark.gc=g1") == "-XX:+UseG1GC"
