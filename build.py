@@ -142,6 +142,7 @@ def setup(force: bool = False) -> None:
     if not force and stamp.get("python") == py_key and stamp.get("jars") == jar_key and PY.exists():
         io_jar(stamp, force)
         class_archive(stamp, force)
+        dedup_kernels(force)
         submit_defaults()
         log("setup: .venv is up to date")
         return
@@ -166,6 +167,7 @@ def setup(force: bool = False) -> None:
         write_stamp(stamp)
     io_jar(stamp, force)
     class_archive(stamp, force)
+    dedup_kernels(force)
     submit_defaults()
     log(f"setup done in {time.time() - t0:.0f}s")
 
@@ -224,6 +226,18 @@ def class_archive(stamp: dict, force: bool) -> None:
         failed = module("path").startswith("none")
         stamp["class_archive_failed"] = key if failed else None
         write_stamp(stamp)
+
+
+def dedup_kernels(force: bool) -> None:
+    """Dedup's kernels compiled ahead of time for this CPU (instructlake.dedup.kernel_build): a process
+    that finds them runs them without loading numba. Without a C compiler they stay JIT-compiled."""
+    cmd = [str(PY), "-m", "instructlake.dedup.kernel_build", "build", *(["--force"] if force else [])]
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=child_env())
+    if proc.returncode or "not built" in proc.stderr:
+        log("warning: dedup's kernels were not built ahead of time (numba compiles them in each process "
+            f"instead):\n{(proc.stderr or proc.stdout)[-2000:]}")
+    elif "built " in proc.stderr:
+        log(proc.stderr.strip().splitlines()[-1])
 
 
 def submit_defaults() -> None:

@@ -1,6 +1,7 @@
 """vLLM's CPU build scans every loaded module before it builds an engine; numba (dedup's kernels) must
 not break that scan in a Spark worker that ran dedup first."""
 
+import os
 import subprocess
 import sys
 
@@ -21,7 +22,10 @@ print("scanned")
 
 
 def scan(mode: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-c", SCAN, mode], capture_output=True, text=True, timeout=120)
+    # numba's JIT, as on a cluster's workers: the kernels built ahead of time (kernel_build) load no llvmlite
+    env = {**os.environ, "INSTRUCTLAKE_KERNELS": "jit"}
+    return subprocess.run([sys.executable, "-c", SCAN, mode], capture_output=True, text=True, timeout=120,
+                          env=env)
 
 
 def test_the_scan_fails_on_llvmlite_unguarded_and_passes_guarded():

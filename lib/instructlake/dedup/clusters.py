@@ -25,6 +25,7 @@ from instructlake.dedup.minhash import (
 )
 from instructlake.graph.components import connected_components, smallest_member_components
 from instructlake.spark import temporary_conf
+from instructlake.worker_memory import giving_back
 
 log = logging.getLogger(__name__)
 
@@ -110,6 +111,7 @@ def exact_checker(spark: SparkSession, texts: DataFrame, cfg: DedupConfig, max_t
 
     hasher = MinHasher(num_perm=cfg.num_perm, ngram=cfg.ngram, seed=cfg.seed)
 
+    @giving_back
     def sets_of(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
         # each set as the bytes of its uint32 values: Spark copies a binary value whole where it copies
         # an array<int> value by value, twice (into the JVM and out to the driver): 8.9 -> 7.8 s at 1 GB

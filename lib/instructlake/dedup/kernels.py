@@ -8,25 +8,42 @@ the intermediate arrays: a string per word, every (shingle x permutation) hash w
 times, sets intersected by sorting and binary search. One core, the dedup-speed corpus: words 2.35 s ->
 0.56 s and windows + key 1.25 s -> 0.39 s per 125 MB; the permutations 0.91 s -> 0.26 s per 39 MB;
 235,000 pair intersections 6.2 s -> 0.7 s. The first call in a process compiles (under a second each);
-numba keeps the machine code in its cache for the next process.
+numba keeps the machine code in its cache for the next process. Where `python build.py setup` compiled
+them ahead of time for this CPU (kernel_build), a process loads that module instead and never imports numba.
 """
 
 from __future__ import annotations
 
-import numba
 import numpy as np
 
+from instructlake.dedup import kernel_build
 
-def _compiled(fn=None, **options):
-    if fn is None:
-        return lambda f: _compiled(f, **options)
-    try:
-        return numba.njit(cache=True, nogil=True, **options)(fn)
-    except RuntimeError:  # numba found no writable place for its cache (a read-only install and home)
-        return numba.njit(nogil=True, **options)(fn)
+# the module built ahead of time for this source, numba, Python and CPU (kernel_build), if there is one
+_BUILT = kernel_build.load()
+# name -> numba signature of each kernel called from Python: what kernel_build compiles ahead of time
+EXPORTS: dict[str, str] = {}
 
 
-@_compiled
+def _compiled(signature: str | None = None, **options):
+    """A kernel: with a signature, one called from Python (the built module's function where there is
+    one); without, a helper the kernels call, compiled into them."""
+    def wrap(fn):
+        if signature:
+            EXPORTS[fn.__name__] = signature
+        if _BUILT is not None and not signature:
+            return fn  # a helper stays Python: the built kernels hold their own compiled copies of it
+        if _BUILT is not None:
+            return kernel_build.checked(getattr(_BUILT, fn.__name__), fn.__name__, signature)
+        import numba
+
+        try:
+            return numba.njit(cache=True, nogil=True, **options)(fn)
+        except RuntimeError:  # numba found no writable place for its cache (a read-only install and home)
+            return numba.njit(nogil=True, **options)(fn)
+    return wrap
+
+
+@_compiled("void(i8[::1], u8[::1], u8[::1], u8[::1], u4[:, ::1])")
 def min_hashes(rows: np.ndarray, shingles: np.ndarray, a: np.ndarray, b: np.ndarray, sig: np.ndarray) -> None:
     """sig[rows[i], p] = min(sig[rows[i], p], high 32 bits of (a[p] * shingles[i] + b[p]) mod 2^64), for
     every shingle i and permutation p; uint64 arithmetic wraps, as in numpy.
@@ -40,7 +57,7 @@ def min_hashes(rows: np.ndarray, shingles: np.ndarray, a: np.ndarray, b: np.ndar
             row[p] = min(row[p], np.uint32((a[p] * x + b[p]) >> np.uint64(32)))
 
 
-@_compiled
+@_compiled("f8[::1](i8[::1], u4[::1], i8[::1], i8[::1])")
 def sorted_jaccard(offsets: np.ndarray, values: np.ndarray, a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """Jaccard similarity of sets a[k] and b[k], set i being values[offsets[i]:offsets[i + 1]], sorted
     and distinct: one merge walk per pair. Two empty sets: 0."""
@@ -158,7 +175,7 @@ def _words_with(split, offsets: np.ndarray, data: np.ndarray, seed: int) -> tupl
     return row_off, tok[:n].copy()
 
 
-@_compiled
+@_compiled("i8(i8[::1], u1[::1], i8, b1[::1], u8[::1], i8[::1])")
 def _split_on_into(offsets: np.ndarray, data: np.ndarray, seed: int, breaks: np.ndarray, tok: np.ndarray,
                    row_off: np.ndarray) -> int:
     """words_between into tok and row_off, as _split_into does for whitespace."""
@@ -193,7 +210,7 @@ def _split_on_into(offsets: np.ndarray, data: np.ndarray, seed: int, breaks: np.
     return n
 
 
-@_compiled
+@_compiled("i8(i8[::1], u1[::1], i8, u8[::1], i8[::1])")
 def _split_into(offsets: np.ndarray, data: np.ndarray, seed: int, tok: np.ndarray,
                 row_off: np.ndarray) -> int:
     """word_hashes into tok and row_off; the number of words, or -1 when tok is too small. (tok is never
@@ -243,7 +260,7 @@ def _windows_of(words: int, n: int) -> int:
     return words - n + 1 if words >= n else min(words, 1)
 
 
-@_compiled
+@_compiled("Tuple((i8[::1], i8[::1], u8[::1]))(i8[::1], u8[::1], u8[::1])")
 def window_hashes(row_off: np.ndarray, tok: np.ndarray,
                   c: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(row, index of the first word, 64-bit hash) of every window of len(c) consecutive words of a row:
@@ -273,7 +290,7 @@ def window_hashes(row_off: np.ndarray, tok: np.ndarray,
     return rows, starts, out
 
 
-@_compiled
+@_compiled("u8[::1](i8[::1], u8[::1], u8)")
 def sequence_hash(row_off: np.ndarray, tok: np.ndarray, key: np.uint64) -> np.ndarray:
     """One 64-bit hash per row of its word-hash sequence: the sum of mix(tok + key) * key^(position + 1)
     mod 2^64, plus the word count times key, mixed."""
@@ -289,7 +306,7 @@ def sequence_hash(row_off: np.ndarray, tok: np.ndarray, key: np.uint64) -> np.nd
     return out
 
 
-@_compiled
+@_compiled("UniTuple(b1[::1], 2)(i8[::1], u1[::1], b1[::1], b1[::1])")
 def row_scripts(offsets: np.ndarray, data: np.ndarray, stable: np.ndarray,
                 cjk: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """(may change under NFKC, holds a CJK character) per row of UTF-8 text: a row changes only if it holds
@@ -315,7 +332,7 @@ def row_scripts(offsets: np.ndarray, data: np.ndarray, stable: np.ndarray,
     return changes, has_cjk
 
 
-@_compiled
+@_compiled("u8[::1](u4[:, :])")
 def row_hashes(block: np.ndarray) -> np.ndarray:
     """A 64-bit hash of each row of a (rows x columns) uint32 block: each value folded in with _mix."""
     out = np.empty(block.shape[0], np.uint64)
@@ -327,7 +344,7 @@ def row_hashes(block: np.ndarray) -> np.ndarray:
     return out
 
 
-@_compiled
+@_compiled("Tuple((i8[::1], u1[::1]))(i8[::1], u1[::1], b1[::1], b1[::1])")
 def collapse_separators(offsets: np.ndarray, data: np.ndarray, separator: np.ndarray,
                         trim: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """(offsets, bytes) of the texts with every run of code points in `separator` made one space, then

@@ -323,8 +323,8 @@ def _sets(rows: np.ndarray, vals: np.ndarray, n_rows: int) -> tuple[np.ndarray, 
 def set_jaccard(offsets: np.ndarray, values: np.ndarray, a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """Jaccard similarity of sets a[i] and b[i] of a shingle_sets() layout, for every i: what pair_jaccard
     computes from the two texts, from sets made once per text however many pairs name it."""
-    return sorted_jaccard(np.asarray(offsets, np.int64), np.asarray(values, np.uint32),
-                          np.asarray(a, np.int64), np.asarray(b, np.int64))
+    return sorted_jaccard(np.ascontiguousarray(offsets, np.int64), np.ascontiguousarray(values, np.uint32),
+                          np.ascontiguousarray(a, np.int64), np.ascontiguousarray(b, np.int64))
 
 
 def _sorted_unique(x: np.ndarray) -> np.ndarray:

@@ -31,6 +31,7 @@ from instructlake.dedup.clusters import build_clusters, build_clusters_driver, u
 from instructlake.dedup.minhash import MinHasher
 from instructlake.runs import StageResult
 from instructlake.store import Store
+from instructlake.worker_memory import giving_back
 
 log = logging.getLogger(__name__)
 
@@ -66,6 +67,7 @@ def compute_signatures(samples: DataFrame, cfg: DedupConfig, batch_rows: int = 2
     sh = signature_hash(cfg)
     out_schema = ("sample_id string, exact_h1 bigint, exact_h2 bigint, n_tokens int, signature binary")
 
+    @giving_back
     def sign(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
         for big in batches:
             for off in range(0, big.num_rows, batch_rows):

@@ -28,6 +28,7 @@ from instructlake import hadoopfs, schemas
 from instructlake.config import IngestConfig
 from instructlake.ingest.rawfile import Opened
 from instructlake.ingest.records import ROW_FIELDS, parse_file
+from instructlake.worker_memory import giving_back
 
 if TYPE_CHECKING:
     from instructlake.ingest.stage import InputFile, Piece
@@ -88,6 +89,7 @@ def parse_tasks(spark: SparkSession, tasks: list[list[Piece]], cfg: IngestConfig
     ids = spark.range(0, len(tasks), 1, max(1, len(tasks)))
     tasks_df = ids.join(F.broadcast(spark.createDataFrame(table, task_schema)), F.col("id") == F.col("task"))
 
+    @giving_back
     def run_tasks(batches):
         for batch in batches:
             for task in batch.column("files").to_pylist():
@@ -117,6 +119,7 @@ def _parse_hadoop(spark: SparkSession, tasks: list[list[Piece]], cfg: IngestConf
     options = hadoopfs.source_options(spec, CHUNK_BYTES)
     raw = spark.read.format(hadoopfs.SOURCE_CLASS).options(**options).load()
 
+    @giving_back
     def run_pieces(batches):
         for _, k, prefix, stream in hadoopfs.pieces_of(batches):
             source, fmt, label, kind, start, end = meta[k]
