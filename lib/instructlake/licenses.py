@@ -18,6 +18,7 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from instructlake.config import Config
+from instructlake.frames import rows_frame
 from instructlake.store import Store
 
 log = logging.getLogger(__name__)
@@ -35,8 +36,8 @@ def record(spark: SparkSession, store: Store, sources: set[str], license_id: str
     """Remember that every sample of `sources` carries `license_id` (ingest --license); it replaces an
     earlier one and wins over the platform map."""
     rows = [(s, normalized(license_id)) for s in sorted(sources)]
-    df = spark.createDataFrame(rows, "source string, license string").withColumn("recorded_at",
-                                                                                 F.current_timestamp())
+    df = rows_frame(spark, rows, "source string, license string").withColumn("recorded_at",
+                                                                          F.current_timestamp())
     store.merge("sources", df, update=True)
     log.info("license %s recorded for source(s) %s", normalized(license_id), ", ".join(s for s, _ in rows))
 
@@ -75,9 +76,9 @@ def carried(spark: SparkSession, store: Store, config: Config, samples: DataFram
     everything = store.read("samples").select("sample_id", "source", "meta")
     origins = [r[0] for r in everything.select(_pool_origin().alias("o")).where("o IS NOT NULL").distinct()
                .collect()]
-    table = spark.createDataFrame([(o, source_license(o, known, lic.sources)) for o in origins] or
+    table = rows_frame(spark, [(o, source_license(o, known, lic.sources)) for o in origins] or
                                   [("", UNKNOWN)], "origin string, license string")
-    models = spark.createDataFrame([(k, normalized(v)) for k, v in lic.models.items()] or [("", UNKNOWN)],
+    models = rows_frame(spark, [(k, normalized(v)) for k, v in lic.models.items()] or [("", UNKNOWN)],
                                    "model string, terms string")
     synth = F.col("source") == "synth"
     nodes = (everything.select("sample_id", _pool_origin().alias("origin"),

@@ -28,6 +28,7 @@ from pyspark.sql import functions as F
 
 from instructlake import progress, runs, schemas
 from instructlake.config import Config, ConfigError, config_hash
+from instructlake.frames import rows_frame
 from instructlake.runs import StageResult
 from instructlake.store import Store
 
@@ -264,7 +265,7 @@ def pending_files(store: Store, config: Config, paths: Sequence[str]) -> list[tu
 
 def mark_ingested(store: Store, config: Config, files: Sequence[tuple[str, int, int]], run_id: str) -> None:
     rows = [(p, int(s), int(m), config.stage_hash("ingest"), run_id, runs.now()) for p, s, m in files]
-    store.merge("ingested_files", store.spark.createDataFrame(rows, schemas.INGESTED_FILES))
+    store.merge("ingested_files", rows_frame(store.spark, rows, schemas.INGESTED_FILES))
 
 
 # ------------------------------------------------------------------ state and fingerprints

@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 
 from instructlake import schemas
+from instructlake.frames import rows_frame
 from instructlake.store import Store
 
 log = logging.getLogger(__name__)
@@ -54,7 +55,7 @@ def record(store: Store, result: StageResult, started: datetime, status: str = "
         {k: int(v) for k, v in result.output_versions.items() if v is not None},
         json.dumps(args or {}, default=str, sort_keys=True), message if message is not None else result.warning,
     )
-    df = store.spark.createDataFrame([row], schemas.RUNS)
+    df = rows_frame(store.spark, [row], schemas.RUNS)
     store.append("runs", df)
 
 

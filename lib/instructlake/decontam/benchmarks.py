@@ -22,6 +22,7 @@ from pyspark.sql import functions as F
 
 from instructlake import hadoopfs, schemas
 from instructlake.config import ConfigError, IngestConfig
+from instructlake.frames import rows_frame
 from instructlake.ingest.formats import CONVERTERS, RecordError, _content, _own_id, detect
 from instructlake.ingest.records import normalize_text, quarantine_id, scan_records
 from instructlake.store import Store
@@ -100,7 +101,8 @@ def read_file(path: str) -> tuple[list[Item], list[tuple[Any, str, str]]]:
 
 def quarantine_records(store: Store, stage: str, source: str, label: str, bad: list, raw_chars: int) -> None:
     """[(raw, reason, detail)] of records read outside ingest -> `quarantine`, ids as ingest makes them."""
-    q = store.spark.createDataFrame(
+    q = rows_frame(
+        store.spark,
         [(quarantine_id(stage, source, label, raw.locator, reason, raw.text), stage, source, label, raw.locator,
           raw.line, reason, detail[:2000], raw.text[:raw_chars], raw.nbytes) for raw, reason, detail in bad],
         "quarantine_id string, stage string, source string, source_file string, locator string, line long, "
@@ -146,8 +148,8 @@ def load(spark: SparkSession, store: Store, specs: list[str], quarantine_raw_cha
             quarantine_records(store, "benchmarks", name, label, bad, quarantine_raw_chars)
         if not items:
             raise ConfigError(f"--benchmark {name}: {path} holds no prompts ({len(bad)} records quarantined)")
-        rows = spark.createDataFrame([(name, it.item_id, it.prompt, label) for it in items],
-                                     "benchmark string, item_id string, prompt string, source_file string")
+        rows = rows_frame(spark, [(name, it.item_id, it.prompt, label) for it in items],
+                          "benchmark string, item_id string, prompt string, source_file string")
         rows = rows.withColumn("loaded_at", F.current_timestamp()).select(*schemas.BENCHMARKS.fieldNames())
         if store.exists("benchmarks"):
             old = store.read("benchmarks").filter(F.col("benchmark") != name).localCheckpoint()

@@ -25,6 +25,7 @@ from instructlake.config import Config, config_hash
 from instructlake.dedup.clusters import choose_kept
 from instructlake.dedup.stage import response_chars
 from instructlake.embed.table import instruction_vectors
+from instructlake.frames import rows_frame
 from instructlake.graph.components import smallest_member_components
 from instructlake.runs import EmptyInputError, StageResult
 from instructlake.store import Store
@@ -101,7 +102,7 @@ def run(spark: SparkSession, store: Store, config: Config) -> StageResult:
 
     removed_rows = []
     if comp:
-        members = spark.createDataFrame(list(comp.items()), "sample_id string, component string")
+        members = rows_frame(spark, list(comp.items()), "sample_id string, component string")
         ranked = choose_kept(members.join(pool.select("sample_id", "source", "response_chars"), "sample_id"),
                              config.dedup).collect()
         keeper = {r["component"]: r["sample_id"] for r in ranked if r["is_kept"]}
@@ -113,7 +114,7 @@ def run(spark: SparkSession, store: Store, config: Config) -> StageResult:
                 removed_rows.append((r["sample_id"], kid, float(vec_of[r["sample_id"]] @ vec_of[kid])))
         counts["groups"] = len(keeper)
     counts["semantic_duplicates"] = len(removed_rows)
-    removed = spark.createDataFrame(removed_rows, "sample_id string, new_kept string, new_sim double")
+    removed = rows_frame(spark, removed_rows, "sample_id string, new_kept string, new_sim double")
     old = clusters.filter(F.col("method") == "semantic").select("sample_id")
     restored = old.join(removed, "sample_id", "left_anti")
     counts["restored"] = restored.count()

@@ -24,6 +24,7 @@ from pyspark.sql import functions as F
 from instructlake import schemas
 from instructlake.config import Config, config_hash
 from instructlake.embed.table import instruction_vectors
+from instructlake.frames import rows_frame
 from instructlake.pool import not_checked, without_removed
 from instructlake.runs import EmptyInputError, StageResult
 from instructlake.store import Store
@@ -39,7 +40,8 @@ def benchmark_items(store: Store) -> DataFrame:
     rows = store.read("benchmarks").select("benchmark", "item_id", "prompt").orderBy("benchmark", "item_id").collect()
     names = sorted({r["benchmark"] for r in rows})
     bench_idx = {n: i for i, n in enumerate(names)}
-    return store.spark.createDataFrame(
+    return rows_frame(
+        store.spark,
         [(i, bench_idx[r["benchmark"]], r["benchmark"], r["item_id"], r["prompt"]) for i, r in enumerate(rows)],
         "item_idx int, bench_idx int, benchmark string, item_id string, prompt string")
 
@@ -170,8 +172,8 @@ def run(spark: SparkSession, store: Store, config: Config, benchmarks: list[str]
         bvec = bench_text.join(bvec, "sample_id").select("item_idx", "bench_idx", "vector")
         counts["embedded"] = n_new
         with_vec = todo.join(svec, "sample_id")
-        per_item = spark.createDataFrame([(i, int(n)) for i, n in enumerate(_ngram_counts(prompts, cfg.ngram))],
-                                         "item_idx int, n_ngrams long")
+        per_item = rows_frame(spark, [(i, int(n)) for i, n in enumerate(_ngram_counts(prompts, cfg.ngram))],
+                              "item_idx int, n_ngrams long")
         if len(item_rows) <= config.platform.decontam.broadcast_max_rows:
             rows = sorted(bvec.collect(), key=lambda r: r["item_idx"])
             mat = np.stack([np.asarray(r["vector"], np.float32) for r in rows])

@@ -19,6 +19,7 @@ from typing import TypeVar
 from pyspark.sql import DataFrame, SparkSession, Window
 from pyspark.sql import functions as F
 
+from instructlake.frames import rows_frame
 from instructlake.spark import has_jvm_class
 
 log = logging.getLogger(__name__)
@@ -100,7 +101,7 @@ def smallest_member_components(pairs: Iterable[tuple[T, T]]) -> dict[T, T]:
 def driver_components(spark: SparkSession, edges: DataFrame) -> DataFrame:
     """(id, component) for a graph small enough to collect: union-find on the driver, same answers."""
     comp = smallest_member_components((r[0], r[1]) for r in edges.select("src", "dst").toLocalIterator())
-    return spark.createDataFrame(list(comp.items()), "id string, component string")
+    return rows_frame(spark, list(comp.items()), "id string, component string")
 
 
 def graphframes_components(spark: SparkSession, edges: DataFrame, vertices: DataFrame) -> DataFrame:

@@ -15,6 +15,7 @@ from pyspark.sql import functions as F
 
 from instructlake import schemas
 from instructlake.config import Config, config_hash
+from instructlake.frames import rows_frame
 from instructlake.graph import cooccur, powerlaw_fit
 from instructlake.report import plots
 from instructlake.runs import EmptyInputError, StageResult
@@ -67,7 +68,7 @@ def run(spark: SparkSession, store: Store, config: Config, engine: str = "auto")
     edges, freq = cooccur.pair_edges(tagged, cfg.max_tags_per_sample)
     edges = edges.localCheckpoint()
     store.overwrite("tag_edges", edges.withColumn("config_hash", F.lit(chash)))
-    cats = spark.createDataFrame(sorted(categories_of(store).items()), "tag string, category string")
+    cats = rows_frame(spark, sorted(categories_of(store).items()), "tag string, category string")
     deg = (cooccur.degrees(spark, edges, freq, engine).join(F.broadcast(cats), "tag", "left")
            .withColumn("config_hash", F.lit(chash)).select(*schemas.TAG_DEGREES.fieldNames()).localCheckpoint())
     store.overwrite("tag_degrees", deg)
@@ -87,7 +88,7 @@ def run(spark: SparkSession, store: Store, config: Config, engine: str = "auto")
     if fits:
         fit_rows = [(f.target, f.n, f.gamma, f.xmin, f.ks_d, f.n_tail, f.p_value, f.bootstrap, f.lognormal_r,
                      f.lognormal_p, f.exponential_r, f.exponential_p, f.verdict, chash, now) for f in fits]
-        store.overwrite("powerlaw_fit", spark.createDataFrame(fit_rows, schemas.POWERLAW_FIT))
+        store.overwrite("powerlaw_fit", rows_frame(spark, fit_rows, schemas.POWERLAW_FIT))
     for f in fits:
         log.info("power law of %s: gamma %.3f, xmin %d, KS D %.4f, tail %d of %d; vs lognormal R %.2f (p %.3g), "
                  "vs exponential R %.2f (p %.3g): %s", f.target, f.gamma, f.xmin, f.ks_d, f.n_tail, f.n,
@@ -128,7 +129,7 @@ def _empty_graph(spark: SparkSession, store: Store, chash: str, in_versions: dic
     emptied, so no earlier graph is read as this one's), a warning naming the setting, and the pipeline
     goes on to the stages that do not need tags."""
     for name in ("tag_edges", "tag_degrees", "powerlaw_fit"):
-        store.overwrite(name, spark.createDataFrame([], schemas.TABLES[name]))
+        store.overwrite(name, rows_frame(spark, [], schemas.TABLES[name]))
     from instructlake.tagging.normalize import CUT_ADVICE
 
     warning = ("graph: normalize-tags kept no canonical tag (every raw tag is under its frequency cut, "

@@ -25,6 +25,7 @@ from pyspark.sql import functions as F
 
 from instructlake import schemas
 from instructlake.config import Config, config_hash
+from instructlake.frames import rows_frame
 from instructlake.runs import EmptyInputError, StageResult
 from instructlake.store import Store
 
@@ -42,7 +43,7 @@ def tag_features(store: Store, config: Config) -> DataFrame:
     tagged = sample_tags(store, tagging_hash(config))
     exploded = tagged.select("sample_id", F.posexplode("tags").alias("pos", "tag"))
     freq = exploded.groupBy("tag").agg(F.countDistinct("sample_id").alias("freq"))
-    cats = store.spark.createDataFrame(sorted(categories_of(store).items()), "tag string, category string")
+    cats = rows_frame(store.spark, sorted(categories_of(store).items()), "tag string, category string")
     per = (exploded.join(freq, "tag").join(F.broadcast(cats), "tag", "left")
            .groupBy("sample_id").agg(F.count("*").alias("n_tags"), F.min("freq").alias("min_tag_freq"),
                                      F.min_by("category", "pos").alias("category")))

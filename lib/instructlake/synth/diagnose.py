@@ -28,6 +28,7 @@ from pyspark.sql import SparkSession
 from pyspark.sql import functions as F
 
 from instructlake.config import Config, ConfigError, IngestConfig, config_hash
+from instructlake.frames import rows_frame
 from instructlake.ingest.formats import CONVERTERS, RecordError, detect
 from instructlake.ingest.records import scan_records
 from instructlake.llm import usage
@@ -137,7 +138,7 @@ def run(spark: SparkSession, store: Store, config: Config, path: str, name: str 
     if store.exists("diagnosis"):
         last = store.read("diagnosis").filter(F.col("diagnosis_set") == name).agg(F.max("iteration")).first()[0]
         iteration = (last or 0) + 1
-    df = spark.createDataFrame(items, "item_id string, instruction string, reference string").localCheckpoint()
+    df = rows_frame(spark, items, "item_id string, instruction string, reference string").localCheckpoint()
     total: dict[str, int] = {"quarantined": len(bad)}
     for i in range(max(1, iterations or cfg.diagnose_iterations)):
         counts, probes = one_iteration(spark, store, config, name, iteration, df)

@@ -31,6 +31,7 @@ from pyspark.sql import functions as F
 
 from instructlake import schemas
 from instructlake.config import Config
+from instructlake.frames import rows_frame
 from instructlake.store import Store
 
 log = logging.getLogger(__name__)
@@ -151,7 +152,7 @@ def agreement_rows(spark: SparkSession, per_tag: dict[str, tuple[int, int, int]]
 
     at = datetime.now(timezone.utc)
     rows = [(t, s, p, a, *prf(s, p, a), chash, at) for t, (s, p, a) in sorted(per_tag.items())]
-    return spark.createDataFrame(rows, schemas.TAG_AGREEMENT)
+    return rows_frame(spark, rows, schemas.TAG_AGREEMENT)
 
 
 def student_rows(spark: SparkSession, config: Config, student: DataFrame, learned: Learned) -> DataFrame:

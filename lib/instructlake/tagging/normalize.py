@@ -26,6 +26,7 @@ from pyspark.sql import functions as F
 
 from instructlake import schemas
 from instructlake.config import Config, TagNormConfig, config_hash
+from instructlake.frames import rows_frame
 from instructlake.runs import EmptyInputError, StageResult
 from instructlake.store import Store
 
@@ -164,7 +165,7 @@ def run(spark: SparkSession, store: Store, config: Config) -> StageResult:
     log.info("normalize-tags: frequency cut %d %s", cut, _cut_origin(cfg, pool))
     tax = taxonomy.load()
     texts = [("t", n) for n in names] + [("c", t) for t in tax.category_texts()]
-    df = spark.createDataFrame([(i, k, t) for i, (k, t) in enumerate(texts)], "i long, kind string, text string")
+    df = rows_frame(spark, [(i, k, t) for i, (k, t) in enumerate(texts)], "i long, kind string, text string")
     vecs = {r["i"]: np.asarray(r["vector"], np.float32) for r in
             embed(spark, df, "text", config.embed, config.platform.embed, keep=("i",)).collect()}
     mat = np.stack([vecs[i] for i in range(len(texts))])
@@ -172,7 +173,7 @@ def run(spark: SparkSession, store: Store, config: Config) -> StageResult:
     maps = normalize(names, freqs, tag_vecs, cfg, [c for c, _ in tax.categories], cat_vecs,
                      tax.category_of() if cfg.taxonomy_categories else None, min_freq=cut)
     rows = [(m.raw_tag, m.canonical_tag, m.cluster, m.category, m.freq, m.similarity, m.status, chash) for m in maps]
-    tag_map = spark.createDataFrame(rows, schemas.TAG_MAP)
+    tag_map = rows_frame(spark, rows, schemas.TAG_MAP)
     store.overwrite("tag_map", tag_map)
     tag_map = store.read("tag_map")
     stats = tag_stats(store, tags, tag_map, chash).localCheckpoint()
