@@ -149,5 +149,6 @@ def test_the_gc_setting_reaches_a_local_driver_unless_its_own_options_name_a_col
     assert opts(f"{own}=-XX:+UseStringDeduplication") == "-XX:+UseSerialGC -XX:+UseStringDeduplication"
     assert opts(launched=True) is None
     assert opts("platform.spark.master=spark://127.0.0.1:7077") is None
-    with pytest.raises(ConfigError, match=r"platform.spark.gc must be one of serial, parallel, g1, not 'zg"):
+    with pytest.raises(ConfigError, match=r"platform.spark.gc must be one of serial, parallel, g1, "
+                                          r"not 'zgc'"):
         load_config("local", ["platform.spark.gc=zgc"])
