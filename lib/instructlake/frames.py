@@ -23,7 +23,7 @@ def rows_frame(spark: SparkSession, rows: Iterable[Any], schema: StructType | st
     import pyarrow as pa
     from pyspark.sql.pandas.types import to_arrow_schema
 
-    struct = schema if isinstance(schema, StructType) else _parse(spark, schema)
+    struct = schema if isinstance(schema, StructType) else _parse(schema)
     names = struct.fieldNames()
     columns: list[list] = [[] for _ in names]
     for i, row in enumerate(rows):
@@ -42,8 +42,8 @@ def rows_frame(spark: SparkSession, rows: Iterable[Any], schema: StructType | st
     return spark.createDataFrame(table, struct)
 
 
-def _parse(spark: SparkSession, ddl: str) -> StructType:
-    """A DDL row schema ('id string, n long'), parsed by the session's JVM."""
+def _parse(ddl: str) -> StructType:
+    """A DDL row schema ('id string, n long'), parsed by the active session's JVM."""
     parsed = StructType.fromDDL(ddl)
     if not isinstance(parsed, StructType):
         raise ValueError(f"not a row schema: {ddl!r}")

@@ -26,6 +26,7 @@ from pyspark.sql.types import (
 
 from instructlake import hadoopfs, schemas
 from instructlake.config import IngestConfig
+from instructlake.frames import rows_frame
 from instructlake.ingest.rawfile import Opened
 from instructlake.ingest.records import ROW_FIELDS, parse_file
 from instructlake.worker_memory import giving_back
@@ -74,20 +75,18 @@ def parse_tasks(spark: SparkSession, tasks: list[list[Piece]], cfg: IngestConfig
     if uses_hadoop([p.file for t in tasks for p in t], reader):
         hadoopfs.require_reader(spark)
         return _parse_hadoop(spark, tasks, cfg, batch_rows, arrow_schema)
-    import pyarrow as pa
-
     task_schema = StructType([StructField("task", LongType()), StructField("files", ArrayType(StructType(
         [StructField(k, StringType()) for k in ("path", "source", "format", "label")]
         + [StructField(k, LongType()) for k in ("start", "end")])))])
-    files = [[{"path": p.file.path, "source": p.file.source, "format": p.file.format, "label": p.file.label,
-               "start": p.start, "end": p.end} for p in t] for t in tasks]
-    table = pa.table({"task": list(range(len(tasks))), "files": files}, schema=to_arrow_schema(task_schema))
+    task_rows = [(i, [{"path": p.file.path, "source": p.file.source, "format": p.file.format,
+                       "label": p.file.label, "start": p.start, "end": p.end} for p in t])
+                 for i, t in enumerate(tasks)]
     # One partition per task: a range of task ids, one per partition, joined with the task rows broadcast
-    # (the stream side keeps the range's partitions). The rows go to the JVM as Arrow: a DataFrame made from
-    # Python rows (an RDD or a list) is a Python RDD, and each task then started a second Python worker
-    # beside the parsing one to unpickle its row: 0.1 GB more in the process tree, kept for the session.
+    # (the stream side keeps the range's partitions). The rows go to the JVM as Arrow (rows_frame): a
+    # DataFrame made from Python rows (an RDD or a list) is a Python RDD, and each task then started a second
+    # Python worker beside the parsing one to unpickle its row: 0.1 GB more in the process tree.
     ids = spark.range(0, len(tasks), 1, max(1, len(tasks)))
-    tasks_df = ids.join(F.broadcast(spark.createDataFrame(table, task_schema)), F.col("id") == F.col("task"))
+    tasks_df = ids.join(F.broadcast(rows_frame(spark, task_rows, task_schema)), F.col("id") == F.col("task"))
 
     @giving_back
     def run_tasks(batches):
