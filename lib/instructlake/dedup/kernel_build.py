@@ -69,9 +69,10 @@ def module_name() -> str:
     return f"instructlake_kernels_{build_key()}"
 
 
-def module_path() -> Path:
+def module_path(name: str | None = None) -> Path:
+    """Where the module named `name` (default: module_name()) is built."""
     suffix = sysconfig.get_config_var("EXT_SUFFIX") or ".so"
-    return Path(sys.prefix) / "share" / "instructlake" / "kernels" / f"{module_name()}{suffix}"
+    return Path(sys.prefix) / "share" / "instructlake" / "kernels" / f"{name or module_name()}{suffix}"
 
 
 def load() -> ModuleType | None:
@@ -80,10 +81,11 @@ def load() -> ModuleType | None:
     if os.environ.get(MODE_ENV, "auto") == "jit":
         return None
     try:
-        path = module_path()
+        name = module_name()  # once: the key reads kernels.py and the CPU's flags
+        path = module_path(name)
         if not path.exists():
             return None
-        spec = importlib.util.spec_from_file_location(module_name(), path)
+        spec = importlib.util.spec_from_file_location(name, path)
         module = importlib.util.module_from_spec(spec)
         spec.loader.exec_module(module)
     except (OSError, ImportError, metadata.PackageNotFoundError) as e:
@@ -142,7 +144,8 @@ def checked(built: Callable, name: str, signature: str) -> Callable:
 def build(force: bool = False) -> Path:
     """Compile kernels.EXPORTS into module_path() and return it. Raises ImportError where numba has no
     ahead-of-time compiler, and the compiler's errors (no C compiler, say)."""
-    path = module_path()
+    name = module_name()
+    path = module_path(name)
     if path.exists() and not force:
         return path
     os.environ[MODE_ENV] = "jit"  # the kernels module must hold numba's functions, whose code pycc compiles
@@ -151,15 +154,15 @@ def build(force: bool = False) -> Path:
     kernels = importlib.import_module("instructlake.dedup.kernels")
     if kernels._BUILT is not None:  # imported before MODE_ENV was set: no numba functions to compile
         raise RuntimeError("build the kernels in a process that has not imported them (python -m ... build)")
-    cc = CC(module_name())
+    cc = CC(name)
     cc.target_cpu = "host"  # this CPU's vector instructions: the permutation loop runs 6x faster than generic
     cc.verbose = False
-    for name, signature in kernels.EXPORTS.items():
-        cc.export(name, signature)(getattr(kernels, name).py_func)
+    for kernel, signature in kernels.EXPORTS.items():
+        cc.export(kernel, signature)(getattr(kernels, kernel).py_func)
     with tempfile.TemporaryDirectory() as tmp:
         cc.output_dir = tmp
         cc.compile()
-        built = next(Path(tmp).glob(f"{module_name()}*"))
+        built = next(Path(tmp).glob(f"{name}*"))
         path.parent.mkdir(parents=True, exist_ok=True)
         for old in path.parent.glob("instructlake_kernels_*"):
             old.unlink()
