@@ -20,6 +20,13 @@ import orjson
 STRUCT = re.compile(r'["{}\[\]]')
 STRING_STOP = re.compile(r'["\\\x00-\x1f]')
 _LONE = re.compile("[\ud800-\udfff]")
+# What a cut can leave of the last token: an open string (written unrolled, so a failed match cannot
+# backtrack without end), the start of a \u escape, or the start of a number or literal.
+_CUT_STRING = re.compile(r'"[^"\\\x00-\x1f]*(?:\\(?:["\\/bfnrt]|u[0-9a-fA-F]{4})[^"\\\x00-\x1f]*)*\\?')
+# json's decoder reports a \u escape at the very end (and a high surrogate's pair) as invalid.
+_CUT_ESCAPE = re.compile(r"u[0-9a-fA-F]{0,4}(?:\\(?:u[0-9a-fA-F]{0,4})?)?")
+_CUT_VALUE = re.compile(r"[-0-9][-+.eE0-9]{0,40}|t(?:ru?)?|f(?:a(?:ls?)?)?|n(?:ul?)?")
+_CUT_NUMBER = re.compile(r"[.eE][-+.eE0-9]{0,40}")  # after the digits the decoder took as a number
 
 
 def compact_dumps(value: Any) -> bytes:
@@ -66,6 +73,30 @@ def depth_of(text: str) -> int:
             depth -= 1
         i += 1
     return best
+
+
+def cut_short(text: str) -> bool:
+    """Is text the start of one JSON value, valid as far as it goes, that ends before the value closes?
+    That is what a file cut inside its last record leaves of it; damage (a lost quote, a lost or stray
+    bracket) leaves text that stops being JSON before its end. Read by json's C decoder: its first error
+    is where the text stops being a valid prefix, unless that is the end or the last token cut short."""
+    try:
+        json.loads(text)
+    except json.JSONDecodeError as e:
+        if e.msg.startswith("Unterminated string"):
+            return _CUT_STRING.fullmatch(text, e.pos) is not None
+        if e.msg.startswith("Invalid \\uXXXX"):
+            return _CUT_ESCAPE.fullmatch(text, e.pos) is not None
+        if e.pos == len(text):  # valid up to the end: a value, key, ',' or ':' would come next
+            return True
+        if e.msg == "Expecting value":
+            return _CUT_VALUE.fullmatch(text, e.pos) is not None
+        if e.msg == "Expecting ',' delimiter" and text[e.pos - 1].isdigit():
+            return _CUT_NUMBER.fullmatch(text, e.pos) is not None
+        return False
+    except RecursionError:
+        return False
+    return False  # a whole value: nothing was cut
 
 
 def loads(text: str | bytes, max_depth: int = 64, strict: bool = True) -> Any:

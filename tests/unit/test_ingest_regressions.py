@@ -58,6 +58,27 @@ def test_damaged_element_holding_a_nested_list_of_records(tmp_path, indent):
     assert reasons == Counter({"json_parse_error": 1}) and records == 4
 
 
+@pytest.mark.parametrize(
+    "name, text",
+    [
+        ("array.json", json.dumps([rec(0), rec(1, examples=[rec(100), rec(101)]), rec(2)], indent="\t")),
+        ("compact.json", json.dumps([rec(0), rec(1, examples=[rec(100), rec(101)]), rec(2)])),
+        ("values.json", json.dumps(rec(0)) + "\n" + json.dumps(rec(1, examples=[rec(100)]), indent=0)),
+        ("lines.jsonl", json.dumps([rec(0), rec(1, examples=[rec(100), rec(101)])]) + "\n"),
+    ],
+)
+def test_a_file_cut_where_a_nested_list_of_records_closes(tmp_path, name, text):
+    # The cut leaves record 1 open right after its examples' ']': the nested objects then look like the
+    # rest of an array that closes at the end of the file (or line), but they belong to the cut record.
+    cut = text.index("Question 101?" if "101" in text else "Question 100?")
+    cut = text.index("]", cut) + 1
+    p = tmp_path / name
+    p.write_text(text[:cut])
+    samples, reasons, records = rows_of(p)
+    assert samples == ["Question 0?"]
+    assert records == 2 and sum(reasons.values()) == 1, reasons
+
+
 def test_a_record_nested_100000_levels_deep(tmp_path):
     deep = "[" * 100_000 + "]" * 100_000
     for name, text in [

@@ -12,7 +12,8 @@ stack, so no record recurses, and a record deeper than `max_depth` is reported, 
 After damage the scanner resynchronises at the next boundary of the same level: for an array element,
 the next place from which the array goes on cleanly to its ']' (a nested list of record-shaped objects
 inside the damaged element fails that check at its own ']'), for a top-level value the next line that
-starts with '{' or '['.
+starts with '{' or '['. A record that is valid JSON up to the end of the file (or line) is not damaged
+but cut: it runs to the end, and nothing record-shaped inside it is resynchronised to.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from typing import Any
 
 from instructlake.ingest.extent import Extent
 from instructlake.ingest.window import Limits, Raw, Window, nbytes, shown
-from instructlake.jsontext import depth_of
+from instructlake.jsontext import cut_short, depth_of
 
 __all__ = ["Limits", "Raw", "Scanner", "Window"]
 
@@ -209,7 +210,8 @@ class Scanner:
             return self._finish(text, locator, line, byte, error=raw.error), cut
         if problem is None:
             return self._big(ext, locator, line, byte, None), end
-        end = self._resync(ext, top, truncated=problem[0] == "truncated")
+        if not self._cut(ext, problem):
+            end = self._resync(ext, top, truncated=problem[0] == "truncated")
         if ext.kept is not None:
             return self._big(ext, locator, line, byte, problem), end
         text = self.win.buf[ext.start : end].rstrip().rstrip(",")
@@ -218,6 +220,14 @@ class Scanner:
         elif problem[0] == "truncated" and self.unit == "line":
             problem = ("json_parse_error", "the line ends inside the record")
         return self._finish(text, locator, line, byte, error=problem), end
+
+    def _cut(self, ext: Extent, problem: tuple[str, str]) -> bool:
+        """A record that is valid JSON up to the end of the file (or line) was cut there, not damaged: all
+        of the rest is its own. Nothing in it is a record, however record-shaped, even where a nested
+        list of objects closes right at the cut and so looks like the rest of its array."""
+        if problem[0] != "truncated" or ext.kept is not None or ext.too_deep:
+            return False
+        return cut_short(self.win.buf[ext.start :])
 
     def _balanced(self, text: str, locator: str, line: int, byte: int) -> Raw:
         """Brackets that close: a value with its error (or none: an array element without its comma)."""
