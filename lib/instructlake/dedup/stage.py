@@ -177,7 +177,8 @@ def run(spark: SparkSession, store: Store, config: Config, engine: str = "auto",
     # writer merged first is the same row: signatures are a function of the text and the settings.)
     sigs = new_sigs if old_sigs is None else old_sigs.unionByName(new_sigs).cache()
     # The signature MERGE needs only the signatures: it runs on a thread beside the driver's banding
-    # (one core busy) once the ids are known to be unique, and is waited for before anything else is written.
+    # (one core busy) once the ids are known to be unique, and beside the write of the clusters. (Should it
+    # fail after the clusters are written, those are still right: the next run computes the signatures again.)
     merging = Background("merge minhash_signatures", lambda: store.merge(
         "minhash_signatures", new_sigs, source_is_materialized=True, distinct_keys=True))
     try:
@@ -190,13 +191,13 @@ def run(spark: SparkSession, store: Store, config: Config, engine: str = "auto",
             unique_ids(samples)
             merging.start()
             clusters, pair_counts = build_clusters(spark, samples, sigs, cfg, chash, engine)
-        sig_result = merging.result()
-        log.info("signatures: %d new merged into minhash_signatures (%.1fs)", sig_result.inserted,
-                 merging.seconds)
         t0 = time.time()
         store.overwrite("dedup_clusters", clusters)
         log.info("dedup_clusters written (%.1fs)", time.time() - t0)
         clusters.unpersist()
+        sig_result = merging.result()
+        log.info("signatures: %d new merged into minhash_signatures (%.1fs)", sig_result.inserted,
+                 merging.seconds)
     finally:
         merging.wait()
         sigs.unpersist()
