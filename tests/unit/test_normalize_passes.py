@@ -51,6 +51,13 @@ def test_collapse_equals_the_pattern_and_trim_it_replaces(texts, kind, skip):
     assert got.to_pylist() == regex_collapse(arr).to_pylist()
 
 
+def test_the_tables_are_asked_of_every_code_point_below_their_end_each_alone():
+    points, chars = minhash._code_points()
+    expected = [cp for cp in range(TABLE_END) if not 0xD800 <= cp < 0xE000]
+    assert points.tolist() == expected
+    assert chars.to_pylist() == [chr(cp) for cp in expected]
+
+
 def test_no_code_point_past_the_tables_separates_trims_or_splits():
     """The tables stop at TABLE_END: Arrow is asked of every code point past it."""
     chars = pa.array([chr(cp) for cp in range(TABLE_END, 0x110000)], pa.string())

@@ -16,6 +16,7 @@ from pyspark.sql import functions as F
 from instructlake import schemas
 from instructlake.config import DedupConfig
 from instructlake.dedup.minhash import (
+    HASH_BATCH_ROWS,
     MinHasher,
     normalize,
     optimal_bands,
@@ -124,8 +125,9 @@ def exact_checker(spark: SparkSession, texts: DataFrame, cfg: DedupConfig, max_t
     def check_part(s: np.ndarray, d: np.ndarray, ids: np.ndarray) -> np.ndarray:
         t0 = time.time()
         wanted = spark.createDataFrame(pd.DataFrame({"sample_id": ids.astype(str)}), "sample_id string")
-        got = (texts.join(F.broadcast(wanted), "sample_id", "left_semi")
-               .mapInArrow(sets_of, "sample_id string, shingles binary").toArrow())
+        with temporary_conf(spark, "spark.sql.execution.arrow.maxRecordsPerBatch", str(HASH_BATCH_ROWS)):
+            got = (texts.join(F.broadcast(wanted), "sample_id", "left_semi")
+                   .mapInArrow(sets_of, "sample_id string, shingles binary").toArrow())
         got_ids = got.column("sample_id").to_numpy(zero_copy_only=False).astype(str)
         order = np.argsort(got_ids)
         if len(got_ids) != len(ids) or (got_ids[order] != ids.astype(str)).any():
