@@ -26,7 +26,7 @@ from instructlake.dedup.minhash import (
 )
 from instructlake.graph.components import connected_components, smallest_member_components
 from instructlake.spark import temporary_conf
-from instructlake.worker_memory import giving_back
+from instructlake.worker_memory import give_back, giving_back
 
 log = logging.getLogger(__name__)
 
@@ -137,6 +137,8 @@ def exact_checker(spark: SparkSession, texts: DataFrame, cfg: DedupConfig, max_t
         a, b = order[np.searchsorted(ids, s)], order[np.searchsorted(ids, d)]
         t1 = time.time()
         out = set_jaccard(offsets, values, a, b)
+        del got, offsets, values
+        give_back()
         log.info("exact check: %d pairs over %d texts: shingle sets %.1fs, intersections %.1fs", len(s),
                  len(ids), t1 - t0, time.time() - t1)
         return out
@@ -157,9 +159,9 @@ def exact_checker(spark: SparkSession, texts: DataFrame, cfg: DedupConfig, max_t
     return check
 
 
-def signature_matrix(column, num_perm: int):
+def signature_matrix(column, num_perm: int, order=None):
     """Signatures as a (rows, num_perm) uint32 matrix, straight from the Arrow buffers of their bytes (a
-    row without a signature: zeros; it is never banded)."""
+    row without a signature: zeros; it is never banded); its rows taken in `order` when given."""
     import numpy as np
 
     offsets, values = uint32_rows(column)
@@ -170,7 +172,7 @@ def signature_matrix(column, num_perm: int):
         raise RuntimeError(f"dedup: a stored signature is not {num_perm} values of 4 bytes: num_perm changed "
                            "without signature_hash, or the table was written by something else")
     out[valid] = values.reshape(-1, num_perm)
-    return out
+    return out if order is None else out[np.asarray(order)]
 
 
 def driver_table(samples: DataFrame, sigs: DataFrame, num_perm: int):
@@ -186,10 +188,12 @@ def driver_table(samples: DataFrame, sigs: DataFrame, num_perm: int):
     meta = samples.select("sample_id", "source", "response_chars").toArrow()
     by_id = [("sample_id", "ascending")]
     if got.column("sample_id").equals(meta.column("sample_id")):  # computed from these rows, in their order
-        order = pc.sort_indices(meta, by_id)
-        got, meta = got.take(order), meta.take(order)
+        got_order = meta_order = pc.sort_indices(meta, by_id)
     else:
-        got, meta = got.take(pc.sort_indices(got, by_id)), meta.take(pc.sort_indices(meta, by_id))
+        got_order, meta_order = pc.sort_indices(got, by_id), pc.sort_indices(meta, by_id)
+    # the signatures go straight into the sorted matrix: no sorted Arrow copy of their bytes first
+    sig_column, got = got.column("signature"), got.drop_columns(["signature"]).take(got_order)
+    meta = meta.take(meta_order)
     ids = meta.column("sample_id").to_numpy(zero_copy_only=False)
     again = ids[1:] == ids[:-1]  # sorted: a repeated id sits next to itself
     if again.any():
@@ -198,9 +202,9 @@ def driver_table(samples: DataFrame, sigs: DataFrame, num_perm: int):
     if not got.column("sample_id").equals(meta.column("sample_id")):
         # signatures are made from these samples (or kept for them): one each, by construction
         raise RuntimeError(f"dedup: {got.num_rows:,} signatures for {meta.num_rows:,} samples, not one each")
-    sig = signature_matrix(got.column("signature"), num_perm)
-    table = (got.drop_columns(["signature"]).append_column("source", meta.column("source"))
-             .append_column("response_chars", meta.column("response_chars")))
+    sig = signature_matrix(sig_column, num_perm, got_order.to_numpy())
+    table = got.append_column("source", meta.column("source")).append_column("response_chars",
+                                                                             meta.column("response_chars"))
     log.info("signatures on the driver: %d rows (%.1fs)", table.num_rows, time.time() - t0)
     return table, sig
 
@@ -218,6 +222,7 @@ def build_clusters_driver(spark: SparkSession, samples: DataFrame, sigs: DataFra
     from instructlake.dedup import lsh_local
 
     table, sig = driver_table(samples, sigs, cfg.num_perm)
+    give_back()  # the Arrow pool kept what collecting them freed (56 MB at 100 MB of input)
     if ids_checked is not None:
         ids_checked()
     t0 = time.time()
