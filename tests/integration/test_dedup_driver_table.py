@@ -18,7 +18,8 @@ def sigs_frame(spark, order: list[str]):
     has = np.ones(len(order), bool)
     col = signature_bytes(sig, has).to_pylist()
     rows = [(i, ord(i), -ord(i), 3, col[k]) for k, i in enumerate(order)]
-    return rows_frame(spark, rows, "sample_id string, exact_h1 long, exact_h2 long, n_tokens int, signature binary")
+    schema = "sample_id string, exact_h1 long, exact_h2 long, n_tokens int, signature binary"
+    return rows_frame(spark, rows, schema)
 
 
 def samples_frame(spark):
