@@ -6,7 +6,7 @@ import random
 import pyarrow as pa
 
 from instructlake.config import load_config
-from instructlake.dedup import clusters as clusters_of
+from instructlake.dedup import clusters_driver
 from instructlake.dedup import stage as dedup
 from instructlake.ingest import stage as ingest
 
@@ -204,7 +204,7 @@ def test_exact_checker_scans_the_texts_once_per_call_and_in_parts_when_told(spar
         group = f"exact-check-{max_texts}"
         spark.sparkContext.setJobGroup(group, group)
         try:
-            got = clusters_of.exact_checker(spark, frame, cfg, max_texts=max_texts)(src, dst)
+            got = clusters_driver.exact_checker(spark, frame, cfg, max_texts=max_texts)(src, dst)
         finally:
             spark.sparkContext.setLocalProperty("spark.jobGroup.id", None)
         assert np.allclose(got, want), max_texts
@@ -232,7 +232,7 @@ def test_a_sample_id_twice_in_samples_stops_dedup_before_it_writes(spark, store,
 def test_local_frame_sizes_partitions_by_cores_and_keeps_every_row(spark):
     import pandas as pd
 
-    from instructlake.dedup.clusters import local_frame
+    from instructlake.dedup.clusters_driver import local_frame
 
     key = "spark.sql.execution.arrow.maxRecordsPerBatch"
     before = spark.conf.get(key, None)

@@ -1,12 +1,12 @@
-"""dedup.clusters.driver_table lines every signature up with its own sample when the two are collected in
-different orders (stored signatures unioned with new ones come back in their own order)."""
+"""dedup.clusters_driver.driver_table lines every signature up with its own sample when the two are
+collected in different orders (stored signatures unioned with new ones come back in their own order)."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from instructlake.dedup.clusters import driver_table
+from instructlake.dedup.clusters_driver import driver_table
 from instructlake.dedup.stage import signature_bytes
 from instructlake.frames import rows_frame
 

@@ -41,7 +41,7 @@ def test_signature_matrix_from_arrow_keeps_rows_in_place_and_zeros_a_missing_sig
     import pyarrow as pa
     import pytest
 
-    from instructlake.dedup.clusters import signature_matrix
+    from instructlake.dedup.clusters_driver import signature_matrix
     from instructlake.dedup.stage import signature_bytes
 
     def raw(*values):
@@ -99,7 +99,7 @@ def test_link_to_root_links_each_member_to_its_groups_smallest(groups):
 def test_uint32_sets_read_binary_values_across_chunks_slices_and_empty_rows():
     import pyarrow as pa
 
-    from instructlake.dedup.clusters import uint32_sets
+    from instructlake.dedup.clusters_driver import uint32_sets
 
     rows = [[1, 2**32 - 1], [], [7], [3, 4, 5], []]
     blobs = [np.array(r, dtype=np.uint32).tobytes() for r in rows]

@@ -27,7 +27,8 @@ from pyspark.sql import functions as F
 from instructlake import schemas
 from instructlake.background import Background
 from instructlake.config import Config, DedupConfig, config_hash
-from instructlake.dedup.clusters import build_clusters, build_clusters_driver, unique_ids
+from instructlake.dedup.clusters import build_clusters, unique_ids
+from instructlake.dedup.clusters_driver import build_clusters_driver
 from instructlake.dedup.minhash import HASH_BATCH_ROWS, MinHasher
 from instructlake.runs import StageResult
 from instructlake.spark import temporary_conf
