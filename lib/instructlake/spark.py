@@ -130,6 +130,12 @@ def temporary_conf(spark, key: str, value: str | None) -> Iterator[None]:
             spark.conf.set(key, before)
 
 
+def arrow_batch_rows(spark, rows: int):
+    """temporary_conf of the rows per Arrow batch that Spark hands Python workers (and makes of a pandas
+    frame)."""
+    return temporary_conf(spark, "spark.sql.execution.arrow.maxRecordsPerBatch", str(rows))
+
+
 # platform.spark.jit -> the local driver JVM's options. C1 alone gets a 48 MB code cache by default (both
 # compilers get 240 MB): a session running for long (the test suite's, a whole pipeline) fills it, and its
 # sweeper thread then took more CPU than the compiler (12 of 64 CPU minutes in one test session's JVM).

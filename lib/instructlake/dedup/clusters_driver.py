@@ -24,7 +24,7 @@ from instructlake.dedup.minhash import (
     text_shingle_sets,
 )
 from instructlake.graph.components import smallest_member_components
-from instructlake.spark import temporary_conf
+from instructlake.spark import arrow_batch_rows
 from instructlake.worker_memory import give_back, giving_back
 
 log = logging.getLogger(__name__)
@@ -82,7 +82,7 @@ def exact_checker(spark: SparkSession, texts: DataFrame, cfg: DedupConfig, max_t
     def check_part(s: np.ndarray, d: np.ndarray, ids: np.ndarray) -> np.ndarray:
         t0 = time.time()
         wanted = spark.createDataFrame(pd.DataFrame({"sample_id": ids.astype(str)}), "sample_id string")
-        with temporary_conf(spark, "spark.sql.execution.arrow.maxRecordsPerBatch", str(HASH_BATCH_ROWS)):
+        with arrow_batch_rows(spark, HASH_BATCH_ROWS):
             got = (texts.join(F.broadcast(wanted), "sample_id", "left_semi")
                    .mapInArrow(sets_of, "sample_id string, shingles binary").toArrow())
         got_ids = got.column("sample_id").to_numpy(zero_copy_only=False).astype(str)
@@ -241,5 +241,5 @@ def local_frame(spark: SparkSession, pdf, schema, per_core: int = 4, most_rows: 
     task's size (two partitions of 250k rows each exhausted a 2 GB heap beside dedup's cache)."""
     cores = max(1, spark.sparkContext.defaultParallelism)
     rows = min(most_rows, max(10_000, -(-len(pdf) // (per_core * cores))))
-    with temporary_conf(spark, "spark.sql.execution.arrow.maxRecordsPerBatch", str(rows)):
+    with arrow_batch_rows(spark, rows):
         return spark.createDataFrame(pdf, schema)

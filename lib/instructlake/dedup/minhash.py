@@ -149,7 +149,7 @@ def _code_points() -> tuple[np.ndarray, pa.Array]:
     and 16 MB instead of 0.13-0.16 s and 29 MB, in each process that hashes (the workers and the driver)."""
     cps = np.arange(TABLE_END, dtype=np.uint32)
     points = cps[(cps < 0xD800) | (cps >= 0xE000)]
-    data = np.frombuffer(points.astype("<u4").tobytes().decode("utf-32-le").encode("utf-8"), np.uint8)
+    data = np.frombuffer(_text_of(points).encode("utf-8"), np.uint8)
     widths = 1 + (points >= 0x80) + (points >= 0x800) + (points >= 0x10000)
     offsets = np.r_[0, np.cumsum(widths)].astype(np.int32)
     arr = pa.StringArray.from_buffers(len(points), pa.py_buffer(offsets), pa.py_buffer(data))
@@ -192,6 +192,11 @@ def word_breaks() -> np.ndarray | None:
     return breaks if not (trim & ~breaks).any() and not (spaces & ~trim).any() else None
 
 
+def _text_of(points: np.ndarray) -> str:
+    """The code points (no surrogates among them) as one Python string, one character each."""
+    return points.astype("<u4").tobytes().decode("utf-32-le")
+
+
 def _no_mark_and_assigned(category: str) -> bool:
     return category[0] != "M" and category != "Cn"
 
@@ -207,7 +212,7 @@ def unicode_tables() -> tuple[np.ndarray, np.ndarray]:
     points, arr = points[0x80:], arr[0x80:]
     same = pc.equal(pc.utf8_normalize(arr, "NFKC"), arr).to_numpy(zero_copy_only=False)
     # one character at a time, each freed before the next (no list of 250,000 strings: _code_points)
-    chars = points.astype("<u4").tobytes().decode("utf-32-le")
+    chars = _text_of(points)
     known = np.fromiter((_no_mark_and_assigned(unicodedata.category(c)) for c in chars), np.bool_, len(chars))
     alone = known & same
     for lo, hi in JAMO:

@@ -31,7 +31,7 @@ from instructlake.dedup.clusters import build_clusters, unique_ids
 from instructlake.dedup.clusters_driver import build_clusters_driver
 from instructlake.dedup.minhash import HASH_BATCH_ROWS, MinHasher
 from instructlake.runs import StageResult
-from instructlake.spark import temporary_conf
+from instructlake.spark import arrow_batch_rows
 from instructlake.store import Store
 from instructlake.worker_memory import giving_back
 
@@ -171,7 +171,7 @@ def run(spark: SparkSession, store: Store, config: Config, engine: str = "auto",
         new = samples.join(old_sigs.select("sample_id"), "sample_id", "left_anti")
     t0 = time.time()
     # checkpointed: the Python hashing runs once, and the MERGE reads the rows without copying them again
-    with temporary_conf(spark, "spark.sql.execution.arrow.maxRecordsPerBatch", str(HASH_BATCH_ROWS)):
+    with arrow_batch_rows(spark, HASH_BATCH_ROWS):
         new_sigs = compute_signatures(new, cfg, HASH_BATCH_ROWS).localCheckpoint()
     n_input = samples.count()
     log.info("signatures: computed for new samples (%d samples in all) in %.1fs", n_input, time.time() - t0)
