@@ -28,6 +28,7 @@ from pyspark.sql import functions as F
 from instructlake import progress, runs
 from instructlake.config import Config, ConfigError, config_hash
 from instructlake.pipeline_files import file_identity, mark_ingested, pending_files
+from instructlake.pipeline_records import RecordsBehind, completed_runs, last_completed
 from instructlake.runs import StageResult
 from instructlake.store import Store
 
@@ -54,6 +55,8 @@ class Step:
     # non-table state it depends on: (store, config, inputs) -> a JSON-able value, or a Skip saying why it
     # does not apply
     state: Callable[[Store, Config, Inputs], object] | None = None
+    # what is recorded of a finished run besides its row in `runs`, written with that row
+    record: Callable[[Store, Config, StageResult], None] | None = None
 
 
 class Skip(Exception):
@@ -76,9 +79,14 @@ def _run_ingest(spark, store, config, inputs):
     if not files:
         raise Skip("no new or changed raw files")
     result = stage.run(spark, store, config, [f[0] for f in files])
-    mark_ingested(store, config, files, result.run_id)
+    result.extra["raw_files"] = files
     result.counts["new_files"] = len(files)
     return result
+
+
+def _record_ingest(store: Store, config: Config, result: StageResult) -> None:
+    # after the samples are committed: a file is never marked ingested before its rows are stored
+    mark_ingested(store, config, result.extra["raw_files"], result.run_id)
 
 
 def _run(module: str, fn: str = "run") -> Callable:
@@ -168,7 +176,7 @@ POOL = ("samples", "dedup_clusters", "quality")
 
 STEPS: tuple[Step, ...] = (
     Step("ingest", "ingest", ("ingest",), (), ("samples", "quarantine", "ingested_files"), _run_ingest,
-         state=_ingest_state),
+         state=_ingest_state, record=_record_ingest),
     Step("dedup", "dedup", ("dedup",), ("samples",), ("minhash_signatures", "dedup_clusters"),
          _run("instructlake.dedup.stage")),
     Step("semdedup", "semdedup", ("semdedup", "embed", "dedup"), ("samples", "dedup_clusters"),
@@ -229,33 +237,6 @@ class Plan:
     action: str  # run | up to date | skip
     reason: str
     versions: dict[str, int] = field(default_factory=dict)
-
-
-def last_completed(store: Store, stage: str) -> dict | None:
-    """The latest ok run of a stage that the pipeline recorded (its args carry the fingerprint), else None."""
-    return completed_runs(store, [stage]).get(stage)
-
-
-def completed_runs(store: Store, stages: Sequence[str]) -> dict[str, dict]:
-    """The latest ok run of each stage, read in one query: a pipeline plans every step against them, and
-    one read of `runs` per step cost about a second each."""
-    if not store.exists("runs") or not stages:
-        return {}
-    from pyspark.sql import Window
-
-    w = Window.partitionBy("stage").orderBy(F.desc("finished_at"))
-    rows = (store.read("runs").filter((F.col("status") == "ok") & F.col("stage").isin(list(stages)))
-            .withColumn("_n", F.row_number().over(w)).filter("_n = 1")
-            .select("stage", "args", "input_versions", "finished_at").collect())
-    return {r["stage"]: _completed(r) for r in rows}
-
-
-def _completed(row) -> dict:
-    try:
-        args = json.loads(row["args"] or "{}")
-    except ValueError:
-        args = {}
-    return {**args, "input_versions": dict(row["input_versions"] or {}), "finished_at": row["finished_at"]}
 
 
 def _versions(store: Store, tables: Sequence[str]) -> dict[str, int]:
@@ -323,53 +304,69 @@ def run(spark: SparkSession, store: Store, config: Config, inputs: Inputs, start
     log.info("pipeline %s: %s", pipeline_id[:8], " -> ".join(s.name for s in steps))
     # each step runs at most once per pipeline, so the runs recorded before it started are the ones to plan by
     done = completed_runs(store, [s.name for s in steps])
-    for s in steps:
-        p = plan_step(store, config, inputs, s, done)
-        if p.action == "skip" or (p.action == "up to date" and not (force and s.name != "ingest")):
-            o = Outcome(s.name, "skipped" if p.action == "skip" else "up to date", p.reason)
-            log.info("pipeline: %s %s (%s)", s.name, o.action, p.reason)
+    records = RecordsBehind()
+    try:
+        for s in steps:
+            o = _run_step(spark, store, config, inputs, s, plan_step(store, config, inputs, s, done), force,
+                          pipeline_id, records, on_step)
             outcomes.append(o)
             if on_step:
                 on_step(o)
-            continue
-        reason = "forced" if force and p.action == "up to date" else p.reason
-        log.info("pipeline: running %s (%s)", s.name, reason)
-        started, t0 = runs.now(), time.time()
-        try:
-            with progress.reporting(spark, s.name, config.platform.execution.progress_seconds):
-                result = s.run(spark, store, config, inputs)
-        except Skip as e:
-            o = Outcome(s.name, "up to date", str(e))
-            outcomes.append(o)
-            if on_step:
-                on_step(o)
-            continue
-        except BaseException as e:
-            failed = runs.StageResult(stage=s.name, config_hash="")
-            try:
-                runs.record(store, failed, started, status="failed", message=f"{type(e).__name__}: {e}"[:4000],
-                            args={"pipeline": pipeline_id})
-            except Exception:  # noqa: BLE001 - the stage's error matters more than its record
-                log.exception("could not record the failed run of %s", s.name)
-            if on_step:
-                on_step(Outcome(s.name, "failed", f"{type(e).__name__}: {e}", time.time() - t0))
-            raise
-        # the state after the stage's own writes: what the next run compares with
-        if s.name == "ingest":  # what it ingested is in ingested_files now
-            state = {"pending": []}
-        else:
-            state = s.state(store, config, inputs) if s.state else None
-        own = set(s.writes)
-        versions = {**p.versions, **_versions(store, [t for t in s.reads if t in own])}
-        result.input_versions = {**result.input_versions, **versions}
-        args = {"pipeline": pipeline_id, "fingerprint": fingerprint(s, config, versions, state), "state": state,
-                "sections": {n: config_hash(getattr(config.semantic, n)) for n in s.sections}, "reason": reason}
-        runs.record(store, result, started, args=args)
-        o = Outcome(s.name, "ran", reason, result.seconds, result)
-        outcomes.append(o)
-        if on_step:
-            on_step(o)
+    except BaseException:
+        records.settle()
+        raise
+    records.flush()
     return outcomes
+
+
+def _run_step(spark: SparkSession, store: Store, config: Config, inputs: Inputs, s: Step, p: Plan,
+              force: bool, pipeline_id: str, records: RecordsBehind,
+              on_step: Callable[[Outcome], None] | None) -> Outcome:
+    """Run one planned step (or say why not); its records are left to `records` to write. A failed step is
+    recorded (and told to on_step) here, and its error raised."""
+    if p.action == "skip" or (p.action == "up to date" and not (force and s.name != "ingest")):
+        o = Outcome(s.name, "skipped" if p.action == "skip" else "up to date", p.reason)
+        log.info("pipeline: %s %s (%s)", s.name, o.action, p.reason)
+        return o
+    reason = "forced" if force and p.action == "up to date" else p.reason
+    log.info("pipeline: running %s (%s)", s.name, reason)
+    started, t0 = runs.now(), time.time()
+    try:
+        with progress.reporting(spark, s.name, config.platform.execution.progress_seconds):
+            result = s.run(spark, store, config, inputs)
+    except Skip as e:
+        return Outcome(s.name, "up to date", str(e))
+    except BaseException as e:
+        records.settle()
+        failed = runs.StageResult(stage=s.name, config_hash="")
+        try:
+            runs.record(store, failed, started, status="failed", message=f"{type(e).__name__}: {e}"[:4000],
+                        args={"pipeline": pipeline_id})
+        except Exception:  # noqa: BLE001 - the stage's error matters more than its record
+            log.exception("could not record the failed run of %s", s.name)
+        if on_step:
+            on_step(Outcome(s.name, "failed", f"{type(e).__name__}: {e}", time.time() - t0))
+        raise
+    finished = runs.now()
+    # the state after the stage's own writes: what the next run compares with
+    if s.name == "ingest":  # what it ingested is recorded with its run
+        state = {"pending": []}
+    else:
+        state = s.state(store, config, inputs) if s.state else None
+    own = set(s.writes)
+    versions = {**p.versions, **_versions(store, [t for t in s.reads if t in own])}
+    result.input_versions = {**result.input_versions, **versions}
+    args = {"pipeline": pipeline_id, "fingerprint": fingerprint(s, config, versions, state), "state": state,
+            "sections": {n: config_hash(getattr(config.semantic, n)) for n in s.sections}, "reason": reason}
+    result.seconds = (finished - started).total_seconds()
+
+    def write() -> None:
+        if s.record:
+            s.record(store, config, result)
+        runs.record(store, result, started, args=args, finished=finished)
+
+    records.write(s.name, write)
+    return Outcome(s.name, "ran", reason, result.seconds, result)
 
 
 def status(store: Store, config: Config, inputs: Inputs) -> list[dict]:

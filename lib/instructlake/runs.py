@@ -44,8 +44,9 @@ class StageResult:
 
 
 def record(store: Store, result: StageResult, started: datetime, status: str = "ok",
-           args: dict | None = None, message: str | None = None) -> None:
-    finished = datetime.now(timezone.utc)
+           args: dict | None = None, message: str | None = None, finished: datetime | None = None) -> None:
+    """Append the run's row; `finished` (default: now) is when the stage ended, for a record written later."""
+    finished = finished or datetime.now(timezone.utc)
     result.seconds = (finished - started).total_seconds()
     row = (
         result.run_id, result.stage, status, result.config_hash,

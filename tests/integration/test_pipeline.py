@@ -239,9 +239,14 @@ def test_resume_after_the_process_is_killed(spark, tmp_path):
         for line in proc.stdout:
             seen.append(line)
             if "pipeline: running dedup" in line:
-                time.sleep(1.0)  # into the stage's work
                 break
             assert time.time() < deadline, "".join(seen[-30:])
+        # ingest's records are written beside dedup: killed once they are in (the runs table's first
+        # append), while dedup runs
+        first_append = wh / "runs" / "_delta_log" / f"{1:020d}.json"
+        while not first_append.exists():
+            assert time.time() < deadline and proc.poll() is None, "".join(seen[-30:])
+            time.sleep(0.05)
     finally:
         os.killpg(proc.pid, signal.SIGKILL)
         proc.wait(60)
@@ -258,3 +263,42 @@ def test_resume_after_the_process_is_killed(spark, tmp_path):
     assert samples.count() == 130 == samples.select("sample_id").distinct().count()
     clusters = store.read("dedup_clusters")
     assert clusters.count() == clusters.select("sample_id").distinct().count() == 130
+
+
+def test_records_not_written_make_the_next_run_ingest_again_adding_nothing(spark, tmp_path, monkeypatch):
+    """Ingest's records (ingested_files, its run) are written beside dedup; when that fails the pipeline
+    raises that error once dedup is done, and the next run ingests the same files again: every sample is
+    already stored, so nothing is added."""
+    from instructlake.config import load_config
+    from instructlake.store import Store
+
+    first, _ = write_inputs(tmp_path / "files")
+    landing = tmp_path / "landing"
+    landing.mkdir()
+    for f in first:
+        shutil.copy(f, landing / f.name)
+    cfg = load_config("local", pipeline_settings(tmp_path / "no-model"), warehouse=str(tmp_path / "wh"))
+    store = Store(spark, cfg.warehouse)
+    inputs = pipeline.Inputs(raw=(str(landing),))
+
+    def lost(*a, **k):
+        raise OSError("injected: ingest's records lost")
+
+    monkeypatch.setattr(pipeline, "mark_ingested", lost)
+    seen = []
+    with pytest.raises(OSError, match="records lost"):
+        pipeline.run(spark, store, cfg, inputs, stop="dedup", on_step=seen.append)
+    assert [(o.step, o.action) for o in seen] == [("ingest", "ran")]  # dedup ran, but is not reported done
+    assert not store.exists("runs") and not store.exists("ingested_files")  # no record of either stage
+    monkeypatch.undo()
+
+    out = by_step(pipeline.run(spark, store, cfg, inputs, stop="dedup"))
+    again = out["ingest"].result.counts
+    assert out["ingest"].action == "ran" and out["dedup"].action == "ran"
+    assert (again["samples"], again["ingested"], again["duplicate_existing"]) == (130, 0, 130)
+    samples = store.read("samples")
+    assert samples.count() == 130 == samples.select("sample_id").distinct().count()
+    assert store.read("ingested_files").count() == len(first)
+    assert store.read("runs").filter("status = 'ok'").count() == 2
+    later = by_step(pipeline.run(spark, store, cfg, inputs, stop="dedup"))
+    assert {o.action for o in later.values()} == {"up to date"}
