@@ -287,6 +287,8 @@ def _write(spark: SparkSession, store: Store, parsed: DataFrame, files: list[Inp
            ready: Background | None = None, warm: dict[str, int] | None = None) -> StageResult:
     per_file = per_file_counts(parsed)
     check_records(per_file, files)
+    # the samples' ids are counted while the Delta tables are still being prepared: that job reads no table
+    rows, per_id = _ids_of(parsed.filter("kind = 'sample'"))
     if ready is not None:
         try:
             ready.result()
@@ -309,7 +311,7 @@ def _write(spark: SparkSession, store: Store, parsed: DataFrame, files: list[Inp
         version = (warm or {}).get("quarantine")
         q_result = MergeResult(inserted=0, updated=0, version=store.version("quarantine") if version is None else version)
 
-    s_result, dup = _merge_samples(store, parsed.filter("kind = 'sample'"), chash, n_samples)
+    s_result, dup = _merge_samples(store, rows, per_id, chash, n_samples)
     counts = {
         "files": len(files), "records": records, "records_with_samples": total.get("with_samples", 0),
         "quarantined": quarantined, "samples": n_samples, "expansion_cut": total.get("expansion_cut", 0),
@@ -325,9 +327,19 @@ def _write(spark: SparkSession, store: Store, parsed: DataFrame, files: list[Inp
                        output_versions={"samples": s_result.version, "quarantine": q_result.version})
 
 
-def _merge_samples(store: Store, samples: DataFrame, chash: str, n_samples: int) -> tuple[MergeResult, dict]:
-    """MERGE the first occurrence of each conversation; the duplicates, each kind counted where it is
-    found. Raises AccountingError when samples != inserted + the duplicates.
+def _ids_of(samples: DataFrame) -> tuple[DataFrame, DataFrame]:
+    """(the sample rows numbered, per id: its rows and its first row's key), the second checkpointed."""
+    # the parse is persisted: the row numbers below are the same in every job that reads it
+    rows = samples.withColumn("_row", F.monotonically_increasing_id())
+    per_id = (rows.groupBy("sample_id").agg(F.count(F.lit(1)).alias("n"), F.min(first_key()).alias("first"))
+              .localCheckpoint())
+    return rows, per_id
+
+
+def _merge_samples(store: Store, rows: DataFrame, per_id: DataFrame, chash: str,
+                   n_samples: int) -> tuple[MergeResult, dict]:
+    """MERGE the first occurrence of each conversation (rows and per_id from _ids_of); the duplicates, each
+    kind counted where it is found. Raises AccountingError when samples != inserted + the duplicates.
 
     Only the ids and the order columns travel to find the first occurrences (a shuffle of whole rows
     and a sort of 1 GB of text cost half a minute at 1 GB of input): the few conversations seen more than
@@ -335,10 +347,6 @@ def _merge_samples(store: Store, samples: DataFrame, chash: str, n_samples: int)
     t0 = time.time()
     store.ensure("samples")
     before = store.version("samples")
-    # the parse is persisted: the row numbers below are the same in every job that reads it
-    rows = samples.withColumn("_row", F.monotonically_increasing_id())
-    per_id = (rows.groupBy("sample_id").agg(F.count(F.lit(1)).alias("n"), F.min(first_key()).alias("first"))
-              .localCheckpoint())
     firsts, in_batch, existing, repeated = _duplicate_counts(store, per_id, before)
     log.info("duplicates counted: %d conversations, %d seen again in this batch, %d already stored (%.1fs)",
              firsts, in_batch, existing, time.time() - t0)
