@@ -287,7 +287,7 @@ def _write(spark: SparkSession, store: Store, parsed: DataFrame, files: list[Inp
            ready: Background | None = None, warm: dict[str, int] | None = None) -> StageResult:
     per_file = per_file_counts(parsed)
     check_records(per_file, files)
-    # the samples' ids are counted while the Delta tables are still being prepared: that job reads no table
+    # counted while the Delta tables are still being prepared: the job reads no table
     rows, per_id = _ids_of(parsed.filter("kind = 'sample'"))
     if ready is not None:
         try:
@@ -328,8 +328,8 @@ def _write(spark: SparkSession, store: Store, parsed: DataFrame, files: list[Inp
 
 
 def _ids_of(samples: DataFrame) -> tuple[DataFrame, DataFrame]:
-    """(the sample rows numbered, per id: its rows and its first row's key), the second checkpointed."""
-    # the parse is persisted: the row numbers below are the same in every job that reads it
+    """(the sample rows numbered, per id: its rows and its first row's key), the second checkpointed. The
+    parse is persisted: the row numbers are the same in every job that reads it."""
     rows = samples.withColumn("_row", F.monotonically_increasing_id())
     per_id = (rows.groupBy("sample_id").agg(F.count(F.lit(1)).alias("n"), F.min(first_key()).alias("first"))
               .localCheckpoint())
