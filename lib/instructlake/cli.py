@@ -36,9 +36,9 @@ EXPECTED_ERRORS: tuple[type[BaseException], ...] = (ConfigError,)
 
 def _expected_errors() -> tuple[type[BaseException], ...]:
     from instructlake.ingest.rawfile import FileFormatError
+    from instructlake.jvm import JavaMissingError
     from instructlake.runs import EmptyInputError, StaleInputError
     from instructlake.schemas import SchemaError
-    from instructlake.spark import JavaMissingError
     from instructlake.store import TableNotFoundError
 
     return EXPECTED_ERRORS + (FileFormatError, SchemaError, JavaMissingError, TableNotFoundError, EmptyInputError,

@@ -68,7 +68,7 @@ def default_dir() -> Path:
     env = os.environ.get("INSTRUCTLAKE_CLUSTER_DIR")
     if env:
         return Path(env)
-    from instructlake.spark import jars_root
+    from instructlake.jvm import jars_root
 
     return jars_root().parent / "cluster"
 

@@ -213,7 +213,8 @@ def open_raw(path: str, seekable: bool = False) -> io.BufferedIOBase:
 
 
 def require_reader(spark) -> None:
-    from instructlake.spark import has_jvm_class, jars_root
+    from instructlake.jvm import jars_root
+    from instructlake.spark import has_jvm_class
 
     if not has_jvm_class(spark, SOURCE_CLASS):
         raise HadoopReaderMissing(

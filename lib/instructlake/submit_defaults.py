@@ -42,8 +42,9 @@ def conf_dir() -> Path:
 
 def entries() -> dict[str, str]:
     """The settings a JVM started by spark-submit needs from this environment."""
+    from instructlake.jvm import local_jars
     from instructlake.jvm_archive import java_options
-    from instructlake.spark import jar_conf, local_jars
+    from instructlake.spark import jar_conf
 
     out = jar_conf(local_jars())
     # the venv's interpreter (not resolved: a symlink into the venv is what selects its site-packages)

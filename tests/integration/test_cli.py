@@ -76,7 +76,7 @@ def test_missing_java_is_one_sentence(tmp_path):
     assert "needs Java 17" in p.stderr and "Traceback" not in p.stderr + p.stdout
     import os
 
-    from instructlake.spark import JavaMissingError, check_java
+    from instructlake.jvm import JavaMissingError, check_java
     old = dict(os.environ)
     try:
         os.environ["PATH"] = str(tmp_path)

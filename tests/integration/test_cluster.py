@@ -92,7 +92,7 @@ def s3a_submit_conf(s3) -> list[str]:
     """What a user's cluster has for S3: the connector's JARs on the driver's and executors' classpaths
     (an EMR or Databricks image has them built in; spark.jars would copy 700 MB to each executor) and the
     endpoint's fs.s3a settings, given to spark-submit."""
-    from instructlake.spark import local_jars
+    from instructlake.jvm import local_jars
 
     s3a = os.pathsep.join(str(j) for j in s3a_jars())
     own = os.pathsep.join(str(j) for name, group in local_jars().items() for j in group)

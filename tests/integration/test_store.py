@@ -86,7 +86,8 @@ def test_two_writers_racing_on_one_table(spark, config):
 
 
 def test_session_has_delta_and_reports_optional_packages(spark):
-    from instructlake.spark import has_jvm_class, local_jars
+    from instructlake.jvm import local_jars
+    from instructlake.spark import has_jvm_class
 
     assert has_jvm_class(spark, "io.delta.tables.DeltaTable")
     assert not has_jvm_class(spark, "org.example.NoSuchClass")

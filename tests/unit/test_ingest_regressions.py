@@ -171,7 +171,8 @@ def test_oasst_all_paths_expansion_is_bounded(tmp_path):
 
 
 def test_records_that_do_not_add_up_stop_ingest_before_any_write():
-    from instructlake.ingest.stage import AccountingError, InputFile, check_records
+    from instructlake.ingest.pieces import InputFile
+    from instructlake.ingest.stage import AccountingError, check_records
 
     files = [
         InputFile("/x/a.jsonl", "a", "alpaca", "a.jsonl", 10),

@@ -8,7 +8,7 @@ import subprocess
 import pytest
 
 from instructlake import jvm_archive
-from instructlake.spark import java_binary
+from instructlake.jvm import java_binary
 
 
 @pytest.fixture

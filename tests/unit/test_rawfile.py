@@ -98,7 +98,8 @@ def test_parse_file_quarantines_with_reason_and_truncated_raw(tmp_path):
 
 
 def test_pack_gives_large_files_their_own_task():
-    from instructlake.ingest.stage import InputFile, pack
+    from instructlake.ingest.pieces import InputFile
+    from instructlake.ingest.stage import pack
 
     files = [InputFile(f"f{i}", "s", "alpaca", f"f{i}", size) for i, size in enumerate([50, 5, 5, 5, 30, 1])]
     tasks = pack(files, small_bytes=20)
@@ -107,7 +108,8 @@ def test_pack_gives_large_files_their_own_task():
 
 
 def test_pack_cuts_large_jsonl_files_into_ranges_that_tile_the_file():
-    from instructlake.ingest.stage import InputFile, pack, split_size
+    from instructlake.ingest.pieces import InputFile
+    from instructlake.ingest.stage import pack, split_size
 
     files = [InputFile("big.jsonl", "s", "alpaca", "big", 1000, splittable=True),
              InputFile("big.json", "s", "alpaca", "arr", 900), InputFile("small", "s", "alpaca", "small", 5)]

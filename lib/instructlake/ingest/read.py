@@ -10,7 +10,6 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
@@ -27,12 +26,10 @@ from pyspark.sql.types import (
 from instructlake import hadoopfs, schemas
 from instructlake.config import IngestConfig
 from instructlake.frames import rows_frame
+from instructlake.ingest.pieces import InputFile, Piece
 from instructlake.ingest.rawfile import Opened
 from instructlake.ingest.records import ROW_FIELDS, parse_file
 from instructlake.worker_memory import giving_back
-
-if TYPE_CHECKING:
-    from instructlake.ingest.stage import InputFile, Piece
 
 # Rows of the byte-range source (Hadoop reader): a chunk of a file each.
 CHUNK_BYTES = 1 << 20

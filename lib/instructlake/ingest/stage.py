@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import dataclass
 from pathlib import Path
 
 from pyspark import StorageLevel
@@ -29,6 +28,7 @@ from instructlake import hadoopfs, schemas
 from instructlake.background import Background
 from instructlake.config import Config, IngestConfig
 from instructlake.ingest import compression, parquet
+from instructlake.ingest.pieces import InputFile, Piece
 from instructlake.ingest.rawfile import FileFormatError, is_compressed
 from instructlake.ingest.read import parse_tasks
 from instructlake.ingest.records import EXPANSION_CUT, inspect_file
@@ -44,29 +44,6 @@ KINDS = (".json", ".jsonl", ".ndjson")
 SUFFIXES = (*(k + z for z in ("", *compression.SUFFIXES) for k in KINDS), parquet.SUFFIX)
 # what a directory gives
 READ = f"{'/'.join(KINDS)} files (plain or {'/'.join(compression.SUFFIXES)}) and {parquet.SUFFIX} files"
-
-
-@dataclass(frozen=True)
-class InputFile:
-    path: str
-    source: str
-    format: str
-    label: str  # the name rows and quarantine entries refer to the file by
-    size: int
-    splittable: bool = False  # plain JSON Lines: may be parsed by byte range
-    layout: str = ""  # rawfile.layout ('lines' or 'document') or 'parquet'
-
-
-@dataclass(frozen=True)
-class Piece:
-    """A whole file, or the lines of a plain JSON Lines file that begin in [start, end)."""
-    file: InputFile
-    start: int = 0
-    end: int | None = None
-
-    @property
-    def size(self) -> int:
-        return (self.file.size if self.end is None else self.end) - self.start
 
 
 def find_files(paths: list[str], errors: list[str]) -> list[tuple[str, str, int]]:

@@ -29,6 +29,7 @@ from instructlake.config import Config, ConfigError, config_hash
 from instructlake.llm import usage
 from instructlake.runs import EmptyInputError, StageResult
 from instructlake.store import Store
+from instructlake.synth.checks import LEAK, REFUSAL
 
 log = logging.getLogger(__name__)
 
@@ -52,8 +53,6 @@ HOWTO = ("no LLM is configured (synth.llm.backend is none), so synthesis was ski
          "or an OpenAI-compatible endpoint: --set synth.llm.backend=http --set synth.llm.model=NAME --set "
          "platform.llm.base_url=URL (the key in OPENAI_API_KEY)")
 
-LEAK = r"(?i)#\s*(rewritten|given|created|new)\s+prompt\s*#|\b(rewritten|given|created)\s+prompt\s*:"
-REFUSAL = r"(?i)^\W*(i'?m sorry|i am sorry|sorry,|i cannot|i can'?t|i can not|as an ai\b|i'?m unable|i am unable)"
 
 
 class NoLLMError(ConfigError):

@@ -15,6 +15,7 @@ from pyspark.sql import functions as F
 from instructlake.config import Config
 from instructlake.llm import usage
 from instructlake.store import Store
+from instructlake.synth.checks import REFUSAL
 
 FOLLOW_UP, RESPOND_TURN = "follow_up", "respond_turn"
 
@@ -39,8 +40,6 @@ def target_rounds(weights: tuple[float, ...], key: Column) -> Column:
 
 
 def _usable(text: Column) -> Column:
-    from instructlake.synth.evolve import REFUSAL
-
     t = F.trim(text)
     return text.isNotNull() & (F.length(t) > 0) & ~t.rlike(REFUSAL)
 
