@@ -31,6 +31,21 @@ SMALL_DATA_JVM = ["platform.spark.conf.spark.sql.codegen.wholeStage=false",
                   "platform.spark.conf.spark.driver.extraJavaOptions=-XX:CompileThresholdScaling=3"]
 
 
+# `python build.py test` runs the suite in two xdist workers (--dist loadgroup). Tests in one group share a
+# worker: those of the pipeline fixture, so its four pipeline runs happen once, and vLLM's, which look for
+# engine processes machine-wide and so must not overlap.
+VLLM_FILES = {"test_vllm.py", "test_vllm_serve.py"}
+
+
+@pytest.hookimpl(tryfirst=True)  # before xdist's own hook reads the groups
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        if "pipeline_lake" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.xdist_group("pipeline_lake"))
+        elif item.path.name in VLLM_FILES:
+            item.add_marker(pytest.mark.xdist_group("vllm"))
+
+
 @pytest.fixture(scope="session")
 def spark():
     from instructlake.config import load_config
