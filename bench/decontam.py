@@ -140,7 +140,8 @@ def main() -> int:
     ap.add_argument("--contaminated", type=int, default=600)
     ap.add_argument("--clean", type=int, default=4000)
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--max-false", type=float, default=0.01, help="false-flag budget for the recommended threshold")
+    ap.add_argument("--max-false", type=float, default=0.01, help="false-flag budget for the recommended "
+                                                                  "threshold")
     a = ap.parse_args()
 
     import numpy as np
@@ -205,8 +206,8 @@ def main() -> int:
         print(f"no threshold keeps false flags <= {a.max_false:.0%}")
     else:
         ok = "met" if best_recall >= 0.95 else "NOT met"
-        print(f"recommended cosine_threshold: {best_t:.3f} (recall {best_recall:.3f} at <= {a.max_false:.0%} false "
-              f"flags); goal recall >= 0.95 at <= 1% false flags: {ok}")
+        print(f"recommended cosine_threshold: {best_t:.3f} (recall {best_recall:.3f} at <= {a.max_false:.0%} "
+              f"false flags); goal recall >= 0.95 at <= 1% false flags: {ok}")
     worst = np.argsort(c_best)[:5]
     print("\nhardest contaminated rows (lowest cosine):")
     for i in worst:
@@ -220,8 +221,8 @@ def main() -> int:
     i, _, _ = pairs_above(kvec, 0.95)
     secs = time.time() - t0
     n = len(kvec)
-    print(f"\nsemantic dedup, pairwise cosine of {n:,} clean rows in one cluster: {n * (n - 1) / 2 / secs:,.0f} "
-          f"pairs/s ({len(i)} pairs >= 0.95)")
+    print(f"\nsemantic dedup, pairwise cosine of {n:,} clean rows in one cluster: "
+          f"{n * (n - 1) / 2 / secs:,.0f} pairs/s ({len(i)} pairs >= 0.95)")
     return 0
 
 

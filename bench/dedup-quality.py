@@ -204,13 +204,14 @@ def main() -> None:
     recall = tp / len(t_pairs) if t_pairs else 1.0
     f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
     print(f"\nbenchmark: {len(rows):,} records from {a.bases} real bases; {len(line_of):,} distinct samples "
-          f"after ingest; {len(t_pairs):,} true duplicate pairs (exact shingle Jaccard >= {cfg.dedup.threshold}, "
-          f"clusters closed transitively)")
-    print(f"dedup ({secs:.1f}s, threshold {cfg.dedup.threshold}, {r.counts['bands']} bands x {r.counts['rows']} rows): "
-          f"{r.counts['exact_duplicates']:,} exact + {r.counts['near_duplicates']:,} near duplicates, "
-          f"{len(p_pairs):,} predicted pairs")
+          f"after ingest; {len(t_pairs):,} true duplicate pairs (exact shingle Jaccard >= "
+          f"{cfg.dedup.threshold}, clusters closed transitively)")
+    print(f"dedup ({secs:.1f}s, threshold {cfg.dedup.threshold}, {r.counts['bands']} bands x "
+          f"{r.counts['rows']} rows): {r.counts['exact_duplicates']:,} exact + "
+          f"{r.counts['near_duplicates']:,} near duplicates, {len(p_pairs):,} predicted pairs")
     print(f"pair precision {precision:.4f}  recall {recall:.4f}  F1 {f1:.4f}   (goal: F1 >= 0.95)")
-    print("\nper variant kind: share clustered with its base / share whose true Jaccard to it reaches the threshold")
+    print("\nper variant kind: share clustered with its base / share whose true Jaccard to it reaches the "
+          "threshold")
     for kind, (hit, true, n) in sorted(kinds.items()):
         print(f"  {kind:<32} clustered {hit / n:6.3f}   truly >= threshold {true / n:6.3f}   of {n:,}")
 

@@ -68,7 +68,8 @@ def main() -> int:
         ys = [math.log(s) for _, s, _ in rows]
         mx, my = sum(xs) / len(xs), sum(ys) / len(ys)
         slope = sum((x - mx) * (y - my) for x, y in zip(xs, ys, strict=True)) / sum((x - mx) ** 2 for x in xs)
-        print(f"log-log slope of seconds against samples (least squares over all sizes): {slope:.2f}; goal <= 1.1")
+        print(f"log-log slope of seconds against samples (least squares over all sizes): {slope:.2f}; goal "
+              f"<= 1.1")
     return 0
 
 

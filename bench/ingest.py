@@ -84,7 +84,8 @@ def main() -> None:
 
         print()
         print(f"{'':34}{'seconds':>10}{'rows/s':>12}")
-        print(f"{'spark.read.json + Delta write':34}{plain:>10.1f}{plain_rows / plain:>12,.0f}   ({plain_rows:,} rows, no validation)")
+        print(f"{'spark.read.json + Delta write':34}{plain:>10.1f}{plain_rows / plain:>12,.0f}   "
+              f"({plain_rows:,} rows, no validation)")
         print(f"{'instructlake ingest':34}{ours:>10.1f}{c['read'] / ours:>12,.0f}   "
               f"(read {c['read']:,} = {c['ingested']:,} ingested + {c['duplicate']:,} duplicate + "
               f"{c['quarantined']:,} quarantined)")

@@ -150,7 +150,8 @@ def main() -> int:
             inputs = pipeline.Inputs(raw=(str(d / "in"),), export_dir=str(d / "export"))
             with PeakRSS() as mem:
                 outcomes = pipeline.run(spark, store, cfg, inputs, skip=skip,
-                                        on_step=lambda o: print(f"  {o.step:<15} {o.action:<10} {o.seconds:7.1f}s",
+                                        on_step=lambda o: print(f"  {o.step:<15} {o.action:<10} "
+                                                                f"{o.seconds:7.1f}s",
                                                                 flush=True))
             if n == 1000:
                 continue
@@ -177,8 +178,8 @@ def main() -> int:
     if len(sizes) < 2:
         print("\none size: no slope (give --sizes two or more sizes)")
         return 0
-    print(f"\nlog-log slope of total seconds against samples: {s:.2f} over all sizes, {last:.2f} between the two "
-          f"largest (goal <= 1.1): {'met' if max(s, last) <= 1.1 else 'NOT met'}")
+    print(f"\nlog-log slope of total seconds against samples: {s:.2f} over all sizes, {last:.2f} between the "
+          f"two largest (goal <= 1.1): {'met' if max(s, last) <= 1.1 else 'NOT met'}")
     return 0
 
 

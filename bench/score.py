@@ -62,12 +62,15 @@ def main() -> int:
                     help="token budget per forward pass (0: the scorer's default for the device)")
     ap.add_argument("--fixed", type=int, default=16, help="rows per batch of the naive baseline")
     ap.add_argument("--max-length", type=int, default=ScoringConfig().max_length)
-    ap.add_argument("--chunk", type=int, default=1000, help="samples per chunk (each scored by all three in turn)")
+    ap.add_argument("--chunk", type=int, default=1000, help="samples per chunk (each scored by all three in "
+                                                            "turn)")
     ap.add_argument("--device", default="cpu")
-    ap.add_argument("--layers", type=int, default=6, help="the bench model's layers (a GPU wants a bigger model)")
+    ap.add_argument("--layers", type=int, default=6, help="the bench model's layers (a GPU wants a bigger "
+                                                          "model)")
     ap.add_argument("--width", type=int, default=256, help="the bench model's hidden width")
     ap.add_argument("--heads", type=int, default=8)
-    ap.add_argument("--peak-tflops", type=float, default=989.0, help="the GPU's dense bf16 peak (H100/H200: 989)")
+    ap.add_argument("--peak-tflops", type=float, default=989.0, help="the GPU's dense bf16 peak (H100/H200: "
+                                                                     "989)")
     a = ap.parse_args()
 
     import torch
@@ -91,8 +94,8 @@ def main() -> int:
     budget = scorers["scorer"].token_budget
     names = {"naive": f"naive: fixed batches of {a.fixed}", "batching": f"sorted, budget {budget}, full head",
              "scorer": f"sorted, budget {budget}, lean"}
-    print(f"{len(items):,} samples, {n_params / 1e6:.1f}M-parameter GPT, max_length {a.max_length}, device {a.device}, "
-          f"{torch.get_num_threads()} threads, chunks of {a.chunk}", flush=True)
+    print(f"{len(items):,} samples, {n_params / 1e6:.1f}M-parameter GPT, max_length {a.max_length}, device "
+          f"{a.device}, {torch.get_num_threads()} threads, chunks of {a.chunk}", flush=True)
     for sc in scorers.values():
         sc.score(items[:64])  # warm-up
         sc.tokens_scored = sc.tokens_padded = 0
@@ -118,7 +121,8 @@ def main() -> int:
     for name, (sec, tok_n, pad_n, _) in results.items():
         print(f"{name:36}{sec:>9.1f}{tok_n / sec:>11,.0f}{1 - tok_n / pad_n:>9.0%}")
     base = b_tok / b_s
-    print(f"\nbatching alone (sorted + token budget, same forward as the baseline): {(m_tok / m_s) / base:.2f}x")
+    print(f"\nbatching alone (sorted + token budget, same forward as the baseline): "
+          f"{(m_tok / m_s) / base:.2f}x")
     print(f"the scorer as it runs (sorted + token budget + lean forward) against the naive baseline: "
           f"{(t_tok / t_s) / base:.2f}x tokens/s; goal >= 2.5x on CPU")
     print("  (lean: no attention mask under right padding, output head and loss only at the scored positions)")

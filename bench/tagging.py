@@ -57,7 +57,8 @@ POOL = ROOT / "data" / "samples" / "labelled" / "pool_categories.jsonl"
 USER = ROOT / "data" / "samples" / "labelled" / "user_oriented_categories.jsonl"
 ALPACA_EVAL = ROOT / "data" / "samples" / "labelled" / "alpaca_eval_categories.jsonl"
 CODE = ("programming", "software engineering and systems", "data science and machine learning")
-SCIENCE = ("natural sciences", "engineering and technology", "medicine and health", "data science and machine learning")
+SCIENCE = ("natural sciences", "engineering and technology", "medicine and health", "data science and "
+                                                                                    "machine learning")
 ARTS = ("literature and arts", "humanities and history")
 # skill -> (kind, the categories that count as a match)
 SKILLS: dict[str, tuple[str, tuple[str, ...]]] = {
@@ -88,7 +89,8 @@ SKILLS: dict[str, tuple[str, tuple[str, ...]]] = {
     "Literature": ("humanities", (*ARTS, "creative writing")),
     "Art": ("humanities", ARTS),
     "Music": ("humanities", ARTS),
-    "Entertainment": ("humanities", (*ARTS, "everyday life and practical skills", "knowledge question answering")),
+    "Entertainment": ("humanities", (*ARTS, "everyday life and practical skills", "knowledge question "
+                                                                                  "answering")),
     "Sport": ("knowledge", ("everyday life and practical skills", "knowledge question answering")),
     "TruthfulQA": ("knowledge", ("knowledge question answering", "natural sciences", "humanities and history",
                                  "medicine and health", "logic and reasoning")),

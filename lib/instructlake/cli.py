@@ -78,8 +78,9 @@ def cmd_export(cfg: Config, a) -> int:
         print(f"        {r.counts['license_dropped']:,} left out for their licenses or model terms")
     unchecked = r.counts["not_deduplicated"] + r.counts["not_decontaminated"]
     if unchecked:
-        print(f"        unchecked, shipped with --allow-unchecked: {r.counts['not_deduplicated']:,} not deduplicated, "
-              f"{r.counts['not_decontaminated']:,} not decontaminated (recorded in the manifest)")
+        print(f"        unchecked, shipped with --allow-unchecked: {r.counts['not_deduplicated']:,} not "
+              f"deduplicated, {r.counts['not_decontaminated']:,} not decontaminated (recorded in the "
+              f"manifest)")
     return 0
 
 

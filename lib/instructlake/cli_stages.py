@@ -19,9 +19,9 @@ def cmd_ingest(cfg: Config, a) -> int:
     print(f"ingest: {c['files']} files, {c['records']:,} records found = {c['records_with_samples']:,} gave "
           f"samples + {c['quarantined']:,} quarantined ({r.seconds:.1f}s)")
     cut = f"; {c['expansion_cut']:,} records cut at ingest.max_samples_per_record" if c["expansion_cut"] else ""
-    print(f"        {c['samples']:,} samples = {c['ingested']:,} ingested + {c['duplicate_in_batch']:,} duplicate "
-          f"in this batch + {c['duplicate_existing']:,} already stored + {c['duplicate_raced']:,} written "
-          f"meanwhile by another ingest{cut}")
+    print(f"        {c['samples']:,} samples = {c['ingested']:,} ingested + {c['duplicate_in_batch']:,} "
+          f"duplicate in this batch + {c['duplicate_existing']:,} already stored + {c['duplicate_raced']:,} "
+          f"written meanwhile by another ingest{cut}")
     return 0
 
 
@@ -41,12 +41,12 @@ def cmd_tag(cfg: Config, a) -> int:
 
     r = run_stage("tagging", cfg, stage.run, {})
     c = r.counts
-    print(f"tag: {c['input']:,} of {c['pool']:,} samples needed tags: {c['tagged']:,} tagged, {c['untagged']:,} got "
-          f"no tag, {c['backend_failed']:,} backend failures (retried next run); {c['tag_rows']:,} tags "
-          f"({r.seconds:.1f}s)")
+    print(f"tag: {c['input']:,} of {c['pool']:,} samples needed tags: {c['tagged']:,} tagged, "
+          f"{c['untagged']:,} got no tag, {c['backend_failed']:,} backend failures (retried next run); "
+          f"{c['tag_rows']:,} tags ({r.seconds:.1f}s)")
     if "llm_calls" in c:
-        print(f"  LLM: {c['llm_prompts']:,} prompts, {c['llm_cache_hits']:,} cache hits, {c['llm_calls']:,} answered "
-              f"now, {c['llm_invalid']:,} invalid after re-asks")
+        print(f"  LLM: {c['llm_prompts']:,} prompts, {c['llm_cache_hits']:,} cache hits, {c['llm_calls']:,} "
+              f"answered now, {c['llm_invalid']:,} invalid after re-asks")
     print_tokens(cfg, r)
     return 0
 
@@ -56,9 +56,9 @@ def cmd_normalize_tags(cfg: Config, a) -> int:
 
     r = run_stage("normalize_tags", cfg, normalize.run, {})
     c = r.counts
-    print(f"normalize-tags: {c['raw_tags']:,} raw tags -> {c['canonical_tags']:,} canonical ({c['rare_tags']:,} rare "
-          f"dropped, under {c['min_freq']:,} of {c['pool']:,} samples) -> {c['clusters']:,} clusters -> "
-          f"{c['categories']:,} categories ({r.seconds:.1f}s)")
+    print(f"normalize-tags: {c['raw_tags']:,} raw tags -> {c['canonical_tags']:,} canonical "
+          f"({c['rare_tags']:,} rare dropped, under {c['min_freq']:,} of {c['pool']:,} samples) -> "
+          f"{c['clusters']:,} clusters -> {c['categories']:,} categories ({r.seconds:.1f}s)")
     for k, v in sorted(((k[9:], v) for k, v in c.items() if k.startswith("category.")), key=lambda kv: -kv[1]):
         print(f"  {k:<40} {v:>8,} samples")
     return 0
@@ -74,9 +74,10 @@ def cmd_graph(cfg: Config, a) -> int:
           f"{cfg.graph.max_tags_per_sample} tags ({r.seconds:.1f}s)")
     for f in r.extra["fits"]:
         p = "not computed" if f["p_value"] is None else f"{f['p_value']:.3f}"
-        print(f"  {f['target']}: gamma {f['gamma']:.3f}, xmin {f['xmin']}, KS D {f['ks_d']:.4f}, tail {f['n_tail']:,} "
-              f"of {f['n']:,}, bootstrap p {p}; R vs lognormal {f['lognormal_r']:.2f} (p {f['lognormal_p']:.3g}), "
-              f"vs exponential {f['exponential_r']:.2f} (p {f['exponential_p']:.3g}): {f['verdict']}")
+        print(f"  {f['target']}: gamma {f['gamma']:.3f}, xmin {f['xmin']}, KS D {f['ks_d']:.4f}, tail "
+              f"{f['n_tail']:,} of {f['n']:,}, bootstrap p {p}; R vs lognormal {f['lognormal_r']:.2f} (p "
+              f"{f['lognormal_p']:.3g}), vs exponential {f['exponential_r']:.2f} (p "
+              f"{f['exponential_p']:.3g}): {f['verdict']}")
     print(f"  pictures: {r.extra['report_dir']}/")
     return 0
 
@@ -107,8 +108,8 @@ def cmd_select_seeds(cfg: Config, a) -> int:
 
     r = run_stage("seeds", cfg, seeds.run, {})
     c = r.counts
-    print(f"select-seeds: {c['seeds']:,} seeds ({c['tagged_samples']:,} tagged and {c['scored_samples']:,} scored "
-          f"samples judged) ({r.seconds:.1f}s)")
+    print(f"select-seeds: {c['seeds']:,} seeds ({c['tagged_samples']:,} tagged and {c['scored_samples']:,} "
+          f"scored samples judged) ({r.seconds:.1f}s)")
     for k in seeds.CRITERIA:
         print(f"  {k:<14} {c['criterion.' + k]:>8,}")
     for k, v in c.items():
@@ -122,8 +123,8 @@ def cmd_decontam(cfg: Config, a) -> int:
 
     r = run_stage("decontam", cfg, lambda sp, st, c: stage.run(sp, st, c, a.benchmark), {"benchmark": a.benchmark})
     c = r.counts
-    print(f"decontam: {c['input']:,} of {c['pool']:,} samples needed checking against {c['prompts']:,} benchmark "
-          f"prompts: {c['flagged']:,} flagged ({r.seconds:.1f}s)")
+    print(f"decontam: {c['input']:,} of {c['pool']:,} samples needed checking against {c['prompts']:,} "
+          f"benchmark prompts: {c['flagged']:,} flagged ({r.seconds:.1f}s)")
     for name, v in sorted(prefixed(c, "benchmark.")):
         print(f"  {name:<40} {v:>8,}")
     return 0
@@ -134,8 +135,8 @@ def cmd_filter(cfg: Config, a) -> int:
 
     r = run_stage("filter", cfg, stage.run, {})
     c = r.counts
-    print(f"filter: {c['input']:,} of {c['pool']:,} samples judged: {c['passed']:,} passed, {c['filtered']:,} "
-          f"filtered ({r.seconds:.1f}s)")
+    print(f"filter: {c['input']:,} of {c['pool']:,} samples judged: {c['passed']:,} passed, "
+          f"{c['filtered']:,} filtered ({r.seconds:.1f}s)")
     for prefix, what in (("reason.", "filtered for"), ("lang.", "language")):
         for name, v in prefixed(c, prefix):
             print(f"  {what} {name:<28} {v:>8,}")
@@ -170,10 +171,11 @@ def cmd_evolve(cfg: Config, a) -> int:
 
     r = run_stage("synth", cfg, evolve.run, {})
     c = r.counts
-    print(f"evolve: {c['seeds']:,} seeds -> {c['evolutions']:,} evolutions: {c['valid']:,} valid, {c['rejected']:,} "
-          f"rejected, {c['backend_failed']:,} backend failures (retried next run); {c['new_samples']:,} new samples "
-          f"({c['evolve_calls'] + c['judge_calls'] + c['respond_calls'] + c['follow_up_calls']:,} model calls, "
-          f"{r.seconds:.1f}s)")
+    print(f"evolve: {c['seeds']:,} seeds -> {c['evolutions']:,} evolutions: {c['valid']:,} valid, "
+          f"{c['rejected']:,} rejected, {c['backend_failed']:,} backend failures (retried next run); "
+          f"{c['new_samples']:,} new samples "
+          f"({c['evolve_calls'] + c['judge_calls'] + c['respond_calls'] + c['follow_up_calls']:,} model "
+          f"calls, {r.seconds:.1f}s)")
     print_tokens(cfg, r)
     return 0
 
@@ -187,9 +189,9 @@ def cmd_diagnose(cfg: Config, a) -> int:
     c = r.counts
     rates = ", ".join(f"iteration {k.split('.')[1]}: {v / 10:.1f}%" for k, v in sorted(c.items())
                       if k.startswith("iteration.") and k.endswith("deficiency_rate_x1000"))
-    print(f"diagnose: deficiency rate by iteration: {rates}; last iteration: {c['deficient']:,} of {c['items']:,} "
-          f"items deficient over {c['skills']:,} skills; {c.get('targeted', 0):,} targeted instructions, "
-          f"{c.get('new_samples', 0):,} new samples ({r.seconds:.1f}s)")
+    print(f"diagnose: deficiency rate by iteration: {rates}; last iteration: {c['deficient']:,} of "
+          f"{c['items']:,} items deficient over {c['skills']:,} skills; {c.get('targeted', 0):,} targeted "
+          f"instructions, {c.get('new_samples', 0):,} new samples ({r.seconds:.1f}s)")
     for k, v in sorted(((k[6:], v) for k, v in c.items() if k.startswith("skill.")), key=lambda kv: -kv[1]):
         print(f"  {k:<40} {v:>6,} deficient")
     print_tokens(cfg, r)

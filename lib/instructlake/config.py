@@ -210,7 +210,8 @@ def _parse_override(item: str) -> tuple[list[str], Any]:
     key, raw = item.split("=", 1)
     parts = [p for p in key.strip().split(".") if p]
     if len(parts) < 2:
-        raise ConfigError(f"--set {item!r}: the key needs a section, for example ingest.{key.strip() or 'name'}")
+        raise ConfigError(f"--set {item!r}: the key needs a section, for example "
+                          f"ingest.{key.strip() or 'name'}")
     try:
         value = yaml.safe_load(raw) if raw.strip() else ""
     except yaml.YAMLError:

@@ -15,7 +15,8 @@ GC_MODES = ("serial", "parallel", "g1")
 class SparkSettings:
     master: str | None = "local[*]"
     app_name: str = "instructlake"
-    # Put the JARs fetched by `build.py setup` on the classpath. Off on Databricks/EMR, whose runtime has them.
+    # Put the JARs fetched by `build.py setup` on the classpath. Off on Databricks/EMR, whose runtime has
+    # them.
     local_jars: bool = True
     # Add Delta's SQL extension and catalog. Databricks runtimes configure Delta themselves.
     delta_extensions: bool = True
@@ -180,7 +181,8 @@ class ScoringSettings:
 
     def __post_init__(self) -> None:
         if self.token_budget < 0:
-            raise ConfigError(f"platform.scoring.token_budget must be 0 (by device) or positive, not {self.token_budget}")
+            raise ConfigError(f"platform.scoring.token_budget must be 0 (by device) or positive, not "
+                              f"{self.token_budget}")
 
 
 @dataclass(frozen=True)

@@ -133,7 +133,8 @@ class ExportConfig:
         object.__setattr__(self, "licenses", tuple(x.strip().lower() for x in self.licenses if x.strip()))
         unknown = set(self.formats) - {"sharegpt", "openai", "parquet"}
         if unknown:
-            raise ConfigError(f"export.formats: unknown format(s) {sorted(unknown)}; use sharegpt, openai, parquet")
+            raise ConfigError(f"export.formats: unknown format(s) {sorted(unknown)}; use sharegpt, openai, "
+                              f"parquet")
 
 
 LLM_BACKENDS = ("none", "scripted", "transformers", "http", "vllm")
@@ -175,8 +176,8 @@ class EmbedConfig:
 
     def __post_init__(self) -> None:
         if self.backend not in ("sentence-transformers", "hashing"):
-            raise ConfigError(f"embed.backend must be sentence-transformers (or hashing, a model-free lexical "
-                              f"embedder for scale benchmarks), not {self.backend!r}")
+            raise ConfigError(f"embed.backend must be sentence-transformers (or hashing, a model-free "
+                              f"lexical embedder for scale benchmarks), not {self.backend!r}")
         # the model name keys cached vectors (embeddings table), so it must say which embedder made them
         if (self.backend == "hashing") != self.model.startswith("hashing-") or \
                 (self.backend == "hashing" and not self.model[8:].isdigit()):
@@ -242,7 +243,8 @@ class TaggingConfig:
         if self.zero_shot not in ("two-level", "flat"):
             raise ConfigError(f"tagging.zero_shot must be two-level or flat, not {self.zero_shot!r}")
         if min(self.exemplar_k, self.max_categories, self.tags_per_category, self.max_tags) < 1:
-            raise ConfigError("tagging: exemplar_k, max_categories, tags_per_category and max_tags must be >= 1")
+            raise ConfigError("tagging: exemplar_k, max_categories, tags_per_category and max_tags must be "
+                              ">= 1")
         if not 0 <= self.exemplar_weight <= 1:
             raise ConfigError(f"tagging.exemplar_weight must be in [0, 1], not {self.exemplar_weight}")
         if self.pair_margin < 0:
@@ -305,7 +307,8 @@ class SeedConfig:
 
     def __post_init__(self) -> None:
         if self.undertrained_scope not in ("pool", "category"):
-            raise ConfigError(f"seeds.undertrained_scope must be pool or category, not {self.undertrained_scope!r}")
+            raise ConfigError(f"seeds.undertrained_scope must be pool or category, not "
+                              f"{self.undertrained_scope!r}")
         if self.undertrained_metric not in ("loss_cond", "loss_cond_per_byte"):
             raise ConfigError("seeds.undertrained_metric must be loss_cond or loss_cond_per_byte")
         if not 0 < self.hard_quantile < 1:
@@ -399,7 +402,8 @@ class SynthConfig:
             raise ConfigError("synth: near_copy_jaccard in (0, 1], 1 <= min_chars < max_chars")
         w = self.multi_turn_weights
         if not w or any(x < 0 for x in w) or sum(w) <= 0:
-            raise ConfigError(f"synth.multi_turn_weights must be non-negative weights of 1.. rounds, not {list(w)}")
+            raise ConfigError(f"synth.multi_turn_weights must be non-negative weights of 1.. rounds, not "
+                              f"{list(w)}")
 
     @property
     def judge(self) -> LLMConfig:

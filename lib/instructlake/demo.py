@@ -121,21 +121,22 @@ def main(argv: list[str] | None = None) -> int:
           f"{d['near_duplicates']:,} near duplicates in {d['clusters']:,} clusters; LSH {d['bands']} bands x "
           f"{d['rows']} rows)")
     m = sem.counts
-    print(f"  semdedup: {m['input']:,} kept samples in {m['clusters']:,} KMeans clusters -> {m['semantic_duplicates']:,} "
-          f"semantic duplicates removed ({m['groups']:,} groups, cosine >= {cfg.semdedup.threshold})")
+    print(f"  semdedup: {m['input']:,} kept samples in {m['clusters']:,} KMeans clusters -> "
+          f"{m['semantic_duplicates']:,} semantic duplicates removed ({m['groups']:,} groups, cosine >= "
+          f"{cfg.semdedup.threshold})")
     t, n = tg.counts, nt.counts
     print(f"  tag ({tg.extra.get('tagger', 'zero-shot')}): {t['tagged']:,} of {t['input']:,} samples tagged, "
           f"{t['tag_rows']:,} tags; {t['untagged']:,} without a tag above the similarity threshold")
-    print(f"  normalize-tags: {n['raw_tags']:,} raw tags -> {n['canonical_tags']:,} canonical ({n['rare_tags']:,} "
-          f"rare) -> {n['clusters']:,} clusters -> {n['categories']:,} categories")
+    print(f"  normalize-tags: {n['raw_tags']:,} raw tags -> {n['canonical_tags']:,} canonical "
+          f"({n['rare_tags']:,} rare) -> {n['clusters']:,} clusters -> {n['categories']:,} categories")
     for k, v in sorted(((k[9:], v) for k, v in n.items() if k.startswith("category.")), key=lambda kv: -kv[1])[:8]:
         print(f"    {k:<44} {v:>7,} samples")
     g = gr.counts
     print(f"  graph: {g['tags']:,} tags, {g['edges']:,} co-occurrence edges, {g['components']:,} components")
     for f in gr.extra["fits"]:
-        print(f"    power law of {f['target']}: gamma {f['gamma']:.2f} (xmin {f['xmin']}, tail {f['n_tail']:,} of "
-              f"{f['n']:,}); R vs lognormal {f['lognormal_r']:.2f}, vs exponential {f['exponential_r']:.2f}: "
-              f"{f['verdict']}")
+        print(f"    power law of {f['target']}: gamma {f['gamma']:.2f} (xmin {f['xmin']}, tail "
+              f"{f['n_tail']:,} of {f['n']:,}); R vs lognormal {f['lognormal_r']:.2f}, vs exponential "
+              f"{f['exponential_r']:.2f}: {f['verdict']}")
     i = ref.extra
     print(f"  train-reference: {i['parameters'] / 1e6:.1f}M-parameter GPT, {i['steps']} steps, loss "
           f"{i['first_loss']:.2f} -> {i['last_loss']:.2f}; score: {sc.counts['scored']:,} samples scored "
@@ -144,8 +145,8 @@ def main(argv: list[str] | None = None) -> int:
     print(f"  select-seeds: {c['seeds']:,} seeds: " + ", ".join(f"{k} {c['criterion.' + k]:,}"
                                                                for k in seeds_stage.CRITERIA))
     c = dc.counts
-    print(f"  decontam: {c['flagged']:,} of {c['input']:,} samples flagged against {c['prompts']:,} AlpacaEval "
-          f"prompts ({c.get('benchmark.alpaca_eval.embedding', 0):,} by embedding cosine >= "
+    print(f"  decontam: {c['flagged']:,} of {c['input']:,} samples flagged against {c['prompts']:,} "
+          f"AlpacaEval prompts ({c.get('benchmark.alpaca_eval.embedding', 0):,} by embedding cosine >= "
           f"{cfg.decontam.cosine_threshold}, {c.get('benchmark.alpaca_eval.ngram', 0):,} by shared "
           f"{cfg.decontam.ngram}-grams); export drops them")
     c = fl.counts
@@ -167,7 +168,8 @@ def main(argv: list[str] | None = None) -> int:
     print(f"  report: {r['report'].extra['path']}")
     print(f"\n  look around: .venv/bin/instructlake --warehouse {wh} tables | show samples | show quarantine | "
           "pipeline status")
-    print(f"  notebooks:   INSTRUCTLAKE_WAREHOUSE={wh} .venv/bin/python notebooks/cooccurrence.py (and the others)")
+    print(f"  notebooks:   INSTRUCTLAKE_WAREHOUSE={wh} .venv/bin/python notebooks/cooccurrence.py (and the "
+          f"others)")
     spark.stop()
     return 0
 

@@ -45,7 +45,8 @@ def test_blocked_join_equals_brute_force(spark):
     assert len(brute) >= N_COPIES  # every planted copy, and some natural near pairs
 
     s_df = spark.createDataFrame(pd.DataFrame({"sample_id": np.arange(N_SAMPLES).astype(str),
-                                               "vector": list(samples)}), "sample_id string, vector array<float>")
+                                               "vector": list(samples)}), "sample_id string, vector "
+                                                                          "array<float>")
     i_df = spark.createDataFrame(pd.DataFrame({"item_idx": np.arange(N_ITEMS, dtype=np.int32),
                                                "bench_idx": np.zeros(N_ITEMS, np.int32), "vector": list(items)}),
                                  "item_idx int, bench_idx int, vector array<float>")

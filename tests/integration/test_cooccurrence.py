@@ -9,7 +9,8 @@ from instructlake.graph import cooccur
 
 
 def tagged(spark, rows):
-    return spark.createDataFrame([(f"s{i}", tags) for i, tags in enumerate(rows)], "sample_id string, tags array<string>")
+    return spark.createDataFrame([(f"s{i}", tags) for i, tags in enumerate(rows)], "sample_id string, tags "
+                                                                                   "array<string>")
 
 
 def test_edges_weights_pmi_degrees_and_components(spark):

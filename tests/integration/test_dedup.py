@@ -10,9 +10,9 @@ from instructlake.dedup import clusters_driver
 from instructlake.dedup import stage as dedup
 from instructlake.ingest import stage as ingest
 
-BASE = ("The quick brown fox jumps over the lazy dog near the river bank on a sunny afternoon in early spring "
-        "while children play football in the park and their parents read newspapers on wooden benches under "
-        "tall green trees that sway gently in the warm wind coming from the distant blue mountains")
+BASE = ("The quick brown fox jumps over the lazy dog near the river bank on a sunny afternoon in early "
+        "spring while children play football in the park and their parents read newspapers on wooden benches "
+        "under tall green trees that sway gently in the warm wind coming from the distant blue mountains")
 
 
 def write(tmp_path, name, records):
@@ -71,7 +71,8 @@ def test_exact_near_and_distinct(spark, store, config, tmp_path):
 def test_keep_rule_source_priority_then_longest_response(spark, store, warehouse, tmp_path):
     cfg = load_config("local", ["platform.spark.shuffle_partitions=4", "dedup.source_priority=[gold]"],
                       warehouse=str(warehouse))
-    ingest.run(spark, store, cfg, [write(tmp_path, "a.json", [rec(BASE, "short"), rec(BASE, "a much longer answer")])],
+    ingest.run(spark, store, cfg, [write(tmp_path, "a.json", [rec(BASE, "short"), rec(BASE, "a much longer "
+                                                                                            "answer")])],
                source="bulk")
     ingest.run(spark, store, cfg, [write(tmp_path, "b.json", [rec(BASE + ".", "tiny")])], source="gold")
     dedup.run(spark, store, cfg, engine="spark")

@@ -18,7 +18,8 @@ DOUBLE = "instructlake.llm.scripted:synth"
 def test_diagnose_finds_skills_writes_targeted_data_and_records_iterations(spark, tmp_path):
     questions = tmp_path / "question.jsonl"
     questions.write_text("\n".join(json.dumps(r) for r in [
-        {"question_id": 101, "category": "math", "turns": ["[[weak:multi-step arithmetic]] What is 17 * 23 + 4?"],
+        {"question_id": 101, "category": "math", "turns": ["[[weak:multi-step arithmetic]] What is 17 * 23 + "
+                                                           "4?"],
          "reference": ["395"]},
         {"question_id": 102, "category": "math", "turns": ["[[weak:multi-step arithmetic]] Compute 3^4 - 2^5."]},
         {"question_id": 103, "category": "coding", "turns": ["[[weak:recursion in python]] Write a recursive "

@@ -209,7 +209,8 @@ def corrupt(data: bytes, kind: str, rng: random.Random) -> bytes:
     text = data.decode("utf-8")
     if kind == "typeswap":  # strings become numbers / lists / null in places
         for key in ("instruction", "output", "value", "content", "text", "role", "from"):
-            text = text.replace(f'"{key}": "', f'"{key}": {rng.choice(["17", "null", "[1]", "{}"])}, "_was": "', 3)
+            text = text.replace(f'"{key}": "', f'"{key}": {rng.choice(["17", "null", "[1]", "{}"])}, "_was": '
+                                               f'"', 3)
         return text.encode()
     if kind == "delete":  # fields removed
         for key in ("output", "value", "content", "replies", "instances", "role"):

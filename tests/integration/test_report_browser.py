@@ -35,7 +35,8 @@ window.addEventListener('load', () => {
 });
 </script>"""
 
-pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="no Chromium installed (Debian: apt-get install chromium)")
+pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="no Chromium installed (Debian: apt-get install "
+                                                         "chromium)")
 
 
 def chromium(args: list[str], profile: Path) -> subprocess.CompletedProcess:

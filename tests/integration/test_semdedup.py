@@ -43,7 +43,8 @@ def test_semdedup_collapses_paraphrase_groups(spark, store, config, tmp_path):
         for text in g[:-1]:
             row = rows[ids[text]]
             assert row["method"] == "semantic" and not row["is_kept"] and row["kept_id"] == keeper
-            # a group joins pairs above the threshold, so a member may be linked to the kept one through another
+            # a group joins pairs above the threshold, so a member may be linked to the kept one through
+            # another
             assert 0.85 < row["similarity"] < 1.0
     assert all(rows[ids[t]]["is_kept"] for t in DISTINCT)
 

@@ -13,7 +13,8 @@ def test_the_local_session_maps_the_class_archive(spark):
         pytest.skip("no java: no class archive")
     # setup (which `build.py test` runs first) writes it; missing means the JVM refused to write it, as
     # it did while a non-empty conf directory was on the classpath: fail, do not hide it
-    assert path.is_file(), f"no class archive at {path}: `python -m instructlake.jvm_archive_build build` says why"
+    assert path.is_file(), (f"no class archive at {path}: "
+                            "`python -m instructlake.jvm_archive_build build` says why")
     jvm = spark.sparkContext._jvm
     args = list(jvm.java.lang.management.ManagementFactory.getRuntimeMXBean().getInputArguments())
     assert f"-XX:SharedArchiveFile={path}" in args

@@ -79,7 +79,8 @@ def test_complete_caches_answers_and_a_rerun_makes_no_calls(spark, store, tmp_pa
 def test_invalid_answers_are_cached_rows_with_errors(spark, store, tmp_path):
     llm = LLMConfig(backend="scripted", model="instructlake.llm.scripted:always_prose", max_reasks=1)
     prompt = prompts.load("tag_instruction")
-    req = spark.createDataFrame([("a", json.dumps(prompt.render(instruction="hello")))], "request_id string, messages string")
+    req = spark.createDataFrame([("a", json.dumps(prompt.render(instruction="hello")))], "request_id string, "
+                                                                                         "messages string")
     answers, counts = complete(store, req, llm, LLMSettings(), Task(prompt.version, prompt.schema))
     [row] = answers.collect()
     assert counts["invalid"] == 1 and row["parsed"] is None and "no JSON" in row["error"] and row["attempts"] == 2
@@ -118,8 +119,8 @@ def test_llm_tagging_is_incremental_and_rerun_free(spark, store, tmp_path, wareh
 
 def test_zero_shot_tagging_gives_sensible_taxonomy_tags(spark, store, config, tmp_path):
     # a near copy with a shorter answer: dedup keeps the original, and the copy is not tagged
-    ingest_instructions(spark, store, config, tmp_path, INSTRUCTIONS + ["write a python function that adds two numbers "
-                                                                        "and returns the sum"])
+    ingest_instructions(spark, store, config, tmp_path, INSTRUCTIONS + ["write a python function that adds "
+                                                                        "two numbers and returns the sum"])
     dedup.run(spark, store, config)  # the near-copy is removed and is not tagged
     r = tagging.run(spark, store, config)
     assert r.counts["pool"] == 6 and r.counts["input"] == 6
@@ -170,9 +171,11 @@ def test_cli_tag_and_normalize_tags_with_synonyms_and_noise(spark, warehouse, tm
 
     # raw tags chosen by the test: spelling variants (synonyms at λ = 0.91), related tags, and noise
     specs = (["python programming"] * 4 + ["python programing"] * 3 + ["creative writing"] * 4
-             + ["creative writting"] * 2 + ["java programming"] * 3 + ["poetry writing"] * 3 + ["zebra migration"])
+             + ["creative writting"] * 2 + ["java programming"] * 3 + ["poetry writing"] * 3 + ["zebra "
+                                                                                                "migration"])
     pool = tmp_path / "pool.json"
-    pool.write_text(json.dumps([{"instruction": f"Task number {i}. [[tags: {t} | {'cooking and recipes' if i % 2 else 'summarization'}]]",
+    pool.write_text(json.dumps([{"instruction": f"Task number {i}. [[tags: {t} | "
+                                                f"{'cooking and recipes' if i % 2 else 'summarization'}]]",
                                  "input": "", "output": f"answer {i}"} for i, t in enumerate(specs)]))
     wh = ["--warehouse", str(warehouse), "--set", "tagging.llm.backend=scripted",
           "--set", "tagging.llm.model=instructlake.llm.scripted:declared_tags", "--set", "normalize_tags.min_freq=2"]
@@ -256,7 +259,8 @@ def test_a_crash_midway_keeps_the_committed_rounds(spark, store, tmp_path):
     # 12 prompts in 4 rounds of about 3, a prompt's round set by its cache key: the crashing prompt's marker
     # path is chosen so that it falls in the last round, after the others committed
     for k in range(64):
-        texts = [f"write code number {i}" for i in range(11)] + [f"[[crash-once:{tmp_path / f'crashed{k}'}]] a poem"]
+        texts = [f"write code number {i}" for i in range(11)] + [f"[[crash-once:{tmp_path / f'crashed{k}'}]] "
+                                                                 f"a poem"]
         req = spark.createDataFrame([(f"r{i}", json.dumps(prompt.render(instruction=t))) for i, t in enumerate(texts)],
                                     "request_id string, messages string")
         rounds = keyed(req, llm, task).select(F.pmod(F.xxhash64("cache_key"), F.lit(4)).alias("r")).collect()

@@ -79,7 +79,8 @@ def test_yaml_that_is_not_a_mapping(tmp_path):
 def test_a_mapping_setting_gains_keys_from_later_files_and_sets(tmp_path):
     """A --config file adding fs.s3a.* settings keeps the platform file's own spark.conf entries."""
     extra = tmp_path / "s3.yaml"
-    extra.write_text('platform:\n  spark:\n    conf:\n      spark.hadoop.fs.s3a.endpoint: "http://127.0.0.1:9"\n')
+    extra.write_text('platform:\n  spark:\n    conf:\n      spark.hadoop.fs.s3a.endpoint: '
+                     '"http://127.0.0.1:9"\n')
     cfg = load_config("local", ['platform.spark.conf={"spark.sql.session.timeZone": "Europe/Paris"}'],
                       extra_files=[extra])
     conf = cfg.platform.spark.conf

@@ -25,8 +25,8 @@ def test_ngram_hits_count_distinct_shared_ngrams_per_prompt():
     got = hits([copy, "nothing in common here at all", "tell me a joke", "Tell me a joke about cats."])
     # the copy shares all 4 of prompt 0's 13-grams, and the 13-grams of the common opening with prompt 2
     assert got[(0, 0)][0] == 4 and got[(0, 0)][1].startswith("write a detailed essay")
-    assert got[(0, 2)][0] == 1 and got[(0, 2)][1] == ("write a detailed essay about the causes and consequences "
-                                                      "of the french revolution")
+    assert got[(0, 2)][0] == 1 and got[(0, 2)][1] == ("write a detailed essay about the causes and "
+                                                      "consequences of the french revolution")
     assert (1, 0) not in got and (1, 1) not in got
     assert got[(2, 1)] == (1, "tell me a joke")  # a prompt shorter than n words: its whole text is one n-gram
     assert (3, 1) not in got  # ... which a longer sample does not share

@@ -94,7 +94,8 @@ def test_cluster_gpu_profiles_build(spark, platform):
     for settings in (cfg.llm, cfg.embed, cfg.scoring):
         p = gpu_profile(settings.gpus_per_task, settings.executor_gpus)
         assert p is not None and p.taskResources["gpu"].amount == settings.gpus_per_task
-        # Databricks job clusters have a fixed size: task-only profiles; EMR (dynamic allocation): executors too
+        # Databricks job clusters have a fixed size: task-only profiles; EMR (dynamic allocation): executors
+        # too
         assert ("gpu" in p.executorResources) == (platform == "emr")
     assert "train_reference" in cfg.pipeline.skip
 

@@ -20,7 +20,8 @@ GOOD = [{"tag": "algebra", "explanation": "solving for x"}]
     "```json\n" + json.dumps(GOOD) + "\n```",
     "Here you go:\n" + json.dumps(GOOD) + "\nLet me know if you need more.",
     '[{"tag": "algebra", "explanation": "solving for x",},]',
-    "Sure!\n```\n[{'tag': 'algebra'}]\n```".replace("'", '"').replace('}]', ', "explanation": "solving for x"}]'),
+    "Sure!\n```\n[{'tag': 'algebra'}]\n```".replace("'", '"').replace('}]', ', "explanation": "solving for '
+                                                                            'x"}]'),
     json.dumps({"tags": GOOD}),  # an object wrapping the array that was asked for
 ])
 def test_repairs_common_defects(text):

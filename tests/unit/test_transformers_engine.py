@@ -19,7 +19,8 @@ def engine(tmp_path_factory):
 
 
 PROMPTS = [[{"role": "user", "content": t}] for t in (
-    "hello", "write a poem about the sea", "python function add two numbers", "translate good morning into french",
+    "hello", "write a poem about the sea", "python function add two numbers", "translate good morning into "
+                                                                              "french",
     "tag this instruction")]
 
 

@@ -59,7 +59,8 @@ def prompts_of(record: Any, index: int) -> list[Item]:
         for i, t in enumerate(record["turns"]):
             text = t if isinstance(t, str) else _content(t.get("content"), f"turns[{i}]") if isinstance(t, dict) else None
             if text is None:
-                raise RecordError("wrong_type", f"turns[{i}] is {type(t).__name__}, expected a string or {{content}}")
+                raise RecordError("wrong_type", f"turns[{i}] is {type(t).__name__}, expected a string or "
+                                                f"{{content}}")
             texts.append(text)
     elif detect(record) in ("sharegpt", "openai", "oasst"):
         try:

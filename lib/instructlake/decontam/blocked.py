@@ -84,7 +84,8 @@ def candidates(spark: SparkSession, samples: DataFrame, items: DataFrame, n_benc
             yield pa.RecordBatch.from_arrays([pa.array(bb.astype(np.int32)), b.column("sample_id").take(take),
                                               b.column("vector").take(take)], names=["bucket", "sample_id", "vector"])
 
-    probes = samples.select("sample_id", "vector").mapInArrow(probe, "bucket int, sample_id string, vector array<float>")
+    probes = samples.select("sample_id", "vector").mapInArrow(probe, "bucket int, sample_id string, vector "
+                                                                     "array<float>")
 
     def match(left, right):
         import pyarrow as pa

@@ -177,7 +177,8 @@ def build_clusters(spark: SparkSession, samples: DataFrame, sigs: DataFrame, cfg
     out = out.cache()
     by_method = {r["method"]: r["count"] for r in out.groupBy("method").count().collect()}
     counts = {"exact_pairs": ex_edges.count(), "near_pairs": nr_edges.count(), "exact_checked_pairs": n_exact,
-              "bands": bands, "rows": rows, **cluster_counts(by_method, out.filter("cluster_size > 1 AND is_kept").count(),
+              "bands": bands, "rows": rows, **cluster_counts(by_method, out.filter("cluster_size > 1 AND "
+                                                                                   "is_kept").count(),
                                                               sigs.filter("n_tokens = 0").count())}
     return out, counts
 

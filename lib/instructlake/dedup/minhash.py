@@ -38,8 +38,8 @@ from instructlake.dedup.kernels import (
 # Prompt-template scaffolding that says nothing about the task: removed before matching, so the same
 # instruction wrapped in a chat or Alpaca template matches its bare form.
 TEMPLATE_PATTERNS = (
-    r"(?i)below is an instruction that describes a task(, paired with an input that provides further context)?\. "
-    r"write a response that appropriately completes the request\.",
+    r"(?i)below is an instruction that describes a task(, paired with an input that provides further "
+    r"context)?\. write a response that appropriately completes the request\.",
     r"(?i)###\s*(instruction|input|response|human|assistant)\s*:",
     r"(?i)\[/?inst\]|<</?sys>>|<\|im_start\|>(system|user|assistant)?|<\|im_end\|>|<\|(system|user|assistant|endoftext)\|>|</?s>",
 )

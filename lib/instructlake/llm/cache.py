@@ -115,9 +115,9 @@ def _answered(engine: Any, chunk: Any, llm: LLMConfig, task: Task, ph: str) -> A
     })
 
 
-ANSWER_SCHEMA = ("cache_key string, model string, prompt_version string, params_hash string, prompt_hash string, "
-                 "messages string, response string, parsed string, error string, transport_error boolean, "
-                 "attempts int, prompt_tokens long, completion_tokens long")
+ANSWER_SCHEMA = ("cache_key string, model string, prompt_version string, params_hash string, prompt_hash "
+                 "string, messages string, response string, parsed string, error string, transport_error "
+                 "boolean, attempts int, prompt_tokens long, completion_tokens long")
 
 
 def complete(store: Store, requests: DataFrame, llm: LLMConfig, settings: LLMSettings,

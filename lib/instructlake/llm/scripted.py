@@ -142,7 +142,8 @@ def synth(messages: Messages) -> str | None:
         convo = _tagged(user, "conversation")
         if "[[no-follow-up]]" in convo:
             return json.dumps({"question": ""})
-        return json.dumps({"question": f"Could you go deeper on point {convo.count('Assistant:')} of your answer?"})
+        return json.dumps({"question": f"Could you go deeper on point {convo.count('Assistant:')} of your "
+                                       f"answer?"})
     if "Answer the user's last message" in user:
         last = _tagged(user, "conversation").rsplit("User:", 1)[-1].strip()
         return json.dumps({"response": f"Going deeper: {last[:60]} Here are more details."})
@@ -155,13 +156,15 @@ def synth(messages: Messages) -> str | None:
     if "The model is weak at:" in user:
         skill = re.search(r"The model is weak at: (.*)", user).group(1).strip()
         index = re.search(r"instruction number (\d+)", user).group(1)
-        return json.dumps({"instruction": f"Practice task {index} for {skill}: solve a fresh, moderately hard "
-                                          f"problem that needs {skill}, and show every step of your work."})
+        return json.dumps({"instruction": f"Practice task {index} for {skill}: solve a fresh, moderately "
+                                          f"hard problem that needs {skill}, and show every step of your "
+                                          f"work."})
     if "<rewritten>" in user:
         parent, new = _tagged(user, "original"), _tagged(user, "rewritten")
         ok = "[[judge-reject]]" not in new
         return json.dumps({"valid": ok, "more_complex": len(new) > len(parent), "same_intent": True,
-                           "score": 8 if ok else 2, "reason": "harder and on topic" if ok else "unclear request"})
+                           "score": 8 if ok else 2, "reason": "harder and on topic" if ok else "unclear "
+                                                                                               "request"})
     if "Rate the difficulty" in user:
         words = len(_tagged(user, "instruction").split())
         return json.dumps({"difficulty": max(1, min(10, 1 + words // 6)), "rationale": f"{words} words long"})

@@ -78,8 +78,8 @@ def train_reference(texts: Sequence[str], out_dir: str | Path, spec: ReferenceSp
     dev = ("cuda" if torch.cuda.is_available() else "cpu") if device == "auto" else device
     model = build_gpt(len(tokenizer), spec).to(dev)
     n_params = sum(p.numel() for p in model.parameters())
-    log.info("reference model: %.1fM parameters, %d training tokens, tokenizer %d tokens (%.1fs); training for "
-             "%.0fs on %s", n_params / 1e6, len(ids), len(tokenizer), time.time() - t0, spec.seconds, dev)
+    log.info("reference model: %.1fM parameters, %d training tokens, tokenizer %d tokens (%.1fs); training "
+             "for %.0fs on %s", n_params / 1e6, len(ids), len(tokenizer), time.time() - t0, spec.seconds, dev)
     opt = torch.optim.AdamW(model.parameters(), lr=spec.lr, weight_decay=0.01)
     model.train()
     step, seen, first, last, t_train = 0, 0, None, None, time.time()

@@ -77,8 +77,9 @@ def score_frame(spark: SparkSession, todo: DataFrame, cfg: ScoringConfig, settin
                 "loss_cond_per_byte": [s.loss_cond_per_byte for s in res], "truncated": [s.truncated for s in res],
                 "error": [s.error for s in res]})
 
-    out = ("sample_id string, model string, loss_cond double, loss_uncond double, ifd double, loss_reduction double, "
-           "n_tokens int, response_bytes int, loss_cond_per_byte double, truncated boolean, error string")
+    out = ("sample_id string, model string, loss_cond double, loss_uncond double, ifd double, loss_reduction "
+           "double, n_tokens int, response_bytes int, loss_cond_per_byte double, truncated boolean, error "
+           "string")
     parts = spark.sparkContext.defaultParallelism
     return (todo.repartition(parts).mapInPandas(run, out, profile=gpu_profile(settings.gpus_per_task,
                                                                               settings.executor_gpus))
@@ -130,7 +131,8 @@ def run(spark: SparkSession, store: Store, config: Config) -> StageResult:
     n_pool, n_todo = pool.count(), todo.count()
     budget = config.platform.scoring.token_budget
     log.info("scoring %d of %d samples with %s from %s (max_length %d, token budget %s)", n_todo, n_pool, cfg.model,
-             path, cfg.max_length, budget or f"by device: {CPU_TOKEN_BUDGET} on a CPU, {GPU_TOKEN_BUDGET} on a GPU")
+             path, cfg.max_length, budget or f"by device: {CPU_TOKEN_BUDGET} on a CPU, {GPU_TOKEN_BUDGET} on "
+                                             f"a GPU")
     counts = {"pool": n_pool, "input": n_todo, "scored": 0, "failed": 0, "truncated": 0}
     if n_todo:
         t0 = time.time()

@@ -125,8 +125,8 @@ def run(spark: SparkSession, store: Store, config: Config, path: str, name: str 
 
     cfg = config.synth
     if cfg.diagnose_model.backend == "none" or cfg.judge.backend == "none":
-        raise NoLLMError(HOWTO.replace("synth.llm.backend is none", "synth.diagnose_model or the oracle has no "
-                                       "backend").replace("synthesis", "diagnosis"))
+        raise NoLLMError(HOWTO.replace("synth.llm.backend is none", "synth.diagnose_model or the oracle has "
+                                       "no backend").replace("synthesis", "diagnosis"))
     name = name or Path(path).stem
     items, bad = load_set(path, references)
     if bad:
@@ -190,7 +190,8 @@ def one_iteration(spark: SparkSession, store: Store, config: Config, name: str, 
     store.merge("diagnosis", rows, source_is_materialized=True)
     n = rows.count()
     deficient = rows.filter("deficient").count()
-    per_skill = {r["skill"]: int(r["count"]) for r in rows.filter("deficient AND skill IS NOT NULL AND skill != ''")
+    per_skill = {r["skill"]: int(r["count"]) for r in rows.filter("deficient AND skill IS NOT NULL AND skill "
+                                                                  "!= ''")
                  .groupBy("skill").count().collect()}
     counts: dict[str, int] = {"iteration": iteration, "items": n, "deficient": deficient,
                               "deficiency_rate_x1000": round(1000 * deficient / max(1, n)), "skills": len(per_skill),

@@ -36,22 +36,22 @@ log = logging.getLogger(__name__)
 EVOLVE, JUDGE, RESPOND = "evolve_instruction", "judge_evolution", "respond"
 
 METHODS = {
-    "reasoning": "if the instruction can be solved with a few simple thinking steps, rewrite it to explicitly "
-                 "require multiple-step reasoning.",
-    "concretizing": "replace general concepts with more specific ones: named settings, concrete data, precise "
-                    "conditions.",
-    "deepening": "increase the depth and breadth of the inquiry: ask about underlying principles, trade-offs or "
-                 "edge cases, or add one more constraint or requirement.",
-    "diversifying": "write a new instruction in the same domain that needs the same skills but is rarer and more "
-                    "unusual (in-breadth evolution).",
+    "reasoning": "if the instruction can be solved with a few simple thinking steps, rewrite it to "
+                 "explicitly require multiple-step reasoning.",
+    "concretizing": "replace general concepts with more specific ones: named settings, concrete data, "
+                    "precise conditions.",
+    "deepening": "increase the depth and breadth of the inquiry: ask about underlying principles, trade-offs "
+                 "or edge cases, or add one more constraint or requirement.",
+    "diversifying": "write a new instruction in the same domain that needs the same skills but is rarer and "
+                    "more unusual (in-breadth evolution).",
 }
 
-HOWTO = ("no LLM is configured (synth.llm.backend is none), so synthesis was skipped. Configure one of: "
-         "vLLM on a GPU: --set synth.llm.backend=vllm --set synth.llm.model=NAME with its weights in "
+HOWTO = ("no LLM is configured (synth.llm.backend is none), so synthesis was skipped. Configure one of: vLLM "
+         "on a GPU: --set synth.llm.backend=vllm --set synth.llm.model=NAME with its weights in "
          "platform.llm.model_paths (pip install 'instructlake[gpu]'); a local transformers model: --set "
-         "synth.llm.backend=transformers --set synth.llm.model=NAME --set 'platform.llm.model_paths={NAME: /path}'; "
-         "or an OpenAI-compatible endpoint: --set synth.llm.backend=http --set synth.llm.model=NAME --set "
-         "platform.llm.base_url=URL (the key in OPENAI_API_KEY)")
+         "synth.llm.backend=transformers --set synth.llm.model=NAME --set 'platform.llm.model_paths={NAME: "
+         "/path}'; or an OpenAI-compatible endpoint: --set synth.llm.backend=http --set synth.llm.model=NAME "
+         "--set platform.llm.base_url=URL (the key in OPENAI_API_KEY)")
 
 
 

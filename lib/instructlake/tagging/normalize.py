@@ -93,7 +93,8 @@ def normalize(names: list[str], freqs: list[int], vectors: np.ndarray, cfg: TagN
     canon, sim = merge_synonyms(kv, kf, kn, cfg.merge_threshold)
     heads = sorted(set(canon.tolist()))
     head_pos = {h: j for j, h in enumerate(heads)}
-    # a canonical tag's frequency is the sum of its members' (an upper bound on its samples; tag_stats counts exactly)
+    # a canonical tag's frequency is the sum of its members' (an upper bound on its samples; tag_stats counts
+    # exactly)
     head_freq = np.zeros(len(heads), dtype=np.int64)
     np.add.at(head_freq, [head_pos[c] for c in canon], kf)
     labels = cluster_tags(kv[heads], head_freq, cfg.dbscan_eps, cfg.dbscan_min_samples)
@@ -192,7 +193,8 @@ def run(spark: SparkSession, store: Store, config: Config) -> StageResult:
               "clusters": len(clusters), "categories": len(categories), "tagged_samples": pool}
     counts.update({f"category.{r['category']}": int(r["n"]) for r in per_cat})
     counts.update({f"tags_per_sample.{int(r['k'])}": int(r["count"]) for r in per_sample})
-    log.info("normalize-tags: %d raw tags -> %d canonical tags (%d rare dropped) -> %d clusters -> %d categories",
+    log.info("normalize-tags: %d raw tags -> %d canonical tags (%d rare dropped) -> %d clusters -> %d "
+             "categories",
              n_raw, len(canonical), n_raw - len(kept), len(clusters), len(categories))
     warning = None if kept else all_rare_warning(n_raw, cut, cfg, pool)
     if warning:
@@ -216,6 +218,7 @@ def _cut_origin(cfg: TagNormConfig, pool: int) -> str:
 def all_rare_warning(n_raw: int, cut: int, cfg: TagNormConfig, pool: int) -> str:
     """What to say when the frequency cut leaves no canonical tag: the stages after it get no tags."""
     setting = "normalize_tags.min_freq" if cfg.min_freq is not None else "normalize_tags.min_freq_per_million"
-    return (f"normalize-tags: all {n_raw:,} raw tags are used by fewer than {cut:,} samples {_cut_origin(cfg, pool)}, "
-            f"so none is kept: graph and the tag criteria of select-seeds have no tags to work on. Lower {setting} "
-            f"(or leave normalize_tags.min_freq unset to scale the cut with the pool)")
+    return (f"normalize-tags: all {n_raw:,} raw tags are used by fewer than {cut:,} samples "
+            f"{_cut_origin(cfg, pool)}, so none is kept: graph and the tag criteria of select-seeds have no "
+            f"tags to work on. Lower {setting} (or leave normalize_tags.min_freq unset to scale the cut with "
+            f"the pool)")

@@ -188,7 +188,8 @@ def run(spark: SparkSession, store: Store, config: Config) -> StageResult:
     if warning:
         log.warning(warning)
     if counts["backend_failed"]:
-        log.warning("%d samples got no answer from the backend; they have no tag rows and the next run retries them",
+        log.warning("%d samples got no answer from the backend; they have no tag rows and the next run "
+                    "retries them",
                     counts["backend_failed"])
     counts.update({k if k.startswith(("distill_", usage.PREFIX)) else f"llm_{k}": v
                    for k, v in llm_counts.items()})
