@@ -51,7 +51,8 @@ def run(spark: SparkSession, store: Store, config: Config) -> StageResult:
     counts = {"pool": pool.count(), "input": todo.count(), "rated": 0, "invalid": 0, "backend_failed": 0}
     if counts["input"]:
         req = todo.select(F.col("sample_id").alias("request_id"),
-                          p.messages_column(instruction=F.substring("instruction", 1, 4000)).alias("messages"))
+                          p.messages_column(instruction=F.substring("instruction", 1, 4000))
+                          .alias("messages"))
         answers, c = complete(store, req, rater, config.platform.llm, Task(p.version, p.schema))
         counts["calls"] = c["calls"]
         usage.add(counts, c)
@@ -67,7 +68,8 @@ def run(spark: SparkSession, store: Store, config: Config) -> StageResult:
         store.merge("difficulty", rows, source_is_materialized=True)
         counts["rated"] = rows.filter(F.col("difficulty").isNotNull()).count()
         counts["invalid"] = rows.filter(F.col("difficulty").isNull()).count()
-    log.info("difficulty: %d of %d samples needed a rating: %d rated, %d invalid, %d backend failures", counts["input"],
-             counts["pool"], counts["rated"], counts["invalid"], counts["backend_failed"])
-    return StageResult(stage="difficulty", config_hash=chash, counts=counts, input_versions={"samples": version},
-                       output_versions={"difficulty": store.version("difficulty")} if store.exists("difficulty") else {})
+    log.info("difficulty: %d of %d samples needed a rating: %d rated, %d invalid, %d backend failures",
+             counts["input"], counts["pool"], counts["rated"], counts["invalid"], counts["backend_failed"])
+    outputs = {"difficulty": store.version("difficulty")} if store.exists("difficulty") else {}
+    return StageResult(stage="difficulty", config_hash=chash, counts=counts,
+                       input_versions={"samples": version}, output_versions=outputs)

@@ -63,10 +63,12 @@ def expand(store: Store, config: Config, convs: DataFrame, counts: dict[str, int
         if not active.limit(1).count():
             break
         q_req = active.select(F.concat(F.col("evolution_id"), F.lit(f"#q{r}")).alias("request_id"),
-                              fp.messages_column(conversation=render(F.col("conversation"))).alias("messages"))
+                              fp.messages_column(conversation=render(F.col("conversation")))
+                              .alias("messages"))
         q_ans, c1 = complete(store, q_req, cfg.llm, config.platform.llm, Task(fp.version, fp.schema))
         q = q_ans.select(F.regexp_replace("request_id", r"#q\d+$", "").alias("evolution_id"),
-                         F.get_json_object("parsed", "$.question").alias("question"), backend.alias("q_backend"))
+                         F.get_json_object("parsed", "$.question").alias("question"),
+                         backend.alias("q_backend"))
         step = active.join(q, "evolution_id").withColumn(
             "_asked", F.concat(F.col("conversation"), F.array(F.struct(F.lit("user").alias("role"),
                                                                         F.col("question").alias("content")))))
@@ -78,9 +80,11 @@ def expand(store: Store, config: Config, convs: DataFrame, counts: dict[str, int
         usage.add(counts, c1)
         usage.add(counts, c2)
         a = a_ans.select(F.regexp_replace("request_id", r"#a\d+$", "").alias("evolution_id"),
-                         F.get_json_object("parsed", "$.response").alias("answer"), backend.alias("a_backend"))
+                         F.get_json_object("parsed", "$.response").alias("answer"),
+                         backend.alias("a_backend"))
         step = step.join(a, "evolution_id", "left").localCheckpoint()
-        failed = step.filter(F.col("q_backend") | F.coalesce(F.col("a_backend"), F.lit(False))).select("evolution_id")
+        hit = F.col("q_backend") | F.coalesce(F.col("a_backend"), F.lit(False))
+        failed = step.filter(hit).select("evolution_id")
         retry = failed if retry is None else retry.unionByName(failed)
         grown = step.filter(~F.col("q_backend") & _usable(F.col("question")) & _usable(F.col("answer")))
         grown = grown.withColumn("conversation", F.concat(F.col("_asked"), F.array(F.struct(
