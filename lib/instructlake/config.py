@@ -22,6 +22,8 @@ from typing import Any, get_args, get_origin, get_type_hints
 
 import yaml
 
+from instructlake.config_llm import LLM_BACKENDS, LLMConfig  # noqa: F401
+
 # The sections live in their own modules (semantic, platform); everything is importable from here.
 from instructlake.config_platform import (  # noqa: F401
     DecontamSettings,
@@ -34,27 +36,22 @@ from instructlake.config_platform import (  # noqa: F401
     SparkSettings,
     StoreSettings,
 )
+from instructlake.config_quality import FilterConfig, ScrubConfig  # noqa: F401
 from instructlake.config_semantic import (  # noqa: F401
-    LLM_BACKENDS,
     STRATEGIES,
     DecontamConfig,
     DedupConfig,
     EmbedConfig,
     ExportConfig,
-    FilterConfig,
-    GraphConfig,
     IngestConfig,
-    LLMConfig,
     MixConfig,
     ScoringConfig,
-    ScrubConfig,
     SeedConfig,
     SemanticConfig,
     SemDedupConfig,
     SynthConfig,
-    TaggingConfig,
-    TagNormConfig,
 )
+from instructlake.config_tagging import DistillConfig, GraphConfig, TaggingConfig, TagNormConfig  # noqa: F401
 from instructlake.errors import ConfigError
 
 

@@ -1,10 +1,11 @@
-"""The tagging-side sections of the semantic config besides `tagging` itself: LLM tagging at pool scale
+"""The tagging-side sections of the semantic config: `tagging` and its LLM tagging at pool scale
 (tagging.distill), tag normalization and the co-occurrence graph."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
+from instructlake.config_llm import LLMConfig
 from instructlake.errors import ConfigError
 
 
@@ -88,3 +89,81 @@ class GraphConfig:
     def __post_init__(self) -> None:
         if self.max_tags_per_sample < 2 or self.bootstrap < 0:
             raise ConfigError("graph.max_tags_per_sample must be >= 2 and graph.bootstrap >= 0")
+
+
+@dataclass(frozen=True)
+class TaggingConfig:
+    # auto: the LLM tagger when tagging.llm.backend is set, else the zero-shot embedding tagger.
+    tagger: str = "auto"
+    llm: LLMConfig = field(default_factory=LLMConfig)
+    # Only samples that dedup kept (and samples not deduplicated yet) are tagged.
+    only_kept: bool = True
+    # The instruction (first user turn) is cut to this many characters in the prompt.
+    max_instruction_chars: int = 4000
+    # Zero-shot, two-level (the default): each category is scored by the instruction's nearest exemplars
+    # (resources/category_exemplars.yaml; the mean cosine of the exemplar_k nearest, weighted
+    # exemplar_weight) and by its own description and best two tags (the rest of the weight); up to
+    # max_categories categories within category_margin of the best are kept, then in each up to
+    # tags_per_category tags within tag_margin of the category's best tag, at most max_tags in all. When the
+    # kept categories are all tasks (or all domains; taxonomy.yaml's facet), the best of the other facet is
+    # added if it scores within pair_margin of the best category (0: never). With head_paragraph, a prompt
+    # whose first paragraph is followed by more (an instruction, then its input) is scored on that
+    # paragraph as well, each category and tag keeping the better of the two scores: a long input passage
+    # does not drown the task its first line asks for. With labelled_exemplars, the labelled prompts in
+    # resources/labelled_exemplars.jsonl are exemplars too, of every category a reader accepts for them.
+    zero_shot: str = "two-level"
+    exemplar_weight: float = 0.5
+    exemplar_k: int = 2
+    labelled_exemplars: bool = True
+    max_categories: int = 3
+    category_margin: float = 0.1
+    pair_margin: float = 0.05
+    head_paragraph: bool = True
+    tags_per_category: int = 2
+    tag_margin: float = 0.03
+    max_tags: int = 8
+    # Zero-shot, flat (the earlier tagger): up to top_k taxonomy tags whose cosine similarity to the
+    # instruction is at least min_similarity and within `margin` of its best tag.
+    top_k: int = 3
+    min_similarity: float = 0.25
+    margin: float = 0.08
+    # Open tags besides the taxonomy's (tagging/open_tags.py): the intent ("poem writing") and up to
+    # open_tags knowledge phrases of the instruction ("french revolution"); normalize-tags cuts, merges
+    # and clusters them as the paper's normalization does. 0 and false turn them off.
+    open_tags: int = 3
+    open_intent: bool = True
+    # LLM tagging at pool scale: the LLM tags a sample of the pool, a kNN classifier over embeddings
+    # learns its tags and tags the rest (config_tagging.DistillConfig; off by default).
+    distill: DistillConfig = field(default_factory=DistillConfig)
+
+    def __post_init__(self) -> None:
+        if self.tagger not in ("auto", "llm", "zero-shot"):
+            raise ConfigError(f"tagging.tagger must be auto, llm or zero-shot, not {self.tagger!r}")
+        if self.tagger == "llm" and self.llm.backend == "none":
+            raise ConfigError("tagging.tagger = llm needs tagging.llm.backend and tagging.llm.model")
+        if self.top_k < 1:
+            raise ConfigError("tagging.top_k must be >= 1")
+        if self.open_tags < 0:
+            raise ConfigError(f"tagging.open_tags must be >= 0 (0: no knowledge phrases), "
+                              f"not {self.open_tags}")
+        if self.zero_shot not in ("two-level", "flat"):
+            raise ConfigError(f"tagging.zero_shot must be two-level or flat, not {self.zero_shot!r}")
+        if min(self.exemplar_k, self.max_categories, self.tags_per_category, self.max_tags) < 1:
+            raise ConfigError("tagging: exemplar_k, max_categories, tags_per_category and max_tags must be "
+                              ">= 1")
+        if not 0 <= self.exemplar_weight <= 1:
+            raise ConfigError(f"tagging.exemplar_weight must be in [0, 1], not {self.exemplar_weight}")
+        if self.pair_margin < 0:
+            raise ConfigError(f"tagging.pair_margin must be >= 0 (0: no pairing of a task and a domain), "
+                              f"not {self.pair_margin}")
+
+    @property
+    def open_tags_on(self) -> bool:
+        """Whether the zero-shot tagger adds open tags (an intent, phrases or both)."""
+        return bool(self.open_tags or self.open_intent)
+
+    @property
+    def kind(self) -> str:
+        if self.tagger == "auto":
+            return "llm" if self.llm.backend != "none" else "zero-shot"
+        return self.tagger
