@@ -243,7 +243,7 @@ def _write_targeted(spark: SparkSession, store: Store, config: Config, rows: Dat
     Returns the ids of all of this iteration's, also those a resumed run recorded before."""
     from instructlake.llm import prompts
     from instructlake.llm.cache import Task, complete
-    from instructlake.synth.evolve import rule_reason
+    from instructlake.synth.evolve import evolved_cols, rule_reason
 
     cfg = config.synth
     tgt_p = prompts.load(TARGETED)
@@ -272,16 +272,11 @@ def _write_targeted(spark: SparkSession, store: Store, config: Config, rows: Dat
     new = new.filter(~F.coalesce(F.col("error").startswith("backend:"), F.lit(False)))
     reason = (F.when(F.col("error").isNotNull(), F.concat(F.lit("invalid answer: "), F.col("error")))
               .otherwise(rule_reason(F.col("new"), F.col("skill"), config)))
-    ev = new.select(
-        "evolution_id", "parent_id", F.col("parent_id").alias("seed_id"), F.lit(iteration).alias("round"),
-        "k",
-        F.lit("targeted").alias("strategy"), F.col("new").alias("instruction"),
-        F.when(reason.isNull(), F.lit("valid")).otherwise(F.lit("rejected")).alias("status"),
-        F.coalesce(reason, F.concat(F.lit("targets the diagnosed skill: "), F.col("skill"))).alias("reason"),
-        F.lit(None).cast("double").alias("judge_score"), F.lit(None).cast("string").alias("sample_id"),
-        F.lit(cfg.llm.model).alias("model"), F.lit(cfg.judge.model).alias("judge_model"),
-        F.lit(tgt_p.version).alias("prompt_version"), F.lit(chash).alias("config_hash"),
-        F.current_timestamp().alias("created_at")).localCheckpoint()
+    status = F.when(reason.isNull(), F.lit("valid")).otherwise(F.lit("rejected"))
+    why = F.coalesce(reason, F.concat(F.lit("targets the diagnosed skill: "), F.col("skill")))
+    targeted = {"seed_id": F.col("parent_id"), "round": F.lit(iteration), "strategy": F.lit("targeted")}
+    ev = new.withColumns(targeted).select(
+        *evolved_cols(config, chash, TARGETED, status, why, F.lit(None).cast("double"))).localCheckpoint()
     store.merge("evolved", ev, source_is_materialized=True)
     counts["targeted"] = ev.filter("status = 'valid'").count()
     counts["targeted_rejected"] = ev.filter("status = 'rejected'").count()

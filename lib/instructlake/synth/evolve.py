@@ -143,9 +143,9 @@ def evolve_round(spark: SparkSession, store: Store, config: Config, parents: Dat
         judged = _judge(store, config, got.filter(F.col("reason").isNull()), counts)
         no_score = F.lit(None).cast("double")
         rejected = got.filter(F.col("reason").isNotNull()).select(
-            *_evolved_cols(config, chash, F.lit("rejected"), F.col("reason"), no_score))
+            *evolved_cols(config, chash, EVOLVE, F.lit("rejected"), F.col("reason"), no_score))
         rows = rejected.unionByName(judged.select(
-            *_evolved_cols(config, chash, F.col("status"), F.col("judged_reason"), F.col("j_score"))))
+            *evolved_cols(config, chash, EVOLVE, F.col("status"), F.col("judged_reason"), F.col("j_score"))))
         rows = rows.localCheckpoint()
         store.merge("evolved", rows, source_is_materialized=True)
         for st in rows.groupBy("status").count().collect():
@@ -227,7 +227,10 @@ def _judge(store: Store, config: Config, passed: DataFrame, counts: dict[str, in
     return judged.select("*", status.alias("status"), reason.alias("judged_reason"))
 
 
-def _evolved_cols(config: Config, chash: str, status: Column, reason: Column, score: Column) -> list[Column]:
+def evolved_cols(config: Config, chash: str, prompt: str, status: Column, reason: Column,
+                 score: Column) -> list[Column]:
+    """The columns of `evolved` for rows (evolution_id, parent_id, seed_id, round, k, strategy, new) written
+    with the prompt file `prompt`."""
     from instructlake.llm import prompts
 
     cfg = config.synth
@@ -235,7 +238,7 @@ def _evolved_cols(config: Config, chash: str, status: Column, reason: Column, sc
             F.col("strategy"), F.col("new").alias("instruction"), status.alias("status"),
             reason.alias("reason"), score.alias("judge_score"), F.lit(None).cast("string").alias("sample_id"),
             F.lit(cfg.llm.model).alias("model"), F.lit(cfg.judge.model).alias("judge_model"),
-            F.lit(prompts.load(EVOLVE).version).alias("prompt_version"), F.lit(chash).alias("config_hash"),
+            F.lit(prompts.load(prompt).version).alias("prompt_version"), F.lit(chash).alias("config_hash"),
             F.current_timestamp().alias("created_at")]
 
 
