@@ -315,11 +315,11 @@ def demo(args: list[str]) -> None:
 
 
 def parallel_args(args: list[str]) -> list[str]:
-    """Two pytest-xdist workers (tests/conftest.py keeps the tests of one expensive fixture together):
-    much of a Spark test's time is one thread waiting on a JVM, a Python worker or Delta's log, which
-    leaves the second core idle. Any -n or --dist given, or `-p no:xdist`, wins."""
-    own = any(a.startswith(("-n", "--numprocesses", "--dist")) or a == "no:xdist" for a in args)
-    return [] if own or (os.cpu_count() or 1) < 2 else ["-n", "2", "--dist", "loadgroup"]
+    """Two pytest-xdist workers (tests/conftest.py's scheduler keeps the tests of one expensive fixture
+    together): much of a Spark test's time is one thread waiting on a JVM, a Python worker or Delta's log,
+    which leaves the second core idle. Any -n given, or `-p no:xdist`, wins."""
+    own = any(a.startswith(("-n", "--numprocesses")) or a == "no:xdist" for a in args)
+    return [] if own or (os.cpu_count() or 1) < 2 else ["-n", "2"]
 
 
 def test(args: list[str]) -> None:

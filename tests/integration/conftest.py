@@ -13,6 +13,14 @@ import pytest
 from tests.conftest import SAMPLES, TEST_SETTINGS
 
 
+@pytest.fixture(autouse=True)
+def _the_fixture_session_first(request):
+    """Tests that run the CLI in this process get whatever session exists (getOrCreate). The `spark`
+    fixture's settings (tests/conftest.py) must be the ones that win, in whatever order the xdist workers
+    take the tests, so every integration test starts it before anything else can."""
+    request.getfixturevalue("spark")
+
+
 def pipeline_settings(model_dir: Path) -> list[str]:
     # a fixed tiny scorer (no train-reference), so a refresh and a full rebuild score with the same model
     return [*TEST_SETTINGS, "scoring.model=tiny", f"platform.scoring.model_paths={{tiny: {model_dir}}}",
