@@ -33,7 +33,8 @@ SAMPLES = StructType([
     StructField("n_turns", IntegerType(), False),
     StructField("lang", StringType(), True),
     StructField("chars", LongType(), False),
-    StructField("meta", MapType(StringType(), StringType()), True),  # format-specific extras (tools, label, ...)
+    # format-specific extras (tools, label, ...)
+    StructField("meta", MapType(StringType(), StringType()), True),
     StructField("source_file", StringType(), False),
     StructField("format", StringType(), False),
     StructField("config_hash", StringType(), False),
@@ -93,7 +94,8 @@ DEDUP_CLUSTERS = StructType([
 ])
 
 LLM_CACHE = StructType([
-    StructField("cache_key", StringType(), False),  # sha256 of (model, prompt_version, params_hash, prompt_hash)
+    # sha256 of (model, prompt_version, params_hash, prompt_hash)
+    StructField("cache_key", StringType(), False),
     StructField("model", StringType(), False),
     StructField("prompt_version", StringType(), False),  # name/vN-<hash of the prompt file>
     StructField("params_hash", StringType(), False),  # sampling parameters, re-ask budget, JSON schema
@@ -116,9 +118,11 @@ TAGS = StructType([
     StructField("rank", IntegerType(), True),  # position of the tag in the answer (1 = first)
     StructField("tagger", StringType(), False),  # llm | zero-shot | distilled (tagging.distill's classifier)
     StructField("model", StringType(), False),
-    StructField("prompt_version", StringType(), False),  # llm: the prompt's version; zero-shot: the taxonomy's
+    # llm: the prompt's version; zero-shot: the taxonomy's
+    StructField("prompt_version", StringType(), False),
     StructField("config_hash", StringType(), False),
-    StructField("error", StringType(), True),  # why a sample has no tags (invalid answer, backend failure, none above threshold)
+    # why a sample has no tags (invalid answer, backend failure, none above threshold)
+    StructField("error", StringType(), True),
     StructField("tagged_at", TimestampType(), False),
 ])
 
@@ -182,7 +186,8 @@ POWERLAW_FIT = StructType([
     StructField("n_tail", LongType(), False),
     StructField("p_value", DoubleType(), True),  # bootstrap goodness of fit; null when not computed
     StructField("bootstrap", LongType(), False),
-    StructField("lognormal_r", DoubleType(), False),  # log-likelihood ratio, normalized; > 0 favours the power law
+    # log-likelihood ratio, normalized; > 0 favours the power law
+    StructField("lognormal_r", DoubleType(), False),
     StructField("lognormal_p", DoubleType(), False),
     StructField("exponential_r", DoubleType(), False),
     StructField("exponential_p", DoubleType(), False),
@@ -209,7 +214,8 @@ SCORES = StructType([
 
 SEEDS = StructType([
     StructField("sample_id", StringType(), False),
-    StructField("criteria", ArrayType(StringType(), False), False),  # long_tail, multi_skill, hard, undertrained
+    # long_tail, multi_skill, hard, undertrained
+    StructField("criteria", ArrayType(StringType(), False), False),
     # the values that triggered each criterion and the thresholds they crossed
     StructField("evidence", MapType(StringType(), DoubleType()), False),
     StructField("config_hash", StringType(), False),
@@ -239,7 +245,8 @@ CONTAMINATION = StructType([
     StructField("ngram_shared", IntegerType(), False),  # distinct word n-grams the two share
     StructField("ngram_ratio", DoubleType(), False),  # shared / the prompt's distinct n-grams
     StructField("ngram_example", StringType(), True),  # one shared n-gram, normalized
-    StructField("methods", ArrayType(StringType(), True), False),  # embedding and/or ngram; empty: not flagged
+    # embedding and/or ngram; empty: not flagged
+    StructField("methods", ArrayType(StringType(), True), False),
     StructField("flagged", BooleanType(), False),
     StructField("config_hash", StringType(), False),
     StructField("checked_at", TimestampType(), False),
@@ -256,7 +263,8 @@ EVOLVED = StructType([
     StructField("status", StringType(), False),  # valid | rejected
     StructField("reason", StringType(), True),  # why it was rejected (rule or judge), or the judge's reason
     StructField("judge_score", DoubleType(), True),
-    StructField("sample_id", StringType(), True),  # the synthesized sample in `samples` once it has a response
+    # the synthesized sample in `samples` once it has a response
+    StructField("sample_id", StringType(), True),
     StructField("model", StringType(), False),
     StructField("judge_model", StringType(), False),
     StructField("prompt_version", StringType(), False),

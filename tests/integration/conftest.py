@@ -49,7 +49,8 @@ def write_inputs(root: Path) -> tuple[list[Path], list[Path]]:
     a, b, c = root / "a_alpaca.json", root / "b_seed.jsonl", root / "c_alpaca_more.json"
     a.write_text(json.dumps(alpaca[:90]), encoding="utf-8")
     b.write_text("\n".join(seeds[:40]) + "\n", encoding="utf-8")
-    near = dict(alpaca[2], output=alpaca[2]["output"] + " Hope this helps.")  # a near copy (5-gram Jaccard > 0.9)
+    # a near copy (5-gram Jaccard > 0.9)
+    near = dict(alpaca[2], output=alpaca[2]["output"] + " Hope this helps.")
     loud = dict(alpaca[4], instruction=alpaca[4]["instruction"].upper() + " !!")  # equal once normalized
     more = [*alpaca[90:150], alpaca[5], near, loud, {"instruction": 42, "output": None}]
     c.write_text(json.dumps(more), encoding="utf-8")

@@ -42,7 +42,8 @@ def test_decontam_flags_copies_and_paraphrases_and_export_drops_them(spark, stor
         {"instruction": EVAL[0], "input": "", "output": "Hugh Jackman and others."},  # exact copy
         {"instruction": "Question from a friend: " + EVAL[4].lower().replace("neatly", "nicely") + " Thanks!",
          "input": "", "output": "Fold the paper."},  # wrapper + synonym
-        {"instruction": "Translate to French, then answer: " + EVAL[9], "input": "", "output": "..."},  # long copy
+        # long copy
+        {"instruction": "Translate to French, then answer: " + EVAL[9], "input": "", "output": "..."},
     ]
     pool = tmp_path / "pool.json"
     pool.write_text(json.dumps(clean + contaminated))

@@ -94,7 +94,8 @@ def test_same_clusters_whatever_the_partition_count(spark, store, warehouse, tmp
     first = {k: (v["cluster_id"], v["is_kept"], v["method"]) for k, v in clusters(store).items()}
     spark.conf.set("spark.sql.shuffle.partitions", "11")
     try:
-        store.overwrite("minhash_signatures", store.read("minhash_signatures").limit(0))  # recompute everything
+        # recompute everything
+        store.overwrite("minhash_signatures", store.read("minhash_signatures").limit(0))
         r = dedup.run(spark, store, cfg)
     finally:
         spark.conf.set("spark.sql.shuffle.partitions", "4")
@@ -105,7 +106,8 @@ def test_same_clusters_whatever_the_partition_count(spark, store, warehouse, tmp
 
 
 def test_refresh_hashes_only_new_samples_and_finds_near_duplicates_of_old(spark, store, config, tmp_path):
-    old = [rec(" ".join(random.Random(i).sample(BASE.split(), 50))) for i in range(5)] + [rec(BASE)]  # shuffles
+    # shuffles
+    old = [rec(" ".join(random.Random(i).sample(BASE.split(), 50))) for i in range(5)] + [rec(BASE)]
     ingest.run(spark, store, config, [write(tmp_path, "old.json", old)])
     r1 = dedup.run(spark, store, config)
     assert r1.counts["signatures_computed"] == 6 and r1.counts["kept"] == 6

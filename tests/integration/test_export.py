@@ -105,7 +105,8 @@ def test_export_leaves_out_removed_duplicates(spark, store, config, tmp_path):
     from dataclasses import replace
 
     changed = replace(config, semantic=replace(config.semantic, dedup=replace(config.dedup, threshold=0.7)))
-    with pytest.raises(StaleInputError, match="3 samples have not been through dedup"):  # all but the semantic one
+    # all but the semantic one
+    with pytest.raises(StaleInputError, match="3 samples have not been through dedup"):
         export.run(spark, store, changed, str(tmp_path / "export3"))
 
 

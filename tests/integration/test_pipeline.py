@@ -169,7 +169,8 @@ def test_two_refreshes_at_once(spark, tmp_path, caplog):
 
     def go():
         try:
-            session = spark.newSession()  # like two spark-submits: own SQL settings, one JVM (Delta's local log store)
+            # like two spark-submits: own SQL settings, one JVM (Delta's local log store)
+            session = spark.newSession()
             barrier.wait()
             results.append(pipeline.run(session, Store(session, cfg.warehouse, retries=10), cfg, inputs, stop="dedup"))
         except BaseException as e:  # noqa: BLE001 - reported below

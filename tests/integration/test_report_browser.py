@@ -58,7 +58,8 @@ def test_report_renders_with_images_and_links(pipeline_lake, tmp_path):
     assert m, f"the page did not finish loading in Chromium: {r.stderr[-2000:]}"
     result = json.loads(m.group(1).replace("&quot;", '"'))
     assert result["bad"] == [], result["bad"]
-    assert result["images"] >= 3 and result["sections"] >= 4  # runs, graph pictures, scores, contamination ...
+    # runs, graph pictures, scores, contamination ...
+    assert result["images"] >= 3 and result["sections"] >= 4
     assert result["links"] == result["sections"]  # the table of contents links every section
 
     out = ROOT / ".test-artifacts"

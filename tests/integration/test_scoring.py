@@ -59,7 +59,8 @@ def test_score_stage_matches_in_process_scores_and_is_incremental(spark, warehou
     got = every[multi["sample_id"]]
     assert math.isclose(got["loss_cond"], want.loss_cond, abs_tol=1e-4) and got["n_tokens"] == want.n_tokens
     assert got["n_tokens"] > scores[multi["sample_id"]]["n_tokens"]
-    assert main(["--warehouse", str(warehouse), "score"]) == 2  # the default model, "reference", is not trained
+    # the default model, "reference", is not trained
+    assert main(["--warehouse", str(warehouse), "score"]) == 2
     assert "run `instructlake train-reference` first" in capsys.readouterr().err
 
 

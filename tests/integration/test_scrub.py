@@ -88,7 +88,8 @@ def test_scrub_counts_what_was_planted_and_export_ships_none_of_it(spark, store,
     assert all(v in originals for v in VALUES)
 
     out_dir = tmp_path / "export"
-    r = export.run(spark, store, config, str(out_dir), allow_unchecked=True)  # dedup, decontam: not tested here
+    # dedup, decontam: not tested here
+    r = export.run(spark, store, config, str(out_dir), allow_unchecked=True)
     assert (r.counts["exported"], r.counts["scrubbed"], r.counts["not_scrubbed"]) == (n, len(PLANTED), 0)
     text = _exported_text(out_dir)
     parquet = spark.read.parquet(str(out_dir / "parquet"))

@@ -18,7 +18,8 @@ def test_link_to_root_is_linear_and_uses_the_smallest_member():
     members = np.array([9, 3, 7, 5, 1])
     groups = np.array([0, 0, 1, 0, 1])
     src, dst = link_to_root(members, groups)
-    assert sorted(zip(src.tolist(), dst.tolist(), strict=True)) == [(5, 3), (7, 1), (9, 3)]  # n - groups pairs, never n^2
+    # n - groups pairs, never n^2
+    assert sorted(zip(src.tolist(), dst.tolist(), strict=True)) == [(5, 3), (7, 1), (9, 3)]
 
 
 def test_near_pairs_threshold_margin_and_exact_check():
@@ -33,7 +34,8 @@ def test_near_pairs_threshold_margin_and_exact_check():
 
     # one band of one row: a, b, c share band value 1 and link to a; d is alone
     s, d, sim, n_exact = near_pairs(ids, sig, bands=1, rows=1, threshold=0.8, margin=0.1, rounds=1, check=check)
-    assert list(zip(s.tolist(), d.tolist(), strict=True)) == [(1, 0)]  # b~a (0.875 is in the margin: checked, 0.9)
+    # b~a (0.875 is in the margin: checked, 0.9)
+    assert list(zip(s.tolist(), d.tolist(), strict=True)) == [(1, 0)]
     assert sim.tolist() == [0.9] and n_exact == 1 and asked == [[("b", "a")]]
 
 

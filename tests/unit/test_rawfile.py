@@ -116,7 +116,8 @@ def test_pack_cuts_large_jsonl_files_into_ranges_that_tile_the_file():
     tasks = pack(files, small_bytes=20, split_bytes=300)
     ranges = [(p.start, p.end) for t in tasks for p in t if p.file.label == "big"]
     assert ranges == [(0, 250), (250, 500), (500, 750), (750, 1000)]
-    assert [(p.start, p.end) for t in tasks for p in t if p.file.label == "arr"] == [(0, None)]  # arrays: whole
+    # arrays: whole
+    assert [(p.start, p.end) for t in tasks for p in t if p.file.label == "arr"] == [(0, None)]
     # sized like Spark's file splits: every core busy, never above the cap, never tiny
     assert split_size(files, parallelism=2, max_bytes=10**9, min_bytes=1) == 953
     assert split_size(files, parallelism=2, max_bytes=400, min_bytes=1) == 400

@@ -29,7 +29,8 @@ def test_categories_within_the_margin_then_their_best_tags():
                      [0.5, 0.7, 0.65, 0.9, 0.9, 0.9],
                      [0.1, 0.1, 0.1, 0.05, 0.02, 0.3]])
     got = choose_two_level(scores, sims, TAG_CATEGORY, CFG)
-    assert [j for j, _ in got[0]] == [0, 1, 3]  # category 0's two best tags, then category 1's best; max_tags 3
+    # category 0's two best tags, then category 1's best; max_tags 3
+    assert [j for j, _ in got[0]] == [0, 1, 3]
     assert [j for j, _ in got[1]] == [1, 2]  # category 1 is 0.4 behind: left out
     # weak everywhere, and still tagged: category 1 (tag 4 within 0.1 of tag 3), then category 2, 0.05 behind
     assert [j for j, _ in got[2]] == [3, 4, 5]

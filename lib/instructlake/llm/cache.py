@@ -143,7 +143,8 @@ def complete(store: Store, requests: DataFrame, llm: LLMConfig, settings: LLMSet
     n_miss = n_prompts - n_hits
     misses = flagged.filter(F.col("_cached").isNull()).drop("_cached")
     counts = {"prompts": n_prompts, "cache_hits": n_hits, "calls": n_miss}
-    parts = []  # the answers: cached ones, this run's (as cached), backend failures (this run only, never cached)
+    # the answers: cached ones, this run's (as cached), backend failures (this run only, never cached)
+    parts = []
     if n_prompts > n_miss or not n_miss:
         parts.append(snapshot.select(*ANSWER_COLUMNS).join(req.select("cache_key"), "cache_key", "left_semi"))
     counts["backend_errors"] = counts["invalid"] = 0
@@ -190,7 +191,8 @@ def _answer_misses(store: Store, misses: DataFrame, n_miss: int, llm: LLMConfig,
         kept = fresh.filter(~F.col("transport_error")).drop("transport_error")
         merged = store.merge("llm_cache", kept, source_is_materialized=True)
         if merged.inserted == n - failed:
-            answers.append(kept.select(*ANSWER_COLUMNS))  # every row went in as it is: no need to read it back
+            # every row went in as it is: no need to read it back
+            answers.append(kept.select(*ANSWER_COLUMNS))
         else:  # another run cached some of these keys first: its answers are the ones to use
             answers.append(store.read("llm_cache").select(*ANSWER_COLUMNS)
                            .join(kept.select("cache_key"), "cache_key", "left_semi"))
