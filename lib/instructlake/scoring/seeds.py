@@ -72,10 +72,12 @@ def select(spark: SparkSession, feats: DataFrame | None, scores: DataFrame | Non
         raise EmptyInputError("select-seeds: there are neither tags nor scores; run `instructlake tag` and "
                               "`instructlake score` first")
     if feats is None:
-        base = scores.withColumn("n_tags", F.lit(None).cast("long")).withColumn("min_tag_freq", F.lit(None).cast("long")) \
-            .withColumn("category", F.lit(None).cast("string"))
+        base = (scores.withColumn("n_tags", F.lit(None).cast("long"))
+                .withColumn("min_tag_freq", F.lit(None).cast("long"))
+                .withColumn("category", F.lit(None).cast("string")))
     elif scores is None:
-        base = feats.withColumn("loss_cond", F.lit(None).cast("double")).withColumn("loss_reduction", F.lit(None).cast("double"))
+        base = (feats.withColumn("loss_cond", F.lit(None).cast("double"))
+                .withColumn("loss_reduction", F.lit(None).cast("double")))
     else:
         base = feats.join(scores, "sample_id", "full")
     base = base.localCheckpoint()
@@ -94,14 +96,18 @@ def select(spark: SparkSession, feats: DataFrame | None, scores: DataFrame | Non
         [q] = scored.approxQuantile("loss_reduction", [cfg.hard_quantile], 1e-4)
         thresholds["hard.loss_reduction_quantile"] = q
         conds["hard"] = F.col("loss_reduction") <= F.lit(q)
-        ev["hard"] = F.create_map(F.lit("hard.loss_reduction"), F.col("loss_reduction"), F.lit("hard.threshold"), F.lit(q))
+        ev["hard"] = F.create_map(F.lit("hard.loss_reduction"), F.col("loss_reduction"),
+                                  F.lit("hard.threshold"), F.lit(q))
         if cfg.undertrained_scope == "pool":
             st = scored.agg(F.mean("loss_cond").alias("m"), F.stddev_samp("loss_cond").alias("s")).first()
-            base = base.withColumn("_limit", F.lit(float(st["m"]) + cfg.undertrained_sigma * float(st["s"] or 0.0)))
-            thresholds.update({"undertrained.mean": float(st["m"]), "undertrained.std": float(st["s"] or 0.0)})
+            base = base.withColumn("_limit",
+                                   F.lit(float(st["m"]) + cfg.undertrained_sigma * float(st["s"] or 0.0)))
+            thresholds.update({"undertrained.mean": float(st["m"]),
+                               "undertrained.std": float(st["s"] or 0.0)})
         else:
             per = scored.groupBy("category").agg(
-                (F.mean("loss_cond") + cfg.undertrained_sigma * F.coalesce(F.stddev_samp("loss_cond"), F.lit(0.0)))
+                (F.mean("loss_cond")
+                 + cfg.undertrained_sigma * F.coalesce(F.stddev_samp("loss_cond"), F.lit(0.0)))
                 .alias("_limit"))
             base = base.join(per, base["category"].eqNullSafe(per["category"]), "left").drop(per["category"])
         conds["undertrained"] = F.col("loss_cond") > F.col("_limit")
@@ -112,7 +118,8 @@ def select(spark: SparkSession, feats: DataFrame | None, scores: DataFrame | Non
     empty = F.create_map().cast("map<string,double>")
     evidence = F.map_concat(*[F.when(F.coalesce(c, F.lit(False)), ev[name]).otherwise(empty)
                               for name, c in conds.items()])
-    rows = base.select("sample_id", crit.alias("criteria"), evidence.alias("evidence")).filter(F.size("criteria") > 0)
+    rows = (base.select("sample_id", crit.alias("criteria"), evidence.alias("evidence"))
+            .filter(F.size("criteria") > 0))
     return rows, thresholds
 
 
@@ -130,11 +137,13 @@ def run(spark: SparkSession, store: Store, config: Config) -> StageResult:
             from instructlake.pool import without_removed
 
             # scores of samples dedup removed after scoring stay cached but are not candidates
-            scores = (without_removed(store, store.read("scores")).filter((F.col("config_hash") == shash) & F.col("error").isNull())
+            scores = (without_removed(store, store.read("scores"))
+                      .filter((F.col("config_hash") == shash) & F.col("error").isNull())
                       .select("sample_id", F.col(config.seeds.undertrained_metric).alias("loss_cond"),
                               "loss_reduction"))
-    chash = config_hash({"seeds": config_hash(config.seeds), "inputs": [store.version(t) if store.exists(t) else None
-                                                                          for t in ("tags", "tag_map", "scores")]})
+    chash = config_hash({"seeds": config_hash(config.seeds),
+                         "inputs": [store.version(t) if store.exists(t) else None
+                                    for t in ("tags", "tag_map", "scores")]})
     rows, thresholds = select(spark, feats, scores, config, long_tail_threshold(store, config))
     rows = (rows.withColumn("config_hash", F.lit(chash)).withColumn("selected_at", F.current_timestamp())
             .select(*schemas.SEEDS.fieldNames())).localCheckpoint()
@@ -143,7 +152,8 @@ def run(spark: SparkSession, store: Store, config: Config) -> StageResult:
               "scored_samples": scores.count() if scores is not None else 0}
     flags = rows.select(*[F.array_contains("criteria", c).cast("int").alias(c) for c in CRITERIA])
     agg = flags.agg(*[F.sum(c).alias(c) for c in CRITERIA],
-                    *[F.sum(F.col(a) * F.col(b)).alias(f"{a}+{b}") for a, b in itertools.combinations(CRITERIA, 2)]).first()
+                    *[F.sum(F.col(a) * F.col(b)).alias(f"{a}+{b}")
+                      for a, b in itertools.combinations(CRITERIA, 2)]).first()
     for k in agg.asDict():
         counts[("criterion." if "+" not in k else "overlap.") + k] = int(agg[k] or 0)
     log.info("select-seeds: %d seeds; %s; thresholds %s", counts["seeds"],
