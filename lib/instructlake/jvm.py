@@ -63,7 +63,8 @@ def check_java() -> None:
     try:
         out = java_version_text(java)
     except (OSError, subprocess.SubprocessError) as e:
-        raise JavaMissingError(f"`{java} -version` failed ({e}); Spark needs a working Java 17 or newer.") from None
+        raise JavaMissingError(f"`{java} -version` failed ({e}); Spark needs a working Java 17 or "
+                               "newer.") from None
     m = re.search(r'version "(\d+)', out)
     if m and int(m.group(1)) < 17:
         raise JavaMissingError(f"Spark 4 needs Java 17 or newer but {java} is version {m.group(1)}; "

@@ -72,8 +72,8 @@ def build(force: bool = False) -> Path | None:
         tmp_archive = Path(d) / "spark.jsa"
         env = dict(os.environ, **{DUMP_ENV: str(tmp_archive)})
         # In a child process: the JVM writes the archive when it exits, and the child waits for that.
-        proc = subprocess.run([sys.executable, "-m", "instructlake.jvm_archive_build", "_workload", d], env=env,
-                              capture_output=True, text=True)
+        proc = subprocess.run([sys.executable, "-m", "instructlake.jvm_archive_build", "_workload", d],
+                              env=env, capture_output=True, text=True)
         if proc.returncode != 0 or not tmp_archive.is_file():
             log.warning("class archive not written (sessions start without it):\n%s", proc.stderr[-3000:])
             return None
@@ -82,7 +82,8 @@ def build(force: bool = False) -> Path | None:
         part = target.with_suffix(f".{os.getpid()}.part")
         shutil.move(str(tmp_archive), part)
         os.replace(part, target)  # atomic: a session never maps a half-written archive
-    log.info("class archive written in %.0fs: %s (%.0f MB)", time.time() - t0, target, target.stat().st_size / 1e6)
+    log.info("class archive written in %.0fs: %s (%.0f MB)", time.time() - t0, target,
+             target.stat().st_size / 1e6)
     return target
 
 
