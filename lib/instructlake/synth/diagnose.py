@@ -273,10 +273,10 @@ def _write_targeted(spark: SparkSession, store: Store, config: Config, rows: Dat
     reason = (F.when(F.col("error").isNotNull(), F.concat(F.lit("invalid answer: "), F.col("error")))
               .otherwise(rule_reason(F.col("new"), F.col("skill"), config)))
     status = F.when(reason.isNull(), F.lit("valid")).otherwise(F.lit("rejected"))
-    why = F.coalesce(reason, F.concat(F.lit("targets the diagnosed skill: "), F.col("skill")))
+    stated = F.coalesce(reason, F.concat(F.lit("targets the diagnosed skill: "), F.col("skill")))
     targeted = {"seed_id": F.col("parent_id"), "round": F.lit(iteration), "strategy": F.lit("targeted")}
     ev = new.withColumns(targeted).select(
-        *evolved_cols(config, chash, TARGETED, status, why, F.lit(None).cast("double"))).localCheckpoint()
+        *evolved_cols(config, chash, TARGETED, status, stated, F.lit(None).cast("double"))).localCheckpoint()
     store.merge("evolved", ev, source_is_materialized=True)
     counts["targeted"] = ev.filter("status = 'valid'").count()
     counts["targeted_rejected"] = ev.filter("status = 'rejected'").count()
