@@ -36,7 +36,8 @@ def exact_edges(sigs: DataFrame) -> tuple[DataFrame, DataFrame]:
     # groupBy + join rather than a window: partial aggregation keeps a group of millions cheap
     reps_of = sigs.groupBy("exact_h1", "exact_h2").agg(F.min("sample_id").alias("rep"))
     tagged = sigs.join(reps_of, ["exact_h1", "exact_h2"])
-    edges = tagged.filter("sample_id <> rep").select(F.col("sample_id").alias("src"), F.col("rep").alias("dst"))
+    edges = (tagged.filter("sample_id <> rep")
+             .select(F.col("sample_id").alias("src"), F.col("rep").alias("dst")))
     reps = tagged.filter("sample_id = rep").select("sample_id", "signature")
     return edges, reps
 
@@ -58,7 +59,8 @@ def exact_similarity(pairs: DataFrame, texts: DataFrame, cfg: DedupConfig) -> Da
         for b in batches:
             sims = pa.array(pair_jaccard(hasher, normalize(b.column("t1"), cfg.strip_templates),
                                          normalize(b.column("t2"), cfg.strip_templates)), pa.float64())
-            yield pa.RecordBatch.from_arrays([b.column("src"), b.column("dst"), sims], names=["src", "dst", "similarity"])
+            yield pa.RecordBatch.from_arrays([b.column("src"), b.column("dst"), sims],
+                                             names=["src", "dst", "similarity"])
 
     return joined.mapInArrow(score, "src string, dst string, similarity double")
 
@@ -86,11 +88,14 @@ def near_edges(reps: DataFrame, texts: DataFrame, cfg: DedupConfig) -> tuple[Dat
     cached = []
     n_exact = 0
     for rnd in range(1, cfg.link_rounds + 1):
-        roots = remaining.groupBy("band", "bucket").agg(F.min("sample_id").alias("root"), F.count("*").alias("n"))
+        roots = (remaining.groupBy("band", "bucket")
+                 .agg(F.min("sample_id").alias("root"), F.count("*").alias("n")))
         cand = (remaining.join(roots.filter("n > 1"), ["band", "bucket"]).filter("sample_id <> root")
-                .select(F.col("sample_id").alias("src"), F.col("root").alias("dst"), "band", "bucket")).cache()
+                .select(F.col("sample_id").alias("src"), F.col("root").alias("dst"), "band", "bucket")
+                ).cache()
         scored = (cand.select("src", "dst").distinct().join(sig_src, "src").join(sig_dst, "dst")
-                  .select("src", "dst", jaccard(F.col("s1"), F.col("s2"), cfg.num_perm).alias("similarity"))).cache()
+                  .select("src", "dst", jaccard(F.col("s1"), F.col("s2"), cfg.num_perm).alias("similarity"))
+                  ).cache()
         cached += [cand, scored]
         sure = scored.filter(F.col("similarity") >= F.lit(max(hi, cfg.threshold)))
         ok = sure
@@ -133,8 +138,10 @@ def choose_kept(members: DataFrame, cfg: DedupConfig) -> DataFrame:
     rank = F.lit(len(prio))
     for s, i in prio.items():
         rank = F.when(F.col("source") == s, F.lit(i)).otherwise(rank)
-    w = Window.partitionBy("component").orderBy(rank.asc(), F.col("response_chars").desc(), F.col("sample_id").asc())
-    return members.withColumn("_pos", F.row_number().over(w)).withColumn("is_kept", F.col("_pos") == 1).drop("_pos")
+    w = (Window.partitionBy("component")
+         .orderBy(rank.asc(), F.col("response_chars").desc(), F.col("sample_id").asc()))
+    return (members.withColumn("_pos", F.row_number().over(w))
+            .withColumn("is_kept", F.col("_pos") == 1).drop("_pos"))
 
 
 def build_clusters(spark: SparkSession, samples: DataFrame, sigs: DataFrame, cfg: DedupConfig, chash: str,
@@ -148,8 +155,8 @@ def build_clusters(spark: SparkSession, samples: DataFrame, sigs: DataFrame, cfg
     t0 = time.time()
     nr_edges, bands, rows, n_exact = near_edges(reps, samples.select("sample_id", "text"), cfg)
     log.info("LSH in Spark: %d bands x %d rows (threshold %.2f, %d permutations): %d verified near pairs; %d "
-             "borderline pairs checked exactly (%.1fs)", bands, rows, cfg.threshold, cfg.num_perm, nr_edges.count(),
-             n_exact, time.time() - t0)
+             "borderline pairs checked exactly (%.1fs)", bands, rows, cfg.threshold, cfg.num_perm,
+             nr_edges.count(), n_exact, time.time() - t0)
     t0 = time.time()
     edges = ex_edges.unionByName(nr_edges.select("src", "dst"))
     comps = connected_components(spark, edges, sigs.select(F.col("sample_id").alias("id")), engine)
@@ -184,5 +191,6 @@ def build_clusters(spark: SparkSession, samples: DataFrame, sigs: DataFrame, cfg
 
 
 def cluster_counts(by_method: dict[str, int], clusters: int, empty: int) -> dict[str, int]:
-    return {"exact_duplicates": int(by_method.get("exact", 0)), "near_duplicates": int(by_method.get("near", 0)),
-            "clusters": int(clusters), "kept": int(by_method.get("unique", 0)), "empty_text": int(empty)}
+    return {"exact_duplicates": int(by_method.get("exact", 0)),
+            "near_duplicates": int(by_method.get("near", 0)), "clusters": int(clusters),
+            "kept": int(by_method.get("unique", 0)), "empty_text": int(empty)}
