@@ -37,12 +37,14 @@ EVIDENCE = "sample_id string, item_idx int, cosine double, ngram_shared int, ngr
 def benchmark_items(store: Store) -> DataFrame:
     """(item_idx, bench_idx, benchmark, item_id, prompt), each benchmark's items contiguous in item_idx
     (numbered on the driver: the prompts are collected for the n-gram index anyway)."""
-    rows = store.read("benchmarks").select("benchmark", "item_id", "prompt").orderBy("benchmark", "item_id").collect()
+    rows = (store.read("benchmarks").select("benchmark", "item_id", "prompt")
+            .orderBy("benchmark", "item_id").collect())
     names = sorted({r["benchmark"] for r in rows})
     bench_idx = {n: i for i, n in enumerate(names)}
     return rows_frame(
         store.spark,
-        [(i, bench_idx[r["benchmark"]], r["benchmark"], r["item_id"], r["prompt"]) for i, r in enumerate(rows)],
+        [(i, bench_idx[r["benchmark"]], r["benchmark"], r["item_id"], r["prompt"])
+         for i, r in enumerate(rows)],
         "item_idx int, bench_idx int, benchmark string, item_id string, prompt string")
 
 
@@ -107,7 +109,8 @@ def ngram_evidence(spark: SparkSession, todo: DataFrame, prompts: list[str], ngr
     return todo.select("sample_id", "instruction").mapInArrow(run, EVIDENCE)
 
 
-def finalize(evidence: DataFrame, items: DataFrame, per_item: DataFrame, config: Config, chash: str) -> DataFrame:
+def finalize(evidence: DataFrame, items: DataFrame, per_item: DataFrame, config: Config,
+             chash: str) -> DataFrame:
     """Evidence rows -> contamination rows: one per (sample, prompt), flags, methods, the keep rule."""
     cfg = config.decontam
     e = (evidence.groupBy("sample_id", "item_idx")
@@ -123,8 +126,10 @@ def finalize(evidence: DataFrame, items: DataFrame, per_item: DataFrame, config:
     if cfg.ngram_min_ratio > 0:
         by_ng = by_ng | (F.col("ngram_ratio") >= cfg.ngram_min_ratio)
     rank = F.row_number().over(Window.partitionBy("sample_id", "benchmark")
-                               .orderBy(F.col("cosine").desc_nulls_last(), F.col("ngram_shared").desc(), "item_id"))
-    methods = F.filter(F.array(F.when(F.col("by_emb"), F.lit("embedding")), F.when(F.col("by_ng"), F.lit("ngram"))),
+                               .orderBy(F.col("cosine").desc_nulls_last(), F.col("ngram_shared").desc(),
+                                        "item_id"))
+    methods = F.filter(F.array(F.when(F.col("by_emb"), F.lit("embedding")),
+                               F.when(F.col("by_ng"), F.lit("ngram"))),
                        lambda x: x.isNotNull())
     return (e.withColumn("ngram_ratio", ratio).withColumn("by_emb", by_emb).withColumn("by_ng", by_ng)
             .withColumn("rank", rank)
@@ -135,7 +140,8 @@ def finalize(evidence: DataFrame, items: DataFrame, per_item: DataFrame, config:
             .select(*schemas.CONTAMINATION.fieldNames()))
 
 
-def run(spark: SparkSession, store: Store, config: Config, benchmarks: list[str] | tuple[str, ...] = ()) -> StageResult:
+def run(spark: SparkSession, store: Store, config: Config,
+        benchmarks: list[str] | tuple[str, ...] = ()) -> StageResult:
     from instructlake.decontam.benchmarks import DEFAULT, load
 
     cfg = config.decontam
@@ -143,7 +149,8 @@ def run(spark: SparkSession, store: Store, config: Config, benchmarks: list[str]
     if benchmarks:
         loaded = load(spark, store, list(benchmarks), config.ingest.quarantine_raw_chars)
     elif not store.exists("benchmarks") or not store.read("benchmarks").limit(1).count():
-        log.info("no benchmarks loaded yet: loading the built-in %s (add others with --benchmark NAME=PATH)", DEFAULT)
+        log.info("no benchmarks loaded yet: loading the built-in %s (add others with --benchmark NAME=PATH)",
+                 DEFAULT)
         loaded = load(spark, store, [DEFAULT], config.ingest.quarantine_raw_chars)
     if not store.exists("samples"):
         raise EmptyInputError("decontam: there is no samples table; run `instructlake ingest` first")
@@ -166,8 +173,9 @@ def run(spark: SparkSession, store: Store, config: Config, benchmarks: list[str]
         t0 = time.time()
         prompts = [r["prompt"] for r in item_rows]
         svec, n_new = instruction_vectors(spark, store, config, todo)
-        bench_text = items.select(F.concat(F.lit("benchmark:"), F.sha2("prompt", 256).substr(1, 32)).alias("sample_id"),
-                                  F.col("prompt").alias("instruction"), "item_idx", "bench_idx")
+        bench_text = items.select(
+            F.concat(F.lit("benchmark:"), F.sha2("prompt", 256).substr(1, 32)).alias("sample_id"),
+            F.col("prompt").alias("instruction"), "item_idx", "bench_idx")
         bvec, _ = instruction_vectors(spark, store, config, bench_text)
         bvec = bench_text.join(bvec, "sample_id").select("item_idx", "bench_idx", "vector")
         counts["embedded"] = n_new
@@ -182,8 +190,8 @@ def run(spark: SparkSession, store: Store, config: Config, benchmarks: list[str]
         else:
             from instructlake.decontam.blocked import candidates
 
-            emb = candidates(spark, with_vec.select("sample_id", "vector"), bvec, len(names), cfg.cosine_threshold,
-                             cfg.top_k, config.platform.decontam.ivf_clusters)
+            emb = candidates(spark, with_vec.select("sample_id", "vector"), bvec, len(names),
+                             cfg.cosine_threshold, cfg.top_k, config.platform.decontam.ivf_clusters)
             emb = emb.select("sample_id", "item_idx", "cosine", F.lit(0).alias("ngram_shared"),
                              F.lit(None).cast("string").alias("ngram_example"))
             evidence = emb.unionByName(ngram_evidence(spark, todo, prompts, cfg.ngram))
@@ -191,7 +199,8 @@ def run(spark: SparkSession, store: Store, config: Config, benchmarks: list[str]
         store.merge("contamination", rows, source_is_materialized=True)
         stats = (rows.groupBy("benchmark").agg(
             F.countDistinct(F.when(F.col("flagged"), F.col("sample_id"))).alias("flagged"),
-            F.countDistinct(F.when(F.array_contains("methods", "embedding"), F.col("sample_id"))).alias("embedding"),
+            F.countDistinct(F.when(F.array_contains("methods", "embedding"), F.col("sample_id")))
+            .alias("embedding"),
             F.countDistinct(F.when(F.array_contains("methods", "ngram"), F.col("sample_id"))).alias("ngram"))
             .collect())
         for r in stats:
