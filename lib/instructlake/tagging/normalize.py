@@ -86,7 +86,8 @@ def normalize(names: list[str], freqs: list[int], vectors: np.ndarray, cfg: TagN
     cut = cfg.cut_for(1) if min_freq is None else min_freq
     freqs_a = np.asarray(freqs, dtype=np.int64)
     keep = np.nonzero(freqs_a >= cut)[0]
-    out = [Mapping(names[i], None, None, None, int(freqs_a[i]), None, "rare") for i in np.nonzero(freqs_a < cut)[0]]
+    out = [Mapping(names[i], None, None, None, int(freqs_a[i]), None, "rare")
+           for i in np.nonzero(freqs_a < cut)[0]]
     if len(keep) == 0:
         return out
     kv, kf, kn = vectors[keep], freqs_a[keep], [names[i] for i in keep]
@@ -106,7 +107,8 @@ def normalize(names: list[str], freqs: list[int], vectors: np.ndarray, cfg: TagN
         w = head_freq[members].astype(np.float32)[:, None]
         centroid = (kv[[heads[j] for j in members]] * w).sum(0)
         centroid /= max(1e-12, float(np.linalg.norm(centroid)))
-        cluster_cat[lab] = category_names[int(np.argmax(category_vectors @ centroid))] if len(category_names) else None
+        cluster_cat[lab] = (category_names[int(np.argmax(category_vectors @ centroid))]
+                            if len(category_names) else None)
     tax = taxonomy_category or {}
     for i in range(len(keep)):
         h = int(canon[i])
@@ -121,15 +123,16 @@ def normalize(names: list[str], freqs: list[int], vectors: np.ndarray, cfg: TagN
 
 def tag_frequencies(tags: DataFrame) -> DataFrame:
     """Samples per raw tag."""
-    return tags.filter(F.col("tag").isNotNull()).groupBy("tag").agg(F.countDistinct("sample_id").alias("freq"))
+    return (tags.filter(F.col("tag").isNotNull()).groupBy("tag")
+            .agg(F.countDistinct("sample_id").alias("freq")))
 
 
 def tag_stats(store: Store, tags: DataFrame, tag_map: DataFrame, chash: str) -> DataFrame:
     """Samples per canonical tag, overall and per source."""
     samples = store.read("samples").select("sample_id", "source")
     canon = (tags.filter(F.col("tag").isNotNull()).select("sample_id", F.col("tag").alias("raw_tag"))
-             .join(tag_map.filter(F.col("canonical_tag").isNotNull()).select("raw_tag", "canonical_tag", "category"),
-                   "raw_tag")
+             .join(tag_map.filter(F.col("canonical_tag").isNotNull())
+                   .select("raw_tag", "canonical_tag", "category"), "raw_tag")
              .select("sample_id", "canonical_tag", "category").distinct()
              .join(samples, "sample_id"))
     per_source = canon.groupBy("canonical_tag", "source").agg(F.count("*").alias("n"))
@@ -150,7 +153,8 @@ def run(spark: SparkSession, store: Store, config: Config) -> StageResult:
 
     cfg = config.normalize_tags
     thash = tagging_hash(config)
-    chash = config_hash({"normalize_tags": config_hash(cfg), "embed": config_hash(config.embed), "tagging": thash})
+    chash = config_hash({"normalize_tags": config_hash(cfg), "embed": config_hash(config.embed),
+                         "tagging": thash})
     in_version = store.version("tags")
     tags = tag_rows(store, thash, version=in_version)
     freq = tag_frequencies(tags).collect()
@@ -173,7 +177,8 @@ def run(spark: SparkSession, store: Store, config: Config) -> StageResult:
     tag_vecs, cat_vecs = mat[: len(names)], mat[len(names):]
     maps = normalize(names, freqs, tag_vecs, cfg, [c for c, _ in tax.categories], cat_vecs,
                      tax.category_of() if cfg.taxonomy_categories else None, min_freq=cut)
-    rows = [(m.raw_tag, m.canonical_tag, m.cluster, m.category, m.freq, m.similarity, m.status, chash) for m in maps]
+    rows = [(m.raw_tag, m.canonical_tag, m.cluster, m.category, m.freq, m.similarity, m.status, chash)
+            for m in maps]
     tag_map = rows_frame(spark, rows, schemas.TAG_MAP)
     store.overwrite("tag_map", tag_map)
     tag_map = store.read("tag_map")
@@ -199,8 +204,10 @@ def run(spark: SparkSession, store: Store, config: Config) -> StageResult:
     warning = None if kept else all_rare_warning(n_raw, cut, cfg, pool)
     if warning:
         log.warning(warning)
-    return StageResult(stage="normalize_tags", config_hash=chash, counts=counts, input_versions={"tags": in_version},
-                       output_versions={"tag_map": store.version("tag_map"), "tag_stats": store.version("tag_stats")},
+    return StageResult(stage="normalize_tags", config_hash=chash, counts=counts,
+                       input_versions={"tags": in_version},
+                       output_versions={"tag_map": store.version("tag_map"),
+                                        "tag_stats": store.version("tag_stats")},
                        warning=warning)
 
 
