@@ -84,13 +84,15 @@ def llm_rows(store: Store, config: Config, todo: DataFrame, chash: str) -> tuple
     prompt = prompts.load(PROMPT)
     requests = todo.select(F.col("sample_id").alias("request_id"),
                            prompt.messages_column(instruction=F.col("text")).alias("messages"))
-    answers, counts = complete(store, requests, cfg.llm, config.platform.llm, Task(prompt.version, prompt.schema))
+    answers, counts = complete(store, requests, cfg.llm, config.platform.llm,
+                               Task(prompt.version, prompt.schema))
     item = "array<struct<tag:string,explanation:string>>"
     parsed = answers.withColumn("_tags", _answer_tags(F.from_json("parsed", item)))
     # one pass from answers to rows: no shuffle, no second read of the answers
-    rows = parsed.select(F.col("request_id").alias("sample_id"), F.explode(_row_entries(F.col("_tags"))).alias("e"))
-    return rows.select("sample_id", "e.tag", "e.explanation", "e.rank", F.lit(None).cast("double").alias("score"),
-                       "e.error"), counts
+    rows = parsed.select(F.col("request_id").alias("sample_id"),
+                         F.explode(_row_entries(F.col("_tags"))).alias("e"))
+    return rows.select("sample_id", "e.tag", "e.explanation", "e.rank",
+                       F.lit(None).cast("double").alias("score"), "e.error"), counts
 
 
 def _answer_tags(items):
@@ -109,7 +111,8 @@ def _row_entries(tags):
     first = F.filter(tags, lambda x, i: ~F.exists(F.slice(tags, 1, i), lambda y: y["tag"] == x["tag"]))
 
     def untagged(reason):
-        return F.array(F.struct(F.lit(None).cast("string").alias("tag"), F.lit(None).cast("string").alias("explanation"),
+        return F.array(F.struct(F.lit(None).cast("string").alias("tag"),
+                                F.lit(None).cast("string").alias("explanation"),
                                 F.lit(None).cast("int").alias("rank"), reason.alias("error")))
 
     ok = F.col("error").isNull()
@@ -151,7 +154,8 @@ def run(spark: SparkSession, store: Store, config: Config) -> StageResult:
     todo, n_pool = pending(store, config, chash)
     todo = todo.localCheckpoint()
     n_todo = todo.count()
-    log.info("tagging with the %s tagger (%s, %s): %d of %d samples need tags", tagger, model, version, n_todo, n_pool)
+    log.info("tagging with the %s tagger (%s, %s): %d of %d samples need tags", tagger, model, version,
+             n_todo, n_pool)
     llm_counts: dict[str, int] = {}
     warning = None
     t0 = time.time()
@@ -177,7 +181,8 @@ def run(spark: SparkSession, store: Store, config: Config) -> StageResult:
                 .withColumn("tagged_at", F.current_timestamp())
                 .select(*schemas.TAGS.fieldNames())).localCheckpoint()
         per = rows.agg(F.countDistinct("sample_id").alias("n"), F.count("tag").alias("tag_rows"),
-                       F.countDistinct(F.when(F.col("tag").isNotNull(), F.col("sample_id"))).alias("tagged")).first()
+                       F.countDistinct(F.when(F.col("tag").isNotNull(), F.col("sample_id"))).alias("tagged")
+                       ).first()
         counts["tagged"] = int(per["tagged"] or 0)
         counts["untagged"] = int(per["n"] or 0) - counts["tagged"]
         counts["backend_failed"] = n_todo - int(per["n"] or 0)
@@ -193,7 +198,8 @@ def run(spark: SparkSession, store: Store, config: Config) -> StageResult:
                     counts["backend_failed"])
     counts.update({k if k.startswith(("distill_", usage.PREFIX)) else f"llm_{k}": v
                    for k, v in llm_counts.items()})
-    return StageResult(stage="tagging", config_hash=chash, counts=counts, input_versions={"samples": in_version},
+    return StageResult(stage="tagging", config_hash=chash, counts=counts,
+                       input_versions={"samples": in_version},
                        output_versions={"tags": store.version("tags")},
                        extra={"tagger": tagger, "model": model, "version": version}, warning=warning)
 
