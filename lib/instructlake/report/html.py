@@ -35,12 +35,14 @@ def runs_section(store: Store) -> str:
     if not store.exists("runs"):
         return "<p>No stage has run yet.</p>"
     runs = store.read("runs")
-    latest = (runs.withColumn("_n", F.row_number().over(Window.partitionBy("stage").orderBy(F.desc("finished_at"))))
+    latest = (runs.withColumn("_n", F.row_number().over(Window.partitionBy("stage")
+                                                        .orderBy(F.desc("finished_at"))))
               .filter("_n = 1").orderBy("finished_at").collect())
     rows = []
     for r in latest:
         counts = ", ".join(f"{k}={v:,}" for k, v in sorted((r["counts"] or {}).items()) if "." not in k)
-        rows.append([r["stage"], r["status"], str(r["finished_at"])[:19], float(r["seconds"]), r["config_hash"], counts])
+        rows.append([r["stage"], r["status"], str(r["finished_at"])[:19], float(r["seconds"]),
+                     r["config_hash"], counts])
     return table(["stage", "status", "finished (UTC)", "seconds", "config hash", "counts"], rows)
 
 
@@ -52,7 +54,8 @@ def _image(store: Store, name: str, caption: str) -> str:
 
 def _figure(data: bytes, name: str, caption: str) -> str:
     uri = "data:image/png;base64," + base64.b64encode(data).decode()
-    return f'<figure><img src="{uri}" alt="{esc(caption)}"><figcaption>{esc(caption)} ({esc(name)})</figcaption></figure>'
+    return (f'<figure><img src="{uri}" alt="{esc(caption)}">'
+            f'<figcaption>{esc(caption)} ({esc(name)})</figcaption></figure>')
 
 
 def graph_section(store: Store) -> str:
@@ -64,15 +67,15 @@ def graph_section(store: Store) -> str:
     if store.exists("powerlaw_fit"):
         rows = []
         for r in store.read("powerlaw_fit").orderBy("target").collect():
-            rows.append([r["target"], float(r["gamma"]), int(r["xmin"]), float(r["ks_d"]), int(r["n_tail"]), int(r["n"]),
-                         "not computed" if r["p_value"] is None else float(r["p_value"]),
+            rows.append([r["target"], float(r["gamma"]), int(r["xmin"]), float(r["ks_d"]), int(r["n_tail"]),
+                         int(r["n"]), "not computed" if r["p_value"] is None else float(r["p_value"]),
                          float(r["lognormal_r"]), float(r["lognormal_p"]), float(r["exponential_r"]),
                          float(r["exponential_p"]), r["verdict"]])
-        parts.append(table(["fitted", "gamma", "xmin", "KS D", "tail", "n", "bootstrap p", "R vs lognormal", "p",
-                            "R vs exponential", "p", "reading"], rows))
-        parts.append('<p class="muted">Discrete power-law MLE with xmin by minimum KS distance (Clauset, Shalizi '
-                     "and Newman 2009). R &gt; 0 favours the power law over the alternative; the sign means "
-                     "something only when its p &lt; 0.1.</p>")
+        parts.append(table(["fitted", "gamma", "xmin", "KS D", "tail", "n", "bootstrap p", "R vs lognormal",
+                            "p", "R vs exponential", "p", "reading"], rows))
+        parts.append('<p class="muted">Discrete power-law MLE with xmin by minimum KS distance (Clauset, '
+                     "Shalizi and Newman 2009). R &gt; 0 favours the power law over the alternative; the "
+                     "sign means something only when its p &lt; 0.1.</p>")
     if store.exists("tag_degrees"):
         top = store.read("tag_degrees").orderBy(F.desc("degree"), "tag").limit(15).collect()
         parts.append("<h3>Most connected tags</h3>")
@@ -89,7 +92,8 @@ def _bins(df, col: str, n: int = 40) -> tuple[list[float], list[int], float, flo
                 F.stddev_samp(col).alias("s")).first()
     lo, hi = float(st["lo"]), float(st["hi"])
     width = (hi - lo) / n or 1.0
-    rows = df.select(F.least(F.floor((F.col(col) - lo) / width), F.lit(n - 1)).alias("b")).groupBy("b").count().collect()
+    rows = (df.select(F.least(F.floor((F.col(col) - lo) / width), F.lit(n - 1)).alias("b"))
+            .groupBy("b").count().collect())
     counts = [0] * n
     for r in rows:
         counts[int(r["b"])] = int(r["count"])
@@ -115,7 +119,8 @@ def scores_section(store: Store) -> str:
                  f"<p>{head['n']:,} samples scored with <b>{esc(head['model'])}</b>.</p>"]
         for col, title in cols.items():
             edges, counts, m, s = _bins(scores.filter(F.col(col).isNotNull()), col)
-            lines = [(m + 1.96 * s, f"mean + 1.96 sigma = {m + 1.96 * s:.3f}")] if col != "ifd" else [(1.0, "IFD = 1")]
+            lines = ([(m + 1.96 * s, f"mean + 1.96 sigma = {m + 1.96 * s:.3f}")] if col != "ifd"
+                     else [(1.0, "IFD = 1")])
             png = plots.binned_histogram(edges, counts, title, col, lines)
             name = f"scores_{col}.png"
             store.write_bytes(f"{store.warehouse}/report/{name}", png)  # beside the page, as the graph's are
@@ -127,12 +132,13 @@ def scores_section(store: Store) -> str:
 
         seeds = store.read("seeds")
         flags = seeds.select(*[F.array_contains("criteria", c).cast("int").alias(c) for c in CRITERIA])
-        agg = flags.agg(*[F.sum(F.col(a) * F.col(b)).alias(f"{a}|{b}") for a in CRITERIA for b in CRITERIA]).first()
+        agg = flags.agg(*[F.sum(F.col(a) * F.col(b)).alias(f"{a}|{b}")
+                          for a in CRITERIA for b in CRITERIA]).first()
         rows = [[a] + [int(agg[f"{a}|{b}"] or 0) for b in CRITERIA] for a in CRITERIA]
         parts.append(f"<h3>Seed criteria and their overlaps ({seeds.count():,} seeds)</h3>")
         parts.append(table(["criterion", *CRITERIA], rows))
-        parts.append('<p class="muted">The diagonal counts each criterion; the other cells count seeds meeting '
-                     "both.</p>")
+        parts.append('<p class="muted">The diagonal counts each criterion; the other cells count seeds '
+                     "meeting both.</p>")
     return "\n".join(parts)
 
 
@@ -140,7 +146,8 @@ def contamination_rows(store: Store):
     """The contamination rows of the latest decontam config (an earlier config's rows are history)."""
     latest = latest_run(store, "decontam")
     c = store.read("contamination")
-    newest = latest[0]["config_hash"] if latest else c.orderBy(F.desc("checked_at")).select("config_hash").first()
+    newest = (latest[0]["config_hash"] if latest
+              else c.orderBy(F.desc("checked_at")).select("config_hash").first())
     if newest is not None:
         c = c.filter(F.col("config_hash") == (newest if isinstance(newest, str) else newest[0]))
     return c
@@ -151,7 +158,8 @@ def contamination_summary(c):
     return (c.groupBy("benchmark").agg(
         F.countDistinct("sample_id").alias("checked"),
         F.countDistinct(F.when(F.col("flagged"), F.col("sample_id"))).alias("flagged"),
-        F.countDistinct(F.when(F.array_contains("methods", "embedding"), F.col("sample_id"))).alias("embedding"),
+        F.countDistinct(F.when(F.array_contains("methods", "embedding"), F.col("sample_id")))
+        .alias("embedding"),
         F.countDistinct(F.when(F.array_contains("methods", "ngram"), F.col("sample_id"))).alias("ngram"))
         .orderBy("benchmark"))
 
@@ -166,20 +174,22 @@ def contamination_section(store: Store, top: int = 20) -> str:
     parts = ["<h2>Benchmark contamination</h2>"]
     stats = contamination_summary(c).collect()
     parts.append(table(["benchmark", "samples checked", "flagged", "by embedding", "by n-gram"],
-                       [[r["benchmark"], int(r["checked"]), int(r["flagged"]), int(r["embedding"]), int(r["ngram"])]
-                        for r in stats]))
+                       [[r["benchmark"], int(r["checked"]), int(r["flagged"]), int(r["embedding"]),
+                         int(r["ngram"])] for r in stats]))
     matches = (c.filter("flagged").orderBy(F.desc("cosine"), F.desc("ngram_shared")).limit(top).alias("c")
                .join(store.read("samples").select("sample_id", "instruction"), "sample_id")
-               .join(store.read("benchmarks").select("benchmark", "item_id", "prompt"), ["benchmark", "item_id"])
-               .orderBy(F.desc("cosine"), F.desc("ngram_shared")).collect()) if store.exists("benchmarks") else []
+               .join(store.read("benchmarks").select("benchmark", "item_id", "prompt"),
+                     ["benchmark", "item_id"])
+               .orderBy(F.desc("cosine"), F.desc("ngram_shared")).collect()
+               ) if store.exists("benchmarks") else []
     if matches:
         parts.append(f"<h3>Top {len(matches)} flagged matches</h3>")
         parts.append(table(["cosine", "shared n-grams", "methods", "sample instruction", "benchmark prompt"],
                            [[float(r["cosine"]) if r["cosine"] is not None else "", int(r["ngram_shared"]),
-                             ", ".join(r["methods"]), r["instruction"][:300], f"{r['benchmark']} #{r['item_id']}: "
-                             f"{r['prompt'][:300]}"] for r in matches]))
-    parts.append('<p class="muted">Export drops every flagged sample; each row of the contamination table keeps '
-                 "the evidence (cosine, shared n-grams and an example n-gram).</p>")
+                             ", ".join(r["methods"]), r["instruction"][:300],
+                             f"{r['benchmark']} #{r['item_id']}: {r['prompt'][:300]}"] for r in matches]))
+    parts.append('<p class="muted">Export drops every flagged sample; each row of the contamination table '
+                 "keeps the evidence (cosine, shared n-grams and an example n-gram).</p>")
     return "\n".join(parts)
 
 
@@ -196,8 +206,8 @@ def difficulty_section(store: Store) -> str:
     if store.exists("contamination"):
         flagged = store.read("contamination").filter("flagged").select("sample_id")
         kept = kept.join(flagged, "sample_id", "left_anti")
-    sets = {"original pool": rated.filter(F.col("source") != "synth"), "evolved": rated.filter(F.col("source") == "synth"),
-            "final export": kept}
+    sets = {"original pool": rated.filter(F.col("source") != "synth"),
+            "evolved": rated.filter(F.col("source") == "synth"), "final export": kept}
     hist = {name: {r["difficulty"]: int(r["count"]) for r in df.groupBy("difficulty").count().collect()}
             for name, df in sets.items()}
     rows = [[level] + [hist[name].get(level, 0) for name in sets] for level in range(1, 11)]
@@ -215,7 +225,8 @@ def _with_anchors(body: str) -> tuple[str, str]:
     items: list[str] = []
 
     def anchor(m) -> str:
-        slug = re.sub(r"[^a-z0-9]+", "-", html.unescape(m.group(1)).lower()).strip("-") or f"section-{len(items)}"
+        slug = (re.sub(r"[^a-z0-9]+", "-", html.unescape(m.group(1)).lower()).strip("-")
+                or f"section-{len(items)}")
         items.append(f'<li><a href="#{slug}">{m.group(1)}</a></li>')
         return f'<h2 id="{slug}">{m.group(1)}</h2>'
 
