@@ -30,8 +30,8 @@ from instructlake.store import Store
 
 log = logging.getLogger(__name__)
 
-ANSWER_COLUMNS = ["cache_key", "model", "prompt_version", "params_hash", "prompt_hash", "messages", "response",
-                  "parsed", "error", "attempts", "prompt_tokens", "completion_tokens"]
+ANSWER_COLUMNS = ["cache_key", "model", "prompt_version", "params_hash", "prompt_hash", "messages",
+                  "response", "parsed", "error", "attempts", "prompt_tokens", "completion_tokens"]
 
 
 @dataclass
@@ -43,8 +43,8 @@ class Task:
 
 
 def sampling_params(llm: LLMConfig, schema: dict[str, Any] | None) -> SamplingParams:
-    return SamplingParams(temperature=llm.temperature, top_p=llm.top_p, max_tokens=llm.max_tokens, seed=llm.seed,
-                          json_schema=schema)
+    return SamplingParams(temperature=llm.temperature, top_p=llm.top_p, max_tokens=llm.max_tokens,
+                          seed=llm.seed, json_schema=schema)
 
 
 def params_hash(llm: LLMConfig, task: Task) -> str:
@@ -60,8 +60,9 @@ def keyed(requests: DataFrame, llm: LLMConfig, task: Task) -> DataFrame:
     """Requests with their prompt hash and cache key (computed in the JVM)."""
     ph = params_hash(llm, task)
     return (requests.withColumn("prompt_hash", F.sha2(F.col("messages"), 256))
-            .withColumn("cache_key", F.sha2(F.concat_ws("\u0001", F.lit(llm.model), F.lit(task.prompt_version),
-                                                          F.lit(ph), F.col("prompt_hash")), 256)))
+            .withColumn("cache_key", F.sha2(F.concat_ws("\u0001", F.lit(llm.model),
+                                                          F.lit(task.prompt_version), F.lit(ph),
+                                                          F.col("prompt_hash")), 256)))
 
 
 def _answer_batches(llm: LLMConfig, settings: LLMSettings, task: Task, ph: str, threads: int = 0):
@@ -166,9 +167,9 @@ def _answer_misses(store: Store, misses: DataFrame, n_miss: int, llm: LLMConfig,
     rounds = max(1, -(-n_miss // max(1, settings.commit_every)))
     # the thread count is part of the engine's identity: one per worker, whatever a call's size
     threads = task_threads(spark, settings.threads)
-    log.info("LLM %s (%s, %s): %d prompts, %d cached, %d to answer in %d round(s) on %d partitions", llm.backend,
-             llm.model, task.prompt_version, counts["prompts"], counts["cache_hits"], n_miss, rounds,
-             min(parts, n_miss))
+    log.info("LLM %s (%s, %s): %d prompts, %d cached, %d to answer in %d round(s) on %d partitions",
+             llm.backend, llm.model, task.prompt_version, counts["prompts"], counts["cache_hits"], n_miss,
+             rounds, min(parts, n_miss))
     answers = []
     t0 = time.time()
     for r in range(rounds):
@@ -199,8 +200,8 @@ def _answer_misses(store: Store, misses: DataFrame, n_miss: int, llm: LLMConfig,
         if failed:
             answers.append(fresh.filter("transport_error").select(*ANSWER_COLUMNS))
         spent = time.time() - t0
-        log.info("LLM round %d/%d: %d answered and cached (%.0fs so far, about %.0fs to go)", r + 1, rounds, n,
-                 spent, spent / (r + 1) * (rounds - r - 1))
+        log.info("LLM round %d/%d: %d answered and cached (%.0fs so far, about %.0fs to go)", r + 1, rounds,
+                 n, spent, spent / (r + 1) * (rounds - r - 1))
     log.info("LLM answered %d prompts in %.1fs (%d invalid after re-asks, %d backend errors); %s", n_miss,
              time.time() - t0, counts["invalid"], counts["backend_errors"],
              usage.line(counts, settings.prices))
