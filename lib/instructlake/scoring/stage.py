@@ -51,7 +51,8 @@ def get_scorer(cfg: ScoringConfig, settings: ScoringSettings, path: str):
         local = hadoopfs.worker_dir(path)  # a remote model: this executor's copy (ship_dir)
         return TransformersScorer(cfg.model, local, cfg.max_length, settings.token_budget, settings.device)
 
-    return once_per_worker("scorer", {"cfg": config_hash(cfg), "settings": config_hash(settings), "path": path}, load)
+    return once_per_worker("scorer", {"cfg": config_hash(cfg), "settings": config_hash(settings),
+                                      "path": path}, load)
 
 
 def score_frame(spark: SparkSession, todo: DataFrame, cfg: ScoringConfig, settings: ScoringSettings,
@@ -74,8 +75,8 @@ def score_frame(spark: SparkSession, todo: DataFrame, cfg: ScoringConfig, settin
                 "loss_cond": [s.loss_cond for s in res], "loss_uncond": [s.loss_uncond for s in res],
                 "ifd": [s.ifd for s in res], "loss_reduction": [s.loss_reduction for s in res],
                 "n_tokens": [s.n_tokens for s in res], "response_bytes": [s.response_bytes for s in res],
-                "loss_cond_per_byte": [s.loss_cond_per_byte for s in res], "truncated": [s.truncated for s in res],
-                "error": [s.error for s in res]})
+                "loss_cond_per_byte": [s.loss_cond_per_byte for s in res],
+                "truncated": [s.truncated for s in res], "error": [s.error for s in res]})
 
     out = ("sample_id string, model string, loss_cond double, loss_uncond double, ifd double, loss_reduction "
            "double, n_tokens int, response_bytes int, loss_cond_per_byte double, truncated boolean, error "
@@ -125,21 +126,22 @@ def run(spark: SparkSession, store: Store, config: Config) -> StageResult:
     pool = without_removed(store, samples) if cfg.only_kept else samples
     todo = pool
     if store.exists("scores"):
-        todo = pool.join(store.read("scores").filter(F.col("config_hash") == chash).select("sample_id"), "sample_id",
-                         "left_anti")
+        todo = pool.join(store.read("scores").filter(F.col("config_hash") == chash).select("sample_id"),
+                         "sample_id", "left_anti")
     todo = todo.select("sample_id", "conversation").localCheckpoint()
     n_pool, n_todo = pool.count(), todo.count()
     budget = config.platform.scoring.token_budget
-    log.info("scoring %d of %d samples with %s from %s (max_length %d, token budget %s)", n_todo, n_pool, cfg.model,
-             path, cfg.max_length, budget or f"by device: {CPU_TOKEN_BUDGET} on a CPU, {GPU_TOKEN_BUDGET} on "
-                                             f"a GPU")
+    log.info("scoring %d of %d samples with %s from %s (max_length %d, token budget %s)", n_todo, n_pool,
+             cfg.model, path, cfg.max_length,
+             budget or f"by device: {CPU_TOKEN_BUDGET} on a CPU, {GPU_TOKEN_BUDGET} on a GPU")
     counts = {"pool": n_pool, "input": n_todo, "scored": 0, "failed": 0, "truncated": 0}
     if n_todo:
         t0 = time.time()
         if _remote(path):
             hadoopfs.ship_dir(spark, path, model_identity(path))
         scores = score_frame(spark, todo, cfg, config.platform.scoring, chash, path).localCheckpoint()
-        agg = scores.agg(F.count("*").alias("n"), F.sum(F.col("error").isNotNull().cast("int")).alias("failed"),
+        agg = scores.agg(F.count("*").alias("n"),
+                         F.sum(F.col("error").isNotNull().cast("int")).alias("failed"),
                          F.sum(F.col("truncated").cast("int")).alias("truncated"),
                          F.sum("n_tokens").alias("tokens")).first()
         counts.update({"scored": int(agg["n"]) - int(agg["failed"] or 0), "failed": int(agg["failed"] or 0),
@@ -176,5 +178,5 @@ def train_reference(spark: SparkSession, store: Store, config: Config) -> StageR
     counts = {"samples": len(texts), "parameters": info["parameters"], "steps": info["steps"],
               "tokens_seen": info["tokens_seen"], "train_tokens": info["train_tokens"],
               "last_loss_x1000": int(round((info["last_loss"] or 0) * 1000))}
-    return StageResult(stage="train_reference", config_hash=config_hash({"spec": config_hash(spec)}), counts=counts,
-                       input_versions={"samples": store.version("samples")}, extra=info)
+    return StageResult(stage="train_reference", config_hash=config_hash({"spec": config_hash(spec)}),
+                       counts=counts, input_versions={"samples": store.version("samples")}, extra=info)
