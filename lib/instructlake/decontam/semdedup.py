@@ -63,20 +63,24 @@ def run(spark: SparkSession, store: Store, config: Config) -> StageResult:
     chash = config_hash({"semdedup": config_hash(cfg), "embed": config.embed.model})
     cv = store.version("dedup_clusters")
     clusters = store.read("dedup_clusters", version=cv)
-    judged = clusters.filter(F.col("is_kept") | (F.col("method") == "semantic")) if cfg.only_kept else clusters
+    judged = (clusters.filter(F.col("is_kept") | (F.col("method") == "semantic")) if cfg.only_kept
+              else clusters)
     version = store.version("samples")
     samples = store.read("samples", version=version)
     pool = (samples.join(judged.select("sample_id"), "sample_id", "left_semi")
-            .select("sample_id", "instruction", "source", response_chars().alias("response_chars"))).localCheckpoint()
+            .select("sample_id", "instruction", "source", response_chars().alias("response_chars"))
+            ).localCheckpoint()
     n = pool.count()
     counts = {"input": n, "clusters": 0, "pairs": 0, "groups": 0, "semantic_duplicates": 0, "restored": 0}
     if n < 2:
-        return StageResult(stage="semdedup", config_hash=chash, counts=counts, input_versions={"samples": version})
+        return StageResult(stage="semdedup", config_hash=chash, counts=counts,
+                           input_versions={"samples": version})
     t0 = time.time()
     vectors, counts["embedded"] = instruction_vectors(spark, store, config, pool)
     k = cfg.clusters or max(1, int(round(math.sqrt(n / 4))))
     k = min(k, n)
-    data = vectors.select("sample_id", array_to_vector("vector").alias("features"), "vector").localCheckpoint()
+    data = (vectors.select("sample_id", array_to_vector("vector").alias("features"), "vector")
+            .localCheckpoint())
     train = data
     if cfg.train_per_cluster and n > k * cfg.train_per_cluster:
         train = data.sample(fraction=k * cfg.train_per_cluster / n, seed=cfg.seed)
@@ -91,14 +95,15 @@ def run(spark: SparkSession, store: Store, config: Config) -> StageResult:
 
         i, j, c = pairs_above(as_matrix(t.column("vector")), threshold)
         ids = t.column("sample_id")
-        return pa.table({"a": ids.take(pa.array(i)), "b": ids.take(pa.array(j)), "cosine": pa.array(c.astype(np.float64))})
+        return pa.table({"a": ids.take(pa.array(i)), "b": ids.take(pa.array(j)),
+                         "cosine": pa.array(c.astype(np.float64))})
 
     pairs = (assigned.select("sample_id", "vector", "prediction").groupBy("prediction")
              .applyInArrow(within, "a string, b string, cosine double").collect())
     counts["pairs"] = len(pairs)
     comp = smallest_member_components((r["a"], r["b"]) for r in pairs)
-    log.info("semdedup: %d samples, %d KMeans clusters, %d pairs with cosine >= %.2f, %d groups (%.1fs)", n, k,
-             len(pairs), threshold, len(set(comp.values())), time.time() - t0)
+    log.info("semdedup: %d samples, %d KMeans clusters, %d pairs with cosine >= %.2f, %d groups (%.1fs)", n,
+             k, len(pairs), threshold, len(set(comp.values())), time.time() - t0)
 
     removed_rows = []
     if comp:
