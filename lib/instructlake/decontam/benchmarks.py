@@ -51,13 +51,14 @@ def prompts_of(record: Any, index: int) -> list[Item]:
             raise RecordError("empty_content", "the prompt is an empty string")
         return [Item(str(index), normalize_text(record))]
     if not isinstance(record, dict):
-        raise RecordError("not_an_object", f"the record is a JSON {type(record).__name__}, expected an object or "
-                                           "a string")
+        raise RecordError("not_an_object", f"the record is a JSON {type(record).__name__}, expected an "
+                                           "object or a string")
     own = _own_id(record, *ID_KEYS) or str(index)
     texts: list[str] = []
     if isinstance(record.get("turns"), list):
         for i, t in enumerate(record["turns"]):
-            text = t if isinstance(t, str) else _content(t.get("content"), f"turns[{i}]") if isinstance(t, dict) else None
+            text = (t if isinstance(t, str)
+                    else _content(t.get("content"), f"turns[{i}]") if isinstance(t, dict) else None)
             if text is None:
                 raise RecordError("wrong_type", f"turns[{i}] is {type(t).__name__}, expected a string or "
                                                 f"{{content}}")
@@ -73,7 +74,8 @@ def prompts_of(record: Any, index: int) -> list[Item]:
             v = record.get(key)
             if isinstance(v, str) and v.strip():
                 extra = record.get("input") if key == "instruction" else None
-                texts = [v.strip() + (f"\n\n{extra.strip()}" if isinstance(extra, str) and extra.strip() else "")]
+                texts = [v.strip() + (f"\n\n{extra.strip()}" if isinstance(extra, str) and extra.strip()
+                                      else "")]
                 break
     texts = [normalize_text(t) for t in texts if t and t.strip()]
     if not texts:
@@ -104,8 +106,9 @@ def quarantine_records(store: Store, stage: str, source: str, label: str, bad: l
     """[(raw, reason, detail)] of records read outside ingest -> `quarantine`, ids as ingest makes them."""
     q = rows_frame(
         store.spark,
-        [(quarantine_id(stage, source, label, raw.locator, reason, raw.text), stage, source, label, raw.locator,
-          raw.line, reason, detail[:2000], raw.text[:raw_chars], raw.nbytes) for raw, reason, detail in bad],
+        [(quarantine_id(stage, source, label, raw.locator, reason, raw.text), stage, source, label,
+          raw.locator, raw.line, reason, detail[:2000], raw.text[:raw_chars], raw.nbytes)
+         for raw, reason, detail in bad],
         "quarantine_id string, stage string, source string, source_file string, locator string, line long, "
         "reason string, detail string, raw string, raw_length long")
     store.merge("quarantine", q.withColumn("quarantined_at", F.current_timestamp())
@@ -133,7 +136,8 @@ def parse_spec(spec: str) -> tuple[str, str]:
     return name.strip(), path.strip()
 
 
-def load(spark: SparkSession, store: Store, specs: list[str], quarantine_raw_chars: int = 2000) -> dict[str, int]:
+def load(spark: SparkSession, store: Store, specs: list[str],
+         quarantine_raw_chars: int = 2000) -> dict[str, int]:
     """Load each NAME=PATH into `benchmarks`, replacing that benchmark's previous items in one commit.
     Returns prompts per benchmark; bad records go to quarantine (stage "benchmarks")."""
     loaded: dict[str, int] = {}
@@ -144,8 +148,8 @@ def load(spark: SparkSession, store: Store, specs: list[str], quarantine_raw_cha
         items, bad = read_file(path)
         label = path.rstrip("/").rsplit("/", 1)[-1]
         if bad:
-            log.warning("benchmark %s: %d records of %s hold no prompt and were quarantined (first: %s)", name,
-                        len(bad), label, bad[0][2])
+            log.warning("benchmark %s: %d records of %s hold no prompt and were quarantined (first: %s)",
+                        name, len(bad), label, bad[0][2])
             quarantine_records(store, "benchmarks", name, label, bad, quarantine_raw_chars)
         if not items:
             raise ConfigError(f"--benchmark {name}: {path} holds no prompts ({len(bad)} records quarantined)")
