@@ -22,9 +22,9 @@ from typing import Any, get_args, get_origin, get_type_hints
 
 import yaml
 
+# The sections live in their own modules (llm, platform, quality, semantic, tagging); everything is importable
+# from here.
 from instructlake.config_llm import LLM_BACKENDS, LLMConfig  # noqa: F401
-
-# The sections live in their own modules (semantic, platform); everything is importable from here.
 from instructlake.config_platform import (  # noqa: F401
     DecontamSettings,
     EmbedSettings,
